@@ -1,0 +1,350 @@
+//! `Device`: the entry point an app (through the FFI), the CLI and tests use. It ties the
+//! pure order logic and SLA rules to the store and an injected clock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::order::{self, lifecycle, Actor, EngineerNote, Event, GpsFix, Status, Timestamp, TransitionRecord, WorkOrder};
+use crate::sla::{SlaPolicy, SlaReport, WorkCalendar};
+use crate::store::{Change, OrderSummary, SortBy, Store};
+use crate::Result;
+
+pub struct DeviceOptions {
+    pub data_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    pub calendar: WorkCalendar,
+    pub sla: SlaPolicy,
+}
+
+impl DeviceOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            clock: SystemClock::shared(),
+            calendar: WorkCalendar::china_default(),
+            sla: SlaPolicy::default(),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only these statuses; empty means all.
+    pub statuses: Vec<Status>,
+    pub sort: SortBy,
+}
+
+/// Everything a detail screen shows, in one call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderView {
+    pub order: WorkOrder,
+    pub sla: SlaReport,
+    /// Events the engineer can raise now (button names).
+    pub next_events: Vec<&'static str>,
+}
+
+pub struct Device {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    calendar: WorkCalendar,
+    sla: SlaPolicy,
+}
+
+const NOTE_MAX_CHARS: usize = 4000;
+
+impl Device {
+    pub fn open(options: DeviceOptions) -> Result<Self> {
+        let store = Store::open(&options.data_dir)?;
+        Ok(Self { store, clock: options.clock, calendar: options.calendar, sla: options.sla })
+    }
+
+    pub fn device_id(&self) -> &str {
+        self.store.device_id()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(self.clock.now())
+    }
+
+    fn summarize(&self, order: &WorkOrder) -> OrderSummary {
+        let sla = self.sla.evaluate(order, &self.calendar, self.clock.now());
+        let next = sla.next_deadline();
+        OrderSummary {
+            id: order.id.clone(),
+            status: order.status,
+            priority: order.priority.as_str().to_string(),
+            customer: order.customer.company.clone(),
+            site: order.site.address.clone(),
+            equipment: format!("{} {}", order.equipment.brand, order.equipment.model),
+            engineer_id: order.engineer.id.clone(),
+            reported_at: order.fault.reported_at.0,
+            appointment_start: order.appointment.map(|w| w.start.0),
+            appointment_end: order.appointment.map(|w| w.end.0),
+            sla_deadline: next.map(|c| c.deadline.0),
+            sla_kind: next.map(|c| serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            updated_at: order.last_activity().0,
+            breached: false,
+        }
+    }
+
+    fn view(&self, order: WorkOrder) -> OrderView {
+        let sla = self.sla.evaluate(&order, &self.calendar, self.clock.now());
+        let next_events = lifecycle::engineer_events(order.status);
+        OrderView { order, sla, next_events }
+    }
+
+    /// Imports one order or an array of orders from the dispatcher's JSON. Validates all of
+    /// them and checks none exists before writing any.
+    pub fn import_orders_json(&self, json: &str) -> Result<Vec<String>> {
+        let orders = order::import::parse_orders(json, self.now())?;
+        for o in &orders {
+            if self.store.get(&o.id).is_ok() {
+                return Err(crate::store::Error::AlreadyExists { id: o.id.clone() }.into());
+            }
+        }
+        let mut ids = Vec::with_capacity(orders.len());
+        for o in orders {
+            self.store.insert(&o, &self.summarize(&o))?;
+            ids.push(o.id);
+        }
+        Ok(ids)
+    }
+
+    pub fn list(&self, filter: &OrderFilter) -> Result<Vec<OrderSummary>> {
+        let now = self.now().0;
+        let mut rows = self.store.list(&filter.statuses, filter.sort)?;
+        for r in &mut rows {
+            r.breached = r.sla_deadline.is_some_and(|d| d < now);
+        }
+        Ok(rows)
+    }
+
+    pub fn get(&self, id: &str) -> Result<OrderView> {
+        Ok(self.view(self.store.get(id)?))
+    }
+
+    /// Applies a lifecycle event, recording wall time, monotonic reading, device and fix.
+    pub fn transition(&self, id: &str, event: Event, actor: Actor, fix: Option<GpsFix>) -> Result<OrderView> {
+        let now = self.now();
+        let mono = self.clock.monotonic_ms();
+        let device = self.device_id().to_string();
+        let name = event.name();
+        let ((), order) = self.store.edit(
+            id,
+            name,
+            now.0,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+                let to = lifecycle::next_status(o.status, &event, actor)?;
+                let mut changes = vec![Change::Status, Change::AppendTransition];
+                if let Some(w) = event.new_window() {
+                    o.appointment = Some(w);
+                    changes.push(Change::Appointment);
+                }
+                o.transitions.push(TransitionRecord { from: o.status, to, event, at: now, monotonic_ms: mono, device, fix });
+                o.status = to;
+                Ok(((), changes))
+            },
+            |o| self.summarize(o),
+        )?;
+        tracing::info!(order = id, event = name, status = %order.status, "transition");
+        Ok(self.view(order))
+    }
+
+    /// Appends an engineer note (notes are never edited in place; a correction is a new note).
+    pub fn add_note(&self, id: &str, text: &str) -> Result<OrderView> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > NOTE_MAX_CHARS {
+            return Err(order::Error::Invalid {
+                field: "text".into(),
+                reason: format!("a note has 1 to {NOTE_MAX_CHARS} characters"),
+            }
+            .into());
+        }
+        let note = EngineerNote { at: self.now(), device: self.device_id().to_string(), text: text.to_string() };
+        let ((), order) = self.store.edit(
+            id,
+            "note",
+            note.at.0,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+                o.notes.push(note);
+                Ok(((), vec![Change::AppendNote]))
+            },
+            |o| self.summarize(o),
+        )?;
+        Ok(self.view(order))
+    }
+
+    /// The order's whole Automerge document, for a peer or a server.
+    pub fn document_bytes(&self, id: &str) -> Result<Vec<u8>> {
+        Ok(self.store.document_bytes(id)?)
+    }
+
+    /// Merges a document received from a peer or a server.
+    pub fn merge_document(&self, bytes: &[u8]) -> Result<OrderView> {
+        let order = self.store.merge(bytes, |o| self.summarize(o))?;
+        Ok(self.view(order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::order::import::tests::sample_json;
+    use crate::order::{TimeWindow, LocationSource};
+    use chrono::TimeZone;
+
+    fn device(dir: &std::path::Path, clock: Arc<ManualClock>) -> Device {
+        Device::open(DeviceOptions::new(dir).with_clock(clock)).unwrap()
+    }
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::at(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 1, 30, 0).unwrap()))
+    }
+
+    fn window(d: &Device) -> TimeWindow {
+        TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) }
+    }
+
+    #[test]
+    fn full_lifecycle_is_recorded_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let d = device(dir.path(), clock.clone());
+        assert_eq!(d.import_orders_json(&sample_json("WO-1")).unwrap(), vec!["WO-1"]);
+        let fix = GpsFix { lat: 39.9, lon: 116.4, accuracy_m: 8.0, source: LocationSource::Gps, mock: false };
+        let w = window(&d);
+        let events = [
+            Event::Accept,
+            Event::ContactCustomer { window: w },
+            Event::Depart,
+            Event::Arrive,
+            Event::StartWork,
+            Event::RequestSignature,
+            Event::Complete,
+        ];
+        for e in events {
+            clock.advance(chrono::Duration::minutes(10));
+            d.transition("WO-1", e, Actor::Engineer, Some(fix)).unwrap();
+        }
+        d.add_note("WO-1", "replaced the DC-in board").unwrap();
+        let device_id = d.device_id().to_string();
+        drop(d);
+
+        let d = device(dir.path(), clock);
+        assert_eq!(d.device_id(), device_id, "device id is stable");
+        let v = d.get("WO-1").unwrap();
+        assert_eq!(v.order.status, Status::Completed);
+        assert_eq!(v.order.transitions.len(), 7);
+        assert_eq!(v.order.appointment, Some(w));
+        let t = &v.order.transitions[3];
+        assert_eq!((t.from, t.to), (Status::EnRoute, Status::OnSite));
+        assert_eq!(t.monotonic_ms, 40 * 60_000);
+        assert_eq!(t.fix, Some(fix));
+        assert_eq!(t.device, device_id);
+        assert_eq!(v.order.notes[0].text, "replaced the DC-in board");
+        assert!(v.next_events.is_empty());
+        assert!(v.sla.clocks.iter().all(|c| matches!(c.state, crate::sla::ClockState::Met { .. })));
+        let list = d.list(&OrderFilter::default()).unwrap();
+        assert_eq!(list[0].status, Status::Completed);
+        assert_eq!(list[0].sla_deadline, None);
+    }
+
+    #[test]
+    fn illegal_transition_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = device(dir.path(), clock());
+        d.import_orders_json(&sample_json("WO-1")).unwrap();
+        let err = d.transition("WO-1", Event::Arrive, Actor::Engineer, None).unwrap_err();
+        assert!(matches!(err, crate::Error::Order(order::Error::IllegalTransition { .. })));
+        let v = d.get("WO-1").unwrap();
+        assert_eq!(v.order.status, Status::Assigned);
+        assert!(v.order.transitions.is_empty());
+        assert!(matches!(
+            d.transition("nope", Event::Accept, Actor::Engineer, None),
+            Err(crate::Error::Store(crate::store::Error::NotFound { .. }))
+        ));
+        assert!(matches!(d.add_note("WO-1", "   "), Err(crate::Error::Order(order::Error::Invalid { .. }))));
+    }
+
+    #[test]
+    fn list_filters_and_sorts_by_sla_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let d = device(dir.path(), clock.clone());
+        let low = sample_json("WO-LOW").replace("\"urgent\"", "\"low\"");
+        let normal = sample_json("WO-NORMAL").replace("\"urgent\"", "\"normal\"");
+        d.import_orders_json(&format!("[{low},{normal},{}]", sample_json("WO-URGENT"))).unwrap();
+        let ids = |d: &Device| -> Vec<String> { d.list(&OrderFilter::default()).unwrap().into_iter().map(|s| s.id).collect() };
+        // All three share the 2 h first-contact deadline: ties go to the higher priority.
+        assert_eq!(ids(&d), ["WO-URGENT", "WO-NORMAL", "WO-LOW"]);
+        // Contacting the urgent customer leaves its 2 h response clock running at 11:10;
+        // the others are due at the same time, so the order holds...
+        clock.advance(chrono::Duration::minutes(5));
+        d.transition("WO-NORMAL", Event::Accept, Actor::Engineer, None).unwrap();
+        let w = window(&d);
+        d.transition("WO-NORMAL", Event::ContactCustomer { window: w }, Actor::Engineer, None).unwrap();
+        // ...and the normal order, accepted and contacted, now waits only for its on-site clock.
+        assert_eq!(ids(&d), ["WO-URGENT", "WO-LOW", "WO-NORMAL"]);
+        d.transition("WO-URGENT", Event::Accept, Actor::Engineer, None).unwrap();
+        let accepted = d.list(&OrderFilter { statuses: vec![Status::Accepted], ..Default::default() }).unwrap();
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(accepted[0].id, "WO-URGENT");
+        assert!(d.list(&OrderFilter::default()).unwrap().iter().all(|s| !s.breached));
+        clock.advance(chrono::Duration::hours(30));
+        let rows = d.list(&OrderFilter::default()).unwrap();
+        let breached: Vec<&str> = rows.iter().filter(|s| s.breached).map(|s| s.id.as_str()).collect();
+        assert_eq!(breached, ["WO-URGENT", "WO-LOW"], "the contacted order's on-site clock still runs");
+        assert!(matches!(
+            d.import_orders_json(&sample_json("WO-LOW")),
+            Err(crate::Error::Store(crate::store::Error::AlreadyExists { .. }))
+        ));
+    }
+
+    #[test]
+    fn compaction_keeps_every_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = device(dir.path(), clock());
+        d.import_orders_json(&sample_json("WO-1")).unwrap();
+        for i in 0..100 {
+            d.add_note("WO-1", &format!("note {i}")).unwrap();
+        }
+        let (bytes, count) = d.store().document_footprint().unwrap();
+        assert_eq!(count, 1);
+        assert!(bytes < 16 * 1024, "100 notes compacted into {bytes} bytes");
+        let d2 = device(dir.path(), clock());
+        let notes = d2.get("WO-1").unwrap().order.notes;
+        assert_eq!(notes.len(), 100);
+        assert_eq!(notes[99].text, "note 99");
+    }
+
+    #[test]
+    fn two_devices_merge_concurrent_edits() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = device(a_dir.path(), clock());
+        let b = device(b_dir.path(), clock());
+        assert_ne!(a.device_id(), b.device_id());
+        a.import_orders_json(&sample_json("WO-1")).unwrap();
+        b.merge_document(&a.document_bytes("WO-1").unwrap()).unwrap();
+        a.add_note("WO-1", "from a").unwrap();
+        b.add_note("WO-1", "from b").unwrap();
+        b.transition("WO-1", Event::Accept, Actor::Engineer, None).unwrap();
+        let merged_a = a.merge_document(&b.document_bytes("WO-1").unwrap()).unwrap();
+        let merged_b = b.merge_document(&a.document_bytes("WO-1").unwrap()).unwrap();
+        assert_eq!(merged_a.order, merged_b.order);
+        assert_eq!(merged_a.order.notes.len(), 2);
+        assert_eq!(merged_a.order.status, Status::Accepted);
+        assert_eq!(a.list(&OrderFilter::default()).unwrap()[0].status, Status::Accepted, "summary follows merges");
+        assert!(matches!(a.merge_document(b"garbage"), Err(crate::Error::Store(crate::store::Error::Document { .. }))));
+    }
+}

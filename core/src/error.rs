@@ -1,0 +1,14 @@
+//! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
+//! one public `ApiError`.
+
+use crate::{order, store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Order(#[from] order::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

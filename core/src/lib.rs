@@ -1,0 +1,18 @@
+//! Onsite core: the offline-first logic of the field engineer's app.
+//!
+//! Layers (see ARCHITECTURE.md): `order` (model, lifecycle, import; pure), `sla` (pure),
+//! `store` (SQLite + Automerge persistence), `device` (the entry point that ties them to an
+//! injected clock). Nothing here knows about FFI.
+
+pub mod clock;
+pub mod device;
+pub mod error;
+pub mod order;
+pub mod sla;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use device::{Device, DeviceOptions, OrderFilter, OrderView};
+pub use error::{Error, Result};
+pub use order::{Actor, Event, GpsFix, Status, WorkOrder};
+pub use store::OrderSummary;

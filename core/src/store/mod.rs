@@ -1,0 +1,512 @@
+//! Local persistence: SQLite (WAL, one writer connection, one reader connection) holding one
+//! Automerge document per work order as a snapshot plus incremental change chunks, and a
+//! summary row per order for list screens.
+//!
+//! Compaction policy: after an append, when an order has more than [`COMPACT_CHUNKS`] chunks
+//! or its chunks outweigh `max(COMPACT_MIN_BYTES, snapshot size)`, the document is saved
+//! whole into the snapshot and its chunks deleted, in the same transaction as the edit.
+//!
+//! Durability: `synchronous = NORMAL` in WAL mode. A committed edit is in the WAL file before
+//! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
+
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::order::{Status, WorkOrder};
+
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+
+pub const DB_FILE: &str = "onsite.sqlite3";
+pub const COMPACT_CHUNKS: i64 = 32;
+pub const COMPACT_MIN_BYTES: i64 = 8 * 1024;
+const CACHE_DOCS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("the file at {path} is not a readable Onsite database ({reason}); it was left untouched")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the database has schema version {found}, newer than this app supports ({supported}); update the app")]
+    TooNew { found: u32, supported: u32 },
+    #[error("order `{id}` not found")]
+    NotFound { id: String },
+    #[error("order `{id}` already exists")]
+    AlreadyExists { id: String },
+    #[error("the document of order `{id}` cannot be used: {reason}")]
+    Document { id: String, reason: String },
+    #[error("storage failure: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// What a list screen shows; read from summary columns only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderSummary {
+    pub id: String,
+    pub status: Status,
+    pub priority: String,
+    pub customer: String,
+    pub site: String,
+    pub equipment: String,
+    pub engineer_id: String,
+    pub reported_at: i64,
+    pub appointment_start: Option<i64>,
+    pub appointment_end: Option<i64>,
+    /// Earliest running SLA deadline (UTC ms) and which clock it is.
+    pub sla_deadline: Option<i64>,
+    pub sla_kind: Option<String>,
+    pub updated_at: i64,
+    /// The running deadline has passed (computed at read time against the device clock).
+    pub breached: bool,
+}
+
+/// Sort orders for list screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// Earliest running SLA deadline first (ties: higher priority first); orders without one last.
+    #[default]
+    SlaDeadline,
+    /// Most recently changed first.
+    Updated,
+}
+
+/// A top-level field an edit changed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Status,
+    Appointment,
+    /// The last element of `transitions` is new.
+    AppendTransition,
+    /// The last element of `notes` is new.
+    AppendNote,
+}
+
+struct Cached {
+    doc: AutoCommit,
+    order: WorkOrder,
+    used: u64,
+}
+
+struct Writer {
+    conn: Connection,
+    cache: HashMap<String, Cached>,
+    tick: u64,
+}
+
+pub struct Store {
+    path: PathBuf,
+    actor: ActorId,
+    device_id: String,
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+}
+
+fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+            Error::Corrupt { path: path.to_path_buf(), reason: e.to_string() }
+        }
+        _ => Error::Open { path: path.to_path_buf(), reason: e.to_string() },
+    }
+}
+
+fn doc_error(id: &str, reason: impl ToString) -> Error {
+    Error::Document { id: id.to_string(), reason: reason.to_string() }
+}
+
+fn hydrate_order(id: &str, doc: &AutoCommit) -> Result<WorkOrder, Error> {
+    autosurgeon::hydrate(doc).map_err(|e| doc_error(id, e))
+}
+
+fn write_field(doc: &mut AutoCommit, order: &WorkOrder, change: Change) -> Result<(), autosurgeon::ReconcileError> {
+    match change {
+        Change::Status => autosurgeon::reconcile_prop(doc, ROOT, "status", order.status),
+        Change::Appointment => autosurgeon::reconcile_prop(doc, ROOT, "appointment", order.appointment),
+        Change::AppendTransition => append(doc, "transitions", order.transitions.last()),
+        Change::AppendNote => append(doc, "notes", order.notes.last()),
+    }
+}
+
+fn append<T: autosurgeon::Reconcile>(doc: &mut AutoCommit, key: &str, item: Option<&T>) -> Result<(), autosurgeon::ReconcileError> {
+    let Some(item) = item else { return Ok(()) };
+    let list = match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(automerge::ObjType::List), id)) => id,
+        _ => return Err(autosurgeon::ReconcileError::Automerge(automerge::AutomergeError::InvalidOp(automerge::ObjType::List))),
+    };
+    let len = doc.length(&list);
+    autosurgeon::reconcile_insert(doc, list, len, item)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Open { path: dir.to_path_buf(), reason: e.to_string() })?;
+        let path = dir.join(DB_FILE);
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify_open_error(&path, e))?;
+        Self::prepare(&conn).map_err(|e| classify_open_error(&path, e))?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            Error::Sqlite(inner) => classify_open_error(&path, inner),
+            other => other,
+        })?;
+        let device_id = Self::ensure_device_id(&conn)?;
+        let actor = ActorId::from(hex_decode(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify_open_error(&path, e))?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self {
+            path,
+            actor,
+            device_id,
+            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0 }),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // journal_mode answers with a row; reading it also proves the file is a database.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "could not switch the database to WAL");
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        Ok(())
+    }
+
+    fn ensure_device_id(conn: &Connection) -> Result<String, Error> {
+        if let Some(id) = conn
+            .query_row("SELECT value FROM meta WHERE key = 'device_id'", [], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            return Ok(id);
+        }
+        let id = ActorId::random().to_hex_string();
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?1)", [&id])?;
+        Ok(conn.query_row("SELECT value FROM meta WHERE key = 'device_id'", [], |r| r.get(0))?)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This device's stable id (also its Automerge actor id), created on first open.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back on drop), and the cache is dropped below, so recovering the guard is safe.
+        match self.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                g.cache.clear();
+                g
+            }
+        }
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates the document for a new order. Refuses an id that exists.
+    pub fn insert(&self, order: &WorkOrder, summary: &OrderSummary) -> Result<(), Error> {
+        let mut doc = AutoCommit::new().with_actor(self.actor.clone());
+        autosurgeon::reconcile(&mut doc, order).map_err(|e| doc_error(&order.id, e))?;
+        doc.commit_with(CommitOptions::default().with_message("import").with_time(order.created_at.0 / 1000));
+        let snapshot = doc.save();
+        let mut w = self.writer();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)", [&order.id], |r| r.get(0))?;
+        if exists {
+            return Err(Error::AlreadyExists { id: order.id.clone() });
+        }
+        upsert_summary(&tx, summary)?;
+        tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![order.id, snapshot])?;
+        tx.commit()?;
+        w.tick += 1;
+        let used = w.tick;
+        w.cache.insert(order.id.clone(), Cached { doc, order: order.clone(), used });
+        evict(&mut w.cache);
+        Ok(())
+    }
+
+    /// Applies an edit: `f` changes the order and names the fields it changed; the change is
+    /// committed to the document and persisted (chunk + summary) in one SQLite transaction.
+    /// On any error nothing is persisted and the cached document is dropped.
+    pub fn edit<R, E: From<Error>>(
+        &self,
+        id: &str,
+        message: &str,
+        time_ms: i64,
+        f: impl FnOnce(&mut WorkOrder) -> Result<(R, Vec<Change>), E>,
+        summarize: impl FnOnce(&WorkOrder) -> OrderSummary,
+    ) -> Result<(R, WorkOrder), E> {
+        let mut w = self.writer();
+        let w = &mut *w;
+        w.tick += 1;
+        let tick = w.tick;
+        if !w.cache.contains_key(id) {
+            let doc = load_doc(&w.conn, id)?.with_actor(self.actor.clone());
+            let order = hydrate_order(id, &doc)?;
+            w.cache.insert(id.to_string(), Cached { doc, order, used: tick });
+            evict(&mut w.cache);
+        }
+        let Some(entry) = w.cache.get_mut(id) else {
+            return Err(Error::NotFound { id: id.to_string() }.into());
+        };
+        entry.used = tick;
+        let mut next = entry.order.clone();
+        let (out, changes) = f(&mut next)?;
+        if changes.is_empty() {
+            return Ok((out, next));
+        }
+        let result = (|| -> Result<(), Error> {
+            let heads = entry.doc.get_heads();
+            for c in &changes {
+                write_field(&mut entry.doc, &next, *c).map_err(|e| doc_error(id, e))?;
+            }
+            entry.doc.commit_with(CommitOptions::default().with_message(message).with_time(time_ms / 1000));
+            let chunk = entry.doc.save_after(&heads);
+            let summary = summarize(&next);
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            upsert_summary(&tx, &summary)?;
+            append_chunk(&tx, id, &chunk, &mut entry.doc)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                entry.order = next.clone();
+                Ok((out, next))
+            }
+            Err(e) => {
+                w.cache.remove(id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Merges another replica's document (from a peer or a server) into the local one, or
+    /// stores it as a new order. Returns the merged order.
+    pub fn merge(&self, bytes: &[u8], summarize: impl FnOnce(&WorkOrder) -> OrderSummary) -> Result<WorkOrder, Error> {
+        let mut incoming = AutoCommit::load(bytes).map_err(|e| doc_error("<incoming>", e))?;
+        let incoming_order = hydrate_order("<incoming>", &incoming)?;
+        crate::order::import::validate_order_id(&incoming_order.id)
+            .map_err(|e| doc_error("<incoming>", e))?;
+        let id = incoming_order.id.clone();
+        let mut w = self.writer();
+        let w = &mut *w;
+        let exists: bool = w.conn.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)", [&id], |r| r.get(0))?;
+        if !exists {
+            drop(incoming_order);
+            let mut doc = incoming.with_actor(self.actor.clone());
+            let order = hydrate_order(&id, &doc)?;
+            let snapshot = doc.save();
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            upsert_summary(&tx, &summarize(&order))?;
+            tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![id, snapshot])?;
+            tx.commit()?;
+            return Ok(order);
+        }
+        w.cache.remove(&id);
+        let mut doc = load_doc(&w.conn, &id)?.with_actor(self.actor.clone());
+        let heads = doc.get_heads();
+        doc.merge(&mut incoming).map_err(|e| doc_error(&id, e))?;
+        let merged = hydrate_order(&id, &doc)?;
+        if merged.id != id {
+            return Err(doc_error(&id, "the merged document changed its id"));
+        }
+        let chunk = doc.save_after(&heads);
+        if !chunk.is_empty() {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            upsert_summary(&tx, &summarize(&merged))?;
+            append_chunk(&tx, &id, &chunk, &mut doc)?;
+            tx.commit()?;
+        }
+        Ok(merged)
+    }
+
+    /// The whole document in Automerge's `save()` format (to hand to a peer or a server).
+    pub fn document_bytes(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let conn = self.reader();
+        Ok(load_doc(&conn, id)?.save())
+    }
+
+    /// Loads and hydrates one order (reader connection; never touches the writer).
+    pub fn get(&self, id: &str) -> Result<WorkOrder, Error> {
+        let conn = self.reader();
+        let doc = load_doc(&conn, id)?;
+        hydrate_order(id, &doc)
+    }
+
+    /// Summary rows, optionally only some statuses; reads summary columns only.
+    pub fn list(&self, statuses: &[Status], sort: SortBy) -> Result<Vec<OrderSummary>, Error> {
+        let conn = self.reader();
+        let order_by = match sort {
+            SortBy::SlaDeadline => {
+                "sla_deadline IS NULL, sla_deadline, \
+                 CASE priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, id"
+            }
+            SortBy::Updated => "updated_at DESC, id",
+        };
+        let filter = if statuses.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("WHERE status IN ({})", list.join(","))
+        };
+        let sql = format!(
+            "SELECT id, status, priority, customer, site, equipment, engineer_id, reported_at, appointment_start, \
+             appointment_end, sla_deadline, sla_kind, updated_at FROM orders {filter} ORDER BY {order_by}"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map([], |r| {
+            let status: String = r.get(1)?;
+            Ok((status, OrderSummary {
+                id: r.get(0)?,
+                status: Status::Assigned,
+                priority: r.get(2)?,
+                customer: r.get(3)?,
+                site: r.get(4)?,
+                equipment: r.get(5)?,
+                engineer_id: r.get(6)?,
+                reported_at: r.get(7)?,
+                appointment_start: r.get(8)?,
+                appointment_end: r.get(9)?,
+                sla_deadline: r.get(10)?,
+                sla_kind: r.get(11)?,
+                updated_at: r.get(12)?,
+                breached: false,
+            }))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, mut summary) = row?;
+            summary.status = Status::parse(&status).map_err(|e| doc_error(&summary.id, e))?;
+            out.push(summary);
+        }
+        Ok(out)
+    }
+
+    /// Bytes the documents of all orders take (snapshots + chunks), and the order count.
+    pub fn document_footprint(&self) -> Result<(i64, i64), Error> {
+        let conn = self.reader();
+        Ok(conn.query_row(
+            "SELECT (SELECT COALESCE(SUM(length(snapshot)), 0) FROM order_docs) + \
+                    (SELECT COALESCE(SUM(length(bytes)), 0) FROM order_changes), \
+                    (SELECT COUNT(*) FROM orders)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// SQLite's own `quick_check`; `Ok(())` when the file is sound.
+    pub fn check_integrity(&self) -> Result<(), Error> {
+        let conn = self.reader();
+        let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt { path: self.path.clone(), reason: verdict })
+        }
+    }
+}
+
+fn evict(cache: &mut HashMap<String, Cached>) {
+    while cache.len() > CACHE_DOCS {
+        let Some(oldest) = cache.iter().min_by_key(|(_, c)| c.used).map(|(k, _)| k.clone()) else { break };
+        cache.remove(&oldest);
+    }
+}
+
+fn upsert_summary(tx: &rusqlite::Transaction<'_>, s: &OrderSummary) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO orders (id, status, priority, customer, site, equipment, engineer_id, reported_at, \
+         appointment_start, appointment_end, sla_deadline, sla_kind, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority, \
+         customer = excluded.customer, site = excluded.site, equipment = excluded.equipment, \
+         engineer_id = excluded.engineer_id, reported_at = excluded.reported_at, \
+         appointment_start = excluded.appointment_start, appointment_end = excluded.appointment_end, \
+         sla_deadline = excluded.sla_deadline, sla_kind = excluded.sla_kind, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        s.id,
+        s.status.as_str(),
+        s.priority,
+        s.customer,
+        s.site,
+        s.equipment,
+        s.engineer_id,
+        s.reported_at,
+        s.appointment_start,
+        s.appointment_end,
+        s.sla_deadline,
+        s.sla_kind,
+        s.updated_at
+    ])?;
+    Ok(())
+}
+
+/// Appends one change chunk, compacting into the snapshot when the policy says so.
+fn append_chunk(tx: &rusqlite::Transaction<'_>, id: &str, chunk: &[u8], doc: &mut AutoCommit) -> Result<(), Error> {
+    let (chunks, chunk_bytes, snapshot_len): (i64, i64, i64) = tx
+        .prepare_cached("SELECT chunks, chunk_bytes, length(snapshot) FROM order_docs WHERE order_id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+    let new_bytes = chunk_bytes + chunk.len() as i64;
+    if chunks + 1 > COMPACT_CHUNKS || new_bytes > COMPACT_MIN_BYTES.max(snapshot_len) {
+        let snapshot = doc.save();
+        tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
+        tx.prepare_cached("UPDATE order_docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE order_id = ?1")?
+            .execute(params![id, snapshot])?;
+    } else {
+        tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, chunks + 1, chunk])?;
+        tx.prepare_cached("UPDATE order_docs SET chunks = ?2, chunk_bytes = ?3 WHERE order_id = ?1")?
+            .execute(params![id, chunks + 1, new_bytes])?;
+    }
+    Ok(())
+}
+
+fn load_doc(conn: &Connection, id: &str) -> Result<AutoCommit, Error> {
+    let snapshot: Vec<u8> = conn
+        .prepare_cached("SELECT snapshot FROM order_docs WHERE order_id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+    let mut doc = AutoCommit::load(&snapshot).map_err(|e| doc_error(id, e))?;
+    let mut st = conn.prepare_cached("SELECT bytes FROM order_changes WHERE order_id = ?1 ORDER BY seq")?;
+    let mut rows = st.query([id])?;
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        doc.load_incremental(&bytes).map_err(|e| doc_error(id, e))?;
+    }
+    Ok(doc)
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}

@@ -1,0 +1,73 @@
+//! Numbered migrations applied with `PRAGMA user_version`, all in one IMMEDIATE transaction.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::Error;
+
+/// Migration `i` (1-based) upgrades from version `i - 1` to `i`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+
+pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the schema to `CURRENT_VERSION`, or refuses a database written by newer code.
+pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let found = version(conn)?;
+    if found > CURRENT_VERSION {
+        return Err(Error::TooNew { found, supported: CURRENT_VERSION });
+    }
+    if found == CURRENT_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    let found = version(&tx)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &Connection) -> Vec<String> {
+        let mut st = conn.prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn stepwise_upgrade_equals_fresh_and_is_idempotent() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        migrate(&mut fresh).unwrap();
+        assert_eq!(version(&fresh).unwrap(), CURRENT_VERSION);
+        // Apply each step separately, as an old device upgrading over several releases would.
+        let mut stepwise = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            stepwise.execute_batch(sql).unwrap();
+            stepwise.pragma_update(None, "user_version", (i + 1) as u32).unwrap();
+        }
+        migrate(&mut stepwise).unwrap();
+        assert_eq!(schema_of(&fresh), schema_of(&stepwise));
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        match migrate(&mut conn) {
+            Err(Error::TooNew { found, supported }) => {
+                assert_eq!(found, CURRENT_VERSION + 1);
+                assert_eq!(supported, CURRENT_VERSION);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
