@@ -1,1 +1,12 @@
+//! `onsite-ffi`: the only uniffi crate. Thin: it converts records, maps errors and forwards
+//! to `onsite_core`. Kotlin package `com.kuaige.onsite`, Swift module `Onsite`.
+
 uniffi::setup_scaffolding!();
+
+mod error;
+mod store;
+mod types;
+
+pub use error::ApiError;
+pub use store::{ClockSource, OnsiteStore};
+pub use types::*;

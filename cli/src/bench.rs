@@ -1,0 +1,167 @@
+//! `onsite bench <suite>`: figures as `bench <suite>.<figure> <value> <unit>`, each with its
+//! baseline measured in the same run. Build with --release.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
+use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
+use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix, OrderFilter};
+
+pub fn run(suite: &str, orders: usize) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures are only meaningful with --release");
+    }
+    match suite {
+        "store" => store(orders.max(10)),
+        other => bail!("unknown bench suite `{other}` (known: store)"),
+    }
+}
+
+fn emit(name: &str, value: f64, unit: &str) {
+    println!("bench {name} {value:.4} {unit}");
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[idx.min(samples.len() - 1)]
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// `n` dispatcher orders as one JSON array, ids `BENCH-00000`...
+pub fn orders_json(n: usize) -> String {
+    let template: serde_json::Value = serde_json::from_str(crate::demo::SAMPLE_ORDERS).unwrap_or_default();
+    let samples = template.as_array().cloned().unwrap_or_default();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut o = samples[i % samples.len().max(1)].clone();
+        o["id"] = serde_json::Value::String(format!("BENCH-{i:05}"));
+        o["equipment"]["serial"] = serde_json::Value::String(format!("SN{i:08}"));
+        out.push(o);
+    }
+    serde_json::Value::Array(out).to_string()
+}
+
+fn open(dir: &Path) -> Result<Device> {
+    Ok(Device::open(DeviceOptions::new(dir))?)
+}
+
+fn store(n: usize) -> Result<()> {
+    const EDITS: usize = 2000;
+    const ORDERS_EDITED: usize = 10;
+    let dir = tempfile::tempdir()?;
+    let device = open(dir.path())?;
+    device.import_orders_json(&orders_json(n))?;
+
+    // Edits as an engineer makes them: on the order at hand, one after another.
+    let mut ours = Vec::with_capacity(EDITS);
+    for i in 0..EDITS {
+        let id = format!("BENCH-{:05}", i / (EDITS / ORDERS_EDITED));
+        let t = Instant::now();
+        device.add_note(&id, &format!("reading {i}: 12.1 V on the DC-in rail"))?;
+        ours.push(ms_since(t));
+    }
+    // The first edit of an order not touched for a while (document loaded from SQLite).
+    let mut cold = Vec::new();
+    for i in 0..200 {
+        let id = format!("BENCH-{:05}", (ORDERS_EDITED + i) % n);
+        let t = Instant::now();
+        device.add_note(&id, "first edit after a while")?;
+        cold.push(ms_since(t));
+    }
+
+    // Baseline: the same edit with plain automerge + rusqlite, same pragmas, no model.
+    let raw = raw_edits(dir.path(), EDITS, &device.document_bytes("BENCH-00000")?)?;
+    emit("store.edit_append_p95_ms", percentile(&mut ours, 0.95), "ms");
+    emit("store.edit_append_p50_ms", percentile(&mut ours, 0.50), "ms");
+    emit("store.raw_edit_append_p95_ms", percentile(&mut raw.clone(), 0.95), "ms");
+    emit("store.edit_vs_raw_p95_ratio", percentile(&mut ours, 0.95) / percentile(&mut raw.clone(), 0.95), "x");
+    emit("store.edit_cold_p95_ms", percentile(&mut cold, 0.95), "ms");
+    drop(device);
+
+    // Cold-ish opens: a new Device (new connections, empty caches) per sample.
+    let mut list = Vec::new();
+    let mut one = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let d = open(dir.path())?;
+        let rows = d.list(&OrderFilter::default())?;
+        list.push(ms_since(t));
+        if rows.len() != n {
+            bail!("listed {} of {n} orders", rows.len());
+        }
+        drop(d);
+        let t = Instant::now();
+        let d = open(dir.path())?;
+        let v = d.get("BENCH-00042")?;
+        one.push(ms_since(t));
+        if v.order.id != "BENCH-00042" {
+            bail!("opened the wrong order");
+        }
+    }
+    emit(&format!("store.list{n}_cold_ms"), percentile(&mut list, 0.5), "ms");
+    emit("store.open_one_ms", percentile(&mut one, 0.5), "ms");
+
+    // Footprint after a typical visit: full lifecycle with GPS fixes and a few notes.
+    let visit_dir = tempfile::tempdir()?;
+    let d = open(visit_dir.path())?;
+    d.import_orders_json(&orders_json(n))?;
+    let fix = GpsFix { lat: 39.90871, lon: 116.46023, accuracy_m: 6.5, source: LocationSource::Gps, mock: false };
+    let now = d.now().0;
+    let window = TimeWindow { start: Timestamp(now + 3_600_000), end: Timestamp(now + 10_800_000) };
+    for i in 0..n {
+        let id = format!("BENCH-{i:05}");
+        for e in [Event::Accept, Event::ContactCustomer { window }, Event::Depart, Event::Arrive, Event::StartWork] {
+            d.transition(&id, e, Actor::Engineer, Some(fix))?;
+        }
+        for k in 0..5 {
+            d.add_note(&id, &format!("step {k}: checked, photographed, customer informed"))?;
+        }
+        d.transition(&id, Event::RequestSignature, Actor::Engineer, Some(fix))?;
+        d.transition(&id, Event::Complete, Actor::Engineer, Some(fix))?;
+    }
+    let (bytes, count) = d.store().document_footprint()?;
+    emit("store.bytes_per_order", bytes as f64 / count as f64, "bytes");
+    let plain = serde_json::to_vec(&d.get("BENCH-00000")?.order)?.len();
+    emit("store.json_bytes_per_order_baseline", plain as f64, "bytes");
+    Ok(())
+}
+
+/// The baseline edit: put a note map into a list, commit, save the increment, append it to
+/// SQLite in a transaction. No typing, no summary, no cache management.
+fn raw_edits(dir: &Path, edits: usize, doc_bytes: &[u8]) -> Result<Vec<f64>> {
+    let conn = rusqlite::Connection::open(dir.join("raw-baseline.sqlite3"))?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         CREATE TABLE changes (doc TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID;",
+    )?;
+    let mut doc = AutoCommit::load(doc_bytes)?;
+    let notes = match doc.get(ROOT, "notes")? {
+        Some((_, id)) => id,
+        None => doc.put_object(ROOT, "notes", ObjType::List)?,
+    };
+    let mut samples = Vec::with_capacity(edits);
+    for i in 0..edits {
+        let t = Instant::now();
+        let heads = doc.get_heads();
+        let len = doc.length(&notes);
+        let note = doc.insert_object(&notes, len, ObjType::Map)?;
+        doc.put(&note, "at", 1_795_000_000_000i64 + i as i64)?;
+        doc.put(&note, "device", "0123456789abcdef0123456789abcdef")?;
+        doc.put(&note, "text", format!("reading {i}: 12.1 V on the DC-in rail"))?;
+        doc.commit_with(CommitOptions::default().with_time(1_795_000_000));
+        let chunk = doc.save_after(&heads);
+        let tx = conn.unchecked_transaction()?;
+        tx.execute("INSERT INTO changes (doc, seq, bytes) VALUES ('d', ?1, ?2)", rusqlite::params![i as i64, chunk])?;
+        tx.commit()?;
+        samples.push(ms_since(t));
+    }
+    Ok(samples)
+}

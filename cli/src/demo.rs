@@ -1,0 +1,130 @@
+//! `onsite demo`: a guided walk through one order's lifecycle on a real store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{Duration, FixedOffset, TimeZone, Utc};
+use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
+use onsite_core::sla::ClockState;
+use onsite_core::{Actor, Clock, Device, DeviceOptions, Event, GpsFix, ManualClock, OrderFilter, OrderSummary, OrderView};
+
+pub const SAMPLE_ORDERS: &str = include_str!("../samples/orders.json");
+
+fn local(ms: i64) -> String {
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("utc"));
+    Timestamp(ms).to_datetime().with_timezone(&tz).format("%m-%d %H:%M").to_string()
+}
+
+pub fn print_list(rows: &[OrderSummary]) {
+    println!("{:<18} {:<19} {:<7} {:<12} {:<8} customer", "order", "status", "prio", "sla due", "");
+    for r in rows {
+        let due = r.sla_deadline.map(local).unwrap_or_else(|| "-".into());
+        let flag = if r.breached { "BREACHED" } else { "" };
+        println!("{:<18} {:<19} {:<7} {:<12} {:<8} {}", r.id, r.status.as_str(), r.priority, due, flag, r.customer);
+    }
+}
+
+pub fn print_order(v: &OrderView) {
+    let o = &v.order;
+    println!("{}  [{}]  priority {}", o.id, o.status, o.priority.as_str());
+    println!("  customer  {} / {} / {}", o.customer.company, o.customer.contact, o.customer.phone);
+    println!("  site      {} ({} km, {})", o.site.address, o.site.distance_km, if o.site.in_service_area { "in service area" } else { "outside service area" });
+    println!("  equipment {} {} {} s/n {} ({:?})", o.equipment.category, o.equipment.brand, o.equipment.model, o.equipment.serial, o.equipment.warranty);
+    println!("  fault     {} (reported {})", o.fault.description, local(o.fault.reported_at.0));
+    if let Some(w) = o.appointment {
+        println!("  appointment {} - {}", local(w.start.0), local(w.end.0));
+    }
+    for c in &v.sla.clocks {
+        let state = match c.state {
+            ClockState::Pending => "pending".to_string(),
+            ClockState::Breached => "BREACHED".to_string(),
+            ClockState::Met { at } => format!("met at {}", local(at.0)),
+            ClockState::MetLate { at } => format!("met LATE at {}", local(at.0)),
+            ClockState::Stopped => "stopped".to_string(),
+        };
+        println!("  sla {:<13} due {}  {}", format!("{:?}", c.kind), local(c.deadline.0), state);
+    }
+    for t in &o.transitions {
+        let at = t.fix.map(|f| format!(" @ {:.5},{:.5} ±{}m{}", f.lat, f.lon, f.accuracy_m, if f.mock { " MOCK" } else { "" })).unwrap_or_default();
+        println!("  {}  {:>19} -> {:<19} ({}){}", local(t.at.0), t.from.as_str(), t.to.as_str(), t.event.name(), at);
+    }
+    for n in &o.notes {
+        println!("  note {}: {}", local(n.at.0), n.text);
+    }
+    if !v.next_events.is_empty() {
+        println!("  next: {}", v.next_events.join(", "));
+    }
+}
+
+pub fn run(data: Option<PathBuf>) -> Result<()> {
+    let temp;
+    let dir = match data {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    // A clock pinned to the morning of the sample orders, so the SLA story reads the same
+    // every run; the store and everything else are real.
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 1, 25, 0).single().unwrap_or_else(Utc::now);
+    let clock = Arc::new(ManualClock::at(start));
+    let device = Device::open(DeviceOptions::new(&dir).with_clock(clock.clone()))?;
+    println!("device {} with data in {}", device.device_id(), dir.display());
+    let existing = device.list(&OrderFilter::default())?;
+    if existing.is_empty() {
+        let ids = device.import_orders_json(SAMPLE_ORDERS)?;
+        println!("imported {} orders from the dispatcher: {}", ids.len(), ids.join(", "));
+    } else {
+        println!("store already holds {} orders; walking the first one that is still open", existing.len());
+    }
+    println!();
+    print_list(&device.list(&OrderFilter::default())?);
+
+    let Some(target) = device.list(&OrderFilter::default())?.into_iter().find(|s| !s.status.is_terminal()) else {
+        println!("\nevery order is finished; nothing to walk");
+        return Ok(());
+    };
+    let id = target.id;
+    let site = device.get(&id)?.order.site.location;
+    let fix = site.map(|p| GpsFix { lat: p.lat + 0.0002, lon: p.lon - 0.0001, accuracy_m: 6.5, source: LocationSource::Gps, mock: false });
+    let window = TimeWindow {
+        start: Timestamp::from_datetime(clock.now() + Duration::hours(1)),
+        end: Timestamp::from_datetime(clock.now() + Duration::hours(3)),
+    };
+    let steps: Vec<(i64, Event, &str)> = vec![
+        (5, Event::Accept, "accepted the order"),
+        (20, Event::ContactCustomer { window }, "called the customer, appointment agreed"),
+        (35, Event::Depart, "left the station"),
+        (40, Event::Arrive, "arrived on site (GPS fix recorded)"),
+        (10, Event::StartWork, "badge shown, warranty checked, work started"),
+        (55, Event::RequestSignature, "repair verified in front of the customer"),
+        (8, Event::Complete, "customer signed, order completed"),
+    ];
+    println!("\nwalking {id}:");
+    let mut illegal_shown = false;
+    for (minutes, event, what) in steps {
+        clock.advance(Duration::minutes(minutes));
+        if !illegal_shown && matches!(event, Event::StartWork) {
+            illegal_shown = true;
+            match device.transition(&id, Event::Complete, Actor::Engineer, fix) {
+                Err(e) => println!("  (refused as expected: {e})"),
+                Ok(_) => anyhow::bail!("an illegal transition was accepted"),
+            }
+        }
+        let at_site = matches!(event, Event::Arrive | Event::StartWork | Event::RequestSignature | Event::Complete);
+        let v = device.transition(&id, event, Actor::Engineer, if at_site { fix } else { None })?;
+        println!("  {}  {:<19} {}", local(clock.now().timestamp_millis()), v.order.status.as_str(), what);
+        if matches!(v.order.status, onsite_core::Status::InProgress) {
+            device.add_note(&id, "主板 DC-in 接口松动,已重新焊接 / DC-in jack loose, resoldered")?;
+        }
+    }
+    println!();
+    print_order(&device.get(&id)?);
+    println!();
+    print_list(&device.list(&OrderFilter::default())?);
+    let (bytes, count) = device.store().document_footprint()?;
+    println!("\n{count} orders, {bytes} bytes of Automerge documents in {}", device.store().path().display());
+    Ok(())
+}
