@@ -105,8 +105,10 @@ pub struct Store {
     path: PathBuf,
     actor: ActorId,
     device_id: String,
-    writer: Mutex<Writer>,
+    // Field order is drop order: the read-only connection closes first, so the writer is
+    // the last connection and checkpoints the WAL into the main file on close.
     reader: Mutex<Connection>,
+    writer: Mutex<Writer>,
 }
 
 fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -172,8 +174,8 @@ impl Store {
             path,
             actor,
             device_id,
-            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0 }),
             reader: Mutex::new(reader),
+            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0 }),
         })
     }
 

@@ -1,0 +1,74 @@
+//! The `onsite` binary as a user runs it.
+
+use std::process::Command;
+
+use onsite_tests::{onsite_bin, SAMPLE_ORDERS};
+
+fn onsite(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(onsite_bin()).arg("--data").arg(data).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn import_list_show_transition() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.json");
+    std::fs::write(&file, SAMPLE_ORDERS).unwrap();
+    let data = dir.path().join("device");
+    let (ok, out, err) = onsite(&data, &["orders", "import", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 3 order(s)"), "{out}");
+    let (ok, out, _) = onsite(&data, &["orders", "list", "--json"]);
+    assert!(ok);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    let (ok, out, err) = onsite(&data, &["orders", "transition", "WO-20261123-0002", "accept", "--lat", "39.98", "--lon", "116.31"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("accepted"), "{out}");
+    let (ok, _, err) = onsite(&data, &["orders", "transition", "WO-20261123-0002", "arrive"]);
+    assert!(!ok);
+    assert!(err.contains("not allowed while the order is accepted"), "{err}");
+    let (ok, _, err) = onsite(&data, &["orders", "transition", "WO-20261123-0002", "cancel", "--reason", "dup"]);
+    assert!(!ok && err.contains("may not be raised"), "{err}");
+    let (ok, out, _) = onsite(&data, &["orders", "show", "WO-20261123-0002", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["order"]["status"], "accepted");
+    assert_eq!(v["order"]["transitions"][0]["fix"]["lat"], 39.98);
+    let (ok, out, _) = onsite(&data, &["orders", "list", "--status", "accepted"]);
+    assert!(ok && out.contains("WO-20261123-0002") && !out.contains("WO-20261123-0001"), "{out}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, SAMPLE_ORDERS.replace("\"distance_km\": 17.9", "\"distance_km\": \"far\"")).unwrap();
+    let data = dir.path().join("device");
+    let (ok, _, err) = onsite(&data, &["orders", "import", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("[1].site.distance_km"), "{err}");
+    let (ok, out, _) = onsite(&data, &["orders", "list"]);
+    assert!(ok && !out.contains("WO-"), "nothing of a refused file is imported: {out}");
+    let (ok, _, err) = onsite(&data, &["orders", "list", "--status", "flying"]);
+    assert!(!ok && err.contains("unknown status"), "{err}");
+    // A file where the data directory should be: not writable as a directory.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let (ok, _, err) = onsite(&blocker, &["orders", "list"]);
+    assert!(!ok && err.contains("cannot open"), "{err}");
+}
+
+#[test]
+fn demo_runs_and_keeps_its_data_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = onsite(dir.path(), &["demo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("completed"), "{out}");
+    assert!(out.contains("refused as expected"), "{out}");
+    assert!(dir.path().join("onsite.sqlite3").exists());
+    // A second run continues with the next open order of the same store.
+    let (ok, out, err) = onsite(dir.path(), &["demo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("walking WO-20261123-0002"), "{out}");
+}

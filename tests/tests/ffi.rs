@@ -1,0 +1,135 @@
+//! The FFI surface as Kotlin and Swift see it, exercised from Rust: typed errors, no panics,
+//! foreign callbacks that fail.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use onsite_ffi::*;
+use onsite_tests::SAMPLE_ORDERS;
+
+#[test]
+fn lifecycle_through_the_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = OnsiteStore::open(dir.path().to_str().unwrap().into()).unwrap();
+    let ids = store.import_orders(SAMPLE_ORDERS.into()).unwrap();
+    assert_eq!(ids.len(), 3);
+    let id = ids[0].clone();
+    let d = store.transition(id.clone(), TransitionRequest::Accept, None).unwrap();
+    assert_eq!(d.status, OrderStatus::Accepted);
+    assert_eq!(d.next_events, vec!["contact_customer", "reschedule"]);
+    let start = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+    let window = TimeWindow { start, end: start + Duration::from_secs(3600) };
+    let d = store.transition(id.clone(), TransitionRequest::ContactCustomer { window }, None).unwrap();
+    assert_eq!(d.appointment, Some(window), "times round-trip to the millisecond");
+    match store.transition(id.clone(), TransitionRequest::Complete, None) {
+        Err(ApiError::IllegalTransition { from, event }) => {
+            assert_eq!(from, OrderStatus::CustomerContacted);
+            assert_eq!(event, "complete");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.transition(id.clone(), TransitionRequest::Cancel { reason: "x".into() }, None),
+        Err(ApiError::NotPermitted { .. })
+    ));
+    let fix = GpsFix { lat: 91.0, lon: 0.0, accuracy_m: 5.0, source: LocationSource::Gps, mock: false };
+    assert!(matches!(store.transition(id.clone(), TransitionRequest::Depart, Some(fix)), Err(ApiError::InvalidInput { ref field, .. }) if field == "fix.lat"));
+    let rows = store.list_orders(OrderFilter { statuses: vec![OrderStatus::CustomerContacted], sort: SortBy::Updated }).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].appointment, Some(window));
+    // Bytes round-trip: the document moves to a second device and back.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = OnsiteStore::open(other_dir.path().to_str().unwrap().into()).unwrap();
+    let merged = other.merge_document(store.document_bytes(id.clone()).unwrap()).unwrap();
+    assert_eq!(merged, store.get_order(id).unwrap());
+}
+
+#[test]
+fn bad_input_gets_typed_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let store = OnsiteStore::open(path.clone()).unwrap();
+    assert!(matches!(store.import_orders("{".into()), Err(ApiError::InvalidInput { .. })));
+    assert!(matches!(store.import_orders("[]".into()), Ok(ref v) if v.is_empty()));
+    assert!(matches!(store.get_order("missing".into()), Err(ApiError::NotFound { ref id }) if id == "missing"));
+    assert!(matches!(store.add_note("missing".into(), "x".into()), Err(ApiError::NotFound { .. })));
+    store.import_orders(SAMPLE_ORDERS.into()).unwrap();
+    assert!(matches!(store.import_orders(SAMPLE_ORDERS.into()), Err(ApiError::Conflict { .. })));
+    // Hostile bytes never panic: every outcome is a typed error.
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for len in 0..300usize {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.merge_document(bytes)));
+        assert!(matches!(r, Ok(Err(ApiError::InvalidInput { .. }))), "len {len}: {r:?}");
+    }
+    // A truncated real document too.
+    let doc = store.document_bytes("WO-20261123-0001".into()).unwrap();
+    for cut in [1, doc.len() / 3, doc.len() - 1] {
+        assert!(store.merge_document(doc[..cut].to_vec()).is_err());
+    }
+    drop(store);
+    // A database from a newer app is refused, and left as it was.
+    let db = dir.path().join("onsite.sqlite3");
+    assert!(!dir.path().join("onsite.sqlite3-wal").exists(), "closing the store checkpoints the WAL");
+    bump_user_version(&db);
+    match OnsiteStore::open(path.clone()) {
+        Err(ApiError::DatabaseTooNew { found, supported }) => assert!(found > supported),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("opened a newer database"),
+    }
+    // A file that is not a database: reported as corrupt, never deleted.
+    let junk = tempfile::tempdir().unwrap();
+    std::fs::write(junk.path().join("onsite.sqlite3"), vec![0x42u8; 8192]).unwrap();
+    assert!(matches!(OnsiteStore::open(junk.path().to_str().unwrap().into()), Err(ApiError::Corrupt { .. })));
+    assert_eq!(std::fs::read(junk.path().join("onsite.sqlite3")).unwrap(), vec![0x42u8; 8192]);
+    // A path that cannot be a directory.
+    let file = junk.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(OnsiteStore::open(file.join("sub").to_str().unwrap().into()), Err(ApiError::Storage { .. })));
+}
+
+/// Sets the header's user_version field (bytes 60..64, big-endian): exactly what
+/// `PRAGMA user_version = 999` written by a newer app leaves on disk.
+fn bump_user_version(db: &std::path::Path) {
+    let mut bytes = std::fs::read(db).unwrap();
+    bytes[60..64].copy_from_slice(&999u32.to_be_bytes());
+    std::fs::write(db, bytes).unwrap();
+}
+
+struct FlakyClock {
+    calls: AtomicU64,
+}
+
+impl ClockSource for FlakyClock {
+    fn now(&self) -> Result<SystemTime, ApiError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            Err(ApiError::Internal { reason: "clock unavailable".into() })
+        } else {
+            Ok(UNIX_EPOCH + Duration::from_secs(1_795_000_000))
+        }
+    }
+    fn monotonic_ms(&self) -> Result<u64, ApiError> {
+        Err(ApiError::Internal { reason: "no monotonic clock".into() })
+    }
+}
+
+#[test]
+fn failing_foreign_clock_does_not_take_the_core_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FlakyClock { calls: AtomicU64::new(0) });
+    let store = OnsiteStore::open_with_clock(dir.path().to_str().unwrap().into(), clock.clone()).unwrap();
+    store.import_orders(SAMPLE_ORDERS.into()).unwrap();
+    for _ in 0..4 {
+        store.add_note("WO-20261123-0001".into(), "still working".into()).unwrap();
+    }
+    assert!(clock.calls.load(Ordering::SeqCst) >= 4);
+    assert_eq!(store.get_order("WO-20261123-0001".into()).unwrap().notes.len(), 4);
+}
