@@ -17,10 +17,13 @@ pub(crate) fn to_time(t: Timestamp) -> SystemTime {
     }
 }
 
+/// Rounds to the nearest millisecond: Swift's `Date` is a `Double`, so `.123` s may arrive
+/// as 0.122999... s, which truncation would turn into the wrong millisecond.
 pub(crate) fn from_time(t: SystemTime) -> Timestamp {
+    let round_ms = |d: Duration| i64::try_from((d.as_nanos() + 500_000) / 1_000_000).unwrap_or(i64::MAX);
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        Err(e) => Timestamp(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
+        Ok(d) => Timestamp(round_ms(d)),
+        Err(e) => Timestamp(-round_ms(e.duration())),
     }
 }
 
@@ -441,5 +444,7 @@ mod tests {
         for ms in [0, 1, 1_795_000_000_123, -1, -86_400_000] {
             assert_eq!(from_time(to_time(Timestamp(ms))), Timestamp(ms));
         }
+        let almost = UNIX_EPOCH + Duration::from_nanos(1_795_000_000_122_999_999);
+        assert_eq!(from_time(almost), Timestamp(1_795_000_000_123));
     }
 }

@@ -51,7 +51,7 @@ fn acknowledged_edits_survive_sigkill() {
             }
         });
         // Let it start (opening + first edits), then kill at a random moment.
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..150)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(60..400)));
         child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
         reader.join().unwrap();
