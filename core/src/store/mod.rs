@@ -2,9 +2,14 @@
 //! Automerge document per work order as a snapshot plus incremental change chunks, and a
 //! summary row per order for list screens.
 //!
-//! Compaction policy: after an append, when an order has more than [`COMPACT_CHUNKS`] chunks
-//! or its chunks outweigh `max(COMPACT_MIN_BYTES, snapshot size)`, the document is saved
-//! whole into the snapshot and its chunks deleted, in the same transaction as the edit.
+//! Compaction policy: after an append, when an order has more than [`COMPACT_CHUNKS`] chunks,
+//! or its chunks outweigh `max(COMPACT_MIN_BYTES, snapshot size)`, or the order reached a
+//! terminal status (it will rarely change again), the document is saved whole into the
+//! snapshot and its chunks deleted, in the same transaction as the edit.
+//!
+//! Write amplification: an edit dirties as few pages as possible. The chunk counters live in
+//! memory (recomputed when a document is loaded) and the summary row is updated only in the
+//! columns that changed, so an index is touched only when its column moved.
 //!
 //! Durability: `synchronous = NORMAL` in WAL mode. A committed edit is in the WAL file before
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
@@ -89,9 +94,22 @@ pub enum Change {
     AppendNote,
 }
 
+/// Where an order's document stands on disk: what compaction decides on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    snapshot_len: i64,
+    /// Highest `seq` in `order_changes` (0 when there are none).
+    last_seq: i64,
+    chunks: i64,
+    chunk_bytes: i64,
+}
+
 struct Cached {
     doc: AutoCommit,
     order: WorkOrder,
+    layout: Layout,
+    /// The summary row as last written.
+    summary: OrderSummary,
     used: u64,
 }
 
@@ -240,12 +258,13 @@ impl Store {
         if exists {
             return Err(Error::AlreadyExists { id: order.id.clone() });
         }
-        upsert_summary(&tx, summary)?;
+        write_summary(&tx, None, summary)?;
         tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![order.id, snapshot])?;
         tx.commit()?;
         w.tick += 1;
         let used = w.tick;
-        w.cache.insert(order.id.clone(), Cached { doc, order: order.clone(), used });
+        let layout = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
+        w.cache.insert(order.id.clone(), Cached { doc, order: order.clone(), layout, summary: summary.clone(), used });
         evict(&mut w.cache);
         Ok(())
     }
@@ -266,9 +285,11 @@ impl Store {
         w.tick += 1;
         let tick = w.tick;
         if !w.cache.contains_key(id) {
-            let doc = load_doc(&w.conn, id)?.with_actor(self.actor.clone());
+            let (doc, layout) = load_doc(&w.conn, id)?;
+            let doc = doc.with_actor(self.actor.clone());
             let order = hydrate_order(id, &doc)?;
-            w.cache.insert(id.to_string(), Cached { doc, order, used: tick });
+            let summary = read_summary(&w.conn, id)?;
+            w.cache.insert(id.to_string(), Cached { doc, order, layout, summary, used: tick });
             evict(&mut w.cache);
         }
         let Some(entry) = w.cache.get_mut(id) else {
@@ -280,7 +301,7 @@ impl Store {
         if changes.is_empty() {
             return Ok((out, next));
         }
-        let result = (|| -> Result<(), Error> {
+        let result = (|| -> Result<(Layout, OrderSummary), Error> {
             let heads = entry.doc.get_heads();
             for c in &changes {
                 write_field(&mut entry.doc, &next, *c).map_err(|e| doc_error(id, e))?;
@@ -289,14 +310,16 @@ impl Store {
             let chunk = entry.doc.save_after(&heads);
             let summary = summarize(&next);
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            upsert_summary(&tx, &summary)?;
-            append_chunk(&tx, id, &chunk, &mut entry.doc)?;
+            write_summary(&tx, Some(&entry.summary), &summary)?;
+            let layout = append_chunk(&tx, id, &chunk, &mut entry.doc, entry.layout, next.status.is_terminal())?;
             tx.commit()?;
-            Ok(())
+            Ok((layout, summary))
         })();
         match result {
-            Ok(()) => {
+            Ok((layout, summary)) => {
                 entry.order = next.clone();
+                entry.layout = layout;
+                entry.summary = summary;
                 Ok((out, next))
             }
             Err(e) => {
@@ -323,13 +346,14 @@ impl Store {
             let order = hydrate_order(&id, &doc)?;
             let snapshot = doc.save();
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            upsert_summary(&tx, &summarize(&order))?;
+            write_summary(&tx, None, &summarize(&order))?;
             tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![id, snapshot])?;
             tx.commit()?;
             return Ok(order);
         }
         w.cache.remove(&id);
-        let mut doc = load_doc(&w.conn, &id)?.with_actor(self.actor.clone());
+        let (doc, layout) = load_doc(&w.conn, &id)?;
+        let mut doc = doc.with_actor(self.actor.clone());
         let heads = doc.get_heads();
         doc.merge(&mut incoming).map_err(|e| doc_error(&id, e))?;
         let merged = hydrate_order(&id, &doc)?;
@@ -339,8 +363,8 @@ impl Store {
         let chunk = doc.save_after(&heads);
         if !chunk.is_empty() {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            upsert_summary(&tx, &summarize(&merged))?;
-            append_chunk(&tx, &id, &chunk, &mut doc)?;
+            write_summary(&tx, None, &summarize(&merged))?;
+            append_chunk(&tx, &id, &chunk, &mut doc, layout, merged.status.is_terminal())?;
             tx.commit()?;
         }
         Ok(merged)
@@ -349,13 +373,13 @@ impl Store {
     /// The whole document in Automerge's `save()` format (to hand to a peer or a server).
     pub fn document_bytes(&self, id: &str) -> Result<Vec<u8>, Error> {
         let conn = self.reader();
-        Ok(load_doc(&conn, id)?.save())
+        Ok(load_doc(&conn, id)?.0.save())
     }
 
     /// Loads and hydrates one order (reader connection; never touches the writer).
     pub fn get(&self, id: &str) -> Result<WorkOrder, Error> {
         let conn = self.reader();
-        let doc = load_doc(&conn, id)?;
+        let (doc, _) = load_doc(&conn, id)?;
         hydrate_order(id, &doc)
     }
 
@@ -375,35 +399,12 @@ impl Store {
             let list: Vec<String> = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
             format!("WHERE status IN ({})", list.join(","))
         };
-        let sql = format!(
-            "SELECT id, status, priority, customer, site, equipment, engineer_id, reported_at, appointment_start, \
-             appointment_end, sla_deadline, sla_kind, updated_at FROM orders {filter} ORDER BY {order_by}"
-        );
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM orders {filter} ORDER BY {order_by}");
         let mut st = conn.prepare_cached(&sql)?;
-        let rows = st.query_map([], |r| {
-            let status: String = r.get(1)?;
-            Ok((status, OrderSummary {
-                id: r.get(0)?,
-                status: Status::Assigned,
-                priority: r.get(2)?,
-                customer: r.get(3)?,
-                site: r.get(4)?,
-                equipment: r.get(5)?,
-                engineer_id: r.get(6)?,
-                reported_at: r.get(7)?,
-                appointment_start: r.get(8)?,
-                appointment_end: r.get(9)?,
-                sla_deadline: r.get(10)?,
-                sla_kind: r.get(11)?,
-                updated_at: r.get(12)?,
-                breached: false,
-            }))
-        })?;
+        let rows = st.query_map([], summary_from_row)?;
         let mut out = Vec::new();
         for row in rows {
-            let (status, mut summary) = row?;
-            summary.status = Status::parse(&status).map_err(|e| doc_error(&summary.id, e))?;
-            out.push(summary);
+            out.push(row??);
         }
         Ok(out)
     }
@@ -439,71 +440,155 @@ fn evict(cache: &mut HashMap<String, Cached>) {
     }
 }
 
-fn upsert_summary(tx: &rusqlite::Transaction<'_>, s: &OrderSummary) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO orders (id, status, priority, customer, site, equipment, engineer_id, reported_at, \
-         appointment_start, appointment_end, sla_deadline, sla_kind, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority, \
-         customer = excluded.customer, site = excluded.site, equipment = excluded.equipment, \
-         engineer_id = excluded.engineer_id, reported_at = excluded.reported_at, \
-         appointment_start = excluded.appointment_start, appointment_end = excluded.appointment_end, \
-         sla_deadline = excluded.sla_deadline, sla_kind = excluded.sla_kind, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        s.id,
-        s.status.as_str(),
-        s.priority,
-        s.customer,
-        s.site,
-        s.equipment,
-        s.engineer_id,
-        s.reported_at,
-        s.appointment_start,
-        s.appointment_end,
-        s.sla_deadline,
-        s.sla_kind,
-        s.updated_at
-    ])?;
+const SUMMARY_COLUMNS: &str = "id, status, priority, customer, site, equipment, engineer_id, reported_at, \
+     appointment_start, appointment_end, sla_deadline, sla_kind, updated_at";
+
+type RowResult = rusqlite::Result<Result<OrderSummary, Error>>;
+
+fn summary_from_row(r: &rusqlite::Row<'_>) -> RowResult {
+    let id: String = r.get(0)?;
+    let status: String = r.get(1)?;
+    let status = match Status::parse(&status) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(doc_error(&id, e))),
+    };
+    Ok(Ok(OrderSummary {
+        id,
+        status,
+        priority: r.get(2)?,
+        customer: r.get(3)?,
+        site: r.get(4)?,
+        equipment: r.get(5)?,
+        engineer_id: r.get(6)?,
+        reported_at: r.get(7)?,
+        appointment_start: r.get(8)?,
+        appointment_end: r.get(9)?,
+        sla_deadline: r.get(10)?,
+        sla_kind: r.get(11)?,
+        updated_at: r.get(12)?,
+        breached: false,
+    }))
+}
+
+fn read_summary(conn: &Connection, id: &str) -> Result<OrderSummary, Error> {
+    conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM orders WHERE id = ?1"))?
+        .query_row([id], summary_from_row)
+        .optional()?
+        .ok_or_else(|| Error::NotFound { id: id.to_string() })?
+}
+
+/// Writes the summary row: all of it when `old` is `None`, else only the changed columns.
+fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSummary>, s: &OrderSummary) -> rusqlite::Result<()> {
+    use rusqlite::types::Value;
+    let columns: [(&str, Value); 12] = [
+        ("status", Value::Text(s.status.as_str().to_string())),
+        ("priority", Value::Text(s.priority.clone())),
+        ("customer", Value::Text(s.customer.clone())),
+        ("site", Value::Text(s.site.clone())),
+        ("equipment", Value::Text(s.equipment.clone())),
+        ("engineer_id", Value::Text(s.engineer_id.clone())),
+        ("reported_at", Value::Integer(s.reported_at)),
+        ("appointment_start", s.appointment_start.map_or(Value::Null, Value::Integer)),
+        ("appointment_end", s.appointment_end.map_or(Value::Null, Value::Integer)),
+        ("sla_deadline", s.sla_deadline.map_or(Value::Null, Value::Integer)),
+        ("sla_kind", s.sla_kind.clone().map_or(Value::Null, Value::Text)),
+        ("updated_at", Value::Integer(s.updated_at)),
+    ];
+    let Some(old) = old.filter(|o| o.id == s.id) else {
+        let mut values = vec![Value::Text(s.id.clone())];
+        values.extend(columns.into_iter().map(|(_, v)| v));
+        tx.prepare_cached(&format!(
+            "INSERT INTO orders ({SUMMARY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority, \
+             customer = excluded.customer, site = excluded.site, equipment = excluded.equipment, \
+             engineer_id = excluded.engineer_id, reported_at = excluded.reported_at, \
+             appointment_start = excluded.appointment_start, appointment_end = excluded.appointment_end, \
+             sla_deadline = excluded.sla_deadline, sla_kind = excluded.sla_kind, updated_at = excluded.updated_at"
+        ))?
+        .execute(rusqlite::params_from_iter(values))?;
+        return Ok(());
+    };
+    let changed = [
+        old.status != s.status,
+        old.priority != s.priority,
+        old.customer != s.customer,
+        old.site != s.site,
+        old.equipment != s.equipment,
+        old.engineer_id != s.engineer_id,
+        old.reported_at != s.reported_at,
+        old.appointment_start != s.appointment_start,
+        old.appointment_end != s.appointment_end,
+        old.sla_deadline != s.sla_deadline,
+        old.sla_kind != s.sla_kind,
+        old.updated_at != s.updated_at,
+    ];
+    let mut sets = Vec::new();
+    let mut values = vec![Value::Text(s.id.clone())];
+    for ((name, value), changed) in columns.into_iter().zip(changed) {
+        if changed {
+            values.push(value);
+            sets.push(format!("{name} = ?{}", values.len()));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached(&format!("UPDATE orders SET {} WHERE id = ?1", sets.join(", ")))?
+        .execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
 
 /// Appends one change chunk, compacting into the snapshot when the policy says so.
-fn append_chunk(tx: &rusqlite::Transaction<'_>, id: &str, chunk: &[u8], doc: &mut AutoCommit) -> Result<(), Error> {
-    let (chunks, chunk_bytes, snapshot_len): (i64, i64, i64) = tx
-        .prepare_cached("SELECT chunks, chunk_bytes, length(snapshot) FROM order_docs WHERE order_id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-        .ok_or_else(|| Error::NotFound { id: id.to_string() })?;
-    let new_bytes = chunk_bytes + chunk.len() as i64;
-    if chunks + 1 > COMPACT_CHUNKS || new_bytes > COMPACT_MIN_BYTES.max(snapshot_len) {
+/// Returns the new layout.
+fn append_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    chunk: &[u8],
+    doc: &mut AutoCommit,
+    layout: Layout,
+    terminal: bool,
+) -> Result<Layout, Error> {
+    let chunks = layout.chunks + 1;
+    let chunk_bytes = layout.chunk_bytes + chunk.len() as i64;
+    if terminal || chunks > COMPACT_CHUNKS || chunk_bytes > COMPACT_MIN_BYTES.max(layout.snapshot_len) {
         let snapshot = doc.save();
-        tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
-        tx.prepare_cached("UPDATE order_docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE order_id = ?1")?
+        if layout.chunks > 0 {
+            tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
+        }
+        let updated = tx
+            .prepare_cached("UPDATE order_docs SET snapshot = ?2 WHERE order_id = ?1")?
             .execute(params![id, snapshot])?;
+        if updated != 1 {
+            return Err(Error::NotFound { id: id.to_string() });
+        }
+        Ok(Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() })
     } else {
+        let seq = layout.last_seq + 1;
         tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, chunks + 1, chunk])?;
-        tx.prepare_cached("UPDATE order_docs SET chunks = ?2, chunk_bytes = ?3 WHERE order_id = ?1")?
-            .execute(params![id, chunks + 1, new_bytes])?;
+            .execute(params![id, seq, chunk])?;
+        Ok(Layout { last_seq: seq, chunks, chunk_bytes, ..layout })
     }
-    Ok(())
 }
 
-fn load_doc(conn: &Connection, id: &str) -> Result<AutoCommit, Error> {
+fn load_doc(conn: &Connection, id: &str) -> Result<(AutoCommit, Layout), Error> {
     let snapshot: Vec<u8> = conn
         .prepare_cached("SELECT snapshot FROM order_docs WHERE order_id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+    let mut layout = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
     let mut doc = AutoCommit::load(&snapshot).map_err(|e| doc_error(id, e))?;
-    let mut st = conn.prepare_cached("SELECT bytes FROM order_changes WHERE order_id = ?1 ORDER BY seq")?;
+    let mut st = conn.prepare_cached("SELECT seq, bytes FROM order_changes WHERE order_id = ?1 ORDER BY seq")?;
     let mut rows = st.query([id])?;
     while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(0)?;
+        let seq: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
         doc.load_incremental(&bytes).map_err(|e| doc_error(id, e))?;
+        layout.last_seq = seq;
+        layout.chunks += 1;
+        layout.chunk_bytes += bytes.len() as i64;
     }
-    Ok(doc)
+    Ok((doc, layout))
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {

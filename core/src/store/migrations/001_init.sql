@@ -27,9 +27,7 @@ CREATE INDEX orders_by_status ON orders (status, sla_deadline);
 -- The compacted document (Automerge `save()` format).
 CREATE TABLE order_docs (
     order_id   TEXT PRIMARY KEY REFERENCES orders (id),
-    snapshot   BLOB NOT NULL,
-    chunks     INTEGER NOT NULL DEFAULT 0,   -- rows in order_changes
-    chunk_bytes INTEGER NOT NULL DEFAULT 0
+    snapshot   BLOB NOT NULL
 ) WITHOUT ROWID;
 
 -- Incremental changes since the snapshot (Automerge `save_after()` chunks), in order.
