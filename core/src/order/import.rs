@@ -274,4 +274,23 @@ pub(crate) mod tests {
         assert!(parse_orders(&format!("[{good},{good}]"), Timestamp(0)).is_err());
         assert_eq!(parse_orders(&format!("[{good}]"), Timestamp(0)).unwrap().len(), 1);
     }
+
+    proptest::proptest! {
+        /// Arbitrary text, and valid orders with one byte changed, never panic: the import
+        /// either succeeds or names a field.
+        #[test]
+        fn import_never_panics(text in ".{0,400}", pos in 0usize..2000, byte in proptest::num::u8::ANY) {
+            let _ = parse_orders(&text, Timestamp(0));
+            let mut bytes = sample_json("WO-1").into_bytes();
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                match parse_orders(&mutated, Timestamp(0)) {
+                    Ok(orders) => proptest::prop_assert_eq!(orders.len(), 1),
+                    Err(Error::Invalid { field, .. }) => proptest::prop_assert!(!field.is_empty()),
+                    Err(other) => proptest::prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+        }
+    }
 }
