@@ -2,11 +2,12 @@
 //! pure order logic and SLA rules to the store and an injected clock.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::order::{self, lifecycle, Actor, EngineerNote, Event, GpsFix, Status, Timestamp, TransitionRecord, WorkOrder};
 use crate::sla::{SlaPolicy, SlaReport, WorkCalendar};
+use crate::sop::{self, Answer, AnswerRecord, Blocker, Evaluation, Registry, Template, TemplateRef};
 use crate::store::{Change, OrderSummary, SortBy, Store};
 use crate::Result;
 
@@ -15,6 +16,9 @@ pub struct DeviceOptions {
     pub clock: Arc<dyn Clock>,
     pub calendar: WorkCalendar,
     pub sla: SlaPolicy,
+    /// Refuse to complete an order that never started a checklist (default true: the SOP
+    /// is how the platform later proves what was done).
+    pub require_checklist: bool,
 }
 
 impl DeviceOptions {
@@ -24,6 +28,7 @@ impl DeviceOptions {
             clock: SystemClock::shared(),
             calendar: WorkCalendar::china_default(),
             sla: SlaPolicy::default(),
+            require_checklist: true,
         }
     }
 
@@ -49,11 +54,22 @@ pub struct OrderView {
     pub next_events: Vec<&'static str>,
 }
 
+/// A checklist screen in one value: the pinned template, the evaluation, the answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChecklistView {
+    pub template: Arc<Template>,
+    pub pinned: TemplateRef,
+    pub evaluation: Evaluation,
+    pub answers: Vec<AnswerRecord>,
+}
+
 pub struct Device {
     store: Store,
     clock: Arc<dyn Clock>,
     calendar: WorkCalendar,
     sla: SlaPolicy,
+    require_checklist: bool,
+    templates: RwLock<Registry>,
 }
 
 const NOTE_MAX_CHARS: usize = 4000;
@@ -61,7 +77,18 @@ const NOTE_MAX_CHARS: usize = 4000;
 impl Device {
     pub fn open(options: DeviceOptions) -> Result<Self> {
         let store = Store::open(&options.data_dir)?;
-        Ok(Self { store, clock: options.clock, calendar: options.calendar, sla: options.sla })
+        let mut templates = Registry::with_builtins()?;
+        for (name, source) in store.published_templates()? {
+            templates.add(Template::parse(&name, &source)?)?;
+        }
+        Ok(Self {
+            store,
+            clock: options.clock,
+            calendar: options.calendar,
+            sla: options.sla,
+            require_checklist: options.require_checklist,
+            templates: RwLock::new(templates),
+        })
     }
 
     pub fn device_id(&self) -> &str {
@@ -145,6 +172,12 @@ impl Device {
             now.0,
             |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
                 let to = lifecycle::next_status(o.status, &event, actor)?;
+                if to == Status::Completed {
+                    let blockers = self.blockers_of(o)?;
+                    if let Some(first) = blockers.first() {
+                        return Err(sop::Error::Blocked { count: blockers.len(), first: first.step.clone() }.into());
+                    }
+                }
                 let mut changes = vec![Change::Status, Change::AppendTransition];
                 if let Some(w) = event.new_window() {
                     o.appointment = Some(w);
@@ -182,6 +215,155 @@ impl Device {
             |o| self.summarize(o),
         )?;
         Ok(self.view(order))
+    }
+
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.templates.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest version of every template this device knows.
+    pub fn templates(&self) -> Vec<Arc<Template>> {
+        self.registry().list()
+    }
+
+    /// Publishes a template version to this device (persisted; older versions stay).
+    pub fn publish_template(&self, file_name: &str, source: &str) -> Result<Arc<Template>> {
+        let t = Template::parse(file_name, source)?;
+        let mut reg = self.templates.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = reg.get(&t.id, t.version) {
+            if existing.sha256 != t.sha256 {
+                return Err(sop::Error::VersionExists { id: t.id, version: t.version }.into());
+            }
+            return Ok(existing);
+        }
+        self.store.save_template(&t.id, t.version, &t.sha256, source, self.now().0)?;
+        Ok(reg.add(t)?)
+    }
+
+    fn pinned_template(&self, order: &WorkOrder) -> Result<Option<(TemplateRef, Arc<Template>)>> {
+        let Some(pin) = &order.checklist.template else { return Ok(None) };
+        let t = self
+            .registry()
+            .get(&pin.id, pin.version)
+            .filter(|t| t.sha256 == pin.sha256)
+            .ok_or_else(|| sop::Error::TemplateMissing { id: pin.id.clone(), version: pin.version })?;
+        Ok(Some((pin.clone(), t)))
+    }
+
+    fn blockers_of(&self, order: &WorkOrder) -> Result<Vec<Blocker>> {
+        match self.pinned_template(order)? {
+            Some((_, t)) => Ok(sop::evaluate(&t, order, &order.checklist).blockers),
+            None if self.require_checklist => Ok(vec![Blocker {
+                step: "checklist".into(),
+                label: sop::Text { zh: "作业清单".into(), en: "Checklist".into() },
+                reason: sop::Text { zh: "尚未开始作业清单".into(), en: "no checklist has been started".into() },
+            }]),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn checklist_view(&self, order: WorkOrder) -> Result<ChecklistView> {
+        let (pinned, template) = self.pinned_template(&order)?.ok_or(sop::Error::NotStarted)?;
+        let evaluation = sop::evaluate(&template, &order, &order.checklist);
+        Ok(ChecklistView { template, pinned, evaluation, answers: order.checklist.answers })
+    }
+
+    /// Starts the order's checklist on the latest version of `template_id`, pinning it.
+    pub fn start_checklist(&self, id: &str, template_id: &str) -> Result<ChecklistView> {
+        let template = self.registry().latest(template_id).ok_or_else(|| sop::Error::UnknownTemplate { id: template_id.to_string() })?;
+        let pin = TemplateRef {
+            id: template.id.clone(),
+            version: template.version,
+            sha256: template.sha256.clone(),
+            started_at: self.now(),
+            device: self.device_id().to_string(),
+        };
+        let ((), order) = self.store.edit(
+            id,
+            "checklist.start",
+            pin.started_at.0,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+                if let Some(existing) = &o.checklist.template {
+                    return Err(sop::Error::AlreadyStarted { id: existing.id.clone(), version: existing.version }.into());
+                }
+                if o.status.is_terminal() {
+                    return Err(sop::Error::Closed { step: "checklist".into(), reason: format!("the order is {}", o.status) }.into());
+                }
+                o.checklist.template = Some(pin);
+                Ok(((), vec![Change::ChecklistTemplate]))
+            },
+            |o| self.summarize(o),
+        )?;
+        self.checklist_view(order)
+    }
+
+    pub fn checklist(&self, id: &str) -> Result<ChecklistView> {
+        self.checklist_view(self.store.get(id)?)
+    }
+
+    /// Records an answer (a correction is just a newer answer; nothing is cleared).
+    pub fn answer(&self, id: &str, step: &str, value: Answer) -> Result<ChecklistView> {
+        let record = AnswerRecord {
+            step: step.to_string(),
+            value,
+            at: self.now(),
+            monotonic_ms: self.clock.monotonic_ms(),
+            device: self.device_id().to_string(),
+        };
+        let ((), order) = self.store.edit(
+            id,
+            "checklist.answer",
+            record.at.0,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+                let (_, template) = self.pinned_template(o)?.ok_or(sop::Error::NotStarted)?;
+                sop::check_answer(&template, o, step, &record.value)?;
+                o.checklist.answers.push(record);
+                Ok(((), vec![Change::AppendAnswer]))
+            },
+            |o| self.summarize(o),
+        )?;
+        self.checklist_view(order)
+    }
+
+    pub fn mark_not_applicable(&self, id: &str, step: &str, reason: &str) -> Result<ChecklistView> {
+        self.answer(id, step, Answer::NotApplicable { reason: reason.trim().to_string() })
+    }
+
+    /// Every answer ever given to `step`, oldest first (the last one is current).
+    pub fn step_history(&self, id: &str, step: &str) -> Result<Vec<AnswerRecord>> {
+        let order = self.store.get(id)?;
+        if let Some((_, t)) = self.pinned_template(&order)? {
+            if t.step(step).is_none() {
+                return Err(sop::Error::UnknownStep { step: step.to_string() }.into());
+            }
+        }
+        let mut h: Vec<AnswerRecord> = order.checklist.answers.into_iter().filter(|a| a.step == step).collect();
+        h.sort_by(|a, b| (a.at, &a.device).cmp(&(b.at, &b.device)));
+        Ok(h)
+    }
+
+    /// Why the order cannot be completed yet; empty when it can.
+    pub fn blockers(&self, id: &str) -> Result<Vec<Blocker>> {
+        self.blockers_of(&self.store.get(id)?)
+    }
+
+    /// Answers every open step with `sop::demo` answers until none is open (demos, tests,
+    /// benchmarks). Returns the number of answers given.
+    pub fn walk_checklist_demo(&self, id: &str) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let view = self.checklist(id)?;
+            let order = self.store.get(id)?;
+            let Some(step) = view.evaluation.open().first().and_then(|s| view.template.step(s)).cloned() else {
+                return Ok(n);
+            };
+            let answer = sop::demo::answer_for(&view.template, &view.evaluation, &order, &step, self.now());
+            self.answer(id, &step.id, answer)?;
+            n += 1;
+            if n > 10_000 {
+                return Ok(n);
+            }
+        }
     }
 
     /// The order's whole Automerge document, for a peer or a server.
@@ -235,6 +417,13 @@ mod tests {
         ];
         for e in events {
             clock.advance(chrono::Duration::minutes(10));
+            if e == Event::Complete {
+                let err = d.transition("WO-1", e.clone(), Actor::Engineer, Some(fix)).unwrap_err();
+                assert!(matches!(err, crate::Error::Sop(sop::Error::Blocked { .. })), "{err:?}");
+                d.start_checklist("WO-1", "onsite-repair").unwrap();
+                assert!(d.walk_checklist_demo("WO-1").unwrap() > 15);
+                assert!(d.blockers("WO-1").unwrap().is_empty());
+            }
             d.transition("WO-1", e, Actor::Engineer, Some(fix)).unwrap();
         }
         d.add_note("WO-1", "replaced the DC-in board").unwrap();

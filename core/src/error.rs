@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{order, store};
+use crate::{order, signature, sop, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -9,6 +9,10 @@ pub enum Error {
     Order(#[from] order::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error(transparent)]
+    Sop(#[from] sop::Error),
+    #[error(transparent)]
+    Signature(#[from] signature::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

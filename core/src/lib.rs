@@ -1,14 +1,18 @@
 //! Onsite core: the offline-first logic of the field engineer's app.
 //!
 //! Layers (see ARCHITECTURE.md): `order` (model, lifecycle, import; pure), `sla` (pure),
+//! `sop` (checklist templates and gate evaluation; pure), `signature` (stroke encoding),
 //! `store` (SQLite + Automerge persistence), `device` (the entry point that ties them to an
 //! injected clock). Nothing here knows about FFI.
 
 pub mod clock;
 pub mod device;
 pub mod error;
+pub mod hash;
 pub mod order;
+pub mod signature;
 pub mod sla;
+pub mod sop;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -205,6 +205,7 @@ impl DispatchOrder {
             status: Status::Assigned,
             transitions: Vec::new(),
             notes: Vec::new(),
+            checklist: crate::sop::Checklist::default(),
             created_at,
         })
     }

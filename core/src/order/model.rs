@@ -219,6 +219,9 @@ pub struct WorkOrder {
     pub status: Status,
     pub transitions: Vec<TransitionRecord>,
     pub notes: Vec<EngineerNote>,
+    /// The SOP checklist: pinned template and append-only answers (created empty with the
+    /// order, so concurrent first answers from two devices land in the same list).
+    pub checklist: crate::sop::Checklist,
     pub created_at: Timestamp,
 }
 

@@ -32,6 +32,7 @@ pub const FIELD_OWNERS: &[(&str, Owner)] = &[
     ("status", Owner::Engineer),
     ("transitions", Owner::Engineer),
     ("notes", Owner::Engineer),
+    ("checklist", Owner::Engineer),
 ];
 
 pub fn owner_of(key: &str) -> Option<Owner> {

@@ -92,6 +92,10 @@ pub enum Change {
     AppendTransition,
     /// The last element of `notes` is new.
     AppendNote,
+    /// `checklist.template` was set.
+    ChecklistTemplate,
+    /// The last element of `checklist.answers` is new.
+    AppendAnswer,
 }
 
 /// Where an order's document stands on disk: what compaction decides on.
@@ -150,17 +154,34 @@ fn write_field(doc: &mut AutoCommit, order: &WorkOrder, change: Change) -> Resul
     match change {
         Change::Status => autosurgeon::reconcile_prop(doc, ROOT, "status", order.status),
         Change::Appointment => autosurgeon::reconcile_prop(doc, ROOT, "appointment", order.appointment),
-        Change::AppendTransition => append(doc, "transitions", order.transitions.last()),
-        Change::AppendNote => append(doc, "notes", order.notes.last()),
+        Change::AppendTransition => append(doc, &ROOT, "transitions", order.transitions.last()),
+        Change::AppendNote => append(doc, &ROOT, "notes", order.notes.last()),
+        Change::ChecklistTemplate => {
+            let checklist = object(doc, &ROOT, "checklist", automerge::ObjType::Map)?;
+            autosurgeon::reconcile_prop(doc, checklist, "template", &order.checklist.template)
+        }
+        Change::AppendAnswer => {
+            let checklist = object(doc, &ROOT, "checklist", automerge::ObjType::Map)?;
+            append(doc, &checklist, "answers", order.checklist.answers.last())
+        }
     }
 }
 
-fn append<T: autosurgeon::Reconcile>(doc: &mut AutoCommit, key: &str, item: Option<&T>) -> Result<(), autosurgeon::ReconcileError> {
+fn object(doc: &AutoCommit, parent: &automerge::ObjId, key: &str, ty: automerge::ObjType) -> Result<automerge::ObjId, autosurgeon::ReconcileError> {
+    match doc.get(parent, key)? {
+        Some((automerge::Value::Object(t), id)) if t == ty => Ok(id),
+        _ => Err(autosurgeon::ReconcileError::Automerge(automerge::AutomergeError::InvalidOp(ty))),
+    }
+}
+
+fn append<T: autosurgeon::Reconcile>(
+    doc: &mut AutoCommit,
+    parent: &automerge::ObjId,
+    key: &str,
+    item: Option<&T>,
+) -> Result<(), autosurgeon::ReconcileError> {
     let Some(item) = item else { return Ok(()) };
-    let list = match doc.get(ROOT, key)? {
-        Some((automerge::Value::Object(automerge::ObjType::List), id)) => id,
-        _ => return Err(autosurgeon::ReconcileError::Automerge(automerge::AutomergeError::InvalidOp(automerge::ObjType::List))),
-    };
+    let list = object(doc, parent, key, automerge::ObjType::List)?;
     let len = doc.length(&list);
     autosurgeon::reconcile_insert(doc, list, len, item)
 }
@@ -596,4 +617,25 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+impl Store {
+    /// Template sources published to this device, oldest first.
+    pub fn published_templates(&self) -> Result<Vec<(String, String)>, Error> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT id || '@' || version, source FROM templates ORDER BY published_at, id, version")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a published template version (idempotent for identical content).
+    pub fn save_template(&self, id: &str, version: u32, sha256: &str, source: &str, at_ms: i64) -> Result<(), Error> {
+        let w = self.writer();
+        w.conn.execute(
+            "INSERT INTO templates (id, version, sha256, source, published_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (id, version) DO NOTHING",
+            params![id, version, sha256, source, at_ms],
+        )?;
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::Error;
 
 /// Migration `i` (1-based) upgrades from version `i - 1` to `i`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql"), include_str!("migrations/002_templates.sql")];
 
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -56,6 +56,31 @@ mod tests {
         }
         migrate(&mut stepwise).unwrap();
         assert_eq!(schema_of(&fresh), schema_of(&stepwise));
+    }
+
+    /// A version-1 database holding an order upgrades in place and keeps its data.
+    #[test]
+    fn v1_database_with_data_upgrades() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO orders (id, status, priority, customer, site, equipment, engineer_id, reported_at, updated_at) \
+                 VALUES ('WO-OLD', 'accepted', 'normal', 'c', 's', 'e', 'eng', 1, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), CURRENT_VERSION);
+        let status: String = conn.query_row("SELECT status FROM orders WHERE id = 'WO-OLD'", [], |r| r.get(0)).unwrap();
+        assert_eq!(status, "accepted");
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM templates", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]

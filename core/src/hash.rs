@@ -1,0 +1,31 @@
+//! Content hashes used across the model (template pins, consent risk texts, strokes).
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// True for 64 lowercase hex characters.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn known_vector() {
+        // FIPS 180-2 example: SHA-256("abc").
+        assert_eq!(super::sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(super::is_sha256_hex(&super::sha256_hex(b"")));
+        assert!(!super::is_sha256_hex("BA7816BF"));
+    }
+}
