@@ -167,3 +167,110 @@ class OnsiteStoreTest {
         }
     }
 }
+
+/** Walks the seed-003 on-site repair checklist through the generated bindings. */
+class ChecklistTest {
+    private val samples: String = File(System.getProperty("onsite.samples")).readText()
+    private val sha = { s: String ->
+        java.security.MessageDigest.getInstance("SHA-256").digest(s.toByteArray()).joinToString("") { "%02x".format(it) }
+    }
+    private val signature = listOf(Stroke((0 until 20).map { StrokePoint(it * 5f, 40f + (it % 3), (it * 16).toUInt(), 0.6f) }))
+
+    /** A valid answer for the step, as the app's form would produce it. */
+    private fun answerFor(order: OrderDetail, view: ChecklistView, step: ChecklistStep): StepAnswer = when (val k = step.kind) {
+        is StepKind.Confirmation -> StepAnswer.Confirmed
+        is StepKind.Photo -> StepAnswer.Photos((0 until maxOf(1u, k.min).toInt()).map { PhotoRef(sha("${step.id}/$it"), "photo $it") })
+        is StepKind.Measurement -> StepAnswer.Measurement(((k.min ?: 0.0) + (k.max ?: 2.0)) / 2)
+        is StepKind.Note -> StepAnswer.Note("done: ${step.label.en}")
+        is StepKind.Choice -> StepAnswer.Choice(listOf(k.options.first().id))
+        is StepKind.Barcode -> {
+            val fromParts = k.expectedFromStep?.let { from ->
+                (view.steps.first { it.id == from }.current?.answer as? StepAnswer.Parts)?.parts?.firstOrNull()?.serial
+            }
+            StepAnswer.Barcode(fromParts ?: order.equipment.serial)
+        }
+        is StepKind.Parts -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "8SSB20W77543KT", 1u, null)))
+        is StepKind.Timer -> {
+            val now = Instant.now()
+            StepAnswer.Observation(now.minusSeconds(300), now, true)
+        }
+        is StepKind.Consent -> StepAnswer.Consent(true, k.riskSha256, "王女士", signature)
+    }
+
+    @Test
+    fun walkSeed003ToCompletionAndHitABlocker() {
+        OnsiteStore.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
+            store.importOrders(samples)
+            val id = "WO-20261123-0001"
+            assertTrue(store.listTemplates().map { it.id }.containsAll(listOf("onsite-repair", "workshop-intake", "os-reinstall")))
+            var view = store.startChecklist(id, "onsite-repair")
+            assertEquals(1u, view.templateVersion)
+            assertEquals(listOf("dress_badge", "borrow_parts"), view.open)
+
+            // A step that is not open yet is refused, and nothing is recorded.
+            try {
+                store.answerStep(id, "farewell", StepAnswer.Confirmed)
+                fail("answered a locked step")
+            } catch (e: ApiException.StepRefused) {
+                assertEquals("farewell", e.step)
+            }
+            // A blocker in words the engineer understands.
+            val blocker = store.blockers(id).first { it.step == "dress_badge" }
+            assertEquals("not confirmed yet", blocker.reason.en)
+
+            // A barcode that does not match keeps the step open and blocks.
+            while (!view.open.contains("warranty_packing")) {
+                val step = view.steps.first { it.id == view.open.first() }
+                view = store.answerStep(id, step.id, answerFor(store.getOrder(id), view, step))
+            }
+            view = store.answerStep(id, "warranty_packing", StepAnswer.Barcode("COUNTERFEIT"))
+            val wp = view.steps.first { it.id == "warranty_packing" }
+            assertEquals(StepState.Open, wp.state)
+            assertTrue(wp.flags.single() is StepFlag.BarcodeMismatch)
+
+            var answered = 0
+            while (view.open.isNotEmpty()) {
+                val step = view.steps.first { it.id == view.open.first() }
+                view = store.answerStep(id, step.id, answerFor(store.getOrder(id), view, step))
+                answered++
+            }
+            assertTrue("answered $answered", answered > 15)
+            assertEquals(emptyList<Blocker>(), view.blockers)
+            assertEquals(2, store.stepHistory(id, "warranty_packing").size)
+            val consent = view.steps.first { it.id == "customer_signs" }.current!!.answer as StepAnswer.Consent
+            assertEquals(signature, consent.strokes)
+
+            try {
+                store.answerStep(id, "customer_signs", StepAnswer.Note("again"))
+                fail("a signed consent was changed")
+            } catch (e: ApiException.StepRefused) {
+                assertTrue(e.reason.contains("final"))
+            }
+        }
+    }
+
+    @Test
+    fun completionIsRefusedWhileBlockersRemain() {
+        OnsiteStore.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
+            store.importOrders(samples)
+            val id = "WO-20261123-0002"
+            val w = TimeWindow(Instant.now(), Instant.now().plusSeconds(3600))
+            listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w), TransitionRequest.Depart,
+                TransitionRequest.Arrive, TransitionRequest.StartWork, TransitionRequest.RequestSignature)
+                .forEach { store.transition(id, it, null) }
+            store.startChecklist(id, "os-reinstall")
+            try {
+                store.transition(id, TransitionRequest.Complete, null)
+                fail("completed with blockers")
+            } catch (e: ApiException.Blocked) {
+                assertEquals("consent_reinstall", e.firstStep)
+            }
+            try {
+                store.markNotApplicable(id, "consent_reinstall", "customer busy")
+                fail("marked a step n/a that the template does not allow")
+            } catch (e: ApiException.StepRefused) {
+                assertEquals("consent_reinstall", e.step)
+            }
+        }
+    }
+}

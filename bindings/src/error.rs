@@ -1,7 +1,7 @@
 //! The one public error type. Variants are what an app can act on; the mapping from the
 //! core's internal errors lives here and nowhere else.
 
-use onsite_core::{order, store};
+use onsite_core::{order, signature, sop, store};
 
 use crate::types::OrderStatus;
 
@@ -23,6 +23,12 @@ pub enum ApiError {
     Corrupt { reason: String },
     #[error("storage failure: {reason}")]
     Storage { reason: String },
+    /// The checklist refused an answer for this step (not open yet, not applicable, closed).
+    #[error("step `{step}` refused: {reason}")]
+    StepRefused { step: String, reason: String },
+    /// Completion refused while checklist steps still block it (`blockers()` lists them).
+    #[error("{count} checklist step(s) still block completion (first: {first_step})")]
+    Blocked { count: u32, first_step: String },
     #[error("internal error: {reason}")]
     Internal { reason: String },
 }
@@ -32,6 +38,8 @@ impl From<onsite_core::Error> for ApiError {
         match e {
             onsite_core::Error::Order(e) => e.into(),
             onsite_core::Error::Store(e) => e.into(),
+            onsite_core::Error::Sop(e) => e.into(),
+            onsite_core::Error::Signature(e) => ApiError::InvalidInput { field: "strokes".into(), reason: e.to_string() },
         }
     }
 }
@@ -60,6 +68,40 @@ impl From<store::Error> for ApiError {
             store::Error::Open { .. } | store::Error::Sqlite(_) => ApiError::Storage { reason },
             store::Error::Document { .. } => ApiError::InvalidInput { field: "document".into(), reason },
         }
+    }
+}
+
+impl From<sop::Error> for ApiError {
+    fn from(e: sop::Error) -> Self {
+        let reason = e.to_string();
+        match e {
+            sop::Error::Template { file, step, field, reason } => ApiError::InvalidInput {
+                field: match step {
+                    Some(step) => format!("{file}: step {step}: {field}"),
+                    None => format!("{file}: {field}"),
+                },
+                reason,
+            },
+            sop::Error::VersionExists { .. } | sop::Error::NotStarted | sop::Error::AlreadyStarted { .. } => {
+                ApiError::Conflict { reason }
+            }
+            sop::Error::UnknownTemplate { id } => ApiError::NotFound { id },
+            sop::Error::TemplateMissing { id, version } => ApiError::NotFound { id: format!("{id} v{version}") },
+            sop::Error::UnknownStep { step } => ApiError::NotFound { id: step },
+            sop::Error::OutOfOrder { step, .. }
+            | sop::Error::NotApplicable { step }
+            | sop::Error::Closed { step, .. }
+            | sop::Error::NaNotAllowed { step } => ApiError::StepRefused { step, reason },
+            sop::Error::WrongType { step, .. } => ApiError::InvalidInput { field: step, reason },
+            sop::Error::Invalid { step, field, reason } => ApiError::InvalidInput { field: format!("{step}.{field}"), reason },
+            sop::Error::Blocked { count, first } => ApiError::Blocked { count: count as u32, first_step: first },
+        }
+    }
+}
+
+impl From<signature::Error> for ApiError {
+    fn from(e: signature::Error) -> Self {
+        ApiError::InvalidInput { field: "strokes".into(), reason: e.to_string() }
     }
 }
 

@@ -3,10 +3,12 @@
 
 uniffi::setup_scaffolding!();
 
+mod checklist;
 mod error;
 mod store;
 mod types;
 
+pub use checklist::*;
 pub use error::ApiError;
 pub use store::{ClockSource, OnsiteStore};
 pub use types::*;

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use onsite_core::{Actor, Clock, Device, DeviceOptions};
 
+use crate::checklist::{AnswerRecord, Blocker, ChecklistView, StepAnswer, TemplateInfo};
 use crate::types::{from_time, GpsFix, OrderDetail, OrderFilter, OrderSummary, TransitionRequest};
 use crate::ApiError;
 
@@ -104,5 +105,43 @@ impl OnsiteStore {
     /// Merges a document from a peer; returns the merged order.
     pub fn merge_document(&self, bytes: Vec<u8>) -> Result<OrderDetail, ApiError> {
         Ok(self.device.merge_document(&bytes)?.into())
+    }
+
+    /// The latest version of every checklist template on this device.
+    pub fn list_templates(&self) -> Vec<TemplateInfo> {
+        self.device.templates().iter().map(|t| t.as_ref().into()).collect()
+    }
+
+    /// Publishes a template version (TOML) to this device; running orders keep theirs.
+    pub fn publish_template(&self, file_name: String, toml: String) -> Result<TemplateInfo, ApiError> {
+        Ok(self.device.publish_template(&file_name, &toml)?.as_ref().into())
+    }
+
+    /// Starts the order's checklist on the latest version of `template_id`.
+    pub fn start_checklist(&self, order_id: String, template_id: String) -> Result<ChecklistView, ApiError> {
+        Ok(self.device.start_checklist(&order_id, &template_id)?.into())
+    }
+
+    pub fn checklist(&self, order_id: String) -> Result<ChecklistView, ApiError> {
+        Ok(self.device.checklist(&order_id)?.into())
+    }
+
+    /// Records an answer; a correction is a new answer (history keeps the old ones).
+    pub fn answer_step(&self, order_id: String, step_id: String, answer: StepAnswer) -> Result<ChecklistView, ApiError> {
+        Ok(self.device.answer(&order_id, &step_id, answer.try_into()?)?.into())
+    }
+
+    pub fn mark_not_applicable(&self, order_id: String, step_id: String, reason: String) -> Result<ChecklistView, ApiError> {
+        Ok(self.device.mark_not_applicable(&order_id, &step_id, &reason)?.into())
+    }
+
+    /// Every answer given to a step, oldest first.
+    pub fn step_history(&self, order_id: String, step_id: String) -> Result<Vec<AnswerRecord>, ApiError> {
+        Ok(self.device.step_history(&order_id, &step_id)?.iter().map(Into::into).collect())
+    }
+
+    /// Why the order cannot be completed yet (empty when it can).
+    pub fn blockers(&self, order_id: String) -> Result<Vec<Blocker>, ApiError> {
+        Ok(self.device.blockers(&order_id)?.iter().map(Into::into).collect())
     }
 }

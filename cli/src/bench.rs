@@ -16,7 +16,8 @@ pub fn run(suite: &str, orders: usize) -> Result<()> {
     }
     match suite {
         "store" => store(orders.max(10)),
-        other => bail!("unknown bench suite `{other}` (known: store)"),
+        "sop" => sop_bench(),
+        other => bail!("unknown bench suite `{other}` (known: store, sop)"),
     }
 }
 
@@ -120,8 +121,10 @@ fn store(n: usize) -> Result<()> {
         for e in [Event::Accept, Event::ContactCustomer { window }, Event::Depart, Event::Arrive, Event::StartWork] {
             d.transition(&id, e, Actor::Engineer, Some(fix))?;
         }
-        for k in 0..5 {
-            d.add_note(&id, &format!("step {k}: checked, photographed, customer informed"))?;
+        d.start_checklist(&id, "onsite-repair")?;
+        d.walk_checklist_demo(&id)?;
+        for k in 0..3 {
+            d.add_note(&id, &format!("note {k}: checked, photographed, customer informed"))?;
         }
         d.transition(&id, Event::RequestSignature, Actor::Engineer, Some(fix))?;
         d.transition(&id, Event::Complete, Actor::Engineer, Some(fix))?;
@@ -164,4 +167,96 @@ fn raw_edits(dir: &Path, edits: usize, doc_bytes: &[u8]) -> Result<Vec<f64>> {
         samples.push(ms_since(t));
     }
     Ok(samples)
+}
+
+/// A 60-step template: a chain of mixed kinds with a choice that switches a branch on and
+/// off, so evaluation exercises dependencies and conditions.
+pub fn sixty_step_template() -> String {
+    let mut t = String::from("id = \"bench-60\"\nversion = 1\ntitle = { zh = \"六十步\", en = \"Sixty steps\" }\n");
+    for i in 0..60 {
+        let label = format!("label = {{ zh = \"步骤 {i}\", en = \"Step {i}\" }}\n");
+        let after = if i == 0 { String::new() } else { format!("after = [\"s{}\"]\n", i - 1) };
+        let (kind, extra) = match i % 6 {
+            0 => ("confirmation", String::new()),
+            1 => ("measurement", "unit = \"V\"\nmin = 11.4\nmax = 12.6\n".to_string()),
+            2 => ("choice", "options = [{ id = \"a\", label = { zh = \"甲\", en = \"A\" } }, { id = \"b\", label = { zh = \"乙\", en = \"B\" } }]\n".to_string()),
+            3 => ("note", format!("when = {{ step = \"s{}\", is = \"a\" }}\n", i - 1)),
+            4 => ("photo", "min = 1\nmax = 3\n".to_string()),
+            _ => ("confirmation", format!("when = {{ any = [{{ step = \"s{}\", is = \"a\" }}, {{ field = \"priority\", is = \"urgent\" }}] }}\n", i - 3)),
+        };
+        t.push_str(&format!("\n[[steps]]\nid = \"s{i}\"\nkind = \"{kind}\"\n{label}{after}{extra}"));
+    }
+    t
+}
+
+fn sop_bench() -> Result<()> {
+    use onsite_core::sop;
+    let dir = tempfile::tempdir()?;
+    let device = open(dir.path())?;
+    device.import_orders_json(&orders_json(1))?;
+    let template = device.publish_template("bench-60.toml", &sixty_step_template())?;
+    device.start_checklist("BENCH-00000", "bench-60")?;
+    // Answer all but the last step, then time evaluation after one more answer.
+    let mut answer_us = Vec::new();
+    loop {
+        let view = device.checklist("BENCH-00000")?;
+        let open = view.evaluation.open();
+        let Some(step) = open.first().and_then(|s| view.template.step(s)).cloned() else { break };
+        if step.id == "s59" {
+            break;
+        }
+        let order = device.get("BENCH-00000")?.order;
+        let answer = sop::demo::answer_for(&view.template, &view.evaluation, &order, &step, device.now());
+        let t = Instant::now();
+        device.answer("BENCH-00000", &step.id, answer)?;
+        answer_us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut order = device.get("BENCH-00000")?.order;
+    let answered = order.checklist.answers.len();
+    let last = template.step("s59").cloned().ok_or_else(|| anyhow::anyhow!("no s59"))?;
+    let eval = sop::evaluate(&template, &order, &order.checklist);
+    let answer = sop::demo::answer_for(&template, &eval, &order, &last, device.now());
+    order.checklist.answers.push(sop::AnswerRecord {
+        step: "s59".into(),
+        value: answer,
+        at: device.now(),
+        monotonic_ms: 0,
+        device: device.device_id().into(),
+    });
+    const RUNS: usize = 2000;
+    let mut samples = Vec::with_capacity(RUNS);
+    let mut blockers = 0;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let e = sop::evaluate(&template, &order, &order.checklist);
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        blockers += e.blockers.len();
+    }
+    if blockers != 0 {
+        bail!("the bench checklist should be complete after the last answer");
+    }
+    // The real seed-003 template for comparison.
+    let repair = device.templates().into_iter().find(|t| t.id == "onsite-repair").ok_or_else(|| anyhow::anyhow!("no template"))?;
+    let mut real = Vec::with_capacity(RUNS);
+    let d2 = tempfile::tempdir()?;
+    let dev2 = open(d2.path())?;
+    dev2.import_orders_json(&orders_json(1))?;
+    dev2.start_checklist("BENCH-00000", "onsite-repair")?;
+    dev2.walk_checklist_demo("BENCH-00000")?;
+    let o2 = dev2.get("BENCH-00000")?.order;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let e = sop::evaluate(&repair, &o2, &o2.checklist);
+        real.push(t.elapsed().as_secs_f64() * 1e6);
+        blockers += e.blockers.len();
+    }
+    if blockers != 0 {
+        bail!("the walked onsite-repair checklist should have no blockers");
+    }
+    emit("sop.gate_eval_us", percentile(&mut samples, 0.5), "us");
+    emit("sop.gate_eval_p95_us", percentile(&mut samples, 0.95), "us");
+    emit("sop.gate_eval_onsite_repair_us", percentile(&mut real, 0.5), "us");
+    emit("sop.answer_p95_us", percentile(&mut answer_us, 0.95), "us");
+    emit("sop.steps_answered", answered as f64, "count");
+    Ok(())
 }

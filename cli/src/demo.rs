@@ -106,7 +106,7 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
     let mut illegal_shown = false;
     for (minutes, event, what) in steps {
         clock.advance(Duration::minutes(minutes));
-        if !illegal_shown && matches!(event, Event::StartWork) {
+        if !illegal_shown && matches!(event, Event::RequestSignature) {
             illegal_shown = true;
             match device.transition(&id, Event::Complete, Actor::Engineer, fix) {
                 Err(e) => println!("  (refused as expected: {e})"),
@@ -116,8 +116,16 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
         let at_site = matches!(event, Event::Arrive | Event::StartWork | Event::RequestSignature | Event::Complete);
         let v = device.transition(&id, event, Actor::Engineer, if at_site { fix } else { None })?;
         println!("  {}  {:<19} {}", local(clock.now().timestamp_millis()), v.order.status.as_str(), what);
+        if matches!(v.order.status, onsite_core::Status::OnSite) {
+            let c = device.start_checklist(&id, "onsite-repair")?;
+            println!("               checklist {} v{} started: {} steps", c.pinned.id, c.pinned.version, c.template.steps.len());
+        }
         if matches!(v.order.status, onsite_core::Status::InProgress) {
             device.add_note(&id, "主板 DC-in 接口松动,已重新焊接 / DC-in jack loose, resoldered")?;
+            let n = device.walk_checklist_demo(&id)?;
+            let c = device.checklist(&id)?;
+            let na = c.evaluation.steps.iter().filter(|s| matches!(s.state, onsite_core::sop::StepState::NotApplicable { .. })).count();
+            println!("               checklist walked: {n} answers, {na} steps not applicable, {} blockers", c.evaluation.blockers.len());
         }
     }
     println!();

@@ -1,6 +1,7 @@
 //! `onsite`: a headless field device over the same core API the apps use.
 
 mod bench;
+mod checklist;
 mod demo;
 
 use std::path::PathBuf;
@@ -28,9 +29,15 @@ enum Command {
     /// Work orders on this device.
     #[command(subcommand)]
     Orders(OrdersCmd),
+    /// The SOP checklist of an order.
+    #[command(subcommand)]
+    Checklist(checklist::ChecklistCmd),
+    /// Checklist templates on this device.
+    #[command(subcommand)]
+    Templates(checklist::TemplatesCmd),
     /// Import sample orders, walk one through its lifecycle, print what happened.
     Demo,
-    /// Benchmarks (build with --release): `onsite bench store`.
+    /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`.
     Bench {
         suite: String,
         /// Orders in the benchmark store.
@@ -134,6 +141,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { suite, orders } => bench::run(&suite, orders),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),
+        Command::Checklist(cmd) => checklist::run(&open(&data_dir(&cli.data))?, cmd),
+        Command::Templates(cmd) => checklist::templates(&open(&data_dir(&cli.data))?, cmd),
     }
 }
 
