@@ -89,7 +89,7 @@ fn store(n: usize) -> Result<()> {
     // Cold-ish opens: a new Device (new connections, empty caches) per sample.
     let mut list = Vec::new();
     let mut one = Vec::new();
-    for _ in 0..15 {
+    for _ in 0..41 {
         let t = Instant::now();
         let d = open(dir.path())?;
         let rows = d.list(&OrderFilter::default())?;

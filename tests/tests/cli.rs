@@ -72,3 +72,41 @@ fn demo_runs_and_keeps_its_data_when_asked() {
     assert!(ok, "{err}");
     assert!(out.contains("walking WO-20261123-0002"), "{out}");
 }
+
+#[test]
+fn checklist_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.json");
+    std::fs::write(&file, SAMPLE_ORDERS).unwrap();
+    let data = dir.path().join("device");
+    assert!(onsite(&data, &["orders", "import", file.to_str().unwrap()]).0);
+    let id = "WO-20261123-0001";
+    let (ok, out, err) = onsite(&data, &["checklist", "start", id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("onsite-repair v1"), "{out}");
+    let (ok, out, _) = onsite(&data, &["checklist", "blockers", id]);
+    assert!(ok && out.contains("dress_badge: not confirmed yet"), "{out}");
+    let (ok, out, err) = onsite(&data, &["checklist", "answer", id, "dress_badge", "--confirm"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("arrive_on_time"), "the next step opens: {out}");
+    let (ok, _, err) = onsite(&data, &["checklist", "answer", id, "farewell", "--confirm"]);
+    assert!(!ok && err.contains("not open yet"), "{err}");
+    let (ok, _, err) = onsite(&data, &["checklist", "answer", id, "borrow_parts", "--text", "x"]);
+    assert!(!ok && err.contains("takes a parts answer"), "{err}");
+    let (ok, _, err) = onsite(&data, &["checklist", "answer", id, "borrow_parts", "--part", "FRU-1:SN-9:1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = onsite(&data, &["checklist", "answer", id, "borrow_parts", "--no-parts"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = onsite(&data, &["checklist", "history", id, "borrow_parts"]);
+    assert!(ok && out.lines().count() == 2, "both answers kept: {out}");
+    let (ok, out, _) = onsite(&data, &["checklist", "show", id, "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pinned"]["id"], "onsite-repair");
+    let (ok, out, err) = onsite(&data, &["templates", "list"]);
+    assert!(ok && out.contains("workshop-intake"), "{out}{err}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "id = \"x\"\nversion = 1\ntitle = { zh = \"x\", en = \"x\" }\n[[steps]]\nid = \"a\"\nkind = \"hologram\"\nlabel = { zh = \"a\", en = \"a\" }\n").unwrap();
+    let (ok, _, err) = onsite(&data, &["templates", "publish", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("bad.toml: step `a`: field `kind`: unknown step kind `hologram`"), "{err}");
+}

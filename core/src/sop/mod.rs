@@ -10,7 +10,7 @@ pub use answer::{Answer, AnswerRecord, Checklist, PartUse, PhotoRef, TemplateRef
 pub use engine::{check_answer, evaluate, Blocker, Evaluation, Flag, NaReason, StepState, StepStatus};
 pub use template::{Registry, Step, StepKind, Template, Text};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {
     #[error("{file}: {}field `{field}`: {reason}", step.as_ref().map(|s| format!("step `{s}`: ")).unwrap_or_default())]
     Template { file: String, step: Option<String>, field: String, reason: String },

@@ -510,12 +510,18 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The built-in templates, parsed once per process (opening a store stays cheap).
     pub fn with_builtins() -> Result<Self, Error> {
-        let mut r = Registry::default();
-        for (file, source) in BUILTIN {
-            r.add(Template::parse(file, source)?)?;
-        }
-        Ok(r)
+        static BUILTINS: std::sync::OnceLock<Result<Registry, Error>> = std::sync::OnceLock::new();
+        BUILTINS
+            .get_or_init(|| {
+                let mut r = Registry::default();
+                for (file, source) in BUILTIN {
+                    r.add(Template::parse(file, source)?)?;
+                }
+                Ok(r)
+            })
+            .clone()
     }
 
     /// Adds a version. The same id+version with different content is refused.

@@ -287,3 +287,21 @@ proptest! {
         prop_assert_eq!(va.answers.len(), vb.answers.len());
     }
 }
+
+proptest! {
+    /// Template files from outside (published by a provider) never panic the loader: a
+    /// built-in template with one byte changed either loads or names what is wrong.
+    #[test]
+    fn template_loader_never_panics(pos in 0usize..20_000, byte in any::<u8>(), which in 0usize..3) {
+        let mut bytes = super::template::BUILTIN[which].1.as_bytes().to_vec();
+        let i = pos % bytes.len();
+        bytes[i] = byte;
+        if let Ok(src) = String::from_utf8(bytes) {
+            match Template::parse("mutated.toml", &src) {
+                Ok(t) => prop_assert!(!t.steps.is_empty()),
+                Err(Error::Template { file, .. }) => prop_assert_eq!(file, "mutated.toml"),
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}

@@ -622,8 +622,9 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 impl Store {
     /// Template sources published to this device, oldest first.
     pub fn published_templates(&self) -> Result<Vec<(String, String)>, Error> {
-        let conn = self.reader();
-        let mut st = conn.prepare_cached("SELECT id || '@' || version, source FROM templates ORDER BY published_at, id, version")?;
+        // Read on the writer: it has the schema loaded already (this runs at open).
+        let w = self.writer();
+        let mut st = w.conn.prepare_cached("SELECT id || '@' || version, source FROM templates ORDER BY published_at, id, version")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
