@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod device;
 pub mod error;
+pub mod evidence;
 pub mod hash;
 pub mod order;
 pub mod signature;

@@ -1,0 +1,438 @@
+//! Photo analysis: format, EXIF, a 320 px thumbnail with the orientation applied, and a
+//! 64-bit perceptual hash (dHash). Never fails on bad pictures: a photo is evidence even
+//! when it cannot be decoded, so problems are reported and the result degrades.
+//!
+//! Fast path (camera JPEGs): DCT-scaled decode with jpeg-decoder (1/2..1/8 during the IDCT,
+//! so a 12 MP photo decodes straight to ~0.2 MP), then fast_image_resize to 320 px. Memory
+//! stays bounded: dimensions are read from the header and refused before any pixel buffer is
+//! allocated, and the decoder's own buffer is capped.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use fast_image_resize as fr;
+use serde::Serialize;
+
+pub const THUMB_EDGE: u32 = 320;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest image (pixels) the fast path decodes.
+    pub max_pixels: u64,
+    /// Largest progressive JPEG (its coefficients are buffered whole by the decoder).
+    pub max_pixels_progressive: u64,
+    /// Cap on the decoder's output buffer.
+    pub max_decode_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_pixels: 64_000_000, max_pixels_progressive: 8_000_000, max_decode_bytes: 24 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Jpeg,
+    Png,
+    Heic,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExifInfo {
+    /// `DateTimeOriginal` as written by the camera (local time, "YYYY:MM:DD HH:MM:SS").
+    pub captured_at: Option<String>,
+    pub offset: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    /// EXIF orientation 1..8.
+    pub orientation: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub format: Format,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub exif: ExifInfo,
+    /// JPEG bytes of the thumbnail (long edge 320 px), orientation applied.
+    #[serde(skip)]
+    pub thumbnail: Option<Vec<u8>>,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+    /// dHash of the oriented image.
+    pub phash: Option<u64>,
+    /// Why something is missing ("no thumbnail: unsupported format (HEIC)", "EXIF: ...").
+    pub problems: Vec<String>,
+}
+
+pub fn sniff(head: &[u8]) -> Format {
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Format::Jpeg
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Format::Png
+    } else if head.len() >= 12 && &head[4..8] == b"ftyp" && matches!(&head[8..12], b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" | b"avif") {
+        Format::Heic
+    } else {
+        Format::Unknown
+    }
+}
+
+/// Analyses the photo at `path` (already stored); never panics, never fails on content.
+pub fn analyze(path: &Path, limits: &Limits) -> std::io::Result<Analysis> {
+    let mut head = [0u8; 16];
+    let n = File::open(path)?.read(&mut head)?;
+    let format = sniff(&head[..n]);
+    let mut a = Analysis {
+        format,
+        width: None,
+        height: None,
+        exif: ExifInfo::default(),
+        thumbnail: None,
+        thumb_width: 0,
+        thumb_height: 0,
+        phash: None,
+        problems: Vec::new(),
+    };
+    // Third-party decoders meet hostile bytes here: a panic inside them degrades the result.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
+        Format::Jpeg => jpeg_path(path, limits, &mut a),
+        Format::Png => png_path(path, limits, &mut a),
+        Format::Heic => Err("no thumbnail: unsupported format (HEIC)".to_string()),
+        Format::Unknown => Err("no thumbnail: unrecognized format".to_string()),
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) => a.problems.push(problem),
+        Err(_) => a.problems.push("no thumbnail: the decoder failed on this file".into()),
+    }
+    Ok(a)
+}
+
+/// Decoded pixels at reduced size, before orientation.
+struct Small {
+    w: u32,
+    h: u32,
+    rgb: Vec<u8>,
+}
+
+fn jpeg_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut dec = jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file));
+    dec.read_info().map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
+    let info = dec.info().ok_or("no thumbnail: corrupt JPEG (no frame)")?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    a.width = Some(w);
+    a.height = Some(h);
+    let pixels = u64::from(w) * u64::from(h);
+    let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
+    let max = if progressive { limits.max_pixels_progressive } else { limits.max_pixels };
+    if pixels == 0 || pixels > max {
+        return Err(format!("no thumbnail: image too large to decode safely ({w}x{h}{})", if progressive { ", progressive" } else { "" }));
+    }
+    dec.set_max_decoding_buffer_size(limits.max_decode_bytes);
+    let (sw, sh) = dec.scale(THUMB_EDGE as u16, THUMB_EDGE as u16).map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
+    let decoded = dec.decode();
+    if let Some(raw) = dec.exif_data() {
+        a.exif = read_exif(raw.to_vec(), &mut a.problems);
+    }
+    let data = decoded.map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => data,
+        jpeg_decoder::PixelFormat::L8 => data.iter().flat_map(|&l| [l, l, l]).collect(),
+        jpeg_decoder::PixelFormat::L16 => data.chunks_exact(2).flat_map(|c| [c[0], c[0], c[0]]).collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => data
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let k = 255 - u16::from(c[3]);
+                let f = |x: u8| ((255 - u16::from(x)) * k / 255) as u8;
+                [f(c[0]), f(c[1]), f(c[2])]
+            })
+            .collect(),
+    };
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    if rgb.len() != (sw * sh * 3) as usize {
+        return Err("no thumbnail: decoder returned an unexpected buffer".into());
+    }
+    finish(Small { w: sw, h: sh, rgb }, a)
+}
+
+fn png_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = image::ImageReader::with_format(BufReader::new(file), image::ImageFormat::Png);
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(48 * 1024 * 1024);
+    l.max_image_width = Some(20_000);
+    l.max_image_height = Some(20_000);
+    reader.limits(l);
+    let img = reader.decode().map_err(|e| format!("no thumbnail: PNG not decoded ({e})"))?;
+    a.width = Some(img.width());
+    a.height = Some(img.height());
+    if u64::from(img.width()) * u64::from(img.height()) > limits.max_pixels {
+        return Err("no thumbnail: image too large".into());
+    }
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    finish(Small { w, h, rgb: rgb.into_raw() }, a)
+}
+
+fn finish(small: Small, a: &mut Analysis) -> Result<(), String> {
+    let (tw, th) = fit(small.w, small.h, THUMB_EDGE);
+    let src = fr::images::Image::from_vec_u8(small.w, small.h, small.rgb, fr::PixelType::U8x3).map_err(|e| format!("no thumbnail: {e}"))?;
+    let mut dst = fr::images::Image::new(tw, th, fr::PixelType::U8x3);
+    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    fr::Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| format!("no thumbnail: {e}"))?;
+    let (ow, oh, oriented) = orient(tw, th, dst.buffer(), a.exif.orientation.unwrap_or(1));
+    a.phash = Some(dhash(ow, oh, &oriented));
+    let mut out = Vec::with_capacity(32 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode(&oriented, ow, oh, image::ExtendedColorType::Rgb8)
+        .map_err(|e| format!("no thumbnail: {e}"))?;
+    a.thumbnail = Some(out);
+    a.thumb_width = ow;
+    a.thumb_height = oh;
+    Ok(())
+}
+
+/// Largest size with the same aspect whose long edge is at most `edge` (never upscales).
+pub fn fit(w: u32, h: u32, edge: u32) -> (u32, u32) {
+    let long = w.max(h);
+    if long <= edge {
+        return (w.max(1), h.max(1));
+    }
+    let scale = f64::from(edge) / f64::from(long);
+    (((f64::from(w) * scale).round() as u32).max(1), ((f64::from(h) * scale).round() as u32).max(1))
+}
+
+/// Applies EXIF orientation (1..8) to an RGB buffer.
+pub fn orient(w: u32, h: u32, rgb: &[u8], orientation: u16) -> (u32, u32, Vec<u8>) {
+    let (w, h) = (w as usize, h as usize);
+    let transposed = matches!(orientation, 5..=8);
+    let (ow, oh) = if transposed { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            // Where the source pixel (x, y) lands.
+            let (dx, dy) = match orientation {
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (h - 1 - y, x),
+                7 => (h - 1 - y, w - 1 - x),
+                8 => (y, w - 1 - x),
+                _ => (x, y),
+            };
+            let s = (y * w + x) * 3;
+            let d = (dy * ow + dx) * 3;
+            out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+        }
+    }
+    (ow as u32, oh as u32, out)
+}
+
+/// dHash: 9x8 grey box-averaged image, one bit per horizontal neighbour comparison.
+pub fn dhash(w: u32, h: u32, rgb: &[u8]) -> u64 {
+    let (w, h) = (w as usize, h as usize);
+    let mut grey = [[0f64; 9]; 8];
+    for (gy, row) in grey.iter_mut().enumerate() {
+        for (gx, cell) in row.iter_mut().enumerate() {
+            let (x0, x1) = (gx * w / 9, ((gx + 1) * w / 9).max(gx * w / 9 + 1).min(w));
+            let (y0, y1) = (gy * h / 8, ((gy + 1) * h / 8).max(gy * h / 8 + 1).min(h));
+            let (mut sum, mut n) = (0f64, 0f64);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let p = (y * w + x) * 3;
+                    sum += 0.299 * f64::from(rgb[p]) + 0.587 * f64::from(rgb[p + 1]) + 0.114 * f64::from(rgb[p + 2]);
+                    n += 1.0;
+                }
+            }
+            *cell = if n > 0.0 { sum / n } else { 0.0 };
+        }
+    }
+    let mut bits = 0u64;
+    for row in &grey {
+        for x in 0..8 {
+            bits = (bits << 1) | u64::from(row[x] < row[x + 1]);
+        }
+    }
+    bits
+}
+
+fn read_exif(raw: Vec<u8>, problems: &mut Vec<String>) -> ExifInfo {
+    use exif::{In, Tag, Value};
+    let exif = match exif::Reader::new().read_raw(raw) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(format!("EXIF unreadable: {e}"));
+            return ExifInfo::default();
+        }
+    };
+    let text = |tag: Tag| -> Option<String> {
+        exif.get_field(tag, In::PRIMARY).and_then(|f| match &f.value {
+            Value::Ascii(v) => v.first().map(|s| String::from_utf8_lossy(s).trim().trim_end_matches('\0').to_string()),
+            _ => None,
+        })
+    };
+    let coord = |tag: Tag, reference: Tag| -> Option<f64> {
+        let f = exif.get_field(tag, In::PRIMARY)?;
+        let Value::Rational(r) = &f.value else { return None };
+        if r.len() < 3 || r.iter().any(|x| x.denom == 0) {
+            return None;
+        }
+        let v = r[0].to_f64() + r[1].to_f64() / 60.0 + r[2].to_f64() / 3600.0;
+        let neg = matches!(text(reference).as_deref(), Some("S") | Some("W"));
+        let v = if neg { -v } else { v };
+        v.is_finite().then_some(v)
+    };
+    let orientation = exif.get_field(Tag::Orientation, In::PRIMARY).and_then(|f| f.value.get_uint(0)).map(|v| v as u16);
+    let info = ExifInfo {
+        captured_at: text(Tag::DateTimeOriginal).or_else(|| text(Tag::DateTime)),
+        offset: text(Tag::OffsetTimeOriginal),
+        lat: coord(Tag::GPSLatitude, Tag::GPSLatitudeRef).filter(|v| (-90.0..=90.0).contains(v)),
+        lon: coord(Tag::GPSLongitude, Tag::GPSLongitudeRef).filter(|v| (-180.0..=180.0).contains(v)),
+        make: text(Tag::Make),
+        model: text(Tag::Model),
+        orientation: orientation.filter(|o| (1..=8).contains(o)),
+    };
+    if orientation.is_some() && info.orientation.is_none() {
+        problems.push("EXIF orientation out of range; ignored".into());
+    }
+    info
+}
+
+pub fn hamming(a: u64, b: u64) -> u32 {
+    (a ^ b).count_ones()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A JPEG made here: gradient + shapes, optional EXIF APP1 segment.
+    pub fn make_jpeg(w: u32, h: u32, seed: u8, exif: Option<&[u8]>) -> Vec<u8> {
+        let mut rgb = vec![0u8; (w * h * 3) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 3) as usize;
+                let disc = ((x as i64 - w as i64 / 3).pow(2) + (y as i64 - h as i64 / 2).pow(2)) < (h as i64 / 4).pow(2);
+                rgb[i] = (x * 255 / w) as u8 ^ seed;
+                rgb[i + 1] = if disc { 230 } else { (y * 255 / h) as u8 };
+                rgb[i + 2] = seed.wrapping_mul(3);
+            }
+        }
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode(&rgb, w, h, image::ExtendedColorType::Rgb8).unwrap();
+        if let Some(exif) = exif {
+            // Insert APP1 right after SOI.
+            let mut seg = vec![0xFF, 0xE1];
+            let len = (exif.len() + 2 + 6) as u16;
+            seg.extend_from_slice(&len.to_be_bytes());
+            seg.extend_from_slice(b"Exif\0\0");
+            seg.extend_from_slice(exif);
+            out.splice(2..2, seg);
+        }
+        out
+    }
+
+    /// A little-endian TIFF with Orientation and Make.
+    pub fn exif_orientation(o: u16) -> Vec<u8> {
+        let mut t = b"II*\0\x08\0\0\0".to_vec();
+        t.extend_from_slice(&2u16.to_le_bytes()); // 2 entries
+        // Make (0x010F), ASCII, count 5, offset 38
+        t.extend_from_slice(&0x010Fu16.to_le_bytes());
+        t.extend_from_slice(&2u16.to_le_bytes());
+        t.extend_from_slice(&5u32.to_le_bytes());
+        t.extend_from_slice(&38u32.to_le_bytes());
+        // Orientation (0x0112), SHORT, count 1, value
+        t.extend_from_slice(&0x0112u16.to_le_bytes());
+        t.extend_from_slice(&3u16.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(&(o as u32).to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes()); // next IFD
+        t.extend_from_slice(b"ACME\0");
+        t
+    }
+
+    fn analyze_bytes(bytes: &[u8]) -> Analysis {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, bytes).unwrap();
+        analyze(&p, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn jpeg_gets_thumbnail_exif_and_orientation() {
+        let a = analyze_bytes(&make_jpeg(1600, 1200, 7, Some(&exif_orientation(6))));
+        assert_eq!(a.format, Format::Jpeg);
+        assert_eq!((a.width, a.height), (Some(1600), Some(1200)));
+        assert_eq!(a.exif.make.as_deref(), Some("ACME"));
+        assert_eq!(a.exif.orientation, Some(6));
+        assert_eq!((a.thumb_width, a.thumb_height), (240, 320), "rotated 90 degrees");
+        let thumb = image::load_from_memory(a.thumbnail.as_ref().unwrap()).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (240, 320));
+        assert!(a.problems.is_empty(), "{:?}", a.problems);
+    }
+
+    #[test]
+    fn near_duplicates_have_close_hashes_and_different_photos_do_not() {
+        let a = analyze_bytes(&make_jpeg(1200, 900, 7, None)).phash.unwrap();
+        let recompressed = {
+            let img = image::load_from_memory(&make_jpeg(1200, 900, 7, None)).unwrap().resize(800, 600, image::imageops::FilterType::Triangle);
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 60).encode_image(&img.to_rgb8()).unwrap();
+            out
+        };
+        let b = analyze_bytes(&recompressed).phash.unwrap();
+        let c = analyze_bytes(&make_jpeg(1200, 900, 200, None)).phash.unwrap();
+        assert!(hamming(a, b) <= 6, "resized+recompressed copy: {}", hamming(a, b));
+        assert!(hamming(a, c) > 10, "different photo: {}", hamming(a, c));
+    }
+
+    #[test]
+    fn bad_inputs_degrade_with_a_reason() {
+        let jpeg = make_jpeg(640, 480, 1, None);
+        let truncated = analyze_bytes(&jpeg[..jpeg.len() / 2]);
+        assert!(truncated.thumbnail.is_none() || !truncated.problems.is_empty() || truncated.phash.is_some());
+        let heic = analyze_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic");
+        assert_eq!(heic.format, Format::Heic);
+        assert_eq!(heic.problems, ["no thumbnail: unsupported format (HEIC)"]);
+        // A 60000x60000 header: refused before any pixel buffer exists.
+        let mut bomb = jpeg.clone();
+        let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bomb[sof + 5..sof + 7].copy_from_slice(&60000u16.to_be_bytes());
+        bomb[sof + 7..sof + 9].copy_from_slice(&60000u16.to_be_bytes());
+        let a = analyze_bytes(&bomb);
+        assert!(a.problems[0].contains("too large"), "{:?}", a.problems);
+        let png = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            image::RgbImage::from_pixel(500, 100, image::Rgb([10, 20, 30])).write_to(&mut out, image::ImageFormat::Png).unwrap();
+            out.into_inner()
+        };
+        let a = analyze_bytes(&png);
+        assert_eq!((a.format, a.thumb_width, a.thumb_height), (Format::Png, 320, 64));
+        let junk = analyze_bytes(b"hello, this is not a photo");
+        assert_eq!(junk.problems, ["no thumbnail: unrecognized format"]);
+        let garbage_exif = analyze_bytes(&make_jpeg(320, 240, 3, Some(b"II*\0\xff\xff\xff\xffgarbage")));
+        assert!(garbage_exif.thumbnail.is_some(), "garbage EXIF is not fatal");
+        assert!(garbage_exif.problems.iter().any(|p| p.starts_with("EXIF")), "{:?}", garbage_exif.problems);
+    }
+
+    #[test]
+    fn orientation_maps_corners() {
+        // 2x1 image: red, green. Orientation 6 (rotate 90 CW) -> 1x2: red on top.
+        let rgb = [255, 0, 0, 0, 255, 0];
+        let (w, h, out) = orient(2, 1, &rgb, 6);
+        assert_eq!((w, h), (1, 2));
+        assert_eq!(&out[..3], &[255, 0, 0]);
+        let (_, _, out) = orient(2, 1, &rgb, 8);
+        assert_eq!(&out[..3], &[0, 255, 0]);
+        let (_, _, out) = orient(2, 1, &rgb, 3);
+        assert_eq!(&out[..3], &[0, 255, 0]);
+    }
+}

@@ -1,0 +1,99 @@
+//! Device keys. Everything the device records is signed with a P-256 ECDSA key (ES256): the
+//! key type iOS Secure Enclave and Android StrongBox hold. Apps implement [`Signer`] with a
+//! hardware key; [`SoftwareSigner`] (key in the app's database) serves desktop and tests.
+//! See docs/adr/0006-device-keys.md.
+
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("bad public key: {0}")]
+    BadKey(String),
+    #[error("bad signature encoding: {0}")]
+    BadSignature(String),
+}
+
+/// Signs messages with the device's key. `sign` returns the 64-byte `r || s` form.
+pub trait Signer: Send + Sync {
+    /// SEC1 uncompressed public key (65 bytes, 0x04 || X || Y).
+    fn public_key(&self) -> Vec<u8>;
+    /// ECDSA P-256 over SHA-256 of `message`; 64 bytes `r || s`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error>;
+}
+
+/// A P-256 key held in memory (persisted by the store as its 32-byte scalar).
+pub struct SoftwareSigner {
+    key: SigningKey,
+}
+
+impl SoftwareSigner {
+    pub fn generate() -> Self {
+        Self { key: SigningKey::random(&mut rand_core::OsRng) }
+    }
+
+    pub fn from_secret(bytes: &[u8]) -> Result<Self, Error> {
+        SigningKey::from_slice(bytes).map(|key| Self { key }).map_err(|e| Error::BadKey(e.to_string()))
+    }
+
+    pub fn secret(&self) -> Vec<u8> {
+        self.key.to_bytes().to_vec()
+    }
+}
+
+impl Signer for SoftwareSigner {
+    fn public_key(&self) -> Vec<u8> {
+        self.key.verifying_key().to_encoded_point(false).as_bytes().to_vec()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let sig: Signature = self.key.try_sign(message).map_err(|e| Error::Signing(e.to_string()))?;
+        Ok(sig.to_bytes().to_vec())
+    }
+}
+
+/// Verifies an ES256 signature (64-byte `r || s`, or DER as Android/iOS APIs produce).
+pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, Error> {
+    let key = VerifyingKey::from_sec1_bytes(public_key).map_err(|e| Error::BadKey(e.to_string()))?;
+    let sig = match signature.len() {
+        64 => Signature::from_slice(signature),
+        _ => Signature::from_der(signature),
+    }
+    .map_err(|e| Error::BadSignature(e.to_string()))?;
+    Ok(key.verify(message, &sig).is_ok())
+}
+
+/// Normalizes a signature from a platform signer (DER from Android Keystore / iOS
+/// SecKeyCreateSignature) to the 64-byte form stored in records.
+pub fn normalize(signature: &[u8]) -> Result<Vec<u8>, Error> {
+    if signature.len() == 64 {
+        return Ok(signature.to_vec());
+    }
+    Signature::from_der(signature).map(|s| s.to_bytes().to_vec()).map_err(|e| Error::BadSignature(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let s = SoftwareSigner::generate();
+        let sig = s.sign(b"hello").unwrap();
+        assert_eq!(sig.len(), 64);
+        assert!(verify(&s.public_key(), b"hello", &sig).unwrap());
+        assert!(!verify(&s.public_key(), b"hellp", &sig).unwrap());
+        let mut bad = sig.clone();
+        bad[10] ^= 1;
+        assert!(!verify(&s.public_key(), b"hello", &bad).unwrap_or(false));
+        let restored = SoftwareSigner::from_secret(&s.secret()).unwrap();
+        assert_eq!(restored.public_key(), s.public_key());
+        // DER signatures from platform keystores are accepted and normalized.
+        let der = Signature::from_slice(&sig).unwrap().to_der().as_bytes().to_vec();
+        assert!(verify(&s.public_key(), b"hello", &der).unwrap());
+        assert_eq!(normalize(&der).unwrap(), sig);
+        assert!(verify(b"not a key", b"hello", &sig).is_err());
+    }
+}
