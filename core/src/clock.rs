@@ -44,7 +44,19 @@ impl Clock for SystemClock {
         Utc::now()
     }
 
+    /// Milliseconds since boot (CLOCK_BOOTTIME: keeps counting in suspend, like Android's
+    /// `elapsedRealtime`), so readings from different processes of one boot compare; falls
+    /// back to time since this clock was made.
     fn monotonic_ms(&self) -> u64 {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes into the timespec we own; no other memory is touched.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+            if rc == 0 {
+                return (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000;
+            }
+        }
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }

@@ -8,7 +8,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::order::{self, lifecycle, Actor, EngineerNote, Event, GpsFix, Status, Timestamp, TransitionRecord, WorkOrder};
 use crate::sla::{SlaPolicy, SlaReport, WorkCalendar};
 use crate::sop::{self, Answer, AnswerRecord, Blocker, Evaluation, Registry, Template, TemplateRef};
-use crate::store::{Change, OrderSummary, SortBy, Store};
+use crate::evidence::journal::Draft;
+use crate::evidence::{Signer, SoftwareSigner};
+use crate::evidence::blob::BlobStore;
+use crate::evidence::{photo, EvidenceError};
+use crate::store::{Change, OrderSummary, PhotoRow, ReuseHit, SortBy, Stamp, Store};
 use crate::Result;
 
 pub struct DeviceOptions {
@@ -19,6 +23,10 @@ pub struct DeviceOptions {
     /// Refuse to complete an order that never started a checklist (default true: the SOP
     /// is how the platform later proves what was done).
     pub require_checklist: bool,
+    /// The device key. `None`: a software P-256 key kept in the store (desktop, tests).
+    pub signer: Option<Arc<dyn Signer>>,
+    /// The public key (SEC1) of the authority whose time tickets this device accepts.
+    pub time_authority: Option<Vec<u8>>,
 }
 
 impl DeviceOptions {
@@ -29,7 +37,14 @@ impl DeviceOptions {
             calendar: WorkCalendar::china_default(),
             sla: SlaPolicy::default(),
             require_checklist: true,
+            signer: None,
+            time_authority: None,
         }
+    }
+
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -70,19 +85,71 @@ pub struct Device {
     sla: SlaPolicy,
     require_checklist: bool,
     templates: RwLock<Registry>,
+    blobs: BlobStore,
+    photo_limits: photo::Limits,
 }
+
+/// Where a photo comes from.
+pub enum PhotoSource<'a> {
+    Path(&'a std::path::Path),
+    Bytes(&'a [u8]),
+}
+
+/// What ingest found, in one value for the capture screen.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IngestReport {
+    pub sha256: String,
+    pub size: u64,
+    /// False when these bytes were already stored (on this or another order).
+    pub new_blob: bool,
+    pub analysis: photo::Analysis,
+    pub thumb_sha256: Option<String>,
+    /// The same or a near-identical photo already used as evidence on other orders.
+    pub reused_on: Vec<ReuseHit>,
+    pub journal_seq: u64,
+}
+
+/// Hamming distance at or below which two photos count as the same picture.
+pub const NEAR_DUPLICATE_BITS: u32 = 6;
 
 const NOTE_MAX_CHARS: usize = 4000;
 
 impl Device {
     pub fn open(options: DeviceOptions) -> Result<Self> {
         let store = Store::open(&options.data_dir)?;
+        let signer: Arc<dyn Signer> = match options.signer {
+            Some(s) => s,
+            None => match store.meta("device_key")? {
+                Some(hex) => {
+                    let bytes = crate::hash::unhex(&hex).ok_or(crate::store::Error::NoSigner)?;
+                    Arc::new(SoftwareSigner::from_secret(&bytes).map_err(crate::evidence::journal::Error::from).map_err(crate::store::Error::from)?)
+                }
+                None => {
+                    let s = SoftwareSigner::generate();
+                    store.set_meta("device_key", &crate::hash::hex(&s.secret()))?;
+                    Arc::new(s)
+                }
+            },
+        };
+        let public = crate::hash::hex(&signer.public_key());
+        match store.meta("device_public_key")? {
+            Some(known) if known != public => return Err(crate::evidence::EvidenceError::KeyMismatch.into()),
+            Some(_) => {}
+            None => store.set_meta("device_public_key", &public)?,
+        }
+        store.set_signer(signer);
+        if let Some(a) = &options.time_authority {
+            store.set_meta("time_authority", &crate::hash::hex(a))?;
+        }
         let mut templates = Registry::with_builtins()?;
         for (name, source) in store.published_templates()? {
             templates.add(Template::parse(&name, &source)?)?;
         }
+        let blobs = BlobStore::open(&options.data_dir.join("blobs")).map_err(EvidenceError::from)?;
         Ok(Self {
             store,
+            blobs,
+            photo_limits: photo::Limits::default(),
             clock: options.clock,
             calendar: options.calendar,
             sla: options.sla,
@@ -101,6 +168,11 @@ impl Device {
 
     pub fn now(&self) -> Timestamp {
         Timestamp::from_datetime(self.clock.now())
+    }
+
+    /// Wall and monotonic readings taken together.
+    pub fn stamp(&self) -> Stamp {
+        Stamp { at_ms: self.now().0, mono_ms: self.clock.monotonic_ms() }
     }
 
     fn summarize(&self, order: &WorkOrder) -> OrderSummary {
@@ -141,7 +213,12 @@ impl Device {
         }
         let mut ids = Vec::with_capacity(orders.len());
         for o in orders {
-            self.store.insert(&o, &self.summarize(&o))?;
+            let draft = Draft::new(
+                "import",
+                Some(&o.id),
+                serde_json::json!({ "provider": o.provider.id, "engineer": o.engineer.id, "priority": o.priority.as_str() }),
+            );
+            self.store.insert(&o, &self.summarize(&o), self.stamp(), &draft)?;
             ids.push(o.id);
         }
         Ok(ids)
@@ -162,15 +239,16 @@ impl Device {
 
     /// Applies a lifecycle event, recording wall time, monotonic reading, device and fix.
     pub fn transition(&self, id: &str, event: Event, actor: Actor, fix: Option<GpsFix>) -> Result<OrderView> {
-        let now = self.now();
-        let mono = self.clock.monotonic_ms();
+        let stamp = self.stamp();
+        let now = Timestamp(stamp.at_ms);
+        let mono = stamp.mono_ms;
         let device = self.device_id().to_string();
         let name = event.name();
         let ((), order) = self.store.edit(
             id,
             name,
-            now.0,
-            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+            stamp,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>, Option<Draft>)> {
                 let to = lifecycle::next_status(o.status, &event, actor)?;
                 if to == Status::Completed {
                     let blockers = self.blockers_of(o)?;
@@ -183,9 +261,11 @@ impl Device {
                     o.appointment = Some(w);
                     changes.push(Change::Appointment);
                 }
+                let payload = serde_json::json!({ "from": o.status, "to": to, "event": &event, "actor": actor });
+                let draft = Draft::new("transition", Some(id), payload).with_fix(fix);
                 o.transitions.push(TransitionRecord { from: o.status, to, event, at: now, monotonic_ms: mono, device, fix });
                 o.status = to;
-                Ok(((), changes))
+                Ok(((), changes, Some(draft)))
             },
             |o| self.summarize(o),
         )?;
@@ -203,14 +283,16 @@ impl Device {
             }
             .into());
         }
-        let note = EngineerNote { at: self.now(), device: self.device_id().to_string(), text: text.to_string() };
+        let stamp = self.stamp();
+        let note = EngineerNote { at: Timestamp(stamp.at_ms), device: self.device_id().to_string(), text: text.to_string() };
         let ((), order) = self.store.edit(
             id,
             "note",
-            note.at.0,
-            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+            stamp,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>, Option<Draft>)> {
+                let draft = Draft::new("note", Some(id), serde_json::json!({ "text": &note.text }));
                 o.notes.push(note);
-                Ok(((), vec![Change::AppendNote]))
+                Ok(((), vec![Change::AppendNote], Some(draft)))
             },
             |o| self.summarize(o),
         )?;
@@ -278,19 +360,21 @@ impl Device {
             started_at: self.now(),
             device: self.device_id().to_string(),
         };
+        let stamp = Stamp { at_ms: pin.started_at.0, mono_ms: self.clock.monotonic_ms() };
         let ((), order) = self.store.edit(
             id,
             "checklist.start",
-            pin.started_at.0,
-            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+            stamp,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>, Option<Draft>)> {
                 if let Some(existing) = &o.checklist.template {
                     return Err(sop::Error::AlreadyStarted { id: existing.id.clone(), version: existing.version }.into());
                 }
                 if o.status.is_terminal() {
                     return Err(sop::Error::Closed { step: "checklist".into(), reason: format!("the order is {}", o.status) }.into());
                 }
+                let draft = Draft::new("checklist_start", Some(id), serde_json::to_value(&pin).unwrap_or_default());
                 o.checklist.template = Some(pin);
-                Ok(((), vec![Change::ChecklistTemplate]))
+                Ok(((), vec![Change::ChecklistTemplate], Some(draft)))
             },
             |o| self.summarize(o),
         )?;
@@ -303,22 +387,30 @@ impl Device {
 
     /// Records an answer (a correction is just a newer answer; nothing is cleared).
     pub fn answer(&self, id: &str, step: &str, value: Answer) -> Result<ChecklistView> {
+        let stamp = self.stamp();
         let record = AnswerRecord {
             step: step.to_string(),
             value,
-            at: self.now(),
-            monotonic_ms: self.clock.monotonic_ms(),
+            at: Timestamp(stamp.at_ms),
+            monotonic_ms: stamp.mono_ms,
             device: self.device_id().to_string(),
         };
         let ((), order) = self.store.edit(
             id,
             "checklist.answer",
-            record.at.0,
-            |o: &mut WorkOrder| -> Result<((), Vec<Change>)> {
+            stamp,
+            |o: &mut WorkOrder| -> Result<((), Vec<Change>, Option<Draft>)> {
                 let (_, template) = self.pinned_template(o)?.ok_or(sop::Error::NotStarted)?;
                 sop::check_answer(&template, o, step, &record.value)?;
+                let kind = match &record.value {
+                    Answer::Consent { .. } => "consent",
+                    Answer::Parts { .. } => "part_movement",
+                    Answer::Photos { .. } => "photo_step",
+                    _ => "answer",
+                };
+                let draft = Draft::new(kind, Some(id), serde_json::json!({ "step": step, "value": &record.value }));
                 o.checklist.answers.push(record);
-                Ok(((), vec![Change::AppendAnswer]))
+                Ok(((), vec![Change::AppendAnswer], Some(draft)))
             },
             |o| self.summarize(o),
         )?;
@@ -347,6 +439,128 @@ impl Device {
         self.blockers_of(&self.store.get(id)?)
     }
 
+    /// Stores a photo as evidence for an order (optionally a checklist step): one streaming
+    /// pass hashes and stores it, then analysis (EXIF, thumbnail, perceptual hash), a reuse
+    /// check against other orders, and a journal entry in the same transaction as the record.
+    pub fn ingest_photo(&self, order_id: &str, step: Option<&str>, source: PhotoSource<'_>, fix: Option<GpsFix>) -> Result<IngestReport> {
+        // The order must exist before anything is stored for it.
+        self.store.get(order_id)?;
+        let stored = match source {
+            PhotoSource::Path(p) => {
+                let f = std::fs::File::open(p).map_err(EvidenceError::from)?;
+                self.blobs.put(std::io::BufReader::with_capacity(256 * 1024, f))
+            }
+            PhotoSource::Bytes(b) => self.blobs.put_bytes(b),
+        }
+        .map_err(EvidenceError::from)?;
+        let mut analysis = photo::analyze(&self.blobs.path(&stored.sha256), &self.photo_limits).map_err(EvidenceError::from)?;
+        let thumb = match analysis.thumbnail.take() {
+            Some(t) => Some(self.blobs.put_bytes(&t).map_err(EvidenceError::from)?),
+            None => None,
+        };
+        let reused_on = self.store.find_reuse(order_id, &stored.sha256, analysis.phash, NEAR_DUPLICATE_BITS)?;
+        let stamp = self.stamp();
+        let row = PhotoRow {
+            order_id: order_id.to_string(),
+            sha256: stored.sha256.clone(),
+            step: step.map(str::to_string),
+            phash: analysis.phash,
+            format: serde_json::to_value(analysis.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            width: analysis.width,
+            height: analysis.height,
+            size: stored.size,
+            exif: serde_json::to_value(&analysis.exif).unwrap_or_default(),
+            thumb_sha256: thumb.as_ref().map(|t| t.sha256.clone()),
+            problems: analysis.problems.clone(),
+            ingested_at: stamp.at_ms,
+            journal_seq: 0,
+        };
+        let draft = Draft::new(
+            "photo",
+            Some(order_id),
+            serde_json::json!({
+                "sha256": &stored.sha256,
+                "size": stored.size,
+                "phash": analysis.phash.map(|p| format!("{p:016x}")),
+                "step": step,
+                "format": &row.format,
+                "captured_at": &analysis.exif.captured_at,
+                "thumb_sha256": &row.thumb_sha256,
+                "reused_on": &reused_on,
+            }),
+        )
+        .with_fix(fix);
+        let mut vouched = vec![(stored.sha256.as_str(), stored.size)];
+        if let Some(t) = &thumb {
+            vouched.push((t.sha256.as_str(), t.size));
+        }
+        let journal_seq = self.store.record_photo(&row, stamp, &draft, &vouched)?;
+        if !reused_on.is_empty() {
+            tracing::warn!(order = order_id, photo = %stored.sha256, hits = reused_on.len(), "photo already used on another order");
+        }
+        Ok(IngestReport {
+            sha256: stored.sha256,
+            size: stored.size,
+            new_blob: stored.new,
+            analysis,
+            thumb_sha256: row.thumb_sha256,
+            reused_on,
+            journal_seq,
+        })
+    }
+
+    pub fn photos(&self, order_id: &str) -> Result<Vec<PhotoRow>> {
+        Ok(self.store.photos(order_id)?)
+    }
+
+    /// A stored blob's bytes; re-hashed first unless the database vouches for it.
+    pub fn blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        if !self.store.blob_vouched(sha256)? {
+            self.blobs.verify(sha256).map_err(EvidenceError::from)?;
+        }
+        Ok(self.blobs.read(sha256).map_err(EvidenceError::from)?)
+    }
+
+    /// Re-hashes a stored blob (for audits and after a crash).
+    pub fn verify_blob(&self, sha256: &str) -> Result<u64> {
+        Ok(self.blobs.verify(sha256).map_err(EvidenceError::from)?)
+    }
+
+    pub fn blob_path(&self, sha256: &str) -> std::path::PathBuf {
+        self.blobs.path(sha256)
+    }
+
+    /// This device's public key (SEC1, uncompressed).
+    pub fn public_key(&self) -> Vec<u8> {
+        self.store.signer().map(|s| s.public_key()).unwrap_or_default()
+    }
+
+    /// Journal entries, all or one order's.
+    pub fn journal(&self, order_id: Option<&str>) -> Result<Vec<crate::evidence::Entry>> {
+        Ok(self.store.journal_entries(order_id)?)
+    }
+
+    /// Verifies the whole journal: chain, signatures, no gaps.
+    pub fn verify_journal(&self) -> Result<crate::evidence::journal::Report> {
+        let entries = self.store.journal_entries(None)?;
+        Ok(crate::evidence::journal::verify(&entries, &self.public_key(), self.device_id(), Some(crate::evidence::journal::ZERO_HASH)))
+    }
+
+    /// Accepts a server-signed time ticket and journals it; later entries are anchored to it.
+    pub fn accept_time_ticket(&self, ticket: crate::evidence::time::TimeTicket, round_trip_ms: u64) -> Result<u64> {
+        let authority = self
+            .store
+            .meta("time_authority")?
+            .and_then(|h| crate::hash::unhex(&h))
+            .ok_or(EvidenceError::NoAuthority)?;
+        if !ticket.verify(&authority, self.device_id()) {
+            return Err(EvidenceError::Ticket("not signed by this device's time authority for this device".into()).into());
+        }
+        let receipt = crate::evidence::time::TicketReceipt { ticket, round_trip_ms };
+        let draft = Draft::new("time_ticket", None, serde_json::to_value(&receipt).unwrap_or_default());
+        Ok(self.store.append_journal(self.stamp(), &draft)?)
+    }
+
     /// Answers every open step with `sop::demo` answers until none is open (demos, tests,
     /// benchmarks). Returns the number of answers given.
     pub fn walk_checklist_demo(&self, id: &str) -> Result<usize> {
@@ -373,7 +587,7 @@ impl Device {
 
     /// Merges a document received from a peer or a server.
     pub fn merge_document(&self, bytes: &[u8]) -> Result<OrderView> {
-        let order = self.store.merge(bytes, |o| self.summarize(o))?;
+        let order = self.store.merge(bytes, |o| self.summarize(o), self.stamp())?;
         Ok(self.view(order))
     }
 }

@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{order, signature, sop, store};
+use crate::{evidence, order, signature, sop, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,6 +13,8 @@ pub enum Error {
     Sop(#[from] sop::Error),
     #[error(transparent)]
     Signature(#[from] signature::Error),
+    #[error(transparent)]
+    Evidence(#[from] evidence::EvidenceError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

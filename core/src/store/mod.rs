@@ -14,7 +14,10 @@
 //! Durability: `synchronous = NORMAL` in WAL mode. A committed edit is in the WAL file before
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
 
+mod journal_store;
 mod schema;
+
+pub use journal_store::{PhotoRow, ReuseHit};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,10 @@ use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use crate::evidence::journal::{self, Draft};
+use crate::evidence::Signer;
 use crate::order::{Status, WorkOrder};
 
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
@@ -50,6 +57,10 @@ pub enum Error {
     Document { id: String, reason: String },
     #[error("storage failure: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Journal(#[from] journal::Error),
+    #[error("no device key is configured for signing")]
+    NoSigner,
 }
 
 /// What a list screen shows; read from summary columns only.
@@ -121,6 +132,15 @@ struct Writer {
     conn: Connection,
     cache: HashMap<String, Cached>,
     tick: u64,
+    /// The journal's head, loaded on first use.
+    head: Option<journal::Head>,
+}
+
+/// Wall and monotonic readings for a write (journaled with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub at_ms: i64,
+    pub mono_ms: u64,
 }
 
 pub struct Store {
@@ -131,6 +151,7 @@ pub struct Store {
     // the last connection and checkpoints the WAL into the main file on close.
     reader: Mutex<Connection>,
     writer: Mutex<Writer>,
+    signer: std::sync::RwLock<Option<Arc<dyn Signer>>>,
 }
 
 fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -214,7 +235,8 @@ impl Store {
             actor,
             device_id,
             reader: Mutex::new(reader),
-            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0 }),
+            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0, head: None }),
+            signer: std::sync::RwLock::new(None),
         })
     }
 
@@ -268,12 +290,13 @@ impl Store {
     }
 
     /// Creates the document for a new order. Refuses an id that exists.
-    pub fn insert(&self, order: &WorkOrder, summary: &OrderSummary) -> Result<(), Error> {
+    pub fn insert(&self, order: &WorkOrder, summary: &OrderSummary, stamp: Stamp, draft: &Draft) -> Result<(), Error> {
         let mut doc = AutoCommit::new().with_actor(self.actor.clone());
         autosurgeon::reconcile(&mut doc, order).map_err(|e| doc_error(&order.id, e))?;
         doc.commit_with(CommitOptions::default().with_message("import").with_time(order.created_at.0 / 1000));
         let snapshot = doc.save();
         let mut w = self.writer();
+        let w = &mut *w;
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)", [&order.id], |r| r.get(0))?;
         if exists {
@@ -281,7 +304,9 @@ impl Store {
         }
         write_summary(&tx, None, summary)?;
         tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![order.id, snapshot])?;
+        let head = self.journal_tx(&tx, &mut w.head, stamp, std::slice::from_ref(draft))?;
         tx.commit()?;
+        w.head = Some(head);
         w.tick += 1;
         let used = w.tick;
         let layout = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
@@ -297,8 +322,8 @@ impl Store {
         &self,
         id: &str,
         message: &str,
-        time_ms: i64,
-        f: impl FnOnce(&mut WorkOrder) -> Result<(R, Vec<Change>), E>,
+        stamp: Stamp,
+        f: impl FnOnce(&mut WorkOrder) -> Result<(R, Vec<Change>, Option<Draft>), E>,
         summarize: impl FnOnce(&WorkOrder) -> OrderSummary,
     ) -> Result<(R, WorkOrder), E> {
         let mut w = self.writer();
@@ -318,11 +343,13 @@ impl Store {
         };
         entry.used = tick;
         let mut next = entry.order.clone();
-        let (out, changes) = f(&mut next)?;
+        let (out, changes, draft) = f(&mut next)?;
         if changes.is_empty() {
             return Ok((out, next));
         }
-        let result = (|| -> Result<(Layout, OrderSummary), Error> {
+        let time_ms = stamp.at_ms;
+        let head_before = w.head.clone();
+        let result = (|| -> Result<(Layout, OrderSummary, journal::Head), Error> {
             let heads = entry.doc.get_heads();
             for c in &changes {
                 write_field(&mut entry.doc, &next, *c).map_err(|e| doc_error(id, e))?;
@@ -333,14 +360,20 @@ impl Store {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, Some(&entry.summary), &summary)?;
             let layout = append_chunk(&tx, id, &chunk, &mut entry.doc, entry.layout, next.status.is_terminal())?;
+            let mut head = head_before.clone();
+            let head = match &draft {
+                Some(d) => self.journal_tx(&tx, &mut head, stamp, std::slice::from_ref(d))?,
+                None => head.map_or_else(|| load_head(&tx), Ok)?,
+            };
             tx.commit()?;
-            Ok((layout, summary))
+            Ok((layout, summary, head))
         })();
         match result {
-            Ok((layout, summary)) => {
+            Ok((layout, summary, head)) => {
                 entry.order = next.clone();
                 entry.layout = layout;
                 entry.summary = summary;
+                w.head = Some(head);
                 Ok((out, next))
             }
             Err(e) => {
@@ -352,7 +385,7 @@ impl Store {
 
     /// Merges another replica's document (from a peer or a server) into the local one, or
     /// stores it as a new order. Returns the merged order.
-    pub fn merge(&self, bytes: &[u8], summarize: impl FnOnce(&WorkOrder) -> OrderSummary) -> Result<WorkOrder, Error> {
+    pub fn merge(&self, bytes: &[u8], summarize: impl FnOnce(&WorkOrder) -> OrderSummary, stamp: Stamp) -> Result<WorkOrder, Error> {
         let mut incoming = AutoCommit::load(bytes).map_err(|e| doc_error("<incoming>", e))?;
         let incoming_order = hydrate_order("<incoming>", &incoming)?;
         crate::order::import::validate_order_id(&incoming_order.id)
@@ -369,7 +402,10 @@ impl Store {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, None, &summarize(&order))?;
             tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![id, snapshot])?;
+            let draft = merge_draft(&id, &mut doc, true);
+            let head = self.journal_tx(&tx, &mut w.head, stamp, &[draft])?;
             tx.commit()?;
+            w.head = Some(head);
             return Ok(order);
         }
         w.cache.remove(&id);
@@ -386,7 +422,10 @@ impl Store {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, None, &summarize(&merged))?;
             append_chunk(&tx, &id, &chunk, &mut doc, layout, merged.status.is_terminal())?;
+            let draft = merge_draft(&id, &mut doc, false);
+            let head = self.journal_tx(&tx, &mut w.head, stamp, &[draft])?;
             tx.commit()?;
+            w.head = Some(head);
         }
         Ok(merged)
     }
@@ -452,6 +491,31 @@ impl Store {
             Err(Error::Corrupt { path: self.path.clone(), reason: verdict })
         }
     }
+}
+
+fn merge_draft(id: &str, doc: &mut AutoCommit, new: bool) -> Draft {
+    let heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    Draft::new("merge", Some(id), serde_json::json!({ "new_order": new, "heads": heads }))
+}
+
+/// Reads the journal head (last entry and last time ticket) from the database.
+pub(crate) fn load_head(conn: &Connection) -> Result<journal::Head, Error> {
+    let last: Option<(i64, String, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash, body FROM journal ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((seq, hash, body)) = last else { return Ok(journal::Head::genesis()) };
+    let parse = |seq: i64, body: &[u8]| -> Result<journal::Body, Error> {
+        serde_json::from_slice(body).map_err(|e| Error::Journal(journal::Error::Malformed { seq: seq as u64, reason: e.to_string() }))
+    };
+    let b = parse(seq, &body)?;
+    let ticket: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT seq, body FROM journal WHERE kind = 'time_ticket' ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let ticket = match ticket {
+        Some((tseq, tbody)) => Some((tseq as u64, parse(tseq, &tbody)?.mono_ms)),
+        None => None,
+    };
+    Ok(journal::Head { seq: seq as u64, hash, at_ms: b.at_ms, mono_ms: b.mono_ms, ticket })
 }
 
 fn evict(cache: &mut HashMap<String, Cached>) {

@@ -5,7 +5,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::Error;
 
 /// Migration `i` (1-based) upgrades from version `i - 1` to `i`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql"), include_str!("migrations/002_templates.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_init.sql"),
+    include_str!("migrations/002_templates.sql"),
+    include_str!("migrations/003_evidence.sql"),
+];
 
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
 
