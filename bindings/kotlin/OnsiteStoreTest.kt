@@ -274,3 +274,78 @@ class ChecklistTest {
         }
     }
 }
+
+/** Evidence through the bindings: a JPEG made here, a JVM P-256 key as the device signer. */
+class EvidenceTest {
+    private val samples: String = File(System.getProperty("onsite.samples")).readText()
+
+    private fun jpeg(seed: Int): ByteArray {
+        val img = java.awt.image.BufferedImage(640, 480, java.awt.image.BufferedImage.TYPE_INT_RGB)
+        val g = img.createGraphics()
+        g.paint = java.awt.GradientPaint(0f, 0f, java.awt.Color(seed % 256, 40, 90), 640f, 480f, java.awt.Color.WHITE)
+        g.fillRect(0, 0, 640, 480)
+        g.color = java.awt.Color.ORANGE
+        g.fillOval(100 + seed % 50, 120, 200, 200)
+        g.dispose()
+        val out = java.io.ByteArrayOutputStream()
+        javax.imageio.ImageIO.write(img, "jpg", out)
+        return out.toByteArray()
+    }
+
+    /** A P-256 key from the JVM's provider, standing in for Android Keystore/StrongBox. */
+    class JvmSigner : DeviceSigner {
+        private val pair = java.security.KeyPairGenerator.getInstance("EC").apply {
+            initialize(java.security.spec.ECGenParameterSpec("secp256r1"))
+        }.generateKeyPair()
+        var calls = 0
+        override fun publicKey(): ByteArray {
+            val w = (pair.public as java.security.interfaces.ECPublicKey).w
+            fun fixed(b: java.math.BigInteger): ByteArray {
+                val raw = b.toByteArray().dropWhile { it == 0.toByte() }.toByteArray()
+                return ByteArray(32 - raw.size) + raw
+            }
+            return byteArrayOf(4) + fixed(w.affineX) + fixed(w.affineY)
+        }
+        override fun sign(message: ByteArray): ByteArray {
+            calls++
+            return java.security.Signature.getInstance("SHA256withECDSA").run {
+                initSign(pair.private)
+                update(message)
+                sign() // DER, as Android Keystore returns it
+            }
+        }
+    }
+
+    @Test
+    fun ingestJpegDetectReuseAndVerifyJournal() {
+        val signer = JvmSigner()
+        OnsiteStore.openWithPlatform(Files.createTempDirectory("onsite-kt").toString(), null, signer).use { store ->
+            store.importOrders(samples)
+            val photo = jpeg(7)
+            val r = store.ingestPhotoBytes("WO-20261123-0001", "repair_photo", photo, null)
+            assertEquals("jpeg", r.format)
+            assertEquals(640u, r.width)
+            assertEquals(320u, r.thumbWidth)
+            assertEquals(64, r.sha256.length)
+            assertTrue(r.reusedOn.isEmpty())
+            assertArrayEquals(photo, store.blob(r.sha256))
+            // The same picture on another order is flagged.
+            val again = store.ingestPhotoBytes("WO-20261123-0002", null, photo, null)
+            assertEquals(listOf("WO-20261123-0001"), again.reusedOn.map { it.orderId })
+            // An empty photo is a typed error.
+            try {
+                store.ingestPhotoBytes("WO-20261123-0001", null, ByteArray(0), null)
+                fail("stored an empty photo")
+            } catch (e: ApiException.InvalidInput) {
+                assertEquals("photo", e.field)
+            }
+            val report = store.verifyJournal()
+            assertTrue(report.problem ?: "", report.ok)
+            assertEquals(5uL, report.entries) // three imports, two photos
+            assertTrue(signer.calls >= 5)
+            assertArrayEquals(signer.publicKey(), store.publicKey())
+            val kinds = store.journal("WO-20261123-0001").map { it.kind }
+            assertEquals(listOf("import", "photo"), kinds)
+        }
+    }
+}

@@ -40,6 +40,7 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Store(e) => e.into(),
             onsite_core::Error::Sop(e) => e.into(),
             onsite_core::Error::Signature(e) => ApiError::InvalidInput { field: "strokes".into(), reason: e.to_string() },
+            onsite_core::Error::Evidence(e) => e.into(),
         }
     }
 }
@@ -67,6 +68,7 @@ impl From<store::Error> for ApiError {
             store::Error::Corrupt { .. } => ApiError::Corrupt { reason },
             store::Error::Open { .. } | store::Error::Sqlite(_) => ApiError::Storage { reason },
             store::Error::Document { .. } => ApiError::InvalidInput { field: "document".into(), reason },
+            store::Error::Journal(_) | store::Error::NoSigner => ApiError::Internal { reason },
         }
     }
 }
@@ -95,6 +97,22 @@ impl From<sop::Error> for ApiError {
             sop::Error::WrongType { step, .. } => ApiError::InvalidInput { field: step, reason },
             sop::Error::Invalid { step, field, reason } => ApiError::InvalidInput { field: format!("{step}.{field}"), reason },
             sop::Error::Blocked { count, first } => ApiError::Blocked { count: count as u32, first_step: first },
+        }
+    }
+}
+
+impl From<onsite_core::evidence::EvidenceError> for ApiError {
+    fn from(e: onsite_core::evidence::EvidenceError) -> Self {
+        use onsite_core::evidence::{blob, EvidenceError as E};
+        let reason = e.to_string();
+        match e {
+            E::KeyMismatch => ApiError::Conflict { reason },
+            E::Blob(blob::Error::Empty) => ApiError::InvalidInput { field: "photo".into(), reason },
+            E::Blob(blob::Error::TooLarge { .. }) => ApiError::InvalidInput { field: "photo".into(), reason },
+            E::Blob(blob::Error::Missing { sha256 }) => ApiError::NotFound { id: sha256 },
+            E::Blob(blob::Error::Corrupt { .. }) => ApiError::Corrupt { reason },
+            E::Blob(blob::Error::Io { .. }) | E::Io(_) => ApiError::Storage { reason },
+            E::Ticket(_) | E::NoAuthority => ApiError::NotPermitted { reason },
         }
     }
 }

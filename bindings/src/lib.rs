@@ -5,10 +5,12 @@ uniffi::setup_scaffolding!();
 
 mod checklist;
 mod error;
+mod evidence;
 mod store;
 mod types;
 
 pub use checklist::*;
 pub use error::ApiError;
+pub use evidence::*;
 pub use store::{ClockSource, OnsiteStore};
 pub use types::*;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use onsite_core::{Actor, Clock, Device, DeviceOptions};
 
 use crate::checklist::{AnswerRecord, Blocker, ChecklistView, StepAnswer, TemplateInfo};
+use crate::evidence::{DeviceSigner, ForeignSigner, IngestReport, JournalEntry, JournalReport};
 use crate::types::{from_time, GpsFix, OrderDetail, OrderFilter, OrderSummary, TransitionRequest};
 use crate::ApiError;
 
@@ -63,6 +64,19 @@ impl OnsiteStore {
     pub fn open_with_clock(data_dir: String, clock: Arc<dyn ClockSource>) -> Result<Arc<Self>, ApiError> {
         let clock = Arc::new(ForeignClock { inner: clock, fallback: onsite_core::SystemClock::new() });
         Ok(Arc::new(Self { device: Device::open(DeviceOptions::new(data_dir).with_clock(clock))? }))
+    }
+
+    /// Opens the store with the app's clock and hardware-backed device key.
+    #[uniffi::constructor]
+    pub fn open_with_platform(data_dir: String, clock: Option<Arc<dyn ClockSource>>, signer: Option<Arc<dyn DeviceSigner>>) -> Result<Arc<Self>, ApiError> {
+        let mut options = DeviceOptions::new(data_dir);
+        if let Some(clock) = clock {
+            options = options.with_clock(Arc::new(ForeignClock { inner: clock, fallback: onsite_core::SystemClock::new() }));
+        }
+        if let Some(signer) = signer {
+            options = options.with_signer(Arc::new(ForeignSigner(signer)));
+        }
+        Ok(Arc::new(Self { device: Device::open(options)? }))
     }
 
     /// This device's stable id.
@@ -143,5 +157,38 @@ impl OnsiteStore {
     /// Why the order cannot be completed yet (empty when it can).
     pub fn blockers(&self, order_id: String) -> Result<Vec<Blocker>, ApiError> {
         Ok(self.device.blockers(&order_id)?.iter().map(Into::into).collect())
+    }
+
+    /// Stores a photo file as evidence for an order (optionally a checklist step).
+    pub fn ingest_photo_file(&self, order_id: String, step_id: Option<String>, path: String, fix: Option<GpsFix>) -> Result<IngestReport, ApiError> {
+        let fix = fix.map(TryInto::try_into).transpose()?;
+        let source = onsite_core::device::PhotoSource::Path(std::path::Path::new(&path));
+        Ok(self.device.ingest_photo(&order_id, step_id.as_deref(), source, fix)?.into())
+    }
+
+    /// Stores photo bytes as evidence for an order (optionally a checklist step).
+    pub fn ingest_photo_bytes(&self, order_id: String, step_id: Option<String>, bytes: Vec<u8>, fix: Option<GpsFix>) -> Result<IngestReport, ApiError> {
+        let fix = fix.map(TryInto::try_into).transpose()?;
+        Ok(self.device.ingest_photo(&order_id, step_id.as_deref(), onsite_core::device::PhotoSource::Bytes(&bytes), fix)?.into())
+    }
+
+    /// A stored blob (photo or thumbnail) by SHA-256.
+    pub fn blob(&self, sha256: String) -> Result<Vec<u8>, ApiError> {
+        Ok(self.device.blob(&sha256)?)
+    }
+
+    /// The operation log, all of it or one order's.
+    pub fn journal(&self, order_id: Option<String>) -> Result<Vec<JournalEntry>, ApiError> {
+        self.device.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Verifies the whole journal: hash chain, signatures, no gaps.
+    pub fn verify_journal(&self) -> Result<JournalReport, ApiError> {
+        Ok(self.device.verify_journal()?.into())
+    }
+
+    /// This device's public key (SEC1 uncompressed).
+    pub fn public_key(&self) -> Vec<u8> {
+        self.device.public_key()
     }
 }

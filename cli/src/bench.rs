@@ -10,14 +10,16 @@ use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
 use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
 use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix, OrderFilter};
 
-pub fn run(suite: &str, orders: usize) -> Result<()> {
+pub fn run(suite: &str, orders: usize, file: Option<&Path>) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; figures are only meaningful with --release");
     }
     match suite {
         "store" => store(orders.max(10)),
         "sop" => sop_bench(),
-        other => bail!("unknown bench suite `{other}` (known: store, sop)"),
+        "photo" => photo_bench(),
+        "ingest-rss" => ingest_rss(file.ok_or_else(|| anyhow::anyhow!("--file needed"))?),
+        other => bail!("unknown bench suite `{other}` (known: store, sop, photo)"),
     }
 }
 
@@ -258,5 +260,178 @@ fn sop_bench() -> Result<()> {
     emit("sop.gate_eval_onsite_repair_us", percentile(&mut real, 0.5), "us");
     emit("sop.answer_p95_us", percentile(&mut answer_us, 0.95), "us");
     emit("sop.steps_answered", answered as f64, "count");
+    Ok(())
+}
+
+/// A realistic 12 MP camera JPEG: smooth shapes plus sensor-like noise (so it compresses
+/// like a photo, ~4-6 MB), with an EXIF block (orientation 6, make, model).
+pub fn test_photo(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    let mut x32 = 0x9E37_79B9u32 ^ seed;
+    for y in 0..h {
+        for x in 0..w {
+            x32 ^= x32 << 13;
+            x32 ^= x32 >> 17;
+            x32 ^= x32 << 5;
+            let noise = (x32 & 31) as i32 - 16;
+            let i = ((y * w + x) * 3) as usize;
+            let disc = ((x as i64 - w as i64 / 3).pow(2) + (y as i64 - h as i64 / 2).pow(2)) < (h as i64 / 4).pow(2);
+            let base = [(x * 200 / w) as i32 + 30, if disc { 200 } else { (y * 180 / h) as i32 + 40 }, ((x + y) % 256) as i32 / 2 + 60];
+            for c in 0..3 {
+                rgb[i + c] = (base[c] + noise).clamp(0, 255) as u8;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let _ = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode(&rgb, w, h, image::ExtendedColorType::Rgb8);
+    // APP1 EXIF: little-endian TIFF with Make, Model, Orientation = 6.
+    let mut t = b"II*\0\x08\0\0\0".to_vec();
+    let entries: [(u16, u16, u32, u32); 3] = [(0x010F, 2, 6, 50), (0x0110, 2, 6, 56), (0x0112, 3, 1, 6)];
+    t.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, count, value) in entries {
+        t.extend_from_slice(&tag.to_le_bytes());
+        t.extend_from_slice(&ty.to_le_bytes());
+        t.extend_from_slice(&count.to_le_bytes());
+        t.extend_from_slice(&value.to_le_bytes());
+    }
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(b"ONSIT\0PHONE\0");
+    let mut seg = vec![0xFF, 0xE1];
+    seg.extend_from_slice(&((t.len() + 8) as u16).to_be_bytes());
+    seg.extend_from_slice(b"Exif\0\0");
+    seg.extend_from_slice(&t);
+    out.splice(2..2, seg);
+    out
+}
+
+/// A copy with different bytes (a COM segment) but the same picture.
+fn variant(jpeg: &[u8], n: u32) -> Vec<u8> {
+    let text = format!("variant {n}");
+    let mut seg = vec![0xFF, 0xFE];
+    seg.extend_from_slice(&((text.len() + 2) as u16).to_be_bytes());
+    seg.extend_from_slice(text.as_bytes());
+    let mut out = jpeg.to_vec();
+    out.splice(2..2, seg);
+    out
+}
+
+fn openssl_sha256_mbps() -> Option<f64> {
+    let out = std::process::Command::new("openssl").args(["speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "2"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("sha256"))?;
+    let k: f64 = line.split_whitespace().last()?.trim_end_matches('k').parse().ok()?;
+    Some(k * 1000.0 / 1e6)
+}
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Child process for `photo.peak_rss_mb`: ingests one photo and prints its peak RSS.
+pub fn ingest_rss(path: &Path) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let device = open(dir.path())?;
+    device.import_orders_json(&orders_json(1))?;
+    device.ingest_photo("BENCH-00000", None, onsite_core::device::PhotoSource::Path(path), None)?;
+    println!("{:.2}", vm_hwm_mb());
+    Ok(())
+}
+
+pub fn photo_bench() -> Result<()> {
+    use sha2::Digest;
+    let dir = tempfile::tempdir()?;
+    let photo = test_photo(4000, 3000, 1);
+    let path = dir.path().join("photo.jpg");
+    std::fs::write(&path, &photo)?;
+    emit("photo.test_photo_bytes", photo.len() as f64, "bytes");
+
+    // SHA-256 throughput, ours (sha2) and openssl's, same machine, same run.
+    let buf = vec![0x5Au8; 64 * 1024 * 1024];
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let d = sha2::Sha256::digest(&buf);
+        std::hint::black_box(d);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let ours = buf.len() as f64 / best / 1e6;
+    emit("photo.sha256_mbps", ours, "MB/s");
+    match openssl_sha256_mbps() {
+        Some(o) => {
+            emit("photo.openssl_sha256_mbps", o, "MB/s");
+            emit("photo.sha256_vs_openssl", ours / o, "x");
+        }
+        None => eprintln!("openssl not found: photo.openssl_sha256_mbps skipped"),
+    }
+    drop(buf);
+
+    // Thumbnail: our fast path vs `image` decode + thumbnail(), same file.
+    let limits = onsite_core::evidence::photo::Limits::default();
+    let mut fast = Vec::new();
+    let mut peak_fast = 0usize;
+    for _ in 0..10 {
+        let base = crate::alloc::reset_peak();
+        let t = Instant::now();
+        let a = onsite_core::evidence::photo::analyze(&path, &limits)?;
+        fast.push(ms_since(t));
+        peak_fast = peak_fast.max(crate::alloc::peak() - base);
+        if a.thumbnail.is_none() {
+            bail!("fast path produced no thumbnail: {:?}", a.problems);
+        }
+    }
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let img = image::load_from_memory(&photo)?;
+        let thumb = img.thumbnail(320, 320);
+        std::hint::black_box(thumb);
+        slow.push(ms_since(t));
+    }
+    let (f, s) = (percentile(&mut fast, 0.5), percentile(&mut slow, 0.5));
+    emit("photo.thumb_ms", f, "ms");
+    emit("photo.image_thumb_ms", s, "ms");
+    emit("photo.thumb_speedup", s / f, "x");
+    emit("photo.thumb_peak_alloc_mb", peak_fast as f64 / 1048576.0, "MB");
+
+    // Whole ingest (hash + store + analyse + thumbnail blob + reuse check + journal).
+    let device = open(dir.path().join("device").as_path())?;
+    device.import_orders_json(&orders_json(30))?;
+    let variants: Vec<Vec<u8>> = (0..30).map(|n| variant(&photo, n)).collect();
+    let files: Vec<std::path::PathBuf> = variants
+        .iter()
+        .enumerate()
+        .map(|(n, v)| {
+            let p = dir.path().join(format!("v{n}.jpg"));
+            std::fs::write(&p, v).map(|_| p)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut one = Vec::new();
+    let mut peak_ingest = 0usize;
+    let t30 = Instant::now();
+    for (n, p) in files.iter().enumerate() {
+        let base = crate::alloc::reset_peak();
+        let t = Instant::now();
+        let r = device.ingest_photo(&format!("BENCH-{n:05}"), Some("repair_photo"), onsite_core::device::PhotoSource::Path(p), None)?;
+        one.push(ms_since(t));
+        peak_ingest = peak_ingest.max(crate::alloc::peak() - base);
+        if n > 0 && r.reused_on.is_empty() {
+            bail!("the same picture on another order was not flagged");
+        }
+    }
+    let total = t30.elapsed().as_secs_f64();
+    emit("photo.ingest_ms", percentile(&mut one, 0.5), "ms");
+    emit("photo.ingest30_s", total, "s");
+    emit("photo.ingest_peak_alloc_mb", peak_ingest as f64 / 1048576.0, "MB");
+    // Peak RSS of a fresh process that ingests one photo (includes the binary itself).
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(exe).args(["bench", "ingest-rss", "--file"]).arg(&path).output()?;
+    match String::from_utf8_lossy(&out.stdout).trim().parse::<f64>() {
+        Ok(mb) => emit("photo.peak_rss_mb", mb, "MB"),
+        Err(_) => eprintln!("ingest-rss child failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! `onsite`: a headless field device over the same core API the apps use.
 
+mod alloc;
 mod bench;
 mod checklist;
 mod demo;
+mod evidence;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
 use onsite_core::store::SortBy;
 use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix, OrderFilter, Status};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
 
 #[derive(Parser)]
 #[command(name = "onsite", version, about = "Onsite headless field device")]
@@ -35,14 +40,23 @@ enum Command {
     /// Checklist templates on this device.
     #[command(subcommand)]
     Templates(checklist::TemplatesCmd),
+    /// Photos as evidence.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCmd),
+    /// The signed operation log.
+    #[command(subcommand)]
+    Journal(evidence::JournalCmd),
     /// Import sample orders, walk one through its lifecycle, print what happened.
     Demo,
-    /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`.
+    /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`, `onsite bench photo`.
     Bench {
         suite: String,
         /// Orders in the benchmark store.
         #[arg(long, default_value_t = 500)]
         orders: usize,
+        /// Input file (internal suites).
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
     /// Test support: append notes to ORDER in a loop, printing `ack N` after each durable edit.
     #[command(hide = true)]
@@ -138,9 +152,11 @@ fn open(dir: &std::path::Path) -> Result<Device> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo => demo::run(cli.data),
-        Command::Bench { suite, orders } => bench::run(&suite, orders),
+        Command::Bench { suite, orders, file } => bench::run(&suite, orders, file.as_deref()),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),
+        Command::Evidence(cmd) => evidence::run(&open(&data_dir(&cli.data))?, cmd),
+        Command::Journal(cmd) => evidence::journal(&open(&data_dir(&cli.data))?, cmd),
         Command::Checklist(cmd) => checklist::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Templates(cmd) => checklist::templates(&open(&data_dir(&cli.data))?, cmd),
     }

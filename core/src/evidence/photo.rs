@@ -121,9 +121,22 @@ struct Small {
     rgb: Vec<u8>,
 }
 
+/// Files up to this size are decoded from memory: jpeg-decoder pulls bytes one at a time
+/// through `Read`, which costs ~30% on a 12 MP photo when the source is a file.
+const DECODE_FROM_MEMORY_MAX: u64 = 12 * 1024 * 1024;
+
 fn jpeg_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut dec = jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file));
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size <= DECODE_FROM_MEMORY_MAX {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        jpeg_decode(jpeg_decoder::Decoder::new(bytes.as_slice()), limits, a)
+    } else {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        jpeg_decode(jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file)), limits, a)
+    }
+}
+
+fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
     dec.read_info().map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
     let info = dec.info().ok_or("no thumbnail: corrupt JPEG (no frame)")?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));

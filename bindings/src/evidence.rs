@@ -1,0 +1,150 @@
+//! Evidence records, the device-key foreign trait, and conversions.
+
+use std::sync::Arc;
+
+use onsite_core::evidence;
+
+use crate::ApiError;
+
+/// The device key, implemented by the app with a hardware-backed P-256 key (Android
+/// StrongBox/Keystore, iOS Secure Enclave). `sign` returns an ES256 signature over SHA-256 of
+/// `message`, DER or raw 64-byte `r || s`.
+#[uniffi::export(with_foreign)]
+pub trait DeviceSigner: Send + Sync {
+    /// SEC1 uncompressed public key (65 bytes).
+    fn public_key(&self) -> Vec<u8>;
+    fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, ApiError>;
+}
+
+/// Adapts the app's signer to the core's trait; a failing callback becomes a signing error.
+pub(crate) struct ForeignSigner(pub Arc<dyn DeviceSigner>);
+
+impl evidence::Signer for ForeignSigner {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, evidence::signer::Error> {
+        self.0.sign(message.to_vec()).map_err(|e| evidence::signer::Error::Signing(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ExifSummary {
+    pub captured_at: Option<String>,
+    pub offset: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub orientation: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PhotoReuse {
+    pub order_id: String,
+    pub sha256: String,
+    pub distance: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct IngestReport {
+    pub sha256: String,
+    pub size: u64,
+    pub new_blob: bool,
+    /// jpeg | png | heic | unknown
+    pub format: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub exif: ExifSummary,
+    pub thumb_sha256: Option<String>,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+    /// 64-bit perceptual hash, hex.
+    pub phash: Option<String>,
+    /// The same or a near-identical photo already used as evidence on other orders.
+    pub reused_on: Vec<PhotoReuse>,
+    /// Why something is missing (e.g. "no thumbnail: unsupported format (HEIC)").
+    pub problems: Vec<String>,
+    pub journal_seq: u64,
+}
+
+impl From<onsite_core::device::IngestReport> for IngestReport {
+    fn from(r: onsite_core::device::IngestReport) -> Self {
+        let a = r.analysis;
+        Self {
+            sha256: r.sha256,
+            size: r.size,
+            new_blob: r.new_blob,
+            format: serde_json::to_value(a.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            width: a.width,
+            height: a.height,
+            exif: ExifSummary {
+                captured_at: a.exif.captured_at,
+                offset: a.exif.offset,
+                lat: a.exif.lat,
+                lon: a.exif.lon,
+                make: a.exif.make,
+                model: a.exif.model,
+                orientation: a.exif.orientation,
+            },
+            thumb_sha256: r.thumb_sha256,
+            thumb_width: a.thumb_width,
+            thumb_height: a.thumb_height,
+            phash: a.phash.map(|p| format!("{p:016x}")),
+            reused_on: r.reused_on.into_iter().map(|h| PhotoReuse { order_id: h.order_id, sha256: h.sha256, distance: h.distance }).collect(),
+            problems: a.problems,
+            journal_seq: r.journal_seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub order_id: Option<String>,
+    pub at_ms: i64,
+    pub monotonic_ms: u64,
+    pub hash: String,
+    pub payload_sha256: String,
+    /// The canonical body exactly as hashed and signed (JSON).
+    pub body: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl TryFrom<evidence::Entry> for JournalEntry {
+    type Error = ApiError;
+    fn try_from(e: evidence::Entry) -> Result<Self, ApiError> {
+        let b = e.body().map_err(|err| ApiError::Internal { reason: err.to_string() })?;
+        Ok(Self {
+            seq: e.seq,
+            kind: b.kind,
+            order_id: b.order,
+            at_ms: b.at_ms,
+            monotonic_ms: b.mono_ms,
+            hash: e.hash,
+            payload_sha256: b.payload_sha256,
+            body: e.body,
+            signature: e.signature,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct JournalReport {
+    pub entries: u64,
+    pub ok: bool,
+    /// Empty when `ok`; else the first problem, e.g. "bad signature at 12".
+    pub problem: Option<String>,
+}
+
+impl From<evidence::journal::Report> for JournalReport {
+    fn from(r: evidence::journal::Report) -> Self {
+        Self {
+            entries: r.entries as u64,
+            ok: r.ok(),
+            problem: r.first_problem.map(|p| serde_json::to_string(&p).unwrap_or_else(|_| format!("{p:?}"))),
+        }
+    }
+}
