@@ -110,3 +110,32 @@ fn checklist_from_the_command_line() {
     let (ok, _, err) = onsite(&data, &["templates", "publish", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("bad.toml: step `a`: field `kind`: unknown step kind `hologram`"), "{err}");
 }
+
+#[test]
+fn evidence_and_journal_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.json");
+    std::fs::write(&file, SAMPLE_ORDERS).unwrap();
+    let data = dir.path().join("device");
+    assert!(onsite(&data, &["orders", "import", file.to_str().unwrap()]).0);
+    let photo = dir.path().join("p.jpg");
+    let mut jpeg = Vec::new();
+    let rgb: Vec<u8> = (0..(320 * 240 * 3)).map(|i| (i % 251) as u8).collect();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&rgb, 320, 240, image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(&photo, &jpeg).unwrap();
+    let (ok, out, err) = onsite(&data, &["evidence", "add", "--order", "WO-20261123-0001", "--step", "repair_photo", photo.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("stored ") && out.contains("thumbnail 320x240"), "{out}");
+    let (ok, out, _) = onsite(&data, &["evidence", "add", "--order", "WO-20261123-0002", photo.to_str().unwrap()]);
+    assert!(ok && out.contains("WARNING: the same photo already used on order WO-20261123-0001"), "{out}");
+    let (ok, out, _) = onsite(&data, &["evidence", "list", "--order", "WO-20261123-0001"]);
+    assert!(ok && out.contains("repair_photo"), "{out}");
+    let empty = dir.path().join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let (ok, _, err) = onsite(&data, &["evidence", "add", "--order", "WO-20261123-0001", empty.to_str().unwrap()]);
+    assert!(!ok && err.contains("empty"), "{err}");
+    let (ok, out, _) = onsite(&data, &["journal", "verify"]);
+    assert!(ok && out.contains("journal OK: 5 entries"), "{out}");
+    let (ok, out, _) = onsite(&data, &["journal", "show", "--order", "WO-20261123-0001"]);
+    assert!(ok && out.contains("photo"), "{out}");
+}

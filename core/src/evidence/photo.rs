@@ -114,6 +114,34 @@ pub fn analyze(path: &Path, limits: &Limits) -> std::io::Result<Analysis> {
     Ok(a)
 }
 
+/// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
+pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
+    let format = sniff(&bytes[..bytes.len().min(16)]);
+    let mut a = Analysis {
+        format,
+        width: None,
+        height: None,
+        exif: ExifInfo::default(),
+        thumbnail: None,
+        thumb_width: 0,
+        thumb_height: 0,
+        phash: None,
+        problems: Vec::new(),
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
+        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), limits, &mut a),
+        Format::Png => png_decode(std::io::Cursor::new(bytes), limits, &mut a),
+        Format::Heic => Err("no thumbnail: unsupported format (HEIC)".to_string()),
+        Format::Unknown => Err("no thumbnail: unrecognized format".to_string()),
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) => a.problems.push(problem),
+        Err(_) => a.problems.push("no thumbnail: the decoder failed on this file".into()),
+    }
+    a
+}
+
 /// Decoded pixels at reduced size, before orientation.
 struct Small {
     w: u32,
@@ -177,7 +205,11 @@ fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, limits: &Limits, a: &
 
 fn png_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut reader = image::ImageReader::with_format(BufReader::new(file), image::ImageFormat::Png);
+    png_decode(BufReader::new(file), limits, a)
+}
+
+fn png_decode<R: std::io::BufRead + std::io::Seek>(input: R, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+    let mut reader = image::ImageReader::with_format(input, image::ImageFormat::Png);
     let mut l = image::Limits::default();
     l.max_alloc = Some(48 * 1024 * 1024);
     l.max_image_width = Some(20_000);

@@ -1,0 +1,95 @@
+//! Memory stays bounded on every photo input: a counting allocator (this test binary's own)
+//! measures the heap peak of analysing each input. Fast path <= 8 MB; anything <= 64 MB.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use onsite_core::evidence::photo::{analyze, Limits};
+
+struct Counting;
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded to the system allocator.
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(l.size(), Ordering::SeqCst) + l.size();
+            PEAK.fetch_max(now, Ordering::SeqCst);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: allocated above with this layout.
+        unsafe { System.dealloc(p, l) };
+        CURRENT.fetch_sub(l.size(), Ordering::SeqCst);
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn peak_of(path: &std::path::Path) -> (usize, Vec<String>) {
+    let base = CURRENT.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let a = analyze(path, &Limits::default()).unwrap();
+    (PEAK.load(Ordering::SeqCst) - base, a.problems)
+}
+
+fn jpeg(w: u32, h: u32, progressive_noise: bool) -> Vec<u8> {
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    let mut s = 12345u32;
+    for (i, px) in rgb.iter_mut().enumerate() {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        *px = if progressive_noise { (s & 63) as u8 + (i % 190) as u8 } else { (i % 251) as u8 };
+    }
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 88).encode(&rgb, w, h, image::ExtendedColorType::Rgb8).unwrap();
+    out
+}
+
+/// Sets the SOF0 dimensions of a JPEG (a decompression bomb keeps a small body).
+fn with_header_size(mut j: Vec<u8>, w: u16, h: u16) -> Vec<u8> {
+    let sof = j.windows(2).position(|x| x == [0xFF, 0xC0]).unwrap();
+    j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    j
+}
+
+#[test]
+fn memory_is_bounded_on_every_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let camera = jpeg(4000, 3000, true);
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        ("camera-12mp.jpg", camera.clone(), 8 << 20),
+        ("truncated.jpg", camera[..camera.len() / 3].to_vec(), 64 << 20),
+        ("bomb-60000.jpg", with_header_size(jpeg(64, 64, false), 60000, 60000), 64 << 20),
+        ("bomb-20000x3000.jpg", with_header_size(jpeg(64, 64, false), 20000, 3000), 64 << 20),
+        ("zeros.jpg", { let mut z = vec![0xFF, 0xD8, 0xFF, 0xE0]; z.extend(vec![0u8; 100_000]); z }, 64 << 20),
+        ("heic.heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(), 64 << 20),
+        ("text.txt", b"not a photo".to_vec(), 64 << 20),
+    ];
+    for (name, bytes, limit) in cases {
+        let p = write(name, &bytes);
+        let (peak, problems) = peak_of(&p);
+        eprintln!("{name}: peak {:.2} MB {problems:?}", peak as f64 / 1048576.0);
+        assert!(peak <= limit, "{name}: {peak} bytes > {limit}");
+    }
+    // A PNG bomb: 20000 x 20000 header.
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3])).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let mut png = png.into_inner();
+    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let (peak, problems) = peak_of(&write("bomb.png", &png));
+    assert!(peak <= 64 << 20, "png bomb: {peak}");
+    assert!(!problems.is_empty());
+}
