@@ -86,6 +86,16 @@ fn store(n: usize) -> Result<()> {
     emit("store.raw_edit_append_p95_ms", percentile(&mut raw.clone(), 0.95), "ms");
     emit("store.edit_vs_raw_p95_ratio", percentile(&mut ours, 0.95) / percentile(&mut raw.clone(), 0.95), "x");
     emit("store.edit_cold_p95_ms", percentile(&mut cold, 0.95), "ms");
+    // What the signed journal adds to every edit: one ES256 signature over a ~400-byte body.
+    let signer = onsite_core::evidence::SoftwareSigner::generate()?;
+    let body = vec![b'x'; 400];
+    let mut sign = Vec::with_capacity(500);
+    for _ in 0..500 {
+        let t = Instant::now();
+        std::hint::black_box(onsite_core::evidence::Signer::sign(&signer, &body)?);
+        sign.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    emit("store.journal_sign_p50_us", percentile(&mut sign, 0.5), "us");
     drop(device);
 
     // Cold-ish opens: a new Device (new connections, empty caches) per sample.

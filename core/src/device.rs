@@ -125,7 +125,7 @@ impl Device {
                     Arc::new(SoftwareSigner::from_secret(&bytes).map_err(crate::evidence::journal::Error::from).map_err(crate::store::Error::from)?)
                 }
                 None => {
-                    let s = SoftwareSigner::generate();
+                    let s = SoftwareSigner::generate().map_err(crate::evidence::journal::Error::from).map_err(crate::store::Error::from)?;
                     store.set_meta("device_key", &crate::hash::hex(&s.secret()))?;
                     Arc::new(s)
                 }

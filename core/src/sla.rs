@@ -31,7 +31,7 @@ impl WorkCalendar {
     /// China Standard Time, Saturday and Sunday off, no holidays configured.
     pub fn china_default() -> Self {
         Self {
-            offset: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
+            offset: FixedOffset::east_opt(8 * 3600).unwrap_or(chrono::Offset::fix(&Utc)),
             weekend: vec![Weekday::Sat, Weekday::Sun],
             holidays: BTreeSet::new(),
             extra_workdays: BTreeSet::new(),

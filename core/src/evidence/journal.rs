@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_chain_verifies_and_every_single_byte_flip_is_caught() {
-        let s = SoftwareSigner::generate();
+        let s = SoftwareSigner::generate().unwrap();
         let entries = chain(4, &s);
         assert!(verify(&entries, &s.public_key(), "dev", Some(ZERO_HASH)).ok());
         // Flip every byte of every body and signature: always detected.
@@ -308,13 +308,13 @@ mod tests {
         gap.remove(2);
         assert!(matches!(verify(&gap, &s.public_key(), "dev", Some(ZERO_HASH)).first_problem, Some(Problem::Gap { expected: 3, found: 4 })));
         // Another device's key does not verify.
-        let other = SoftwareSigner::generate();
+        let other = SoftwareSigner::generate().unwrap();
         assert!(matches!(verify(&entries, &other.public_key(), "dev", Some(ZERO_HASH)).first_problem, Some(Problem::BadSignature { seq: 1 })));
     }
 
     #[test]
     fn clock_jumps_and_monotonic_resets_are_journaled() {
-        let s = SoftwareSigner::generate();
+        let s = SoftwareSigner::generate().unwrap();
         let (e1, h) = seal(&Head::genesis(), "dev", 1_000_000, 5_000, &Draft::new("a", None, serde_json::json!(1)), &s).unwrap();
         assert_eq!(e1.len(), 1);
         // The wall clock moves an hour while the monotonic clock moves a second.
@@ -332,7 +332,7 @@ mod tests {
         /// Any chain verifies; any prefix-preserving slice verifies from its predecessor's hash.
         #[test]
         fn chains_and_slices_verify(n in 1usize..12, from in 0usize..12) {
-            let s = SoftwareSigner::generate();
+            let s = SoftwareSigner::generate().unwrap();
             let entries = chain(n, &s);
             prop_assert!(verify(&entries, &s.public_key(), "dev", Some(ZERO_HASH)).ok());
             let from = from % n;

@@ -113,13 +113,13 @@ fn a_photo_byte_flip_is_caught_by_the_blob_check() {
 #[test]
 fn time_tickets_anchor_later_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let authority = TimeAuthority::generate();
+    let authority = TimeAuthority::generate().unwrap();
     let (d, clock) = device(dir.path(), Some(&authority));
     let server_now = 1_795_000_000_000;
     let ticket = authority.issue(d.device_id(), "nonce-1", server_now).unwrap();
     d.accept_time_ticket(ticket.clone(), 80).unwrap();
     // A ticket for another device, or from another authority, is refused.
-    let stranger = TimeAuthority::generate().issue(d.device_id(), "n", server_now).unwrap();
+    let stranger = TimeAuthority::generate().unwrap().issue(d.device_id(), "n", server_now).unwrap();
     assert!(d.accept_time_ticket(stranger, 10).is_err());
     assert!(d.accept_time_ticket(authority.issue("other-device", "n", server_now).unwrap(), 10).is_err());
     // Ten minutes later, with the phone's wall clock moved back a day.
@@ -141,7 +141,7 @@ fn the_journal_refuses_another_key() {
     let dir = tempfile::tempdir().unwrap();
     let (d, _) = device(dir.path(), None);
     drop(d);
-    let other = Arc::new(crate::evidence::SoftwareSigner::generate());
+    let other = Arc::new(crate::evidence::SoftwareSigner::generate().unwrap());
     let r = Device::open(DeviceOptions::new(dir.path()).with_signer(other));
     assert!(matches!(r, Err(crate::Error::Evidence(super::EvidenceError::KeyMismatch))));
 }

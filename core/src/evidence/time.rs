@@ -49,8 +49,8 @@ impl TimeAuthority {
         Self { key }
     }
 
-    pub fn generate() -> Self {
-        Self::new(Box::new(SoftwareSigner::generate()))
+    pub fn generate() -> Result<Self, signer::Error> {
+        Ok(Self::new(Box::new(SoftwareSigner::generate()?)))
     }
 
     pub fn public_key(&self) -> Vec<u8> {
@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn tickets_give_intervals_independent_of_the_wall_clock() {
-        let authority = TimeAuthority::generate();
-        let device = SoftwareSigner::generate();
+        let authority = TimeAuthority::generate().unwrap();
+        let device = SoftwareSigner::generate().unwrap();
         let ticket = authority.issue("dev", "n1", 1_795_000_000_000).unwrap();
         assert!(ticket.verify(&authority.public_key(), "dev"));
         assert!(!ticket.verify(&authority.public_key(), "other-dev"));
@@ -126,7 +126,7 @@ mod tests {
         let (lo, hi) = trusted_interval(&arrive, &entries, &authority.public_key()).unwrap();
         assert!(lo <= 1_795_000_060_000 && 1_795_000_060_000 <= hi, "{lo}..{hi}");
         assert!(hi - lo < 200, "tight interval: {}", hi - lo);
-        let stranger = TimeAuthority::generate();
+        let stranger = TimeAuthority::generate().unwrap();
         assert_eq!(trusted_interval(&arrive, &entries, &stranger.public_key()), None);
     }
 }
