@@ -87,36 +87,16 @@ pub fn sniff(head: &[u8]) -> Format {
 pub fn analyze(path: &Path, limits: &Limits) -> std::io::Result<Analysis> {
     let mut head = [0u8; 16];
     let n = File::open(path)?.read(&mut head)?;
-    let format = sniff(&head[..n]);
-    let mut a = Analysis {
-        format,
-        width: None,
-        height: None,
-        exif: ExifInfo::default(),
-        thumbnail: None,
-        thumb_width: 0,
-        thumb_height: 0,
-        phash: None,
-        problems: Vec::new(),
-    };
-    // Third-party decoders meet hostile bytes here: a panic inside them degrades the result.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
-        Format::Jpeg => jpeg_path(path, limits, &mut a),
-        Format::Png => png_path(path, limits, &mut a),
-        Format::Heic => Err("no thumbnail: unsupported format (HEIC)".to_string()),
-        Format::Unknown => Err("no thumbnail: unrecognized format".to_string()),
-    }));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(problem)) => a.problems.push(problem),
-        Err(_) => a.problems.push("no thumbnail: the decoder failed on this file".into()),
-    }
-    Ok(a)
+    Ok(guarded(sniff(&head[..n]), |format, a| match format {
+        Format::Jpeg => jpeg_path(path, limits, a),
+        Format::Png => png_path(path, limits, a),
+        Format::Heic | Format::Unknown => Ok(()),
+    }))
 }
 
-/// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
-pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
-    let format = sniff(&bytes[..bytes.len().min(16)]);
+/// Runs a decoder for `format` with the problems every path shares, catching panics from
+/// third-party decoders on hostile bytes (the result degrades; nothing unwinds further).
+fn guarded(format: Format, decode: impl FnOnce(Format, &mut Analysis) -> Result<(), String>) -> Analysis {
     let mut a = Analysis {
         format,
         width: None,
@@ -129,10 +109,9 @@ pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
         problems: Vec::new(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
-        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), limits, &mut a),
-        Format::Png => png_decode(std::io::Cursor::new(bytes), limits, &mut a),
         Format::Heic => Err("no thumbnail: unsupported format (HEIC)".to_string()),
         Format::Unknown => Err("no thumbnail: unrecognized format".to_string()),
+        Format::Jpeg | Format::Png => decode(format, &mut a),
     }));
     match outcome {
         Ok(Ok(())) => {}
@@ -140,6 +119,15 @@ pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
         Err(_) => a.problems.push("no thumbnail: the decoder failed on this file".into()),
     }
     a
+}
+
+/// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
+pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
+    guarded(sniff(&bytes[..bytes.len().min(16)]), |format, a| match format {
+        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), limits, a),
+        Format::Png => png_decode(std::io::Cursor::new(bytes), limits, a),
+        Format::Heic | Format::Unknown => Ok(()),
+    })
 }
 
 /// Decoded pixels at reduced size, before orientation.
