@@ -562,10 +562,10 @@ fn read_summary(conn: &Connection, id: &str) -> Result<OrderSummary, Error> {
         .ok_or_else(|| Error::NotFound { id: id.to_string() })?
 }
 
-/// Writes the summary row: all of it when `old` is `None`, else only the changed columns.
-fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSummary>, s: &OrderSummary) -> rusqlite::Result<()> {
+/// The summary's columns (all but `id`) as SQL values, in `SUMMARY_COLUMNS` order.
+fn summary_values(s: &OrderSummary) -> [(&'static str, rusqlite::types::Value); 12] {
     use rusqlite::types::Value;
-    let columns: [(&str, Value); 12] = [
+    [
         ("status", Value::Text(s.status.as_str().to_string())),
         ("priority", Value::Text(s.priority.clone())),
         ("customer", Value::Text(s.customer.clone())),
@@ -578,7 +578,13 @@ fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSummary>, s: 
         ("sla_deadline", s.sla_deadline.map_or(Value::Null, Value::Integer)),
         ("sla_kind", s.sla_kind.clone().map_or(Value::Null, Value::Text)),
         ("updated_at", Value::Integer(s.updated_at)),
-    ];
+    ]
+}
+
+/// Writes the summary row: all of it when `old` is `None`, else only the changed columns.
+fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSummary>, s: &OrderSummary) -> rusqlite::Result<()> {
+    use rusqlite::types::Value;
+    let columns = summary_values(s);
     let Some(old) = old.filter(|o| o.id == s.id) else {
         let mut values = vec![Value::Text(s.id.clone())];
         values.extend(columns.into_iter().map(|(_, v)| v));
@@ -593,24 +599,11 @@ fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSummary>, s: 
         .execute(rusqlite::params_from_iter(values))?;
         return Ok(());
     };
-    let changed = [
-        old.status != s.status,
-        old.priority != s.priority,
-        old.customer != s.customer,
-        old.site != s.site,
-        old.equipment != s.equipment,
-        old.engineer_id != s.engineer_id,
-        old.reported_at != s.reported_at,
-        old.appointment_start != s.appointment_start,
-        old.appointment_end != s.appointment_end,
-        old.sla_deadline != s.sla_deadline,
-        old.sla_kind != s.sla_kind,
-        old.updated_at != s.updated_at,
-    ];
+    let before = summary_values(old);
     let mut sets = Vec::new();
     let mut values = vec![Value::Text(s.id.clone())];
-    for ((name, value), changed) in columns.into_iter().zip(changed) {
-        if changed {
+    for ((name, value), (_, was)) in columns.into_iter().zip(before) {
+        if value != was {
             values.push(value);
             sets.push(format!("{name} = ?{}", values.len()));
         }
