@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{evidence, order, signature, sop, store};
+use crate::{bundle, evidence, order, receipt, signature, sop, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,6 +15,10 @@ pub enum Error {
     Signature(#[from] signature::Error),
     #[error(transparent)]
     Evidence(#[from] evidence::EvidenceError),
+    #[error(transparent)]
+    Receipt(#[from] receipt::Error),
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,12 +5,15 @@
 //! `store` (SQLite + Automerge persistence), `device` (the entry point that ties them to an
 //! injected clock). Nothing here knows about FFI.
 
+pub mod bundle;
 pub mod clock;
 pub mod device;
 pub mod error;
 pub mod evidence;
 pub mod hash;
+pub mod jcs;
 pub mod order;
+pub mod receipt;
 pub mod signature;
 pub mod sla;
 pub mod sop;

@@ -102,6 +102,118 @@ pub fn strokes_sha256(encoded: &[u8]) -> String {
     crate::hash::sha256_hex(encoded)
 }
 
+/// Ink colour of rendered signatures (dark blue, as a pen signature on a paper form).
+pub const INK: [u8; 3] = [0x1a, 0x23, 0x7e];
+const MARGIN: f32 = 8.0;
+
+/// Bounding box (min x, min y, max x, max y) of every point; a unit box for no strokes.
+fn bounds(strokes: &[Stroke]) -> (f32, f32, f32, f32) {
+    let mut b = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in strokes.iter().flatten() {
+        b = (b.0.min(p.x), b.1.min(p.y), b.2.max(p.x), b.3.max(p.y));
+    }
+    if b.0 > b.2 {
+        return (0.0, 0.0, 1.0, 1.0);
+    }
+    b
+}
+
+/// Pen width for a pressure reading (0..1), in the pad's points.
+fn pen_width(pressure: f32) -> f32 {
+    1.0 + 3.0 * pressure
+}
+
+/// Deterministic SVG of the strokes: one path per stroke, coordinates with one decimal, the
+/// pen width from the stroke's mean pressure. The same strokes always give the same bytes,
+/// so a verifier re-renders and compares.
+pub fn render_svg(strokes: &[Stroke]) -> String {
+    let (x0, y0, x1, y1) = bounds(strokes);
+    let (w, h) = (x1 - x0 + 2.0 * MARGIN, y1 - y0 + 2.0 * MARGIN);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w:.1} {h:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"none\" stroke=\"#{:02x}{:02x}{:02x}\" stroke-linecap=\"round\" stroke-linejoin=\"round\">",
+        INK[0], INK[1], INK[2]
+    );
+    for s in strokes {
+        let mean = s.iter().map(|p| p.pressure).sum::<f32>() / s.len().max(1) as f32;
+        out.push_str(&format!("<path stroke-width=\"{:.2}\" d=\"", pen_width(mean)));
+        for (i, p) in s.iter().enumerate() {
+            let (x, y) = (p.x - x0 + MARGIN, p.y - y0 + MARGIN);
+            if i == 0 {
+                // A single-point stroke (a dot) still draws: a zero-length segment with round caps.
+                out.push_str(&format!("M{x:.1} {y:.1}"));
+                if s.len() == 1 {
+                    out.push_str(&format!("L{x:.1} {y:.1}"));
+                }
+            } else {
+                out.push_str(&format!("L{x:.1} {y:.1}"));
+            }
+        }
+        out.push_str("\"/>");
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Deterministic PNG of the strokes, scaled to fit `max_w` x `max_h`, ink on white. The
+/// rasterizer stamps discs along each segment (width from the interpolated pressure) with
+/// plain f32 arithmetic, so the pixels are the same on every platform.
+pub fn render_png(strokes: &[Stroke], max_w: u32, max_h: u32) -> Result<Vec<u8>, Error> {
+    let (x0, y0, x1, y1) = bounds(strokes);
+    let (w, h) = (x1 - x0 + 2.0 * MARGIN, y1 - y0 + 2.0 * MARGIN);
+    let scale = (max_w.max(1) as f32 / w).min(max_h.max(1) as f32 / h).min(4.0);
+    let (pw, ph) = (((w * scale).ceil() as u32).clamp(1, max_w.max(1)), ((h * scale).ceil() as u32).clamp(1, max_h.max(1)));
+    let mut img = image::RgbImage::from_pixel(pw, ph, image::Rgb([255, 255, 255]));
+    let mut stamp = |cx: f32, cy: f32, r: f32| {
+        let r = r.max(0.5);
+        let (xa, xb) = ((cx - r).floor().max(0.0) as u32, ((cx + r).ceil() as u32).min(pw - 1));
+        let (ya, yb) = ((cy - r).floor().max(0.0) as u32, ((cy + r).ceil() as u32).min(ph - 1));
+        for py in ya..=yb {
+            for px in xa..=xb {
+                let (dx, dy) = (px as f32 + 0.5 - cx, py as f32 + 0.5 - cy);
+                if dx * dx + dy * dy <= r * r {
+                    img.put_pixel(px, py, image::Rgb(INK));
+                }
+            }
+        }
+    };
+    let at = |p: &StrokePoint| ((p.x - x0 + MARGIN) * scale, (p.y - y0 + MARGIN) * scale);
+    for s in strokes {
+        let mut prev: Option<(f32, f32, f32)> = None;
+        for p in s {
+            let (x, y) = at(p);
+            let r = pen_width(p.pressure) * scale / 2.0;
+            match prev {
+                None => stamp(x, y, r),
+                Some((px, py, pr)) => {
+                    let len = ((x - px).powi(2) + (y - py).powi(2)).sqrt();
+                    let steps = ((len * 2.0).ceil() as u32).clamp(1, 100_000);
+                    for i in 1..=steps {
+                        let t = i as f32 / steps as f32;
+                        stamp(px + (x - px) * t, py + (y - py) * t, pr + (r - pr) * t);
+                    }
+                }
+            }
+            prev = Some((x, y, r));
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| invalid(format!("PNG encoding failed: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// A plausible handwritten signature (two strokes), for demos and tests.
+pub fn sample_strokes() -> Vec<Stroke> {
+    let mut a = Vec::new();
+    for i in 0..40u32 {
+        let t = i as f32 / 39.0;
+        a.push(StrokePoint { x: 10.0 + 120.0 * t, y: 40.0 + 18.0 * (t * 9.0).sin(), t_ms: i * 12, pressure: 0.35 + 0.3 * (t * 3.0).sin().abs() });
+    }
+    let b = (0..12u32)
+        .map(|i| StrokePoint { x: 60.0 + 4.0 * i as f32, y: 20.0 + 5.0 * i as f32, t_ms: 700 + i * 15, pressure: 0.6 })
+        .collect();
+    vec![a, b]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +239,25 @@ mod tests {
             prefixed.extend_from_slice(&bytes);
             let _ = decode(&prefixed);
         }
+    }
+
+    #[test]
+    fn renderings_are_deterministic_and_show_ink() {
+        let strokes = sample_strokes();
+        let svg = render_svg(&strokes);
+        assert_eq!(svg, render_svg(&decode(&encode(&strokes).unwrap()).unwrap()));
+        assert_eq!(svg.matches("<path").count(), 2);
+        assert!(svg.starts_with("<svg") && svg.contains("#1a237e"));
+        let png = render_png(&strokes, 600, 240).unwrap();
+        assert_eq!(png, render_png(&strokes, 600, 240).unwrap());
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let ink = img.pixels().filter(|p| p.0 == INK).count();
+        assert!(ink > 500 && ink < (img.width() * img.height()) as usize / 2, "{ink} ink pixels");
+        // Another signature renders differently.
+        let mut other = strokes.clone();
+        other[1][3].y += 10.0;
+        assert_ne!(render_svg(&other), svg);
+        assert!(render_png(&[], 10, 10).is_ok(), "no strokes: a blank image, no panic");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Body {
     pub ticket: Option<TicketAnchor>,
     pub kind: String,
     pub order: Option<String>,
+    /// Hash of this device's previous entry about the same order (`ZERO_HASH` for the
+    /// first): a per-order chain, so one order's slice verifies without the others' entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_prev: Option<String>,
     pub payload_sha256: String,
     pub payload: Option<serde_json::Value>,
     pub fix: Option<GpsFix>,
@@ -109,12 +113,25 @@ impl Head {
 /// Builds and signs the entries for `draft` (a `clock_jump` or `monotonic_reset` entry first
 /// when the clocks disagree with the head). Returns them with the new head.
 pub fn seal(head: &Head, device: &str, at_ms: i64, mono_ms: u64, draft: &Draft, signer: &dyn Signer) -> Result<(Vec<Entry>, Head), Error> {
+    seal_linked(head, device, at_ms, mono_ms, draft, None, signer)
+}
+
+/// [`seal`], linking the entry to the previous entry of the same order (`order_prev`).
+pub fn seal_linked(
+    head: &Head,
+    device: &str,
+    at_ms: i64,
+    mono_ms: u64,
+    draft: &Draft,
+    order_prev: Option<&str>,
+    signer: &dyn Signer,
+) -> Result<(Vec<Entry>, Head), Error> {
     let mut out = Vec::new();
     let mut head = head.clone();
     if head.seq > 0 {
         if mono_ms < head.mono_ms {
             let p = serde_json::json!({ "previous_mono_ms": head.mono_ms, "mono_ms": mono_ms, "at_ms": at_ms });
-            let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("monotonic_reset", None, p), signer, None)?;
+            let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("monotonic_reset", None, p), None, signer, None)?;
             head = next_head(&head, &e, at_ms, mono_ms, None);
             out.push(e);
         } else {
@@ -123,14 +140,14 @@ pub fn seal(head: &Head, device: &str, at_ms: i64, mono_ms: u64, draft: &Draft, 
             if (wall - mono).abs() > CLOCK_JUMP_MS {
                 let p = serde_json::json!({ "wall_delta_ms": wall, "mono_delta_ms": mono });
                 let anchor = anchor(&head, mono_ms);
-                let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("clock_jump", None, p), signer, anchor)?;
+                let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("clock_jump", None, p), None, signer, anchor)?;
                 head = next_head(&head, &e, at_ms, mono_ms, head.ticket);
                 out.push(e);
             }
         }
     }
     let anchor = anchor(&head, mono_ms);
-    let e = seal_one(&head, device, at_ms, mono_ms, draft, signer, anchor)?;
+    let e = seal_one(&head, device, at_ms, mono_ms, draft, order_prev, signer, anchor)?;
     let ticket = if draft.kind == "time_ticket" { Some((e.seq, mono_ms)) } else { head.ticket };
     head = next_head(&head, &e, at_ms, mono_ms, ticket);
     out.push(e);
@@ -151,6 +168,7 @@ fn seal_one(
     at_ms: i64,
     mono_ms: u64,
     draft: &Draft,
+    order_prev: Option<&str>,
     signer: &dyn Signer,
     ticket: Option<TicketAnchor>,
 ) -> Result<Entry, Error> {
@@ -165,6 +183,7 @@ fn seal_one(
         ticket,
         kind: draft.kind.clone(),
         order: draft.order.clone(),
+        order_prev: order_prev.map(str::to_string),
         payload_sha256: sha256_hex(&payload_bytes),
         payload: (payload_bytes.len() <= INLINE_PAYLOAD_MAX).then(|| draft.payload.clone()),
         fix: draft.fix,
@@ -238,6 +257,72 @@ pub fn verify(entries: &[Entry], public_key: &[u8], device: &str, start_prev: Op
         }
         prev = Some(e.hash.clone());
         expected_seq += 1;
+    }
+    Report { entries: entries.len(), first_problem: None }
+}
+
+/// Verifies one order's slice of a device journal through its per-order chain: every entry
+/// is about `order`, hashes and signatures hold, seqs increase, and each entry links to the
+/// one before it (`order_prev`, the first to `ZERO_HASH`). Entries of other orders are not
+/// needed, so a bundle discloses nothing about other customers.
+pub fn verify_order_slice(entries: &[Entry], public_key: &[u8], device: &str, order: &str) -> Report {
+    let fail = |p: Problem| Report { entries: entries.len(), first_problem: Some(p) };
+    let mut prev = ZERO_HASH.to_string();
+    let mut last_seq = 0u64;
+    for e in entries {
+        if e.seq <= last_seq {
+            return fail(Problem::Gap { expected: last_seq + 1, found: e.seq });
+        }
+        if sha256_hex(&e.body) != e.hash {
+            return fail(Problem::HashMismatch { seq: e.seq });
+        }
+        let body = match e.body() {
+            Ok(b) => b,
+            Err(err) => return fail(Problem::Malformed { seq: e.seq, reason: err.to_string() }),
+        };
+        if body.seq != e.seq {
+            return fail(Problem::Malformed { seq: e.seq, reason: format!("body says seq {}", body.seq) });
+        }
+        if body.device != device {
+            return fail(Problem::WrongDevice { seq: e.seq });
+        }
+        if body.order.as_deref() != Some(order) {
+            return fail(Problem::Malformed { seq: e.seq, reason: "the entry is about another order".into() });
+        }
+        if body.order_prev.as_deref() != Some(prev.as_str()) {
+            return fail(Problem::BrokenLink { seq: e.seq });
+        }
+        if let Some(payload) = &body.payload {
+            match serde_json::to_vec(payload) {
+                Ok(bytes) if sha256_hex(&bytes) == body.payload_sha256 => {}
+                _ => return fail(Problem::Malformed { seq: e.seq, reason: "payload does not match its hash".into() }),
+            }
+        }
+        if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
+            return fail(Problem::BadSignature { seq: e.seq });
+        }
+        prev = e.hash.clone();
+        last_seq = e.seq;
+    }
+    Report { entries: entries.len(), first_problem: None }
+}
+
+/// Verifies entries that stand alone (time tickets a bundle carries): hash, body and
+/// signature each, no chain.
+pub fn verify_standalone(entries: &[Entry], public_key: &[u8], device: &str) -> Report {
+    let fail = |p: Problem| Report { entries: entries.len(), first_problem: Some(p) };
+    for e in entries {
+        if sha256_hex(&e.body) != e.hash {
+            return fail(Problem::HashMismatch { seq: e.seq });
+        }
+        match e.body() {
+            Ok(b) if b.seq == e.seq && b.device == device => {}
+            Ok(_) => return fail(Problem::WrongDevice { seq: e.seq }),
+            Err(err) => return fail(Problem::Malformed { seq: e.seq, reason: err.to_string() }),
+        }
+        if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
+            return fail(Problem::BadSignature { seq: e.seq });
+        }
     }
     Report { entries: entries.len(), first_problem: None }
 }

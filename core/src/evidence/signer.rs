@@ -78,6 +78,11 @@ pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<boo
     Ok(key.verify(message, &sig).is_ok())
 }
 
+/// True when `public_key` is a valid SEC1 P-256 point.
+pub fn is_valid_key(public_key: &[u8]) -> bool {
+    VerifyingKey::from_sec1_bytes(public_key).is_ok()
+}
+
 /// Normalizes a signature from a platform signer (DER from Android Keystore / iOS
 /// SecKeyCreateSignature) to the 64-byte form stored in records.
 pub fn normalize(signature: &[u8]) -> Result<Vec<u8>, Error> {

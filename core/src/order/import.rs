@@ -206,6 +206,7 @@ impl DispatchOrder {
             transitions: Vec::new(),
             notes: Vec::new(),
             checklist: crate::sop::Checklist::default(),
+            receipts: Vec::new(),
             created_at,
         })
     }

@@ -222,7 +222,26 @@ pub struct WorkOrder {
     /// The SOP checklist: pinned template and append-only answers (created empty with the
     /// order, so concurrent first answers from two devices land in the same list).
     pub checklist: crate::sop::Checklist,
+    /// Signed receipts, one per revision (append-only; the canonical bytes live in the
+    /// device's store and in bundles, the document carries what binds them).
+    #[autosurgeon(missing = "Vec::new")]
+    pub receipts: Vec<ReceiptRef>,
     pub created_at: Timestamp,
+}
+
+/// A signed receipt revision as the order's document records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
+pub struct ReceiptRef {
+    pub revision: u32,
+    /// SHA-256 of the receipt's canonical JSON.
+    pub sha256: String,
+    pub strokes_sha256: Option<String>,
+    /// `signed` or `refused`.
+    pub decision: String,
+    pub signed_at: Timestamp,
+    pub device: String,
+    /// ES256 signature (hex, r || s) over the signing message.
+    pub signature: String,
 }
 
 impl WorkOrder {

@@ -33,6 +33,9 @@ pub const FIELD_OWNERS: &[(&str, Owner)] = &[
     ("transitions", Owner::Engineer),
     ("notes", Owner::Engineer),
     ("checklist", Owner::Engineer),
+    // Signed receipts: appended by the engineer's device when the customer signs; a signed
+    // revision is never changed (the server refuses edits to an existing entry).
+    ("receipts", Owner::Engineer),
 ];
 
 pub fn owner_of(key: &str) -> Option<Owner> {

@@ -114,7 +114,8 @@ fn hardware_path_completes_and_consent_refusal_skips_repair() {
     let flags = &v.evaluation.status(&v.template, "consent_open_chassis").unwrap().flags;
     assert_eq!(flags, &vec![Flag::ConsentRefused]);
     assert!(d.walk_checklist_demo("WO-1").unwrap() > 0);
-    assert!(d.blockers("WO-1").unwrap().is_empty());
+    // Only the customer's receipt remains.
+    assert_eq!(d.blockers("WO-1").unwrap().iter().map(|b| b.step.as_str()).collect::<Vec<_>>(), ["receipt"]);
     // A signed consent is final.
     assert!(matches!(
         d.answer("WO-1", "consent_open_chassis", demo::consent(&consent_step, true, "王女士")),
@@ -199,6 +200,7 @@ fn completion_is_refused_while_blockers_remain() {
         other => panic!("{other:?}"),
     }
     d.walk_checklist_demo("WO-1").unwrap();
+    d.sign_receipt("WO-1", &crate::device::testkit::input()).unwrap();
     d.transition("WO-1", Event::Complete, Actor::Engineer, None).unwrap();
     assert!(matches!(d.answer("WO-1", "install", Answer::Confirmed), Err(crate::Error::Sop(Error::Closed { .. }))));
 }

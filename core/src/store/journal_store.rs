@@ -52,7 +52,17 @@ impl Store {
             None => load_head(tx)?,
         };
         for d in drafts {
-            let (entries, next) = journal::seal(&current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, signer.as_ref())?;
+            let order_prev = match &d.order {
+                Some(o) => Some(
+                    tx.prepare_cached("SELECT hash FROM journal WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1")?
+                        .query_row([o], |r| r.get::<_, String>(0))
+                        .optional()?
+                        .unwrap_or_else(|| journal::ZERO_HASH.to_string()),
+                ),
+                None => None,
+            };
+            let (entries, next) =
+                journal::seal_linked(&current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, order_prev.as_deref(), signer.as_ref())?;
             for e in &entries {
                 let body = e.body()?;
                 tx.prepare_cached("INSERT INTO journal (seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
@@ -73,6 +83,15 @@ impl Store {
         let seq = head.seq;
         w.head = Some(head);
         Ok(seq)
+    }
+
+    /// One journal entry by its seq.
+    pub fn journal_entry(&self, seq: u64) -> Result<Option<Entry>, Error> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT seq, body, hash, signature FROM journal WHERE seq = ?1")?;
+        Ok(st
+            .query_row([seq as i64], |r| Ok(Entry { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)?, hash: r.get(2)?, signature: r.get(3)? }))
+            .optional()?)
     }
 
     /// Journal entries, all or one order's, in order.

@@ -15,6 +15,7 @@
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
 
 mod journal_store;
+pub(crate) mod receipt_store;
 mod schema;
 
 pub use journal_store::{PhotoRow, ReuseHit};
@@ -107,6 +108,8 @@ pub enum Change {
     ChecklistTemplate,
     /// The last element of `checklist.answers` is new.
     AppendAnswer,
+    /// The last element of `receipts` is new.
+    AppendReceipt,
 }
 
 /// Where an order's document stands on disk: what compaction decides on.
@@ -184,6 +187,13 @@ fn write_field(doc: &mut AutoCommit, order: &WorkOrder, change: Change) -> Resul
         Change::AppendAnswer => {
             let checklist = object(doc, &ROOT, "checklist", automerge::ObjType::Map)?;
             append(doc, &checklist, "answers", order.checklist.answers.last())
+        }
+        Change::AppendReceipt => {
+            // Documents created before receipts existed have no list yet.
+            if doc.get(&ROOT, "receipts")?.is_none() {
+                automerge::transaction::Transactable::put_object(doc, &ROOT, "receipts", automerge::ObjType::List)?;
+            }
+            append(doc, &ROOT, "receipts", order.receipts.last())
         }
     }
 }
@@ -326,6 +336,21 @@ impl Store {
         f: impl FnOnce(&mut WorkOrder) -> Result<(R, Vec<Change>, Option<Draft>), E>,
         summarize: impl FnOnce(&WorkOrder) -> OrderSummary,
     ) -> Result<(R, WorkOrder), E> {
+        self.edit_bound(id, message, stamp, |o, _| f(o), summarize, |_, _: &mut R, _| Ok(()))
+    }
+
+    /// [`Store::edit`] for edits that bind the journal: `f` also sees the journal head the
+    /// edit's entry will follow, and `after` writes rows of its own in the same transaction,
+    /// knowing the seq of the edit's journal entry.
+    pub fn edit_bound<R, E: From<Error>>(
+        &self,
+        id: &str,
+        message: &str,
+        stamp: Stamp,
+        f: impl FnOnce(&mut WorkOrder, &journal::Head) -> Result<(R, Vec<Change>, Option<Draft>), E>,
+        summarize: impl FnOnce(&WorkOrder) -> OrderSummary,
+        after: impl FnOnce(&rusqlite::Transaction<'_>, &mut R, u64) -> Result<(), Error>,
+    ) -> Result<(R, WorkOrder), E> {
         let mut w = self.writer();
         let w = &mut *w;
         w.tick += 1;
@@ -338,12 +363,16 @@ impl Store {
             w.cache.insert(id.to_string(), Cached { doc, order, layout, summary, used: tick });
             evict(&mut w.cache);
         }
+        if w.head.is_none() {
+            w.head = Some(load_head(&w.conn)?);
+        }
+        let head_now = w.head.clone().unwrap_or_else(journal::Head::genesis);
         let Some(entry) = w.cache.get_mut(id) else {
             return Err(Error::NotFound { id: id.to_string() }.into());
         };
         entry.used = tick;
         let mut next = entry.order.clone();
-        let (out, changes, draft) = f(&mut next)?;
+        let (mut out, changes, draft) = f(&mut next, &head_now)?;
         if changes.is_empty() {
             return Ok((out, next));
         }
@@ -365,6 +394,7 @@ impl Store {
                 Some(d) => self.journal_tx(&tx, &mut head, stamp, std::slice::from_ref(d))?,
                 None => head.map_or_else(|| load_head(&tx), Ok)?,
             };
+            after(&tx, &mut out, head.seq)?;
             tx.commit()?;
             Ok((layout, summary, head))
         })();

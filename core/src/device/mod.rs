@@ -1,6 +1,13 @@
 //! `Device`: the entry point an app (through the FFI), the CLI and tests use. It ties the
 //! pure order logic and SLA rules to the store and an injected clock.
 
+mod bundle;
+mod receipts;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub use bundle::{ExportOptions, ExportSummary};
+
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -23,6 +30,9 @@ pub struct DeviceOptions {
     /// Refuse to complete an order that never started a checklist (default true: the SOP
     /// is how the platform later proves what was done).
     pub require_checklist: bool,
+    /// Refuse to complete an order whose customer has neither signed nor refused the receipt
+    /// (default true: the signed receipt is the record disputes are settled on).
+    pub require_receipt: bool,
     /// The device key. `None`: a software P-256 key kept in the store (desktop, tests).
     pub signer: Option<Arc<dyn Signer>>,
     /// The public key (SEC1) of the authority whose time tickets this device accepts.
@@ -37,6 +47,7 @@ impl DeviceOptions {
             calendar: WorkCalendar::china_default(),
             sla: SlaPolicy::default(),
             require_checklist: true,
+            require_receipt: true,
             signer: None,
             time_authority: None,
         }
@@ -84,6 +95,7 @@ pub struct Device {
     calendar: WorkCalendar,
     sla: SlaPolicy,
     require_checklist: bool,
+    require_receipt: bool,
     templates: RwLock<Registry>,
     blobs: BlobStore,
     photo_limits: photo::Limits,
@@ -154,6 +166,7 @@ impl Device {
             calendar: options.calendar,
             sla: options.sla,
             require_checklist: options.require_checklist,
+            require_receipt: options.require_receipt,
             templates: RwLock::new(templates),
         })
     }
@@ -333,15 +346,26 @@ impl Device {
     }
 
     fn blockers_of(&self, order: &WorkOrder) -> Result<Vec<Blocker>> {
-        match self.pinned_template(order)? {
-            Some((_, t)) => Ok(sop::evaluate(&t, order, &order.checklist).blockers),
-            None if self.require_checklist => Ok(vec![Blocker {
+        let mut blockers = match self.pinned_template(order)? {
+            Some((_, t)) => sop::evaluate(&t, order, &order.checklist).blockers,
+            None if self.require_checklist => vec![Blocker {
                 step: "checklist".into(),
                 label: sop::Text { zh: "作业清单".into(), en: "Checklist".into() },
                 reason: sop::Text { zh: "尚未开始作业清单".into(), en: "no checklist has been started".into() },
-            }]),
-            None => Ok(Vec::new()),
+            }],
+            None => Vec::new(),
+        };
+        if self.require_receipt && order.receipts.is_empty() {
+            blockers.push(Blocker {
+                step: "receipt".into(),
+                label: sop::Text { zh: "客户签收回执".into(), en: "Customer receipt".into() },
+                reason: sop::Text {
+                    zh: "客户尚未在回执单上签字(或记录拒签)".into(),
+                    en: "the customer has not signed the receipt (or refused, recorded with a reason)".into(),
+                },
+            });
         }
+        Ok(blockers)
     }
 
     fn checklist_view(&self, order: WorkOrder) -> Result<ChecklistView> {
@@ -636,6 +660,8 @@ mod tests {
                 assert!(matches!(err, crate::Error::Sop(sop::Error::Blocked { .. })), "{err:?}");
                 d.start_checklist("WO-1", "onsite-repair").unwrap();
                 assert!(d.walk_checklist_demo("WO-1").unwrap() > 15);
+                assert_eq!(d.blockers("WO-1").unwrap().iter().map(|b| b.step.as_str()).collect::<Vec<_>>(), ["receipt"]);
+                d.sign_receipt("WO-1", &testkit::input()).unwrap();
                 assert!(d.blockers("WO-1").unwrap().is_empty());
             }
             d.transition("WO-1", e, Actor::Engineer, Some(fix)).unwrap();
