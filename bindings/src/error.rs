@@ -1,7 +1,7 @@
 //! The one public error type. Variants are what an app can act on; the mapping from the
 //! core's internal errors lives here and nowhere else.
 
-use onsite_core::{order, signature, sop, store};
+use onsite_core::{bundle, order, receipt, signature, sop, store};
 
 use crate::types::OrderStatus;
 
@@ -41,6 +41,8 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Sop(e) => e.into(),
             onsite_core::Error::Signature(e) => ApiError::InvalidInput { field: "strokes".into(), reason: e.to_string() },
             onsite_core::Error::Evidence(e) => e.into(),
+            onsite_core::Error::Receipt(e) => e.into(),
+            onsite_core::Error::Bundle(e) => e.into(),
         }
     }
 }
@@ -113,6 +115,30 @@ impl From<onsite_core::evidence::EvidenceError> for ApiError {
             E::Blob(blob::Error::Corrupt { .. }) => ApiError::Corrupt { reason },
             E::Blob(blob::Error::Io { .. }) | E::Io(_) => ApiError::Storage { reason },
             E::Ticket(_) | E::NoAuthority => ApiError::NotPermitted { reason },
+        }
+    }
+}
+
+impl From<receipt::Error> for ApiError {
+    fn from(e: receipt::Error) -> Self {
+        let reason = e.to_string();
+        match e {
+            receipt::Error::Invalid { field, reason } => ApiError::InvalidInput { field, reason },
+            receipt::Error::Strokes(e) => ApiError::InvalidInput { field: "strokes".into(), reason: e.to_string() },
+            receipt::Error::WrongStatus { .. } => ApiError::NotPermitted { reason },
+            receipt::Error::NotFound { order, revision } => ApiError::NotFound { id: format!("{order} receipt r{revision}") },
+            receipt::Error::Canonical(_) | receipt::Error::Signer(_) => ApiError::Internal { reason },
+        }
+    }
+}
+
+impl From<bundle::Error> for ApiError {
+    fn from(e: bundle::Error) -> Self {
+        let reason = e.to_string();
+        match e {
+            bundle::Error::Archive(_) | bundle::Error::Member { .. } => ApiError::InvalidInput { field: "bundle".into(), reason },
+            bundle::Error::Io(_) => ApiError::Storage { reason },
+            bundle::Error::Build(_) => ApiError::Internal { reason },
         }
     }
 }

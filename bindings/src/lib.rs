@@ -6,11 +6,13 @@ uniffi::setup_scaffolding!();
 mod checklist;
 mod error;
 mod evidence;
+mod receipts;
 mod store;
 mod types;
 
 pub use checklist::*;
 pub use error::ApiError;
 pub use evidence::*;
+pub use receipts::*;
 pub use store::{ClockSource, OnsiteStore};
 pub use types::*;

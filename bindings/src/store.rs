@@ -48,7 +48,7 @@ impl Clock for ForeignClock {
 /// The app's handle on its local data: work orders in a directory it owns.
 #[derive(uniffi::Object)]
 pub struct OnsiteStore {
-    device: Device,
+    pub(crate) device: Device,
 }
 
 #[uniffi::export]

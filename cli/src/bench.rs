@@ -139,6 +139,7 @@ fn store(n: usize) -> Result<()> {
             d.add_note(&id, &format!("note {k}: checked, photographed, customer informed"))?;
         }
         d.transition(&id, Event::RequestSignature, Actor::Engineer, Some(fix))?;
+        d.sign_receipt(&id, &crate::demo::receipt_input("王女士"))?;
         d.transition(&id, Event::Complete, Actor::Engineer, Some(fix))?;
     }
     let (bytes, count) = d.store().document_footprint()?;

@@ -7,7 +7,57 @@ use anyhow::Result;
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
 use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
 use onsite_core::sla::ClockState;
+use onsite_core::device::{ExportOptions, PhotoSource};
+use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
+use onsite_core::sop::{Answer, PhotoRef, StepKind};
 use onsite_core::{Actor, Clock, Device, DeviceOptions, Event, GpsFix, ManualClock, OrderFilter, OrderSummary, OrderView};
+
+/// What the engineer and customer put on a demo receipt.
+pub fn receipt_input(signer: &str) -> ReceiptInput {
+    ReceiptInput {
+        diagnosis: "主板 DC-in 接口松动 / DC-in jack loose on the mainboard".into(),
+        work_done: "重新焊接 DC-in 接口,当面复验开机正常 / resoldered the DC-in jack, verified boot in front of the customer".into(),
+        charges: vec![ChargeLine { description: "保修维修 / warranty repair".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
+        currency: "CNY".into(),
+        rating: Some(Rating { score: 5, comment: "准时,专业 / on time, professional".into() }),
+        signer_name: signer.into(),
+        decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
+        correction_reason: None,
+    }
+}
+
+/// Walks the order's checklist like an engineer would: photo steps get real photos (made
+/// here, ingested with the GPS fix), the others the demo answers. Returns (answers, photos).
+pub fn walk_with_photos(device: &Device, id: &str, fix: Option<GpsFix>) -> Result<(usize, usize)> {
+    let (mut answers, mut photos) = (0, 0);
+    loop {
+        let view = device.checklist(id)?;
+        let Some(step) = view.evaluation.open().first().and_then(|s| view.template.step(s)).cloned() else {
+            return Ok((answers, photos));
+        };
+        let answer = match &step.kind {
+            StepKind::Photo { min, .. } => {
+                let mut refs = Vec::new();
+                for k in 0..(*min).max(1) {
+                    let jpeg = crate::bench::test_photo(640, 480, (answers * 7 + k as usize) as u32);
+                    let r = device.ingest_photo(id, Some(&step.id), PhotoSource::Bytes(&jpeg), fix)?;
+                    photos += 1;
+                    refs.push(PhotoRef { sha256: r.sha256, label: format!("{} #{}", step.label.zh, k + 1) });
+                }
+                Answer::Photos { photos: refs }
+            }
+            _ => {
+                let order = device.get(id)?.order;
+                onsite_core::sop::demo::answer_for(&view.template, &view.evaluation, &order, &step, device.now())
+            }
+        };
+        device.answer(id, &step.id, answer)?;
+        answers += 1;
+        if answers > 1000 {
+            anyhow::bail!("the checklist never closes");
+        }
+    }
+}
 
 pub const SAMPLE_ORDERS: &str = include_str!("../samples/orders.json");
 
@@ -113,6 +163,11 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
                 Ok(_) => anyhow::bail!("an illegal transition was accepted"),
             }
         }
+        if matches!(event, Event::Complete) {
+            let customer = device.get(&id)?.order.customer.contact;
+            let r = device.sign_receipt(&id, &receipt_input(&customer))?;
+            println!("               receipt r{} signed by {customer} on the device: SHA-256 {}", r.revision, &r.receipt_sha256[..16]);
+        }
         let at_site = matches!(event, Event::Arrive | Event::StartWork | Event::RequestSignature | Event::Complete);
         let v = device.transition(&id, event, Actor::Engineer, if at_site { fix } else { None })?;
         println!("  {}  {:<19} {}", local(clock.now().timestamp_millis()), v.order.status.as_str(), what);
@@ -122,10 +177,10 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
         }
         if matches!(v.order.status, onsite_core::Status::InProgress) {
             device.add_note(&id, "主板 DC-in 接口松动,已重新焊接 / DC-in jack loose, resoldered")?;
-            let n = device.walk_checklist_demo(&id)?;
+            let (n, photos) = walk_with_photos(&device, &id, fix)?;
             let c = device.checklist(&id)?;
             let na = c.evaluation.steps.iter().filter(|s| matches!(s.state, onsite_core::sop::StepState::NotApplicable { .. })).count();
-            println!("               checklist walked: {n} answers, {na} steps not applicable, {} blockers", c.evaluation.blockers.len());
+            println!("               checklist walked: {n} answers, {photos} photos, {na} steps not applicable, {} blockers", c.evaluation.blockers.len());
         }
     }
     println!();
@@ -134,5 +189,26 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
     print_list(&device.list(&OrderFilter::default())?);
     let (bytes, count) = device.store().document_footprint()?;
     println!("\n{count} orders, {bytes} bytes of Automerge documents in {}", device.store().path().display());
+
+    // The evidence anyone can check offline: the customer copy and the arbitration bundle.
+    let out = dir.join("exports");
+    std::fs::create_dir_all(&out)?;
+    let html = out.join(format!("{id}-customer-copy.html"));
+    std::fs::write(&html, device.customer_copy_html(&id, None)?)?;
+    let zip = out.join(format!("{id}.zip"));
+    let _ = std::fs::remove_file(&zip);
+    let s = device.export_bundle(&id, &zip, ExportOptions::default())?;
+    println!("customer copy: {}", html.display());
+    println!("arbitration bundle: {} ({} bytes, {} photos, {} journal entries)", zip.display(), s.bytes, s.photos, s.journal_entries);
+    let report = onsite_core::bundle::verify_file(&zip, &Default::default());
+    let verdict = report.render_text();
+    println!("\n$ onsite verify {}", zip.display());
+    for line in verdict.lines().take(10) {
+        println!("{line}");
+    }
+    println!("  ... {} checks", report.checks.len());
+    if !report.ok {
+        anyhow::bail!("the demo bundle does not verify");
+    }
     Ok(())
 }

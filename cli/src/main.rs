@@ -5,6 +5,7 @@ mod bench;
 mod checklist;
 mod demo;
 mod evidence;
+mod receipt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,25 @@ enum Command {
     /// The signed operation log.
     #[command(subcommand)]
     Journal(evidence::JournalCmd),
+    /// Signed receipts (维修回执) and the customer copy.
+    #[command(subcommand)]
+    Receipt(receipt::ReceiptCmd),
+    /// Arbitration bundles: export, extract.
+    #[command(subcommand)]
+    Bundle(receipt::BundleCmd),
+    /// Verify an arbitration bundle offline; exit code 0 only when every check holds.
+    Verify {
+        bundle: PathBuf,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
+        /// The device key (SEC1 hex) as the server registered it; must match.
+        #[arg(long)]
+        device_key: Option<String>,
+        /// The time authority's key (SEC1 hex) to trust for time tickets.
+        #[arg(long)]
+        authority: Option<String>,
+    },
     /// Import sample orders, walk one through its lifecycle, print what happened.
     Demo,
     /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`, `onsite bench photo`.
@@ -145,7 +165,7 @@ fn data_dir(cli_data: &Option<PathBuf>) -> PathBuf {
     cli_data.clone().unwrap_or_else(|| PathBuf::from("onsite-data"))
 }
 
-fn open(dir: &std::path::Path) -> Result<Device> {
+pub(crate) fn open(dir: &std::path::Path) -> Result<Device> {
     Device::open(DeviceOptions::new(dir)).with_context(|| format!("opening the store in {}", dir.display()))
 }
 
@@ -159,6 +179,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Journal(cmd) => evidence::journal(&open(&data_dir(&cli.data))?, cmd),
         Command::Checklist(cmd) => checklist::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Templates(cmd) => checklist::templates(&open(&data_dir(&cli.data))?, cmd),
+        Command::Receipt(cmd) => receipt::run(&open(&data_dir(&cli.data))?, cmd),
+        Command::Bundle(cmd) => receipt::bundle_cmd(&data_dir(&cli.data), cmd),
+        Command::Verify { bundle, json, device_key, authority } => {
+            if receipt::verify(&bundle, json, device_key.as_deref(), authority.as_deref())? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }
 

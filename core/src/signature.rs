@@ -5,13 +5,13 @@
 //! x, y (f32, in the pad's points), t (u32, ms since the first point of the signature) and
 //! pressure (f32, 0..1), all little-endian. Limits: 64 strokes, 4096 points per stroke.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"OSS1";
 pub const MAX_STROKES: usize = 64;
 pub const MAX_POINTS: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StrokePoint {
     pub x: f32,
     pub y: f32,

@@ -100,11 +100,9 @@ impl Device {
                 o.receipts.push(ReceiptRef {
                     revision,
                     sha256: receipt_sha256.clone(),
-                    strokes_sha256: strokes_sha256.clone(),
                     decision: decision.to_string(),
                     signed_at: Timestamp(stamp.at_ms),
                     device: device.clone(),
-                    signature: crate::hash::hex(&signature),
                 });
                 let signed = SignedReceipt {
                     order: o.id.clone(),

@@ -235,13 +235,10 @@ pub struct ReceiptRef {
     pub revision: u32,
     /// SHA-256 of the receipt's canonical JSON.
     pub sha256: String,
-    pub strokes_sha256: Option<String>,
     /// `signed` or `refused`.
     pub decision: String,
     pub signed_at: Timestamp,
     pub device: String,
-    /// ES256 signature (hex, r || s) over the signing message.
-    pub signature: String,
 }
 
 impl WorkOrder {

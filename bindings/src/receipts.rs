@@ -1,0 +1,230 @@
+//! Receipts and arbitration bundles at the boundary: records in, records out.
+
+use std::time::SystemTime;
+
+use onsite_core::{bundle, receipt};
+
+use crate::checklist::Stroke;
+use crate::store::OnsiteStore;
+use crate::types::to_time;
+use crate::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChargeBasis {
+    /// Covered by the warranty: shown, not payable.
+    Warranty,
+    /// Paid service (有偿服务).
+    Paid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ChargeLine {
+    pub description: String,
+    /// Minor units (分 for CNY).
+    pub amount_cents: i64,
+    pub basis: ChargeBasis,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum CustomerDecision {
+    /// The customer signed on the device's pad.
+    Signed { strokes: Vec<Stroke> },
+    /// The customer refused to sign, with the reason they gave.
+    Refused { reason: String },
+}
+
+/// What the engineer and the customer supply for the receipt; the rest comes from the order.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ReceiptRequest {
+    pub diagnosis: String,
+    pub work_done: String,
+    pub charges: Vec<ChargeLine>,
+    pub currency: String,
+    /// 1..5, or none when the customer declines to rate.
+    pub rating: Option<u8>,
+    pub rating_comment: String,
+    pub signer_name: String,
+    pub decision: CustomerDecision,
+    /// Required when correcting an already signed receipt (a new revision).
+    pub correction_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SignedReceiptInfo {
+    pub order_id: String,
+    pub revision: u32,
+    pub receipt_sha256: String,
+    pub strokes_sha256: Option<String>,
+    /// `signed` or `refused`.
+    pub decision: String,
+    pub signed_at: SystemTime,
+    pub journal_seq: u64,
+    /// The receipt's canonical JSON (RFC 8785), exactly as signed.
+    pub canonical_json: String,
+    /// ES256 over the signing message, r || s.
+    pub signature: Vec<u8>,
+    pub supersedes_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BundleExport {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub members: u32,
+    pub receipts: u32,
+    pub photos: u32,
+    pub journal_entries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BundleCheck {
+    pub check: String,
+    pub subject: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct BundleReport {
+    /// True only when every check passed.
+    pub ok: bool,
+    pub order_id: Option<String>,
+    pub revision: Option<u32>,
+    pub decision: Option<String>,
+    pub signer_name: Option<String>,
+    pub checks: Vec<BundleCheck>,
+    /// The report for people (who, what, where, when, each check).
+    pub text: String,
+    /// The same report as JSON, for machines.
+    pub json: String,
+}
+
+impl From<bundle::Report> for BundleReport {
+    fn from(r: bundle::Report) -> Self {
+        let s = r.summary.as_ref();
+        Self {
+            ok: r.ok,
+            order_id: s.map(|s| s.order.clone()),
+            revision: s.map(|s| s.revision),
+            decision: s.map(|s| s.decision.clone()),
+            signer_name: s.map(|s| s.signer_name.clone()),
+            checks: r.checks.iter().map(|c| BundleCheck { check: c.check.clone(), subject: c.subject.clone(), passed: c.passed, detail: c.detail.clone() }).collect(),
+            text: r.render_text(),
+            json: serde_json::to_string(&r).unwrap_or_default(),
+        }
+    }
+}
+
+fn strokes_in(strokes: Vec<Stroke>) -> Vec<onsite_core::signature::Stroke> {
+    strokes
+        .into_iter()
+        .map(|s| s.points.into_iter().map(|p| onsite_core::signature::StrokePoint { x: p.x, y: p.y, t_ms: p.t_ms, pressure: p.pressure }).collect())
+        .collect()
+}
+
+impl From<ReceiptRequest> for receipt::ReceiptInput {
+    fn from(r: ReceiptRequest) -> Self {
+        Self {
+            diagnosis: r.diagnosis,
+            work_done: r.work_done,
+            charges: r
+                .charges
+                .into_iter()
+                .map(|c| receipt::ChargeLine {
+                    description: c.description,
+                    amount_cents: c.amount_cents,
+                    basis: match c.basis {
+                        ChargeBasis::Warranty => receipt::ChargeBasis::Warranty,
+                        ChargeBasis::Paid => receipt::ChargeBasis::Paid,
+                    },
+                })
+                .collect(),
+            currency: r.currency,
+            rating: r.rating.map(|score| receipt::Rating { score, comment: r.rating_comment }),
+            signer_name: r.signer_name,
+            decision: match r.decision {
+                CustomerDecision::Signed { strokes } => receipt::CustomerDecision::Signed { strokes: strokes_in(strokes) },
+                CustomerDecision::Refused { reason } => receipt::CustomerDecision::Refused { reason },
+            },
+            correction_reason: r.correction_reason,
+        }
+    }
+}
+
+fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
+    let parsed: Option<receipt::Receipt> = serde_json::from_slice(&s.canonical).ok();
+    SignedReceiptInfo {
+        decision: match parsed.as_ref().map(|r| &r.outcome) {
+            Some(receipt::Outcome::Refused { .. }) => "refused".into(),
+            _ => "signed".into(),
+        },
+        supersedes_sha256: parsed.and_then(|r| r.supersedes).map(|s| s.sha256),
+        order_id: s.order,
+        revision: s.revision,
+        receipt_sha256: s.receipt_sha256,
+        strokes_sha256: s.strokes_sha256,
+        signed_at: to_time(onsite_core::order::Timestamp(s.signed_at_ms)),
+        journal_seq: s.journal_seq,
+        canonical_json: String::from_utf8_lossy(&s.canonical).into_owned(),
+        signature: s.signature,
+    }
+}
+
+#[uniffi::export]
+impl OnsiteStore {
+    /// Builds the order's receipt and signs it with the device key (the customer's strokes,
+    /// or their refusal, are part of it). Needs the order awaiting signature; a correction
+    /// of a signed receipt is a new revision with a reason.
+    pub fn sign_receipt(&self, order_id: String, request: ReceiptRequest) -> Result<SignedReceiptInfo, ApiError> {
+        Ok(info(self.device.sign_receipt(&order_id, &request.into())?))
+    }
+
+    /// Every receipt revision of the order, oldest first.
+    pub fn receipts(&self, order_id: String) -> Result<Vec<SignedReceiptInfo>, ApiError> {
+        Ok(self.device.receipts(&order_id)?.into_iter().map(info).collect())
+    }
+
+    /// The printable customer copy (客户联) as self-contained HTML (`None`: latest revision).
+    pub fn customer_copy_html(&self, order_id: String, revision: Option<u32>) -> Result<String, ApiError> {
+        Ok(self.device.customer_copy_html(&order_id, revision)?)
+    }
+
+    /// Writes the order's arbitration bundle (zip) to `path`.
+    pub fn export_bundle(&self, order_id: String, path: String, thumbnails_only: bool) -> Result<BundleExport, ApiError> {
+        let s = self.device.export_bundle(&order_id, std::path::Path::new(&path), onsite_core::device::ExportOptions { thumbnails_only })?;
+        Ok(BundleExport {
+            path: s.path.display().to_string(),
+            bytes: s.bytes,
+            sha256: s.sha256,
+            members: s.members as u32,
+            receipts: s.receipts as u32,
+            photos: s.photos as u32,
+            journal_entries: s.journal_entries as u32,
+        })
+    }
+}
+
+/// Verifies an arbitration bundle file offline. `device_key` (SEC1), when given, must be
+/// the key the bundle was signed with (as the server registered it).
+#[uniffi::export]
+pub fn verify_bundle(path: String, device_key: Option<Vec<u8>>) -> BundleReport {
+    bundle::verify_file(std::path::Path::new(&path), &bundle::verify::Options { device_key, time_authority: None }).into()
+}
+
+/// Renders signature strokes as a PNG (ink on white) for a preview.
+#[uniffi::export]
+pub fn render_signature_png(strokes: Vec<Stroke>, max_width: u32, max_height: u32) -> Result<Vec<u8>, ApiError> {
+    let strokes = strokes_in(strokes);
+    onsite_core::signature::encode(&strokes)?;
+    Ok(onsite_core::signature::render_png(&strokes, max_width.clamp(1, 4096), max_height.clamp(1, 4096))?)
+}
+
+/// Renders signature strokes as the deterministic SVG that bundles carry.
+#[uniffi::export]
+pub fn render_signature_svg(strokes: Vec<Stroke>) -> Result<String, ApiError> {
+    let strokes = strokes_in(strokes);
+    onsite_core::signature::encode(&strokes)?;
+    Ok(onsite_core::signature::render_svg(&strokes))
+}
+
