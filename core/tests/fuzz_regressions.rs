@@ -33,3 +33,14 @@ fn stroke_and_document_inputs_never_panic() {
         let _ = entry.body();
     }
 }
+
+#[test]
+fn bundle_inputs_never_panic_and_only_the_real_one_verifies() {
+    let cases = inputs("bundle");
+    assert!(cases.len() >= 5, "the bundle regression corpus is missing");
+    for (name, bytes) in cases {
+        let r = onsite_core::bundle::verify_bytes(&bytes, &Default::default());
+        let _ = r.render_text();
+        assert_eq!(r.ok, name == "valid-thumbs.zip", "{name}: {}", r.render_text());
+    }
+}

@@ -139,3 +139,75 @@ fn evidence_and_journal_from_the_command_line() {
     let (ok, out, _) = onsite(&data, &["journal", "show", "--order", "WO-20261123-0001"]);
     assert!(ok && out.contains("photo"), "{out}");
 }
+
+#[test]
+fn receipts_bundles_and_verify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("device");
+    // The demo signs WO-...0001's receipt and exports its bundle.
+    let (ok, out, err) = onsite(&data, &["demo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("VERDICT: VALID"), "{out}");
+    let zip = data.join("exports/WO-20261123-0001.zip");
+    let zs = zip.to_str().unwrap();
+    let (ok, out, _) = onsite(&data, &["verify", zs]);
+    assert!(ok, "{out}");
+    assert!(out.contains("VERDICT: VALID") && out.contains("Who:") && out.contains("When:"), "{out}");
+    let (ok, out, _) = onsite(&data, &["verify", "--json", zs]);
+    assert!(ok);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["summary"]["order"], "WO-20261123-0001");
+
+    // One flipped byte anywhere in the receipt member: exit code 1 and the failure named.
+    let bytes = std::fs::read(&zip).unwrap();
+    let at = bytes.windows(b"\"work_done\"".len()).position(|w| w == b"\"work_done\"");
+    // The receipt is deflated in the zip, so flip a byte inside its compressed data instead:
+    // find the local header of receipt/r1.json and flip a byte after it.
+    let name = b"receipt/r1.json";
+    let hdr = bytes.windows(name.len()).position(|w| w == name).unwrap();
+    let mut bad = bytes.clone();
+    bad[hdr + name.len() + 40] ^= 0x01;
+    assert!(at.is_none(), "receipt JSON is compressed in the archive");
+    let tampered = dir.path().join("tampered.zip");
+    std::fs::write(&tampered, &bad).unwrap();
+    let (ok, out, _) = onsite(&data, &["verify", tampered.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("VERDICT: INVALID") && out.contains("FAIL") && out.contains("receipt/r1.json"), "{out}");
+    let (ok, _, _) = onsite(&data, &["verify", dir.path().join("missing.zip").to_str().unwrap()]);
+    assert!(!ok);
+
+    // Receipts on the command line: list, show (canonical JSON), customer copy, a correction.
+    let (ok, out, err) = onsite(&data, &["receipt", "list", "--order", "WO-20261123-0001"]);
+    assert!(ok && out.contains("r1") && out.contains("verified"), "{out}{err}");
+    let (ok, out, _) = onsite(&data, &["receipt", "show", "--order", "WO-20261123-0001"]);
+    assert!(ok);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["kind"], "onsite.receipt");
+    let html = dir.path().join("copy.html");
+    let (ok, _, err) = onsite(&data, &["receipt", "html", "--order", "WO-20261123-0001", html.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("维修服务回执单"));
+    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0001", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature"]);
+    assert!(!ok && err.contains("correction_reason"), "{err}");
+    let (ok, out, err) = onsite(
+        &data,
+        &["receipt", "sign", "--order", "WO-20261123-0001", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature", "--charge", "上门费=80", "--correction", "fee added"],
+    );
+    assert!(ok && out.contains("receipt r2"), "{out}{err}");
+    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0002", "--diagnosis", "d", "--work-done", "w", "--signer", "x", "--refused", "too early"]);
+    assert!(!ok && err.contains("awaits signature"), "{err}");
+
+    // Export again (two revisions), thumbnails only; extract it; verify it.
+    let small = dir.path().join("small.zip");
+    let (ok, out, err) = onsite(&data, &["bundle", "export", "--order", "WO-20261123-0001", "--thumbnails-only", small.to_str().unwrap()]);
+    assert!(ok && out.contains("2 receipts"), "{out}{err}");
+    let (ok, out, _) = onsite(&data, &["verify", small.to_str().unwrap()]);
+    assert!(ok && out.contains("revision 2 of 2"), "{out}");
+    let x = dir.path().join("extracted");
+    let (ok, out, err) = onsite(&data, &["bundle", "extract", small.to_str().unwrap(), x.to_str().unwrap()]);
+    assert!(ok && out.contains("files extracted"), "{err}");
+    assert!(x.join("manifest.json").exists() && x.join("receipt/r2.json").exists());
+    let (ok, _, err) = onsite(&data, &["bundle", "extract", small.to_str().unwrap(), x.to_str().unwrap()]);
+    assert!(!ok, "never overwrites: {err}");
+}
