@@ -174,10 +174,10 @@ class ChecklistTest {
     private val sha = { s: String ->
         java.security.MessageDigest.getInstance("SHA-256").digest(s.toByteArray()).joinToString("") { "%02x".format(it) }
     }
-    private val signature = listOf(Stroke((0 until 20).map { StrokePoint(it * 5f, 40f + (it % 3), (it * 16).toUInt(), 0.6f) }))
+    internal val signature = listOf(Stroke((0 until 20).map { StrokePoint(it * 5f, 40f + (it % 3), (it * 16).toUInt(), 0.6f) }))
 
     /** A valid answer for the step, as the app's form would produce it. */
-    private fun answerFor(order: OrderDetail, view: ChecklistView, step: ChecklistStep): StepAnswer = when (val k = step.kind) {
+    internal fun answerFor(order: OrderDetail, view: ChecklistView, step: ChecklistStep): StepAnswer = when (val k = step.kind) {
         is StepKind.Confirmation -> StepAnswer.Confirmed
         is StepKind.Photo -> StepAnswer.Photos((0 until maxOf(1u, k.min).toInt()).map { PhotoRef(sha("${step.id}/$it"), "photo $it") })
         is StepKind.Measurement -> StepAnswer.Measurement(((k.min ?: 0.0) + (k.max ?: 2.0)) / 2)
@@ -279,7 +279,7 @@ class ChecklistTest {
 class EvidenceTest {
     private val samples: String = File(System.getProperty("onsite.samples")).readText()
 
-    private fun jpeg(seed: Int): ByteArray {
+    internal fun jpeg(seed: Int): ByteArray {
         val img = java.awt.image.BufferedImage(640, 480, java.awt.image.BufferedImage.TYPE_INT_RGB)
         val g = img.createGraphics()
         g.paint = java.awt.GradientPaint(0f, 0f, java.awt.Color(seed % 256, 40, 90), 640f, 480f, java.awt.Color.WHITE)
@@ -346,6 +346,103 @@ class EvidenceTest {
             assertArrayEquals(signer.publicKey(), store.publicKey())
             val kinds = store.journal("WO-20261123-0001").map { it.kind }
             assertEquals(listOf("import", "photo"), kinds)
+        }
+    }
+}
+
+/** Signed receipts and arbitration bundles through the bindings. */
+class ReceiptTest {
+    private val samples: String = File(System.getProperty("onsite.samples")).readText()
+    private val walker = ChecklistTest()
+    private val photos = EvidenceTest()
+
+    private fun request(rating: UByte? = 5u) = ReceiptRequest(
+        diagnosis = "DC-in jack loose", workDone = "resoldered, verified boot",
+        charges = listOf(ChargeLine("上门服务费", 8000, ChargeBasis.PAID), ChargeLine("DC-in 小板", 0, ChargeBasis.WARRANTY)),
+        currency = "CNY", rating = rating, ratingComment = "好", signerName = "王女士",
+        decision = CustomerDecision.Signed(walker.signature), correctionReason = null,
+    )
+
+    @Test
+    fun signReceiptExportAndVerifyBundle() {
+        val dir = Files.createTempDirectory("onsite-kt")
+        OnsiteStore.open(dir.toString()).use { store ->
+            store.importOrders(samples)
+            val id = "WO-20261123-0001"
+            val w = TimeWindow(Instant.now().plusSeconds(60), Instant.now().plusSeconds(3600))
+            listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w), TransitionRequest.Depart,
+                TransitionRequest.Arrive, TransitionRequest.StartWork).forEach { store.transition(id, it, null) }
+            var view = store.startChecklist(id, "onsite-repair")
+            var seed = 1
+            while (view.open.isNotEmpty()) {
+                val step = view.steps.first { it.id == view.open.first() }
+                val answer = if (step.kind is StepKind.Photo) {
+                    val r = store.ingestPhotoBytes(id, step.id, photos.jpeg(seed++), null)
+                    StepAnswer.Photos(listOf(PhotoRef(r.sha256, step.id)))
+                } else walker.answerFor(store.getOrder(id), view, step)
+                view = store.answerStep(id, step.id, answer)
+            }
+            try {
+                store.transition(id, TransitionRequest.Complete, null)
+                fail("completed before the customer signed")
+            } catch (e: ApiException.IllegalTransition) {
+            } catch (e: ApiException.Blocked) {
+            }
+            store.transition(id, TransitionRequest.RequestSignature, null)
+            try {
+                store.signReceipt(id, request(rating = 9u))
+                fail("a rating of 9 was accepted")
+            } catch (e: ApiException.InvalidInput) {
+                assertEquals("rating.score", e.field)
+            }
+            try {
+                store.transition(id, TransitionRequest.Complete, null)
+                fail("completed before the customer signed")
+            } catch (e: ApiException.Blocked) {
+                assertEquals("receipt", e.firstStep)
+            }
+            val r = store.signReceipt(id, request())
+            assertEquals(1u, r.revision)
+            assertEquals("signed", r.decision)
+            assertEquals(64, r.signature.size)
+            assertTrue(r.canonicalJson.contains("\"payable_cents\":8000"))
+            store.transition(id, TransitionRequest.Complete, null)
+            assertEquals(listOf(r), store.receipts(id))
+            assertTrue(store.customerCopyHtml(id, null).contains("维修服务回执单"))
+            val png = renderSignaturePng(walker.signature, 300u, 120u)
+            assertArrayEquals(byteArrayOf(0x89.toByte(), 0x50, 0x4E, 0x47), png.copyOfRange(0, 4))
+            try {
+                renderSignaturePng(listOf(Stroke(listOf(StrokePoint(Float.NaN, 0f, 0u, 0.5f)))), 10u, 10u)
+                fail("NaN strokes rendered")
+            } catch (e: ApiException.InvalidInput) {
+                assertEquals("strokes", e.field)
+            }
+
+            val path = dir.resolve("bundle.zip").toString()
+            val export = store.exportBundle(id, path, false)
+            assertTrue(export.photos >= 4u)
+            val report = verifyBundle(path, store.publicKey())
+            assertTrue(report.text, report.ok)
+            assertEquals(id, report.orderId)
+            assertTrue(report.json.contains("\"ok\":true"))
+
+            // Every 997th byte flipped in turn: never valid.
+            val bytes = File(path).readBytes()
+            var flips = 0
+            for (pos in bytes.indices step 997) {
+                val bad = bytes.copyOf()
+                bad[pos] = (bad[pos].toInt() xor 0x01).toByte()
+                val f = dir.resolve("bad.zip").toFile()
+                f.writeBytes(bad)
+                val rep = verifyBundle(f.path, null)
+                if (rep.ok) {
+                    // Only zip bookkeeping that no content depends on may change harmlessly.
+                    assertTrue("flip at $pos accepted", rep.checks.all { it.passed })
+                } else flips++
+            }
+            assertTrue("$flips", flips > 0)
+            // Another key than the registered one: refused.
+            assertTrue(!verifyBundle(path, ByteArray(65) { 4 }).ok)
         }
     }
 }

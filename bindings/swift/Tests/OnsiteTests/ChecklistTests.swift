@@ -17,39 +17,6 @@ final class ChecklistTests: XCTestCase {
         return s
     }
 
-    private let signature = [Stroke(points: (0..<20).map { StrokePoint(x: Float($0) * 5, y: 40, tMs: UInt32($0 * 16), pressure: 0.6) })]
-
-    private func fakeSha(_ s: String) -> String {
-        // 64 lowercase hex characters derived from the text (the photo's real hash comes from ingest).
-        var h: UInt64 = 1469598103934665603
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
-        return String(repeating: String(format: "%016llx", h), count: 4)
-    }
-
-    private func answer(for step: ChecklistStep, in view: ChecklistView, order: OrderDetail) -> StepAnswer {
-        switch step.kind {
-        case .confirmation: return .confirmed
-        case let .photo(min, _):
-            return .photos(photos: (0..<Int(max(1, min))).map { PhotoRef(sha256: fakeSha("\(step.id)/\($0)"), label: "photo \($0)") })
-        case let .measurement(_, min, max): return .measurement(value: ((min ?? 0) + (max ?? 2)) / 2)
-        case .note: return .note(text: "done: \(step.label.en)")
-        case let .choice(options, _): return .choice(selected: [options[0].id])
-        case let .barcode(_, fromStep):
-            if let from = fromStep,
-               case let .parts(parts)? = view.steps.first(where: { $0.id == from })?.current?.answer,
-               let serial = parts.first?.serial {
-                return .barcode(scanned: serial)
-            }
-            return .barcode(scanned: order.equipment.serial)
-        case .parts: return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "8SSB20W77543KT", quantity: 1, returnedSerial: nil)])
-        case .timer:
-            let now = Date()
-            return .observation(started: now.addingTimeInterval(-300), stopped: now, reproduced: true)
-        case let .consent(_, riskSha256):
-            return .consent(accepted: true, riskSha256: riskSha256, signer: "王女士", strokes: signature)
-        }
-    }
-
     func testWalkSeed003ToCompletionAndHitABlocker() throws {
         let s = try store()
         let id = "WO-20261123-0001"
@@ -67,7 +34,7 @@ final class ChecklistTests: XCTestCase {
 
         var answered = 0
         while let next = view.open.first, let step = view.steps.first(where: { $0.id == next }) {
-            view = try s.answerStep(orderId: id, stepId: step.id, answer: answer(for: step, in: view, order: try s.getOrder(id: id)))
+            view = try s.answerStep(orderId: id, stepId: step.id, answer: testAnswer(for: step, in: view, order: try s.getOrder(id: id)))
             answered += 1
         }
         XCTAssertGreaterThan(answered, 15)
@@ -77,7 +44,7 @@ final class ChecklistTests: XCTestCase {
         }
         XCTAssertTrue(accepted)
         XCTAssertEqual(signer, "王女士")
-        XCTAssertEqual(strokes, signature, "signature strokes round-trip")
+        XCTAssertEqual(strokes, testSignature, "signature strokes round-trip")
         XCTAssertEqual(try s.stepHistory(orderId: id, stepId: "dress_badge").count, 1)
     }
 
