@@ -18,8 +18,9 @@ pub fn run(suite: &str, orders: usize, file: Option<&Path>) -> Result<()> {
         "store" => store(orders.max(10)),
         "sop" => sop_bench(),
         "photo" => photo_bench(),
+        "receipt" => receipt_bench(orders.clamp(5, 40)),
         "ingest-rss" => ingest_rss(file.ok_or_else(|| anyhow::anyhow!("--file needed"))?),
-        other => bail!("unknown bench suite `{other}` (known: store, sop, photo)"),
+        other => bail!("unknown bench suite `{other}` (known: store, sop, photo, receipt)"),
     }
 }
 
@@ -444,5 +445,56 @@ pub fn photo_bench() -> Result<()> {
         Ok(mb) => emit("photo.peak_rss_mb", mb, "MB"),
         Err(_) => eprintln!("ingest-rss child failed: {}", String::from_utf8_lossy(&out.stderr)),
     }
+    Ok(())
+}
+
+/// Receipts and bundles: signing (build + canonical JSON + ES256 + journal, one transaction),
+/// export and offline verification of a bundle with 4 real 640x480 photos, against the
+/// baseline of merely reading and hashing the same bundle file.
+fn receipt_bench(n: usize) -> Result<()> {
+    use onsite_core::device::ExportOptions;
+    let dir = tempfile::tempdir()?;
+    let d = open(dir.path())?;
+    d.import_orders_json(&orders_json(n))?;
+    let fix = GpsFix { lat: 39.90871, lon: 116.46023, accuracy_m: 6.5, source: LocationSource::Gps, mock: false };
+    let now = d.now().0;
+    let window = TimeWindow { start: Timestamp(now + 3_600_000), end: Timestamp(now + 10_800_000) };
+    let (mut sign, mut export, mut verify, mut hash) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut receipt_bytes, mut bundle_bytes) = (0usize, 0u64);
+    for i in 0..n {
+        let id = format!("BENCH-{i:05}");
+        for e in [Event::Accept, Event::ContactCustomer { window }, Event::Depart, Event::Arrive, Event::StartWork] {
+            d.transition(&id, e, Actor::Engineer, Some(fix))?;
+        }
+        d.start_checklist(&id, "onsite-repair")?;
+        crate::demo::walk_with_photos(&d, &id, Some(fix))?;
+        d.transition(&id, Event::RequestSignature, Actor::Engineer, Some(fix))?;
+        let t = Instant::now();
+        let r = d.sign_receipt(&id, &crate::demo::receipt_input("王女士"))?;
+        sign.push(ms_since(t));
+        receipt_bytes = r.canonical.len();
+        let out = dir.path().join(format!("{id}.zip"));
+        let t = Instant::now();
+        let s = d.export_bundle(&id, &out, ExportOptions::default())?;
+        export.push(ms_since(t));
+        bundle_bytes = s.bytes;
+        let t = Instant::now();
+        let report = onsite_core::bundle::verify_file(&out, &Default::default());
+        verify.push(ms_since(t));
+        if !report.ok {
+            bail!("bundle of {id} does not verify:\n{}", report.render_text());
+        }
+        let t = Instant::now();
+        let bytes = std::fs::read(&out)?;
+        std::hint::black_box(onsite_core::hash::sha256_hex(&bytes));
+        hash.push(ms_since(t));
+    }
+    emit("receipt.sign_p50_ms", percentile(&mut sign, 0.5), "ms");
+    emit("receipt.sign_p95_ms", percentile(&mut sign, 0.95), "ms");
+    emit("receipt.canonical_bytes", receipt_bytes as f64, "bytes");
+    emit("receipt.bundle_export_p50_ms", percentile(&mut export, 0.5), "ms");
+    emit("receipt.bundle_bytes", bundle_bytes as f64, "bytes");
+    emit("receipt.verify_p50_ms", percentile(&mut verify, 0.5), "ms");
+    emit("receipt.read_and_hash_bundle_p50_ms_baseline", percentile(&mut hash, 0.5), "ms");
     Ok(())
 }

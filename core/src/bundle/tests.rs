@@ -257,3 +257,32 @@ fn lying_manifests_and_unknown_versions_are_refused() {
     let f = failed(&verify_bytes(&rebuild(&m), &Options::default()));
     assert!(f.iter().any(|x| x.starts_with("journal.chain")) && f.iter().any(|x| x.starts_with("receipt.signature")), "{f:?}");
 }
+
+#[test]
+fn a_time_ticket_gives_the_signing_a_trusted_interval() {
+    use crate::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = testkit::clock();
+    let authority = crate::evidence::time::TimeAuthority::generate().unwrap();
+    let mut o = crate::DeviceOptions::new(dir.path().join("device")).with_clock(clock.clone());
+    o.time_authority = Some(authority.public_key());
+    let d = crate::Device::open(o).unwrap();
+    let ticket = authority.issue(d.device_id(), "n1", clock.now().timestamp_millis()).unwrap();
+    d.accept_time_ticket(ticket, 150).unwrap();
+    worked_order(&d, &clock, "WO-1");
+    let signed = d.sign_receipt("WO-1", &input()).unwrap();
+    let out = dir.path().join("b.zip");
+    d.export_bundle("WO-1", &out, ExportOptions::default()).unwrap();
+    let r = verify_file(&out, &Options::default());
+    assert!(r.ok, "{}", r.render_text());
+    assert!(r.checks.iter().any(|c| c.check == "journal.tickets" && c.passed));
+    let (lo, hi) = r.summary.as_ref().unwrap().signed_trusted.clone().unwrap();
+    let at = crate::receipt::build::rfc3339(crate::order::Timestamp(signed.signed_at_ms));
+    assert!(lo <= at && at <= hi, "{lo} <= {at} <= {hi}");
+    assert!(r.render_text().contains("server time ticket"));
+    // Trusting another authority: no interval, and the report says the times are the device's.
+    let stranger = crate::evidence::time::TimeAuthority::generate().unwrap();
+    let r = verify_file(&out, &Options { device_key: None, time_authority: Some(stranger.public_key()) });
+    assert!(r.summary.as_ref().unwrap().signed_trusted.is_none());
+    assert!(r.render_text().contains("times are the device's own"));
+}
