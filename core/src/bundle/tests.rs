@@ -286,3 +286,28 @@ fn a_time_ticket_gives_the_signing_a_trusted_interval() {
     assert!(r.summary.as_ref().unwrap().signed_trusted.is_none());
     assert!(r.render_text().contains("times are the device's own"));
 }
+
+/// A photo reused on many orders keeps its journal payload small enough to stay inline, so
+/// its binding to the step remains verifiable (found by `onsite bench receipt`).
+#[test]
+fn a_photo_reused_on_many_orders_still_binds_to_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = testkit::clock();
+    let d = testkit::device(&dir.path().join("device"), clock.clone());
+    let first_photo = crate::evidence::photo::tests::make_jpeg(96, 64, 1, None);
+    for i in 0..12 {
+        let id = format!("WO-OLD-{i}");
+        d.import_orders_json(&crate::order::import::tests::sample_json(&id)).unwrap();
+        d.ingest_photo(&id, None, crate::device::PhotoSource::Bytes(&first_photo), None).unwrap();
+    }
+    worked_order(&d, &clock, "WO-1");
+    d.sign_receipt("WO-1", &input()).unwrap();
+    let out = dir.path().join("b.zip");
+    d.export_bundle("WO-1", &out, ExportOptions { thumbnails_only: true }).unwrap();
+    let r = verify_file(&out, &Options::default());
+    assert!(r.ok, "{}", r.render_text());
+    let photo = d.journal(Some("WO-1")).unwrap().into_iter().map(|e| e.body().unwrap()).find(|b| b.kind == "photo").unwrap();
+    let payload = photo.payload.expect("inline payload");
+    assert_eq!(payload["reused_total"], 12);
+    assert_eq!(payload["reused_on"].as_array().unwrap().len(), crate::device::REUSE_HITS_JOURNALED);
+}

@@ -124,6 +124,9 @@ pub struct IngestReport {
 /// Hamming distance at or below which two photos count as the same picture.
 pub const NEAR_DUPLICATE_BITS: u32 = 6;
 
+/// Reuse hits named in a photo's journal entry (the total is always recorded).
+pub const REUSE_HITS_JOURNALED: usize = 8;
+
 const NOTE_MAX_CHARS: usize = 4000;
 
 impl Device {
@@ -510,7 +513,10 @@ impl Device {
                 "format": &row.format,
                 "captured_at": &analysis.exif.captured_at,
                 "thumb_sha256": &row.thumb_sha256,
-                "reused_on": &reused_on,
+                // At most a few hits inline: the entry's payload must stay small enough to be
+                // kept in the body (a verifier reads `sha256` and `step` from it).
+                "reused_on": &reused_on[..reused_on.len().min(REUSE_HITS_JOURNALED)],
+                "reused_total": reused_on.len(),
             }),
         )
         .with_fix(fix);
