@@ -218,47 +218,54 @@ impl Report {
     }
 }
 
+/// Checks one entry on its own: body hash, form, seq, device, the link `linked` asks for,
+/// inline payload against its hash, and the signature. Returns the parsed body.
+fn check_entry(e: &Entry, public_key: &[u8], device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
+    if sha256_hex(&e.body) != e.hash {
+        return Err(Problem::HashMismatch { seq: e.seq });
+    }
+    let body = e.body().map_err(|err| Problem::Malformed { seq: e.seq, reason: err.to_string() })?;
+    if body.seq != e.seq {
+        return Err(Problem::Malformed { seq: e.seq, reason: format!("body says seq {}", body.seq) });
+    }
+    if body.device != device {
+        return Err(Problem::WrongDevice { seq: e.seq });
+    }
+    if !linked(&body) {
+        return Err(Problem::BrokenLink { seq: e.seq });
+    }
+    if let Some(payload) = &body.payload {
+        match serde_json::to_vec(payload) {
+            Ok(bytes) if sha256_hex(&bytes) == body.payload_sha256 => {}
+            _ => return Err(Problem::Malformed { seq: e.seq, reason: "payload does not match its hash".into() }),
+        }
+    }
+    if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
+        return Err(Problem::BadSignature { seq: e.seq });
+    }
+    Ok(body)
+}
+
+fn report(entries: &[Entry], first_problem: Option<Problem>) -> Report {
+    Report { entries: entries.len(), first_problem }
+}
+
 /// Walks `entries` (consecutive, starting at `start_prev` — the hash before the first, or
 /// `ZERO_HASH` for a whole journal) and reports the first broken link, bad signature or gap.
 pub fn verify(entries: &[Entry], public_key: &[u8], device: &str, start_prev: Option<&str>) -> Report {
     let mut prev: Option<String> = start_prev.map(str::to_string);
     let mut expected_seq = entries.first().map(|e| e.seq).unwrap_or(1);
-    let fail = |p: Problem| Report { entries: entries.len(), first_problem: Some(p) };
     for e in entries {
         if e.seq != expected_seq {
-            return fail(Problem::Gap { expected: expected_seq, found: e.seq });
+            return report(entries, Some(Problem::Gap { expected: expected_seq, found: e.seq }));
         }
-        if sha256_hex(&e.body) != e.hash {
-            return fail(Problem::HashMismatch { seq: e.seq });
-        }
-        let body = match e.body() {
-            Ok(b) => b,
-            Err(err) => return fail(Problem::Malformed { seq: e.seq, reason: err.to_string() }),
-        };
-        if body.seq != e.seq {
-            return fail(Problem::Malformed { seq: e.seq, reason: format!("body says seq {}", body.seq) });
-        }
-        if body.device != device {
-            return fail(Problem::WrongDevice { seq: e.seq });
-        }
-        if let Some(p) = &prev {
-            if &body.prev != p {
-                return fail(Problem::BrokenLink { seq: e.seq });
-            }
-        }
-        if let Some(payload) = &body.payload {
-            match serde_json::to_vec(payload) {
-                Ok(bytes) if sha256_hex(&bytes) == body.payload_sha256 => {}
-                _ => return fail(Problem::Malformed { seq: e.seq, reason: "payload does not match its hash".into() }),
-            }
-        }
-        if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
-            return fail(Problem::BadSignature { seq: e.seq });
+        if let Err(p) = check_entry(e, public_key, device, |b| prev.as_ref().is_none_or(|p| &b.prev == p)) {
+            return report(entries, Some(p));
         }
         prev = Some(e.hash.clone());
         expected_seq += 1;
     }
-    Report { entries: entries.len(), first_problem: None }
+    report(entries, None)
 }
 
 /// Verifies one order's slice of a device journal through its per-order chain: every entry
@@ -266,65 +273,30 @@ pub fn verify(entries: &[Entry], public_key: &[u8], device: &str, start_prev: Op
 /// one before it (`order_prev`, the first to `ZERO_HASH`). Entries of other orders are not
 /// needed, so a bundle discloses nothing about other customers.
 pub fn verify_order_slice(entries: &[Entry], public_key: &[u8], device: &str, order: &str) -> Report {
-    let fail = |p: Problem| Report { entries: entries.len(), first_problem: Some(p) };
     let mut prev = ZERO_HASH.to_string();
     let mut last_seq = 0u64;
     for e in entries {
         if e.seq <= last_seq {
-            return fail(Problem::Gap { expected: last_seq + 1, found: e.seq });
+            return report(entries, Some(Problem::Gap { expected: last_seq + 1, found: e.seq }));
         }
-        if sha256_hex(&e.body) != e.hash {
-            return fail(Problem::HashMismatch { seq: e.seq });
-        }
-        let body = match e.body() {
+        let body = match check_entry(e, public_key, device, |b| b.order_prev.as_deref() == Some(prev.as_str())) {
             Ok(b) => b,
-            Err(err) => return fail(Problem::Malformed { seq: e.seq, reason: err.to_string() }),
+            Err(p) => return report(entries, Some(p)),
         };
-        if body.seq != e.seq {
-            return fail(Problem::Malformed { seq: e.seq, reason: format!("body says seq {}", body.seq) });
-        }
-        if body.device != device {
-            return fail(Problem::WrongDevice { seq: e.seq });
-        }
         if body.order.as_deref() != Some(order) {
-            return fail(Problem::Malformed { seq: e.seq, reason: "the entry is about another order".into() });
-        }
-        if body.order_prev.as_deref() != Some(prev.as_str()) {
-            return fail(Problem::BrokenLink { seq: e.seq });
-        }
-        if let Some(payload) = &body.payload {
-            match serde_json::to_vec(payload) {
-                Ok(bytes) if sha256_hex(&bytes) == body.payload_sha256 => {}
-                _ => return fail(Problem::Malformed { seq: e.seq, reason: "payload does not match its hash".into() }),
-            }
-        }
-        if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
-            return fail(Problem::BadSignature { seq: e.seq });
+            return report(entries, Some(Problem::Malformed { seq: e.seq, reason: "the entry is about another order".into() }));
         }
         prev = e.hash.clone();
         last_seq = e.seq;
     }
-    Report { entries: entries.len(), first_problem: None }
+    report(entries, None)
 }
 
 /// Verifies entries that stand alone (time tickets a bundle carries): hash, body and
 /// signature each, no chain.
 pub fn verify_standalone(entries: &[Entry], public_key: &[u8], device: &str) -> Report {
-    let fail = |p: Problem| Report { entries: entries.len(), first_problem: Some(p) };
-    for e in entries {
-        if sha256_hex(&e.body) != e.hash {
-            return fail(Problem::HashMismatch { seq: e.seq });
-        }
-        match e.body() {
-            Ok(b) if b.seq == e.seq && b.device == device => {}
-            Ok(_) => return fail(Problem::WrongDevice { seq: e.seq }),
-            Err(err) => return fail(Problem::Malformed { seq: e.seq, reason: err.to_string() }),
-        }
-        if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
-            return fail(Problem::BadSignature { seq: e.seq });
-        }
-    }
-    Report { entries: entries.len(), first_problem: None }
+    let first = entries.iter().find_map(|e| check_entry(e, public_key, device, |_| true).err());
+    report(entries, first)
 }
 
 mod hex_bytes {
