@@ -29,6 +29,12 @@ pub enum ApiError {
     /// Completion refused while checklist steps still block it (`blockers()` lists them).
     #[error("{count} checklist step(s) still block completion (first: {first_step})")]
     Blocked { count: u32, first_step: String },
+    /// The server could not be reached or failed; the work stays queued and is retried.
+    #[error("network: {reason}")]
+    Network { reason: String },
+    /// Not enrolled, or the server refused this device's credentials (revoked): enrol again.
+    #[error("unauthorized: {reason}")]
+    Unauthorized { reason: String },
     #[error("internal error: {reason}")]
     Internal { reason: String },
 }
@@ -43,6 +49,7 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Evidence(e) => e.into(),
             onsite_core::Error::Receipt(e) => e.into(),
             onsite_core::Error::Bundle(e) => e.into(),
+            onsite_core::Error::Sync(e) => e.into(),
         }
     }
 }
@@ -153,5 +160,18 @@ impl From<signature::Error> for ApiError {
 impl From<uniffi::UnexpectedUniFFICallbackError> for ApiError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
         ApiError::Internal { reason: format!("callback failed: {}", e.reason) }
+    }
+}
+
+impl From<onsite_core::sync::client::Error> for ApiError {
+    fn from(e: onsite_core::sync::client::Error) -> Self {
+        use onsite_core::sync::client::Error as E;
+        let reason = e.to_string();
+        match e {
+            E::NotEnrolled | E::Unauthorized(_) => ApiError::Unauthorized { reason },
+            E::Refused(_) => ApiError::NotPermitted { reason },
+            E::Network(_) | E::Server { .. } => ApiError::Network { reason },
+            E::Protocol(_) => ApiError::Internal { reason },
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{bundle, evidence, order, receipt, signature, sop, store};
+use crate::{bundle, evidence, order, receipt, signature, sop, store, sync};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +19,8 @@ pub enum Error {
     Receipt(#[from] receipt::Error),
     #[error(transparent)]
     Bundle(#[from] bundle::Error),
+    #[error(transparent)]
+    Sync(#[from] sync::client::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

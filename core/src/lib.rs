@@ -18,6 +18,7 @@ pub mod signature;
 pub mod sla;
 pub mod sop;
 pub mod store;
+pub mod sync;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::{Device, DeviceOptions, OrderFilter, OrderView};

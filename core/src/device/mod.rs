@@ -3,6 +3,7 @@
 
 mod bundle;
 mod receipts;
+mod sync;
 #[cfg(test)]
 pub(crate) mod testkit;
 

@@ -139,6 +139,9 @@ impl Store {
             row.ingested_at,
             head.seq as i64,
         ])?;
+        // The original goes to the server (thumbnails are derived there when needed).
+        tx.prepare_cached("INSERT OR IGNORE INTO outbox_blobs (sha256, size, enqueued_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![row.sha256, row.size as i64, stamp.at_ms])?;
         for (sha, size) in blobs {
             tx.prepare_cached("INSERT OR IGNORE INTO blobs (sha256, size, verified_at) VALUES (?1, ?2, ?3)")?
                 .execute(params![sha, *size as i64, stamp.at_ms])?;

@@ -15,6 +15,7 @@
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
 
 mod journal_store;
+pub mod sync_store;
 pub(crate) mod receipt_store;
 mod schema;
 
@@ -314,6 +315,7 @@ impl Store {
         }
         write_summary(&tx, None, summary)?;
         tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![order.id, snapshot])?;
+        sync_store::mark_dirty(&tx, &order.id)?;
         let head = self.journal_tx(&tx, &mut w.head, stamp, std::slice::from_ref(draft))?;
         tx.commit()?;
         w.head = Some(head);
@@ -389,6 +391,7 @@ impl Store {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, Some(&entry.summary), &summary)?;
             let layout = append_chunk(&tx, id, &chunk, &mut entry.doc, entry.layout, next.status.is_terminal())?;
+            sync_store::mark_dirty(&tx, id)?;
             let mut head = head_before.clone();
             let head = match &draft {
                 Some(d) => self.journal_tx(&tx, &mut head, stamp, std::slice::from_ref(d))?,

@@ -1,0 +1,203 @@
+//! Field ownership at the sync boundary. The server runs [`check_engineer_change`] on every
+//! order an engineer device pushes (comparing the order before and after the merge), and a
+//! device whose push was refused rebuilds the order with [`rebase`]: the server's document
+//! plus every valid local item.
+//!
+//! Rules (the table is `order::ownership::FIELD_OWNERS`):
+//! - dispatcher-owned and immutable fields must not change;
+//! - engineer-owned lists (transitions, notes, checklist answers, receipts) are append-only:
+//!   every item the server had is still there, unchanged and in order; concurrent appends
+//!   from other replicas may interleave;
+//! - a new item names the pushing device as its author (no writing in another's name);
+//! - a new transition is an engineer's event (cancelling is the dispatcher's);
+//! - a signed receipt entry never changes (that is where the customer's rating lives).
+
+use serde_json::Value;
+
+use crate::order::ownership::{owner_of, Owner};
+use crate::order::{Actor, WorkOrder};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("change to `{field}` refused: {reason}")]
+pub struct Forbidden {
+    pub field: String,
+    pub reason: String,
+}
+
+fn forbidden(field: &str, reason: impl Into<String>) -> Forbidden {
+    Forbidden { field: field.to_string(), reason: reason.into() }
+}
+
+/// The lists an engineer device may only append to, as (path, key) into the JSON form.
+const APPEND_ONLY: &[&str] = &["transitions", "notes", "checklist.answers", "receipts"];
+
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
+}
+
+/// Items of `after` that are not matched, in order, by `before` (a subsequence check).
+/// `Err` when some item of `before` is missing or changed.
+fn appended<'a>(before: &[Value], after: &'a [Value]) -> Result<Vec<&'a Value>, usize> {
+    let mut i = 0;
+    let mut new = Vec::new();
+    for item in after {
+        if i < before.len() && &before[i] == item {
+            i += 1;
+        } else {
+            new.push(item);
+        }
+    }
+    if i == before.len() {
+        Ok(new)
+    } else {
+        Err(i)
+    }
+}
+
+/// Checks that `after` differs from `before` only in what device `device` may write.
+pub fn check_engineer_change(before: &WorkOrder, after: &WorkOrder, root_keys: &[String], device: &str) -> Result<(), Forbidden> {
+    for key in root_keys {
+        if owner_of(key).is_none() {
+            return Err(forbidden(key, "not a field of a work order"));
+        }
+    }
+    let b = serde_json::to_value(before).map_err(|e| forbidden("*", e.to_string()))?;
+    let a = serde_json::to_value(after).map_err(|e| forbidden("*", e.to_string()))?;
+    let (Some(bm), Some(am)) = (b.as_object(), a.as_object()) else {
+        return Err(forbidden("*", "not an object"));
+    };
+    for (key, bv) in bm {
+        let av = am.get(key).unwrap_or(&Value::Null);
+        match owner_of(key) {
+            Some(Owner::Dispatcher) | Some(Owner::Immutable) if av != bv => {
+                return Err(forbidden(key, "owned by the dispatcher"));
+            }
+            _ => {}
+        }
+    }
+    for path in APPEND_ONLY {
+        let empty = Vec::new();
+        let bl = at(&b, path).as_array().unwrap_or(&empty);
+        let al = at(&a, path).as_array().unwrap_or(&empty);
+        let new = appended(bl, al).map_err(|i| forbidden(path, format!("entry {i} was changed or removed (append-only)")))?;
+        for item in new {
+            if item.get("device").and_then(Value::as_str) != Some(device) {
+                return Err(forbidden(path, "a new entry must name the device that wrote it"));
+            }
+        }
+    }
+    for t in after.transitions.iter().filter(|t| !before.transitions.contains(t)) {
+        if t.event.required_actor() == Actor::Dispatcher {
+            return Err(forbidden("transitions", format!("`{}` is the dispatcher's event", t.event.name())));
+        }
+    }
+    Ok(())
+}
+
+/// The order rebuilt on the server's version: dispatcher fields and every server entry from
+/// `server`, then every local list entry the server lacks (in local order); status and
+/// appointment from the local side when it recorded transitions the server lacks.
+pub fn rebase(server: &WorkOrder, local: &WorkOrder) -> WorkOrder {
+    fn extend<T: PartialEq + Clone>(into: &mut Vec<T>, local: &[T]) -> bool {
+        let missing: Vec<T> = local.iter().filter(|x| !into.contains(x)).cloned().collect();
+        let any = !missing.is_empty();
+        into.extend(missing);
+        any
+    }
+    let mut out = server.clone();
+    if extend(&mut out.transitions, &local.transitions) {
+        out.status = local.status;
+        out.appointment = local.appointment;
+    }
+    extend(&mut out.notes, &local.notes);
+    if out.checklist.template.is_none() {
+        out.checklist.template = local.checklist.template.clone();
+    }
+    extend(&mut out.checklist.answers, &local.checklist.answers);
+    extend(&mut out.receipts, &local.receipts);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::import::{parse_orders, tests::sample_json};
+    use crate::order::{EngineerNote, Event, Priority, Status, Timestamp, TransitionRecord};
+
+    fn order() -> WorkOrder {
+        parse_orders(&sample_json("WO-1"), Timestamp(0)).unwrap().remove(0)
+    }
+
+    fn keys(o: &WorkOrder) -> Vec<String> {
+        serde_json::to_value(o).unwrap().as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn transition(device: &str, event: Event, to: Status) -> TransitionRecord {
+        TransitionRecord { from: Status::Assigned, to, event, at: Timestamp(5), monotonic_ms: 1, device: device.into(), fix: None }
+    }
+
+    #[test]
+    fn engineer_fields_pass_dispatcher_fields_do_not() {
+        let before = order();
+        let mut after = before.clone();
+        after.transitions.push(transition("dev-a", Event::Accept, Status::Accepted));
+        after.status = Status::Accepted;
+        after.notes.push(EngineerNote { at: Timestamp(6), device: "dev-a".into(), text: "on my way".into() });
+        assert_eq!(check_engineer_change(&before, &after, &keys(&after), "dev-a"), Ok(()));
+
+        let mut p = after.clone();
+        p.priority = Priority::Low;
+        assert_eq!(check_engineer_change(&before, &p, &keys(&p), "dev-a").unwrap_err().field, "priority");
+        let mut c = after.clone();
+        c.customer.company = "Someone else".into();
+        assert_eq!(check_engineer_change(&before, &c, &keys(&c), "dev-a").unwrap_err().field, "customer");
+        let mut e = after.clone();
+        e.engineer.id = "me-instead".into();
+        assert_eq!(check_engineer_change(&before, &e, &keys(&e), "dev-a").unwrap_err().field, "engineer");
+        let mut extra = keys(&after);
+        extra.push("hacked".into());
+        assert_eq!(check_engineer_change(&before, &after, &extra, "dev-a").unwrap_err().field, "hacked");
+    }
+
+    #[test]
+    fn lists_are_append_only_and_attributed() {
+        let mut before = order();
+        before.notes.push(EngineerNote { at: Timestamp(1), device: "dev-a".into(), text: "first".into() });
+        let mut edited = before.clone();
+        edited.notes[0].text = "rewritten".into();
+        assert_eq!(check_engineer_change(&before, &edited, &keys(&edited), "dev-a").unwrap_err().field, "notes");
+        let mut removed = before.clone();
+        removed.notes.clear();
+        assert!(check_engineer_change(&before, &removed, &keys(&removed), "dev-a").is_err());
+        let mut impersonating = before.clone();
+        impersonating.notes.push(EngineerNote { at: Timestamp(2), device: "dev-b".into(), text: "not me".into() });
+        assert!(check_engineer_change(&before, &impersonating, &keys(&impersonating), "dev-a").is_err());
+        // A concurrent append that sorts before ours is fine.
+        let mut interleaved = before.clone();
+        interleaved.notes.insert(0, EngineerNote { at: Timestamp(2), device: "dev-a".into(), text: "mine".into() });
+        assert_eq!(check_engineer_change(&before, &interleaved, &keys(&interleaved), "dev-a"), Ok(()));
+        let mut cancel = before.clone();
+        cancel.transitions.push(transition("dev-a", Event::Cancel { reason: "no".into() }, Status::Cancelled));
+        assert_eq!(check_engineer_change(&before, &cancel, &keys(&cancel), "dev-a").unwrap_err().field, "transitions");
+    }
+
+    #[test]
+    fn rebase_keeps_server_fields_and_local_work() {
+        let server = {
+            let mut o = order();
+            o.priority = Priority::Low;
+            o.notes.push(EngineerNote { at: Timestamp(1), device: "dev-b".into(), text: "from b".into() });
+            o
+        };
+        let mut local = order();
+        local.priority = Priority::Normal; // the forbidden local change
+        local.transitions.push(transition("dev-a", Event::Accept, Status::Accepted));
+        local.status = Status::Accepted;
+        local.notes.push(EngineerNote { at: Timestamp(2), device: "dev-a".into(), text: "from a".into() });
+        let r = rebase(&server, &local);
+        assert_eq!(r.priority, Priority::Low);
+        assert_eq!(r.status, Status::Accepted);
+        assert_eq!(r.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["from b", "from a"]);
+        assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a"), Ok(()));
+    }
+}

@@ -1,0 +1,326 @@
+//! The wire protocol between a device and the sync server (docs/sync-protocol.md is the
+//! normative description). `POST /v1/sync` bodies are CBOR (RFC 8949) maps; every other
+//! endpoint speaks JSON. Document payloads are standard Automerge binary: a full document
+//! (`save()`) or incremental chunks (`save_after()`), both loadable with `load_incremental`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::time::TimeTicket;
+use crate::evidence::Entry;
+use crate::sync::merkle::{Checkpoint, InclusionProof};
+
+pub const VERSION: u32 = 1;
+/// Largest sync body either side accepts.
+pub const MAX_SYNC_BODY: usize = 32 * 1024 * 1024;
+/// A response stops adding orders past this many document bytes and says `more`.
+pub const RESPONSE_SOFT_LIMIT: usize = 8 * 1024 * 1024;
+/// Blob upload chunk size the client uses (the server accepts any size up to 4 MiB).
+pub const BLOB_CHUNK: usize = 256 * 1024;
+pub const MAX_BLOB_CHUNK: usize = 4 * 1024 * 1024;
+/// Largest blob the server takes (a photo; Sync Gateway caps attachments at 20 MB).
+pub const MAX_BLOB: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("message too large: {0} bytes")]
+    TooLarge(usize),
+    #[error("unsupported protocol version {0}")]
+    Version(u32),
+}
+
+/// A device's sync request: what it has seen, and its local changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SyncRequest {
+    pub v: u32,
+    /// Every server change with a sequence number up to here is applied on the device.
+    pub cursor: u64,
+    pub push: Vec<DocPush>,
+    /// Ask for a time ticket with this nonce (piggybacked, no extra round trip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_nonce: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocPush {
+    pub id: String,
+    /// Automerge changes the server does not have yet (`save_after(synced heads)`), or the
+    /// whole document.
+    #[serde(with = "serde_bytes_compat")]
+    pub changes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SyncResponse {
+    pub v: u32,
+    /// The device may store this as its new cursor once it applied `docs`.
+    pub cursor: u64,
+    pub docs: Vec<DocPull>,
+    pub rejected: Vec<Rejection>,
+    /// Orders no longer in this device's scope (reassigned or withdrawn).
+    pub removed: Vec<String>,
+    /// More changes are waiting: send another request with the new cursor.
+    pub more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TimeTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocPull {
+    pub id: String,
+    /// True when `bytes` is the whole document (a newly assigned order, or the device is
+    /// behind the server's compaction); else incremental changes.
+    pub full: bool,
+    #[serde(with = "serde_bytes_compat")]
+    pub bytes: Vec<u8>,
+}
+
+/// Why the server refused a pushed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The order is not assigned to this device's engineer (or does not exist).
+    NotInScope,
+    /// The change touches a field the device does not own; `field` names it.
+    ForbiddenField,
+    /// The changes depend on history the server does not have: push the whole document.
+    ResendFull,
+    /// The bytes are not an Automerge document of a work order.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub id: String,
+    pub code: RejectCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub reason: String,
+    /// For `forbidden_field`: the server's whole document, to rebase on.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub server_doc: Option<Vec<u8>>,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(value, &mut out).map_err(|e| Error::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+pub fn decode_request(bytes: &[u8]) -> Result<SyncRequest, Error> {
+    let r: SyncRequest = decode(bytes)?;
+    if r.v != VERSION {
+        return Err(Error::Version(r.v));
+    }
+    Ok(r)
+}
+
+pub fn decode_response(bytes: &[u8]) -> Result<SyncResponse, Error> {
+    let r: SyncResponse = decode(bytes)?;
+    if r.v != VERSION {
+        return Err(Error::Version(r.v));
+    }
+    Ok(r)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.len() > MAX_SYNC_BODY {
+        return Err(Error::TooLarge(bytes.len()));
+    }
+    // ciborium bounds recursion (default 256) so hostile nesting cannot overflow the stack.
+    ciborium::de::from_reader(bytes).map_err(|e| Error::Malformed(e.to_string()))
+}
+
+/// Byte strings as CBOR major type 2 (not arrays of integers).
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_bytes(b),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::serde_bytes_compat")] Vec<u8>);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+/// `Content-Encoding: deflate` bodies (zlib, RFC 1950).
+pub fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(bytes.len() / 3 + 64), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(bytes);
+    e.finish().unwrap_or_default()
+}
+
+/// Inflates at most `max` bytes; a body that expands further is refused (a zip bomb).
+pub fn inflate(bytes: &[u8], max: usize) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(bytes)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Malformed(format!("deflate: {e}")))?;
+    if out.len() > max {
+        return Err(Error::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+// ----- JSON endpoints -----
+
+/// `POST /v1/enrol`: a device proves it holds its key and redeems a one-time code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub code: String,
+    pub device_id: String,
+    /// SEC1 P-256 public key, hex.
+    pub public_key: String,
+    /// ES256 over [`enrol_message`], hex.
+    pub signature: String,
+}
+
+pub fn enrol_message(code: &str, device_id: &str, public_key_hex: &str) -> String {
+    format!("onsite-enrol/v1\n{code}\n{device_id}\n{public_key_hex}\n")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub token: String,
+    pub provider: String,
+    pub engineer_id: String,
+    /// SEC1 keys, hex: the time authority (tickets) and the evidence log (checkpoints).
+    pub time_authority: String,
+    pub log_key: String,
+}
+
+/// `POST /v1/journal`: entries after the server's acknowledged seq, and receipts signed in them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalUpload {
+    pub entries: Vec<Entry>,
+    #[serde(default)]
+    pub receipts: Vec<ReceiptUpload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptUpload {
+    pub order_id: String,
+    pub revision: u32,
+    /// Hex of the canonical receipt, the OSS1 strokes, the signing message and signature.
+    pub canonical: String,
+    #[serde(default)]
+    pub strokes: Option<String>,
+    pub message: String,
+    pub signature: String,
+    pub journal_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalAck {
+    /// The server holds this device's journal up to here (verified, logged).
+    pub acked_seq: u64,
+    pub checkpoint: Option<Checkpoint>,
+    /// Inclusion proofs of the receipt entries and of the last entry of the upload.
+    pub proofs: Vec<InclusionProof>,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub reason: String,
+    /// For a journal upload that does not continue the server's copy: where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_seq: Option<u64>,
+}
+
+/// `HEAD`/`PUT /v1/blobs/{sha256}` headers (resumable upload, tus-like).
+pub const UPLOAD_OFFSET: &str = "upload-offset";
+pub const UPLOAD_LENGTH: &str = "upload-length";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn idle_request_is_tiny() {
+        let r = SyncRequest { v: VERSION, cursor: 123_456, push: vec![], ticket_nonce: None };
+        let b = encode(&r).unwrap();
+        assert!(b.len() < 32, "{}", b.len());
+        assert_eq!(decode_request(&b).unwrap(), r);
+    }
+
+    #[test]
+    fn bad_bytes_are_typed_errors() {
+        assert!(matches!(decode_request(b"\xff\x00garbage"), Err(Error::Malformed(_))));
+        let wrong = encode(&SyncRequest { v: 9, ..Default::default() }).unwrap();
+        assert_eq!(decode_request(&wrong), Err(Error::Version(9)));
+        // Deep nesting is refused, not a stack overflow.
+        let deep: Vec<u8> = std::iter::repeat(0x81u8).take(100_000).collect();
+        assert!(decode_request(&deep).is_err());
+    }
+
+    #[test]
+    fn deflate_round_trips_and_bombs_are_refused() {
+        let data = b"onsite ".repeat(1000);
+        assert_eq!(inflate(&deflate(&data), 10_000).unwrap(), data);
+        let bomb = deflate(&vec![0u8; 10_000_000]);
+        assert!(bomb.len() < 20_000);
+        assert_eq!(inflate(&bomb, 1_000_000), Err(Error::TooLarge(1_000_001)));
+        assert!(matches!(inflate(b"not zlib", 100), Err(Error::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(cursor in any::<u64>(), ids in proptest::collection::vec("[A-Z0-9-]{1,12}", 0..5), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let push: Vec<DocPush> = ids.iter().map(|id| DocPush { id: id.clone(), changes: bytes.clone() }).collect();
+            let r = SyncRequest { v: VERSION, cursor, push, ticket_nonce: Some("n".into()) };
+            prop_assert_eq!(decode_request(&encode(&r).unwrap()).unwrap(), r);
+            let resp = SyncResponse {
+                v: VERSION, cursor, more: cursor % 2 == 0,
+                docs: ids.iter().map(|id| DocPull { id: id.clone(), full: true, bytes: bytes.clone() }).collect(),
+                rejected: ids.iter().map(|id| Rejection { id: id.clone(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(bytes.clone()) }).collect(),
+                removed: ids.clone(), ticket: None,
+            };
+            prop_assert_eq!(decode_response(&encode(&resp).unwrap()).unwrap(), resp);
+        }
+
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! A blocking client for the admin and dispatcher APIs (the demo, tests, benchmarks and
+//! scripts use it; a dispatcher console would speak the same JSON).
+
+use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("network: {0}")]
+    Net(#[from] onsite_core::sync::NetError),
+    #[error("HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error("bad answer: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub struct DispatcherClient {
+    http: HttpTransport,
+    token: String,
+}
+
+fn call(http: &HttpTransport, token: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Value, ClientError> {
+    let mut req = Request::new(method, path).header("authorization", format!("Bearer {token}"));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = http.send(&req)?;
+    if !resp.is_success() {
+        return Err(ClientError::Http { status: resp.status, body: String::from_utf8_lossy(&resp.body).into_owned() });
+    }
+    if resp.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_slice(&resp.body)?)
+}
+
+/// Creates a provider with the admin token; returns its dispatcher token.
+pub fn create_provider(base_url: &str, admin_token: &str, id: &str, name: &str) -> Result<String, ClientError> {
+    let http = HttpTransport::new(base_url)?;
+    let body = serde_json::to_vec(&serde_json::json!({ "id": id, "name": name }))?;
+    let v = call(&http, admin_token, Method::Post, "/v1/admin/providers", Some(body))?;
+    Ok(v["dispatcher_token"].as_str().unwrap_or_default().to_string())
+}
+
+impl DispatcherClient {
+    pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
+        Ok(Self { http: HttpTransport::new(base_url)?, token: token.to_string() })
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        call(&self.http, &self.token, Method::Post, path, Some(serde_json::to_vec(body)?))
+    }
+
+    fn get(&self, path: &str) -> Result<Value, ClientError> {
+        call(&self.http, &self.token, Method::Get, path, None)
+    }
+
+    /// Creates orders from the import JSON format (an array or one object).
+    pub fn create_orders(&self, json: &str) -> Result<Vec<String>, ClientError> {
+        let v = call(&self.http, &self.token, Method::Post, "/v1/orders", Some(json.as_bytes().to_vec()))?;
+        Ok(v["created"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default())
+    }
+
+    pub fn enrolment_code(&self, engineer_id: &str) -> Result<String, ClientError> {
+        let v = self.post("/v1/enrolment-codes", &serde_json::json!({ "engineer_id": engineer_id }))?;
+        Ok(v["code"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn order(&self, id: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/v1/orders/{id}"))
+    }
+
+    pub fn orders(&self) -> Result<Value, ClientError> {
+        self.get("/v1/orders")
+    }
+
+    pub fn assign(&self, id: &str, engineer_id: &str, name: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/v1/orders/{id}/assign"), &serde_json::json!({ "engineer_id": engineer_id, "name": name }))
+    }
+
+    pub fn cancel(&self, id: &str, reason: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/v1/orders/{id}/cancel"), &serde_json::json!({ "reason": reason }))
+    }
+
+    pub fn set_priority(&self, id: &str, priority: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/v1/orders/{id}/priority"), &serde_json::json!({ "priority": priority }))
+    }
+
+    pub fn revoke_device(&self, device_id: &str) -> Result<(), ClientError> {
+        self.post(&format!("/v1/devices/{device_id}/revoke"), &Value::Null).map(|_| ())
+    }
+
+    pub fn devices(&self) -> Result<Value, ClientError> {
+        self.get("/v1/devices")
+    }
+
+    pub fn checkpoint(&self) -> Result<Value, ClientError> {
+        self.get("/v1/log/checkpoint")
+    }
+
+    pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, ClientError> {
+        let req = Request::new(Method::Get, format!("/v1/blobs/{sha256}")).header("authorization", format!("Bearer {}", self.token));
+        let resp = self.http.send(&req)?;
+        if !resp.is_success() {
+            return Err(ClientError::Http { status: resp.status, body: String::from_utf8_lossy(&resp.body).into_owned() });
+        }
+        Ok(resp.body)
+    }
+}
+
+/// Import-format orders for tests and benchmarks: `n` orders `{prefix}-0001`... of
+/// `provider`, assigned to `engineer`, built on the CLI's first sample order.
+pub fn sample_orders(provider: &str, engineer: &str, prefix: &str, n: usize) -> String {
+    let mut base: Value = serde_json::from_str(SAMPLE).unwrap_or(Value::Null);
+    let base = base.as_array_mut().and_then(|a| a.first().cloned()).unwrap_or(Value::Null);
+    let orders: Vec<Value> = (1..=n)
+        .map(|i| {
+            let mut o = base.clone();
+            o["id"] = Value::String(format!("{prefix}-{i:04}"));
+            o["provider"]["id"] = Value::String(provider.to_string());
+            o["engineer"]["id"] = Value::String(engineer.to_string());
+            o
+        })
+        .collect();
+    serde_json::to_string(&orders).unwrap_or_default()
+}
+
+const SAMPLE: &str = include_str!("../../cli/samples/orders.json");

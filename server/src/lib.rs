@@ -1,0 +1,176 @@
+//! `onsite-server`: the sync server. HTTP (axum) in `routes`, behaviour in `service`,
+//! persistence behind the `storage::Storage` trait (embedded SQLite by default) and blob
+//! files. Start it with [`run`] (blocking, the binary) or [`spawn`] (a background thread,
+//! for tests, benchmarks and the demo).
+
+pub mod blobs;
+pub mod client;
+pub mod metrics;
+pub mod routes;
+pub mod service;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use onsite_core::clock::{Clock, SystemClock};
+
+pub use service::Service;
+
+pub const DB_FILE: &str = "server.sqlite3";
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+#[derive(Clone)]
+pub struct Config {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    /// The admin token (creates providers). `None`: read `DATA/admin-token`, creating it.
+    pub admin_token: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot use the data directory {path}: {reason}")]
+    Data { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    #[error(transparent)]
+    Service(#[from] service::Error),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// Reads or creates the admin token file (mode 0600).
+fn admin_token(config: &Config) -> Result<String, Error> {
+    if let Some(t) = &config.admin_token {
+        return Ok(t.clone());
+    }
+    let path = config.data.join(ADMIN_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let mut b = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let token = format!("adm_{}", onsite_core::hash::hex(&b));
+    let data_err = |e: std::io::Error| Error::Data { path: path.clone(), reason: e.to_string() };
+    std::fs::write(&path, &token).map_err(data_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(data_err)?;
+    }
+    Ok(token)
+}
+
+/// Opens storage and keys in `config.data`.
+pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
+    std::fs::create_dir_all(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
+    let storage = Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?);
+    let blobs = blobs::Blobs::open(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
+    let token = admin_token(config)?;
+    Ok(Arc::new(Service::new(storage, blobs, config.clock.clone(), &token)?))
+}
+
+/// A server running on a background thread; dropping it (or [`Running::stop`]) shuts it down.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub service: Arc<Service>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown_now();
+    }
+
+    fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// Starts the server on a background thread with its own runtime.
+pub fn spawn(config: Config) -> Result<Running, Error> {
+    let service = open(&config)?;
+    let std_listener = std::net::TcpListener::bind(config.listen).map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+    std_listener.set_nonblocking(true).map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+    let addr = std_listener.local_addr().map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = routes::router(service.clone());
+    let thread = std::thread::Builder::new()
+        .name("onsite-server".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
+                let _ = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                }).await;
+            });
+        })
+        .map_err(|e| Error::Listen { addr, reason: e.to_string() })?;
+    Ok(Running { addr, service, shutdown: Some(tx), thread: Some(thread) })
+}
+
+/// Runs the server until Ctrl-C / SIGTERM (the binary).
+pub fn run(config: Config) -> Result<(), Error> {
+    let service = open(&config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+        let addr = listener.local_addr().map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
+        tracing::info!(%addr, data = %config.data.display(), "onsite-server listening");
+        // The one line scripts wait for.
+        println!("onsite-server listening on http://{addr}");
+        let app = routes::router(service);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let ctrl_c = tokio::signal::ctrl_c();
+                #[cfg(unix)]
+                {
+                    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = ctrl_c.await;
+                            return;
+                        }
+                    };
+                    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+                }
+                #[cfg(not(unix))]
+                let _ = ctrl_c.await;
+                tracing::info!("shutting down");
+            })
+            .await
+            .map_err(|e| Error::Listen { addr, reason: e.to_string() })
+    })
+}

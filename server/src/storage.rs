@@ -1,0 +1,512 @@
+//! The server's storage, behind [`Storage`] so a PostgreSQL backend can follow
+//! (docs/adr/0009-sync-server.md). The embedded backend is one SQLite file in WAL mode with
+//! numbered migrations; blobs live beside it as files named by SHA-256 (see `blobs.rs`).
+//!
+//! The order feed: every server-side change to an order is a row of `feed` with a global
+//! sequence number. A device's cursor is the highest seq it applied; answering a sync reads
+//! the feed after the cursor (indexed), never every document.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database has schema version {found}, newer than this server supports ({supported})")]
+    TooNew { found: u32, supported: u32 },
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub id: String,
+    pub provider: String,
+    pub engineer_id: String,
+    pub public_key: Vec<u8>,
+    pub revoked: bool,
+    pub journal_seq: u64,
+    pub journal_head: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderRow {
+    pub provider: String,
+    pub id: String,
+    pub engineer_id: String,
+    pub status: String,
+    pub priority: String,
+    pub customer: String,
+    pub updated_seq: u64,
+    pub assigned_seq: u64,
+    pub compacted_seq: u64,
+}
+
+/// One feed row after a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRow {
+    pub seq: u64,
+    pub order_id: String,
+    pub kind: String,
+    pub origin: String,
+    pub engineer_id: Option<String>,
+}
+
+/// A verified journal entry to store and log.
+#[derive(Debug, Clone)]
+pub struct JournalRow {
+    pub seq: u64,
+    pub order_id: Option<String>,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub hash: String,
+    pub signature: Vec<u8>,
+    pub leaf: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiptRow {
+    pub order_id: String,
+    pub revision: u32,
+    pub sha256: String,
+    pub canonical: Vec<u8>,
+    pub strokes: Option<Vec<u8>>,
+    pub message: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub journal_seq: u64,
+}
+
+/// Everything the server persists outside blob files.
+pub trait Storage: Send + Sync {
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    fn create_provider(&self, id: &str, name: &str, token_hash: &str, at_ms: i64) -> Result<()>;
+    fn provider_by_token(&self, token_hash: &str) -> Result<Option<String>>;
+
+    fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()>;
+    /// Redeems a one-time code and registers the device with its token, atomically.
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<(String, String)>;
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>>;
+    fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>>;
+    fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()>;
+
+    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>>;
+    fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>>;
+    /// The stored document: the snapshot followed by the change chunks after it.
+    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>>;
+    /// A new order: its snapshot and an `assign` feed row. Returns the seq.
+    fn create_order(&self, row: &OrderRow, snapshot: &[u8]) -> Result<u64>;
+    /// A change to an order: a `change` feed row, the summary columns, and when the
+    /// engineer changed, `unassign`/`assign` rows. Returns the seq.
+    fn append_change(&self, row: &OrderRow, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64>;
+    /// Replaces the snapshot by `snapshot` (which holds every change up to `upto_seq`) and
+    /// drops the change rows it covers.
+    fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()>;
+    fn change_rows(&self, provider: &str, id: &str) -> Result<u64>;
+
+    fn max_seq(&self) -> Result<u64>;
+    /// Feed rows after `cursor` up to `upto` concerning `engineer` (their orders, and orders
+    /// taken away from them).
+    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>>;
+    /// Change chunks of one order with seq in `(after, upto]`, skipping `origin`.
+    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>>;
+
+    /// Appends verified journal entries of a device and their leaves to the provider's log.
+    /// Returns the leaf index of each entry.
+    fn append_journal(&self, device: &DeviceRow, entries: &[JournalRow], receipts: &[ReceiptRow]) -> Result<Vec<u64>>;
+    fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>>;
+    fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>>;
+    fn receipt_count(&self, provider: &str) -> Result<u64>;
+
+    fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;
+    fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool>;
+    fn blob_count(&self, provider: &str) -> Result<u64>;
+}
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_server.sql")];
+
+pub struct SqliteStorage {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SqliteStorage {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut w = Connection::open(path)?;
+        w.busy_timeout(std::time::Duration::from_secs(10))?;
+        let _: String = w.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        w.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let found: u32 = w.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as u32;
+        if found > supported {
+            return Err(Error::TooNew { found, supported });
+        }
+        let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        }
+        tx.commit()?;
+        let r = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        r.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r) })
+    }
+}
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        id: r.get(0)?,
+        provider: r.get(1)?,
+        engineer_id: r.get(2)?,
+        public_key: r.get(3)?,
+        revoked: r.get::<_, Option<i64>>(4)?.is_some(),
+        journal_seq: r.get::<_, i64>(5)? as u64,
+        journal_head: r.get(6)?,
+    })
+}
+
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head";
+const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
+
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    Ok(OrderRow {
+        provider: r.get(0)?,
+        id: r.get(1)?,
+        engineer_id: r.get(2)?,
+        status: r.get(3)?,
+        priority: r.get(4)?,
+        customer: r.get(5)?,
+        updated_seq: r.get::<_, i64>(6)? as u64,
+        assigned_seq: r.get::<_, i64>(7)? as u64,
+        compacted_seq: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+fn next_seq(tx: &rusqlite::Transaction<'_>, provider: &str, order: &str, kind: &str, origin: &str, engineer: Option<&str>, bytes: Option<&[u8]>) -> Result<u64> {
+    tx.prepare_cached("INSERT INTO feed (provider, order_id, kind, origin, engineer_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![provider, order, kind, origin, engineer, bytes])?;
+    Ok(tx.last_insert_rowid() as u64)
+}
+
+impl Storage for SqliteStorage {
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(lock(&self.writer).query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        lock(&self.writer).execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])?;
+        Ok(())
+    }
+
+    fn create_provider(&self, id: &str, name: &str, token_hash: &str, at_ms: i64) -> Result<()> {
+        let c = lock(&self.writer);
+        let n = c.execute(
+            "INSERT OR IGNORE INTO providers (id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, name, token_hash, at_ms],
+        )?;
+        if n == 0 {
+            return Err(Error::Exists(format!("provider `{id}`")));
+        }
+        Ok(())
+    }
+
+    fn provider_by_token(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(lock(&self.reader).query_row("SELECT id FROM providers WHERE token_hash = ?1", [token_hash], |r| r.get(0)).optional()?)
+    }
+
+    fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()> {
+        lock(&self.writer).execute(
+            "INSERT INTO enrol_codes (code_hash, provider, engineer_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![code_hash, provider, engineer_id, expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<(String, String)> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let code: Option<(String, String, i64, Option<i64>)> = tx
+            .query_row("SELECT provider, engineer_id, expires_at, used_at FROM enrol_codes WHERE code_hash = ?1", [code_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((provider, engineer, expires, used)) = code else { return Err(Error::NotFound("enrolment code".into())) };
+        if used.is_some() {
+            return Err(Error::Conflict("the enrolment code was already used".into()));
+        }
+        if expires < now_ms {
+            return Err(Error::Conflict("the enrolment code has expired".into()));
+        }
+        let existing: Option<(String, Option<i64>)> =
+            tx.query_row("SELECT provider, revoked_at FROM devices WHERE id = ?1", [device_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        match existing {
+            Some((p, _)) if p != provider => return Err(Error::Conflict("this device is enrolled with another provider".into())),
+            Some(_) => {
+                // Re-enrolment (after revocation, or a new engineer): same key required.
+                let key: Vec<u8> = tx.query_row("SELECT public_key FROM devices WHERE id = ?1", [device_id], |r| r.get(0))?;
+                if key != public_key {
+                    return Err(Error::Conflict("this device id is enrolled with another key".into()));
+                }
+                tx.execute("UPDATE devices SET engineer_id = ?2, revoked_at = NULL WHERE id = ?1", params![device_id, engineer])?;
+                tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL", params![device_id, now_ms])?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO devices (id, provider, engineer_id, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![device_id, provider, engineer, public_key, now_ms],
+                )?;
+            }
+        }
+        tx.execute("UPDATE enrol_codes SET used_at = ?2, device_id = ?3 WHERE code_hash = ?1", params![code_hash, now_ms, device_id])?;
+        tx.execute("INSERT INTO tokens (hash, device_id, issued_at) VALUES (?1, ?2, ?3)", params![token_hash, device_id, now_ms])?;
+        tx.commit()?;
+        Ok((provider, engineer))
+    }
+
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>> {
+        Ok(lock(&self.reader)
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1 AND t.revoked_at IS NULL"
+            ))?
+            .query_row([token_hash], device_row)
+            .optional()?)
+    }
+
+    fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>> {
+        let c = lock(&self.reader);
+        let mut st = c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.provider = ?1 ORDER BY d.id"))?;
+        let rows = st.query_map([provider], device_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        let n = tx.execute("UPDATE devices SET revoked_at = ?3 WHERE id = ?1 AND provider = ?2", params![device_id, provider, at_ms])?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("device `{device_id}`")));
+        }
+        tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL", params![device_id, at_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
+        Ok(lock(&self.writer)
+            .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND id = ?2"))?
+            .query_row([provider, id], order_row)
+            .optional()?)
+    }
+
+    fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
+        let c = lock(&self.reader);
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND (?2 IS NULL OR engineer_id = ?2) ORDER BY id"
+        ))?;
+        let rows = st.query_map(params![provider, engineer], order_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
+        let c = lock(&self.writer);
+        let snapshot: Vec<u8> = c
+            .prepare_cached("SELECT snapshot FROM docs WHERE provider = ?1 AND order_id = ?2")?
+            .query_row([provider, id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?;
+        let mut out = vec![snapshot];
+        let mut st = c.prepare_cached(
+            "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = ?1 AND f.order_id = ?2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
+        )?;
+        let rows = st.query_map([provider, id], |r| r.get::<_, Vec<u8>>(0))?;
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn create_order(&self, row: &OrderRow, snapshot: &[u8]) -> Result<u64> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE provider = ?1 AND id = ?2)", [&row.provider, &row.id], |r| r.get(0))?;
+        if exists {
+            return Err(Error::Exists(format!("order `{}`", row.id)));
+        }
+        let seq = next_seq(&tx, &row.provider, &row.id, "assign", "server", Some(&row.engineer_id), None)?;
+        tx.execute(
+            &format!("INSERT INTO orders ({ORDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)"),
+            params![row.provider, row.id, row.engineer_id, row.status, row.priority, row.customer, seq as i64],
+        )?;
+        tx.execute("INSERT INTO docs (provider, order_id, snapshot) VALUES (?1, ?2, ?3)", params![row.provider, row.id, snapshot])?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn append_change(&self, row: &OrderRow, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq = next_seq(&tx, &row.provider, &row.id, "change", origin, None, Some(chunk))?;
+        let mut assigned = None;
+        if let Some(prev) = previous_engineer.filter(|p| *p != row.engineer_id) {
+            next_seq(&tx, &row.provider, &row.id, "unassign", origin, Some(prev), None)?;
+            assigned = Some(next_seq(&tx, &row.provider, &row.id, "assign", origin, Some(&row.engineer_id), None)?);
+        }
+        let n = tx
+            .prepare_cached(
+                "UPDATE orders SET engineer_id = ?3, status = ?4, priority = ?5, customer = ?6, updated_seq = ?7, \
+                 assigned_seq = coalesce(?8, assigned_seq) WHERE provider = ?1 AND id = ?2",
+            )?
+            .execute(params![row.provider, row.id, row.engineer_id, row.status, row.priority, row.customer, seq as i64, assigned.map(|s| s as i64)])?;
+        if n != 1 {
+            return Err(Error::NotFound(format!("order `{}`", row.id)));
+        }
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE docs SET snapshot = ?3 WHERE provider = ?1 AND order_id = ?2", params![provider, id, snapshot])?;
+        tx.execute(
+            "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq <= ?3",
+            params![provider, id, upto_seq as i64],
+        )?;
+        tx.execute("UPDATE orders SET compacted_seq = ?3 WHERE provider = ?1 AND id = ?2", params![provider, id, upto_seq as i64])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn change_rows(&self, provider: &str, id: &str) -> Result<u64> {
+        let n: i64 = lock(&self.writer).query_row(
+            "SELECT count(*) FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change'",
+            [provider, id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn max_seq(&self) -> Result<u64> {
+        let n: i64 = lock(&self.reader).query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>> {
+        let c = lock(&self.reader);
+        let mut st = c.prepare_cached(
+            "SELECT f.seq, f.order_id, f.kind, f.origin, f.engineer_id FROM feed f \
+             JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = ?1 AND f.seq > ?3 AND f.seq <= ?4 \
+               AND (o.engineer_id = ?2 OR (f.kind = 'unassign' AND f.engineer_id = ?2)) \
+             ORDER BY f.seq",
+        )?;
+        let rows = st.query_map(params![provider, engineer, cursor as i64, upto as i64], |r| {
+            Ok(FeedRow { seq: r.get::<_, i64>(0)? as u64, order_id: r.get(1)?, kind: r.get(2)?, origin: r.get(3)?, engineer_id: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {
+        let c = lock(&self.reader);
+        let mut st = c.prepare_cached(
+            "SELECT bytes FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq > ?3 AND seq <= ?4 AND origin != ?5 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![provider, id, after as i64, upto as i64, skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn append_journal(&self, device: &DeviceRow, entries: &[JournalRow], receipts: &[ReceiptRow]) -> Result<Vec<u64>> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-check under the write lock: a concurrent duplicate upload may have won.
+        let (seq, _head): (i64, Option<String>) =
+            tx.query_row("SELECT journal_seq, journal_head FROM devices WHERE id = ?1", [&device.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if seq as u64 != device.journal_seq {
+            return Err(Error::Conflict(format!("the journal moved to {seq} meanwhile")));
+        }
+        let mut size: i64 = tx.query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = ?1", [&device.provider], |r| r.get(0))?;
+        let mut indices = Vec::with_capacity(entries.len());
+        for e in entries {
+            tx.prepare_cached(
+                "INSERT INTO journal (device_id, seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![device.id, e.seq as i64, e.order_id, e.kind, e.body, e.hash, e.signature])?;
+            tx.prepare_cached("INSERT INTO log_leaves (provider, idx, leaf, device_id, seq) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![device.provider, size, e.leaf.as_slice(), device.id, e.seq as i64])?;
+            indices.push(size as u64);
+            size += 1;
+        }
+        for r in receipts {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO receipts (provider, order_id, revision, sha256, canonical, strokes, message, signature, device_id, journal_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![device.provider, r.order_id, r.revision, r.sha256, r.canonical, r.strokes, r.message, r.signature, device.id, r.journal_seq as i64])?;
+        }
+        if let Some(last) = entries.last() {
+            tx.execute("UPDATE devices SET journal_seq = ?2, journal_head = ?3 WHERE id = ?1", params![device.id, last.seq as i64, last.hash])?;
+        }
+        tx.commit()?;
+        Ok(indices)
+    }
+
+    fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>> {
+        Ok(lock(&self.reader)
+            .query_row("SELECT hash FROM journal WHERE device_id = ?1 AND seq = ?2", params![device_id, seq as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {
+        let c = lock(&self.writer);
+        let mut st = c.prepare_cached("SELECT leaf FROM log_leaves WHERE provider = ?1 ORDER BY idx")?;
+        let rows = st.query_map([provider], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let v = r?;
+            out.push(v.try_into().map_err(|_| Error::Conflict("a log leaf is not 32 bytes".into()))?);
+        }
+        Ok(out)
+    }
+
+    fn receipt_count(&self, provider: &str) -> Result<u64> {
+        let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM receipts WHERE provider = ?1", [provider], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool> {
+        let n = lock(&self.writer).execute(
+            "INSERT OR IGNORE INTO blobs (provider, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)",
+            params![provider, sha256, size as i64, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool> {
+        Ok(lock(&self.reader).query_row(
+            "SELECT EXISTS (SELECT 1 FROM blobs WHERE provider = ?1 AND sha256 = ?2)",
+            [provider, sha256],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn blob_count(&self, provider: &str) -> Result<u64> {
+        let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM blobs WHERE provider = ?1", [provider], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}

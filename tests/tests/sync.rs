@@ -1,0 +1,415 @@
+//! Devices and a dispatcher against a real `onsite-server` on loopback: offline edits that
+//! converge, faults between client and server, authorization.
+
+use std::sync::Arc;
+
+use onsite_core::clock::ManualClock;
+use onsite_core::device::PhotoSource;
+use onsite_core::order::{Actor, Event, Priority, Status, TimeWindow, Timestamp};
+use onsite_core::sync::client::Error as SyncError;
+use onsite_core::sync::transport::{Method, Request, Transport};
+use onsite_core::sync::SyncOptions;
+use onsite_core::{Device, DeviceOptions, WorkOrder};
+use onsite_server::client::sample_orders;
+use onsite_tests::net::{Fault, FaultyTransport, TestServer, PROVIDER};
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00").unwrap().with_timezone(&chrono::Utc)))
+}
+
+fn device(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Device {
+    Device::open(DeviceOptions::new(dir).with_clock(clock.clone())).unwrap()
+}
+
+fn fast() -> SyncOptions {
+    SyncOptions { base_backoff_ms: 1, max_backoff_ms: 5, max_attempts: 6, ..SyncOptions::default() }
+}
+
+fn server_order(s: &TestServer, id: &str) -> WorkOrder {
+    s.running.service.order(PROVIDER, id).unwrap()
+}
+
+fn heads(d: &Device, id: &str) -> Vec<automerge::ChangeHash> {
+    let mut doc = automerge::AutoCommit::load(&d.document_bytes(id).unwrap()).unwrap();
+    let mut h = doc.get_heads();
+    h.sort();
+    h
+}
+
+fn window(d: &Device) -> TimeWindow {
+    TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) }
+}
+
+#[test]
+fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-C", 3)).unwrap();
+    let c = clock();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(da.path(), &c), device(db.path(), &c));
+    s.enrol(&a, "eng-1");
+    s.enrol(&b, "eng-1");
+    let t = s.transport();
+    let ra = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(ra.orders_pulled, 3, "{ra:?}");
+    b.sync(&t, &fast(), None).unwrap();
+    assert_eq!(b.list(&Default::default()).unwrap().len(), 3);
+
+    // Offline: A works order 1, B (the engineer's tablet) adds notes, the dispatcher
+    // changes the priority of order 1 and cancels order 3.
+    let id = &ids[0];
+    c.advance(chrono::Duration::minutes(5));
+    a.transition(id, Event::Accept, Actor::Engineer, None).unwrap();
+    a.transition(id, Event::ContactCustomer { window: window(&a) }, Actor::Engineer, None).unwrap();
+    a.add_note(id, "customer says the fan is loud too").unwrap();
+    b.add_note(id, "spare DC-in board in the van").unwrap();
+    b.add_note(&ids[1], "call before 10:00").unwrap();
+    s.dispatcher.set_priority(id, "low").unwrap();
+    s.dispatcher.cancel(&ids[2], "customer withdrew").unwrap();
+
+    for d in [&a, &b, &a] {
+        let r = d.sync(&t, &fast(), None).unwrap();
+        assert!(r.complete(), "{r:?}");
+        assert!(r.orders_rejected.is_empty(), "{r:?}");
+    }
+    for id in &ids {
+        let (oa, ob, os) = (a.get(id).unwrap().order, b.get(id).unwrap().order, server_order(&s, id));
+        assert_eq!(oa, ob, "devices differ on {id}");
+        assert_eq!(oa, os, "device and server differ on {id}");
+        assert_eq!(heads(&a, id), heads(&b, id), "same history on {id}");
+    }
+    let o = a.get(id).unwrap().order;
+    assert_eq!(o.priority, Priority::Low, "the dispatcher's edit arrived");
+    assert_eq!(o.status, Status::CustomerContacted);
+    let notes: Vec<&str> = o.notes.iter().map(|n| n.text.as_str()).collect();
+    assert!(notes.contains(&"customer says the fan is loud too") && notes.contains(&"spare DC-in board in the van"), "{notes:?}");
+    assert_eq!(a.get(&ids[2]).unwrap().order.status, Status::Cancelled);
+    assert_eq!(b.get(&ids[2]).unwrap().order.status, Status::Cancelled);
+    // The summary columns follow merges (list screens never load documents).
+    let rows = b.list(&Default::default()).unwrap();
+    assert_eq!(rows.iter().find(|r| &r.id == id).unwrap().status, Status::CustomerContacted);
+
+    // Idle reconnect: one round trip, a few hundred bytes.
+    let idle = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(idle.round_trips, 1, "{idle:?}");
+    assert!(idle.bytes_sent + idle.bytes_received < 2048, "{idle:?}");
+    assert_eq!(idle.orders_pulled + idle.orders_pushed, 0);
+
+    // Evidence went first: the server holds A's whole journal, verified and logged, and A
+    // keeps an inclusion proof it can check against the pinned log key.
+    let status = a.sync_status().unwrap();
+    assert_eq!(status.pending_journal, 0, "{status:?}");
+    assert_eq!(status.pending_orders, 0);
+    assert!(status.last_success_at.is_some());
+    let journal = a.journal(None).unwrap();
+    assert!(journal.iter().any(|e| e.body().unwrap().kind == "time_ticket"), "a time ticket rode along with sync");
+    let proofs = a.log_proofs().unwrap();
+    let last = proofs.last().unwrap();
+    let entry = journal.iter().find(|e| e.seq == last.seq).unwrap();
+    last.verify(&entry.hash, Some(&s.running.service.log_key())).unwrap();
+    assert!(last.verify(&journal[0].hash, Some(&s.running.service.log_key())).is_err(), "a proof proves one entry");
+
+    // Conflicts are listed with their authors: concurrent appointment windows.
+    c.advance(chrono::Duration::minutes(1));
+    a.transition(&ids[1], Event::Accept, Actor::Engineer, None).unwrap();
+    a.sync(&t, &fast(), None).unwrap();
+    b.sync(&t, &fast(), None).unwrap();
+    let w1 = window(&a);
+    a.transition(&ids[1], Event::ContactCustomer { window: w1 }, Actor::Engineer, None).unwrap();
+    let w2 = TimeWindow { start: Timestamp(w1.start.0 + 60_000), end: Timestamp(w1.end.0 + 60_000) };
+    b.transition(&ids[1], Event::ContactCustomer { window: w2 }, Actor::Engineer, None).unwrap();
+    for d in [&a, &b, &a] {
+        d.sync(&t, &fast(), None).unwrap();
+    }
+    assert_eq!(a.get(&ids[1]).unwrap().order, b.get(&ids[1]).unwrap().order);
+    let conflicts = a.conflicts(&ids[1]).unwrap();
+    let fields: Vec<&str> = conflicts.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(fields.contains(&"appointment"), "{conflicts:?}");
+    let (_, values) = conflicts.iter().find(|(f, _)| f == "appointment").unwrap();
+    let authors: std::collections::HashSet<&str> = values.iter().map(|(_, a)| a.as_str()).collect();
+    assert!(authors.contains(a.device_id()) && authors.contains(b.device_id()), "{values:?}");
+}
+
+#[test]
+fn authorization_is_enforced() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-A", 2)).unwrap();
+    let other = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-2", "WO-B", 1)).unwrap();
+    let c = clock();
+    let (da, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, cdev) = (device(da.path(), &c), device(dc.path(), &c));
+    s.enrol(&a, "eng-1");
+    s.enrol(&cdev, "eng-2");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    cdev.sync(&t, &fast(), None).unwrap();
+    let mut refused = 0;
+
+    // Scope: each device only received its engineer's orders.
+    assert_eq!(a.list(&Default::default()).unwrap().len(), 2);
+    assert_eq!(cdev.list(&Default::default()).unwrap().iter().map(|r| r.id.clone()).collect::<Vec<_>>(), other);
+
+    // Device C pushes A's order (it got the bytes some other way): refused, nothing stored.
+    cdev.merge_document(&a.document_bytes(&ids[0]).unwrap()).unwrap();
+    cdev.add_note(&ids[0], "not my order").unwrap();
+    let r = cdev.sync(&t, &fast(), None).unwrap();
+    assert_eq!(r.orders_rejected, vec![(ids[0].clone(), "not_in_scope".into(), None)]);
+    refused += 1;
+    assert!(server_order(&s, &ids[0]).notes.is_empty());
+
+    // Forged and missing tokens.
+    for auth in ["Bearer dev_forged", "Bearer ", ""] {
+        let mut req = Request::new(Method::Post, "/v1/sync").body(onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, ..Default::default() }).unwrap());
+        if !auth.is_empty() {
+            req = req.header("authorization", auth);
+        }
+        assert_eq!(t.send(&req).unwrap().status, 401, "{auth}");
+        refused += 1;
+    }
+    // A device token is not a dispatcher token, and the reverse.
+    let token = a.store().meta("sync.token").unwrap().unwrap();
+    let req = Request::new(Method::Get, "/v1/orders").header("authorization", format!("Bearer {token}"));
+    assert_eq!(t.send(&req).unwrap().status, 401);
+    refused += 1;
+
+    // A forbidden field write (a tampered client changes the priority): refused, and the
+    // device rebuilds the order on the server's version keeping its valid local work.
+    let id = &ids[0];
+    a.add_note(id, "valid local note").unwrap();
+    a.transition(id, Event::Accept, Actor::Engineer, None).unwrap();
+    let mut doc = automerge::AutoCommit::load(&a.document_bytes(id).unwrap()).unwrap();
+    use automerge::transaction::Transactable;
+    doc.put(automerge::ROOT, "priority", "Low").unwrap();
+    doc.commit();
+    a.store().merge(&doc.save(), |o| onsite_core::OrderSummary {
+        id: o.id.clone(), status: o.status, priority: "low".into(), customer: String::new(), site: String::new(), equipment: String::new(),
+        engineer_id: o.engineer.id.clone(), reported_at: 0, appointment_start: None, appointment_end: None, sla_deadline: None, sla_kind: None, updated_at: 0, breached: false,
+    }, a.stamp()).unwrap();
+    assert_eq!(a.get(id).unwrap().order.priority, Priority::Low);
+    a.store().forget_synced(id).unwrap();
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(r.orders_rejected, vec![(id.clone(), "forbidden_field".into(), Some("priority".into()))], "{r:?}");
+    refused += 1;
+    assert_eq!(r.orders_rebased, 1);
+    let local = a.get(id).unwrap().order;
+    assert_eq!(local.priority, Priority::Urgent, "the server's priority is back");
+    assert!(local.notes.iter().any(|n| n.text == "valid local note"), "valid local work survives the reset");
+    assert_eq!(local.status, Status::Accepted);
+    assert!(a.journal(Some(id)).unwrap().iter().any(|e| e.body().unwrap().kind == "sync_reset"), "the reset is journaled");
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+    let on_server = server_order(&s, id);
+    assert_eq!(on_server.priority, Priority::Urgent);
+    assert!(on_server.notes.iter().any(|n| n.text == "valid local note"));
+    assert_eq!(on_server.status, Status::Accepted);
+    assert_eq!(a.get(id).unwrap().order, on_server);
+
+    // Cancelling is the dispatcher's: a device claiming it is refused.
+    let mut doc = automerge::AutoCommit::load(&a.document_bytes(&ids[1]).unwrap()).unwrap();
+    let mut o: WorkOrder = autosurgeon::hydrate(&doc).unwrap();
+    o.transitions.push(onsite_core::order::TransitionRecord { from: o.status, to: Status::Cancelled, event: Event::Cancel { reason: "me".into() }, at: Timestamp(1), monotonic_ms: 1, device: a.device_id().into(), fix: None });
+    o.status = Status::Cancelled;
+    autosurgeon::reconcile(&mut doc, &o).unwrap();
+    doc.commit();
+    a.merge_document(&doc.save()).unwrap();
+    a.store().forget_synced(&ids[1]).unwrap();
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(r.orders_rejected, vec![(ids[1].clone(), "forbidden_field".into(), Some("transitions".into()))]);
+    refused += 1;
+    assert_ne!(server_order(&s, &ids[1]).status, Status::Cancelled);
+
+    // Reassignment moves access: A is told the order left, C receives it whole, and A's
+    // later edits to it are refused.
+    s.dispatcher.assign(&ids[1], "eng-2", "Zhang").unwrap();
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(r.orders_removed, vec![ids[1].clone()]);
+    let r = cdev.sync(&t, &fast(), None).unwrap();
+    assert!(r.changed_orders.contains(&ids[1]), "{r:?}");
+    assert_eq!(cdev.get(&ids[1]).unwrap().order.engineer.id, "eng-2");
+    a.add_note(&ids[1], "still mine?").unwrap();
+    a.store().set_doc_state(&ids[1], onsite_core::store::sync_store::DocState::Active, None).unwrap();
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(r.orders_rejected.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), ["not_in_scope"]);
+    refused += 1;
+    assert!(!server_order(&s, &ids[1]).notes.iter().any(|n| n.text == "still mine?"));
+
+    // Revocation: the device's next sync is refused and says so.
+    s.dispatcher.revoke_device(cdev.device_id()).unwrap();
+    match cdev.sync(&t, &fast(), None) {
+        Err(onsite_core::Error::Sync(SyncError::Unauthorized(_))) => refused += 1,
+        other => panic!("{other:?}"),
+    }
+    // An enrolment code works once.
+    let code = s.dispatcher.enrolment_code("eng-3").unwrap();
+    let dz = tempfile::tempdir().unwrap();
+    let z = device(dz.path(), &c);
+    z.enrol(&t, &s.url(), &code).unwrap();
+    let dy = tempfile::tempdir().unwrap();
+    let y = device(dy.path(), &c);
+    assert!(matches!(y.enrol(&t, &s.url(), &code), Err(onsite_core::Error::Sync(SyncError::Refused(_)))));
+    refused += 1;
+    assert!(matches!(y.enrol(&t, &s.url(), "AAAA-BBBB-CCCC"), Err(onsite_core::Error::Sync(SyncError::Unauthorized(_)))));
+    refused += 1;
+    assert_eq!(refused, 11);
+    eprintln!("authorization: {refused} forbidden requests refused");
+}
+
+/// Photos, journal and orders through a transport that drops, duplicates, reorders and
+/// fails requests: everything converges, nothing is duplicated, nothing is lost.
+#[test]
+fn faults_between_client_and_server_converge() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-F", 4)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    a.sync(&s.transport(), &fast(), None).unwrap();
+    // Work offline: transitions, notes, photos (one of them big enough for several chunks).
+    let mut photos = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        a.transition(id, Event::Accept, Actor::Engineer, None).unwrap();
+        a.add_note(id, &format!("note {i}")).unwrap();
+        let (w, h) = if i == 0 { (1400, 1000) } else { (320, 240) };
+        let r = a.ingest_photo(id, None, PhotoSource::Bytes(&onsite_tests::noisy_jpeg(w, h, i as u64)), None).unwrap();
+        photos.push((r.sha256, r.size));
+    }
+    assert!(photos[0].1 > 3 * onsite_core::sync::protocol::BLOB_CHUNK as u64, "{}", photos[0].1);
+    s.dispatcher.set_priority(&ids[1], "low").unwrap();
+
+    use Fault::*;
+    let plan = vec![
+        Some(DropResponse), // journal: the server logged it, the device does not know
+        Some(ReplayLater),  // journal again (now a duplicate) and stale after the next
+        Some(Duplicate),    // sync
+        Some(DropRequest),
+        Some(Unavailable),
+        None,
+        Some(ReplayLater),
+        Some(DropResponse),
+        Some(BadGateway),
+        Some(Duplicate),
+        None,
+        Some(DropResponse),
+        Some(ReplayLater),
+        Some(DropRequest),
+        Some(Duplicate),
+    ];
+    let faulty = FaultyTransport::new(s.transport(), plan);
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        c.advance(chrono::Duration::minutes(1));
+        let r = a.sync(&faulty, &SyncOptions { max_attempts: 2, ..fast() }, None).unwrap();
+        if r.complete() && a.sync_status().unwrap().pending_blobs == 0 {
+            break;
+        }
+        assert!(passes < 12, "no convergence: {r:?}");
+    }
+    eprintln!("faults applied: {} over {} requests, {passes} passes", faulty.faults_applied(), faulty.log.lock().unwrap().len());
+    assert!(faulty.faults_applied() >= 12);
+    // One more clean pass to settle, then compare.
+    a.sync(&s.transport(), &fast(), None).unwrap();
+    let svc = &s.running.service;
+    for id in &ids {
+        assert_eq!(a.get(id).unwrap().order, server_order(&s, id));
+    }
+    assert_eq!(a.get(&ids[1]).unwrap().order.priority, Priority::Low);
+    // No duplicate journal entries: the server's copy is exactly the device's.
+    let device_journal = a.journal(None).unwrap();
+    let devices = s.dispatcher.devices().unwrap();
+    assert_eq!(devices[0]["journal_seq"].as_u64().unwrap(), device_journal.last().unwrap().seq);
+    let leaves = svc.storage.log_leaves(PROVIDER).unwrap();
+    assert_eq!(leaves.len() as u64, device_journal.last().unwrap().seq, "one log leaf per entry, no duplicates");
+    // Blobs: each stored once, byte-exact.
+    assert_eq!(svc.storage.blob_count(PROVIDER).unwrap(), photos.len() as u64);
+    for (sha, size) in &photos {
+        let bytes = s.dispatcher.blob(sha).unwrap();
+        assert_eq!(bytes.len() as u64, *size);
+        assert_eq!(onsite_core::hash::sha256_hex(&bytes), *sha);
+    }
+    // Notes were not duplicated by replays.
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(server_order(&s, id).notes.iter().filter(|n| n.text == format!("note {i}")).count(), 1);
+    }
+}
+
+/// The server process is killed mid-upload and restarted; the app is closed mid-sync and
+/// reopened. The photo upload resumes from the server's offset and completes once.
+#[test]
+fn server_killed_mid_upload_and_app_restarted_resume() {
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Mutex;
+
+    let bin = onsite_tests::onsite_server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = || -> Child {
+        let child = Command::new(&bin)
+            .args(["--data", dir.path().join("srv").to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--admin-token", "adm", "--log", "warn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if onsite_core::sync::HttpTransport::new(&url).unwrap().send(&Request::new(Method::Get, "/health")).is_ok_and(|r| r.status == 200) {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("server did not start");
+    };
+    let server = Arc::new(Mutex::new(Some(start())));
+    let token = onsite_server::client::create_provider(&url, "adm", PROVIDER, "P").unwrap();
+    let dispatcher = onsite_server::client::DispatcherClient::new(&url, &token).unwrap();
+    let ids = dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-K", 1)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let sha;
+    {
+        let a = device(da.path(), &c);
+        a.enrol(&onsite_core::sync::HttpTransport::new(&url).unwrap(), &url, &dispatcher.enrolment_code("eng-1").unwrap()).unwrap();
+        a.sync(&onsite_core::sync::HttpTransport::new(&url).unwrap(), &fast(), None).unwrap();
+        let r = a.ingest_photo(&ids[0], None, PhotoSource::Bytes(&onsite_tests::noisy_jpeg(1600, 1100, 9)), None).unwrap();
+        sha = r.sha256;
+        // The third chunk PUT kills the server: the pass ends with the photo pending.
+        let puts = Arc::new(Mutex::new(0));
+        let (p2, srv) = (puts.clone(), server.clone());
+        let mut t = FaultyTransport::new(onsite_core::sync::HttpTransport::new(&url).unwrap(), vec![]);
+        t.hook = Some(Arc::new(move |req: &Request| {
+            if req.method == Method::Put {
+                let mut n = p2.lock().unwrap();
+                *n += 1;
+                if *n == 3 {
+                    if let Some(mut child) = srv.lock().unwrap().take() {
+                        child.kill().unwrap();
+                        child.wait().unwrap();
+                    }
+                }
+            }
+        }));
+        let r = a.sync(&t, &SyncOptions { max_attempts: 2, ..fast() }, None).unwrap();
+        assert!(!r.complete(), "the kill must interrupt the upload: {r:?}");
+        assert_eq!(a.sync_status().unwrap().pending_blobs, 1);
+        // The app is closed here (the device is dropped with the upload half done).
+    }
+    *server.lock().unwrap() = Some(start());
+    let a = device(da.path(), &c);
+    let t = onsite_core::sync::HttpTransport::new(&url).unwrap();
+    // The photo was backed off; a later pass (the clock moved on) resumes it.
+    c.advance(chrono::Duration::minutes(5));
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(r.blobs_uploaded, 1);
+    let size = std::fs::metadata(a.blob_path(&sha)).unwrap().len();
+    assert!(r.blob_bytes < size, "resumed, not restarted: sent {} of {size}", r.blob_bytes);
+    let bytes = dispatcher.blob(&sha).unwrap();
+    assert_eq!(onsite_core::hash::sha256_hex(&bytes), sha);
+    assert_eq!(a.sync_status().unwrap().pending_blobs, 0);
+    let last = server.lock().unwrap().take();
+    if let Some(mut child) = last {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
