@@ -19,12 +19,13 @@ pub fn run(suite: &str, orders: usize, file: Option<&Path>) -> Result<()> {
         "sop" => sop_bench(),
         "photo" => photo_bench(),
         "receipt" => receipt_bench(orders.clamp(5, 40)),
+        "sync" => crate::bench_sync::sync_bench(orders.max(10)),
         "ingest-rss" => ingest_rss(file.ok_or_else(|| anyhow::anyhow!("--file needed"))?),
-        other => bail!("unknown bench suite `{other}` (known: store, sop, photo, receipt)"),
+        other => bail!("unknown bench suite `{other}` (known: store, sop, photo, receipt, sync)"),
     }
 }
 
-fn emit(name: &str, value: f64, unit: &str) {
+pub(crate) fn emit(name: &str, value: f64, unit: &str) {
     println!("bench {name} {value:.4} {unit}");
 }
 

@@ -10,6 +10,7 @@ use onsite_core::sla::ClockState;
 use onsite_core::device::{ExportOptions, PhotoSource};
 use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
 use onsite_core::sop::{Answer, PhotoRef, StepKind};
+use onsite_core::sync::{HttpTransport, SyncOptions};
 use onsite_core::{Actor, Clock, Device, DeviceOptions, Event, GpsFix, ManualClock, OrderFilter, OrderSummary, OrderView};
 
 /// What the engineer and customer put on a demo receipt.
@@ -107,7 +108,22 @@ pub fn print_order(v: &OrderView) {
     }
 }
 
-pub fn run(data: Option<PathBuf>) -> Result<()> {
+/// The server the demo talks to: a given one, or one started here on a free loopback port.
+enum DemoServer {
+    Embedded(onsite_server::Running),
+    External(String),
+}
+
+impl DemoServer {
+    fn url(&self) -> String {
+        match self {
+            DemoServer::Embedded(r) => r.url(),
+            DemoServer::External(u) => u.clone(),
+        }
+    }
+}
+
+pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<String>) -> Result<()> {
     let temp;
     let dir = match data {
         Some(d) => d,
@@ -116,25 +132,53 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
             temp.path().to_path_buf()
         }
     };
+    let suffix = &onsite_core::hash::sha256_hex(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes())[..6];
+    // The sync server: its embedded SQLite and blob directory, on loopback.
+    let (server, admin) = match server {
+        Some(url) => (DemoServer::External(url), admin_token.ok_or_else(|| anyhow::anyhow!("--server needs --admin-token (or ONSITE_ADMIN_TOKEN)"))?),
+        None => {
+            let admin = format!("demo-admin-{suffix}");
+            let mut config = onsite_server::Config::new(dir.join("server"));
+            config.admin_token = Some(admin.clone());
+            let running = onsite_server::spawn(config)?;
+            println!("sync server listening on {} (embedded SQLite: {})", running.url(), dir.join("server").join(onsite_server::DB_FILE).display());
+            (DemoServer::Embedded(running), admin)
+        }
+    };
+    let url = server.url();
+    let provider = format!("prov-bj-chaoyang-{suffix}");
+    let dispatcher_token = onsite_server::client::create_provider(&url, &admin, &provider, "北京朝阳快修服务站 / Beijing Chaoyang Service Station")?;
+    let dispatcher = onsite_server::client::DispatcherClient::new(&url, &dispatcher_token)?;
+    let mut orders: serde_json::Value = serde_json::from_str(SAMPLE_ORDERS)?;
+    for o in orders.as_array_mut().into_iter().flatten() {
+        o["provider"]["id"] = serde_json::Value::String(provider.clone());
+    }
+    let created = dispatcher.create_orders(&orders.to_string())?;
+    let engineer = orders[0]["engineer"]["id"].as_str().unwrap_or("eng-017").to_string();
+    println!("dispatcher of {provider} created {} orders: {}", created.len(), created.join(", "));
+
     // A clock pinned to the morning of the sample orders, so the SLA story reads the same
-    // every run; the store and everything else are real.
+    // every run; the store, the server and everything else are real.
     let start = Utc.with_ymd_and_hms(2026, 11, 23, 1, 25, 0).single().unwrap_or_else(Utc::now);
     let clock = Arc::new(ManualClock::at(start));
-    let device = Device::open(DeviceOptions::new(&dir).with_clock(clock.clone()))?;
-    println!("device {} with data in {}", device.device_id(), dir.display());
-    let existing = device.list(&OrderFilter::default())?;
-    if existing.is_empty() {
-        let ids = device.import_orders_json(SAMPLE_ORDERS)?;
-        println!("imported {} orders from the dispatcher: {}", ids.len(), ids.join(", "));
-    } else {
-        println!("store already holds {} orders; walking the first one that is still open", existing.len());
-    }
+    let device = Device::open(DeviceOptions::new(dir.join("device")).with_clock(clock.clone()))?;
+    println!("device {} with data in {}", device.device_id(), dir.join("device").display());
+    let transport = HttpTransport::new(&url)?;
+    let code = dispatcher.enrolment_code(&engineer)?;
+    device.enrol(&transport, &url, &code)?;
+    println!("enrolled with code {code} as engineer {engineer}");
+    let first = device.sync(&transport, &SyncOptions::default(), None)?;
+    println!(
+        "first sync: {} orders received in {} round trips, {} bytes",
+        first.orders_pulled,
+        first.round_trips,
+        first.bytes_sent + first.bytes_received
+    );
     println!();
     print_list(&device.list(&OrderFilter::default())?);
 
     let Some(target) = device.list(&OrderFilter::default())?.into_iter().find(|s| !s.status.is_terminal()) else {
-        println!("\nevery order is finished; nothing to walk");
-        return Ok(());
+        anyhow::bail!("the server sent no open order");
     };
     let id = target.id;
     let site = device.get(&id)?.order.site.location;
@@ -152,7 +196,7 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
         (55, Event::RequestSignature, "repair verified in front of the customer"),
         (8, Event::Complete, "customer signed, order completed"),
     ];
-    println!("\nwalking {id}:");
+    println!("\nworking {id} offline (no network until the end):");
     let mut illegal_shown = false;
     for (minutes, event, what) in steps {
         clock.advance(Duration::minutes(minutes));
@@ -189,6 +233,37 @@ pub fn run(data: Option<PathBuf>) -> Result<()> {
     print_list(&device.list(&OrderFilter::default())?);
     let (bytes, count) = device.store().document_footprint()?;
     println!("\n{count} orders, {bytes} bytes of Automerge documents in {}", device.store().path().display());
+
+    // Meanwhile the dispatcher reprioritised another order; now the device is back online.
+    if let Some(other) = created.iter().find(|o| **o != id) {
+        dispatcher.set_priority(other, "low")?;
+        println!("\ndispatcher (meanwhile): {other} priority -> low");
+    }
+    let r = device.sync(&transport, &SyncOptions::default(), None)?;
+    println!(
+        "sync: {} round trips, {} bytes sent, {} received; journal +{} entries, {} receipt(s), {} order(s) pushed, {} pulled, {} photo(s) uploaded ({} bytes)",
+        r.round_trips, r.bytes_sent, r.bytes_received, r.journal_uploaded, r.receipts_uploaded, r.orders_pushed, r.orders_pulled, r.blobs_uploaded, r.blob_bytes
+    );
+    if !r.complete() {
+        anyhow::bail!("sync left work pending: {:?}", r.errors);
+    }
+    let on_server: serde_json::Value = dispatcher.order(&id)?;
+    println!("server now has {id} as {} with {} transitions", on_server["status"].as_str().unwrap_or("?"), on_server["transitions"].as_array().map_or(0, |a| a.len()));
+    if on_server != serde_json::to_value(device.get(&id)?.order)? {
+        anyhow::bail!("the server's copy differs from the device's");
+    }
+    let proofs = device.log_proofs()?;
+    let journal = device.journal(None)?;
+    let log_key = onsite_core::hash::unhex(&device.store().meta("sync.log_key")?.unwrap_or_default()).unwrap_or_default();
+    let verified = proofs
+        .iter()
+        .filter(|p| journal.iter().any(|e| e.seq == p.seq && p.verify(&e.hash, Some(&log_key)).is_ok()))
+        .count();
+    if let Some(p) = proofs.last() {
+        println!("evidence log: checkpoint of {} leaves, root {}…; {verified}/{} inclusion proofs verify on the device", p.checkpoint.size, &p.checkpoint.root[..16], proofs.len());
+    }
+    let status = device.sync_status()?;
+    println!("pending after sync: {} journal, {} orders, {} photos", status.pending_journal, status.pending_orders, status.pending_blobs);
 
     // The evidence anyone can check offline: the customer copy and the arbitration bundle.
     let out = dir.join("exports");

@@ -2,10 +2,12 @@
 
 mod alloc;
 mod bench;
+mod bench_sync;
 mod checklist;
 mod demo;
 mod evidence;
 mod receipt;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,8 +68,29 @@ enum Command {
         #[arg(long)]
         authority: Option<String>,
     },
-    /// Import sample orders, walk one through its lifecycle, print what happened.
-    Demo,
+    /// Sync with the server: enrol, sync now, status, conflicts.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
+    /// Run the sync server in the foreground (the same server as `onsite-server`).
+    Server {
+        /// The server's data directory (SQLite file, blobs, admin token).
+        #[arg(long = "server-data", default_value = "onsite-server-data")]
+        server_data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// The main job: a sync server with its embedded SQLite (started here on a free
+    /// loopback port unless --server is given) and a demo device that enrols, receives an
+    /// order, works it offline, syncs and prints the result.
+    Demo {
+        /// Use this running server instead (needs --admin-token).
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
     /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`, `onsite bench photo`.
     Bench {
         suite: String,
@@ -171,7 +194,9 @@ pub(crate) fn open(dir: &std::path::Path) -> Result<Device> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo => demo::run(cli.data),
+        Command::Demo { server, admin_token } => demo::run(cli.data, server, admin_token),
+        Command::Server { server_data, listen, admin_token } => sync::server(server_data, listen, admin_token),
+        Command::Sync(cmd) => sync::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Bench { suite, orders, file } => bench::run(&suite, orders, file.as_deref()),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),

@@ -151,22 +151,38 @@ impl Device {
 }
 
 impl Pass<'_> {
+    fn wire(&self) -> u64 {
+        self.report.bytes_sent + self.report.bytes_received
+    }
+
     fn run(&mut self) -> Result<()> {
         // Evidence first: a later phase failing must not hold the journal back.
-        if let Err(e) = self.journal() {
+        let at = self.wire();
+        let journal = self.journal();
+        self.report.journal_bytes += self.wire() - at;
+        if let Err(e) = journal {
             self.stop_or_note(e)?;
         }
-        if let Err(e) = self.orders() {
+        let at = self.wire();
+        let orders = self.orders();
+        self.report.orders_bytes += self.wire() - at;
+        if let Err(e) = orders {
             self.stop_or_note(e)?;
         }
         // Merges and time tickets were journaled just now: send those entries too, so a
         // finished pass leaves nothing pending.
         if self.report.orders_pulled > 0 || self.report.orders_rebased > 0 || self.ticket_accepted {
-            if let Err(e) = self.journal() {
+            let at = self.wire();
+            let journal = self.journal();
+            self.report.journal_bytes += self.wire() - at;
+            if let Err(e) = journal {
                 self.stop_or_note(e)?;
             }
         }
-        if let Err(e) = self.photos() {
+        let at = self.wire();
+        let photos = self.photos();
+        self.report.photos_bytes += self.wire() - at;
+        if let Err(e) = photos {
             self.stop_or_note(e)?;
         }
         Ok(())

@@ -138,6 +138,10 @@ struct Writer {
     tick: u64,
     /// The journal's head, loaded on first use.
     head: Option<journal::Head>,
+    /// Orders already marked dirty in `sync_docs` since the sync engine last read them, so
+    /// repeated edits skip the write (the engine's read clears the entry, so edits during a
+    /// push bump `gen` again).
+    dirty: std::collections::HashSet<String>,
 }
 
 /// Wall and monotonic readings for a write (journaled with it).
@@ -246,7 +250,7 @@ impl Store {
             actor,
             device_id,
             reader: Mutex::new(reader),
-            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0, head: None }),
+            writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0, head: None, dirty: Default::default() }),
             signer: std::sync::RwLock::new(None),
         })
     }
@@ -380,7 +384,7 @@ impl Store {
         }
         let time_ms = stamp.at_ms;
         let head_before = w.head.clone();
-        let result = (|| -> Result<(Layout, OrderSummary, journal::Head), Error> {
+        let result = (|| -> Result<(Layout, OrderSummary, journal::Head, bool), Error> {
             let heads = entry.doc.get_heads();
             for c in &changes {
                 write_field(&mut entry.doc, &next, *c).map_err(|e| doc_error(id, e))?;
@@ -391,7 +395,10 @@ impl Store {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, Some(&entry.summary), &summary)?;
             let layout = append_chunk(&tx, id, &chunk, &mut entry.doc, entry.layout, next.status.is_terminal())?;
-            sync_store::mark_dirty(&tx, id)?;
+            let newly_dirty = !w.dirty.contains(id);
+            if newly_dirty {
+                sync_store::mark_dirty(&tx, id)?;
+            }
             let mut head = head_before.clone();
             let head = match &draft {
                 Some(d) => self.journal_tx(&tx, &mut head, stamp, std::slice::from_ref(d))?,
@@ -399,10 +406,13 @@ impl Store {
             };
             after(&tx, &mut out, head.seq)?;
             tx.commit()?;
-            Ok((layout, summary, head))
+            Ok((layout, summary, head, newly_dirty))
         })();
         match result {
-            Ok((layout, summary, head)) => {
+            Ok((layout, summary, head, newly_dirty)) => {
+                if newly_dirty {
+                    w.dirty.insert(id.to_string());
+                }
                 entry.order = next.clone();
                 entry.layout = layout;
                 entry.summary = summary;

@@ -90,6 +90,8 @@ pub struct ReceiptRow {
 
 impl Store {
     pub fn pending_docs(&self) -> Result<Vec<PendingDoc>, Error> {
+        // From here on, an edit of these orders must bump `gen` again.
+        self.writer().dirty.clear();
         let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT order_id, gen, synced_heads FROM sync_docs WHERE dirty = 1 AND state = 'active' ORDER BY order_id")?;
         let rows = st.query_map([], |r| {

@@ -63,7 +63,7 @@ impl Default for SyncOptions {
             max_attempts: 5,
             base_backoff_ms: 500,
             max_backoff_ms: 30_000,
-            journal_batch: 5_000,
+            journal_batch: 30_000,
             ticket_every_ms: 10 * 60 * 1000,
             blob_wedge_after: 3,
         }
@@ -107,6 +107,10 @@ pub struct SyncReport {
     pub round_trips: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Wire bytes (both directions) of each phase.
+    pub journal_bytes: u64,
+    pub orders_bytes: u64,
+    pub photos_bytes: u64,
     pub retries: u64,
     pub journal_uploaded: u64,
     pub receipts_uploaded: u64,

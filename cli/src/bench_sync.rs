@@ -1,0 +1,185 @@
+//! `onsite bench sync`: a real server process on loopback, one device, "an offline day"
+//! (every order worked with 50 edits while offline, then one sync), the idle reconnect, and
+//! the baseline: plain per-document Automerge sync of the same work, in the same run.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use automerge::sync::SyncDoc;
+use automerge::AutoCommit;
+use onsite_core::order::{TimeWindow, Timestamp};
+use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+use onsite_core::sync::SyncOptions;
+use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix};
+use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
+
+use crate::bench::emit;
+
+const EDITS_PER_ORDER: usize = 50;
+const PROVIDER: &str = "prov-bench";
+const ENGINEER: &str = "eng-bench";
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `onsite server` (this binary) on a free loopback port.
+fn start_server(data: &std::path::Path, admin: &str) -> Result<ServerProcess> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["server", "--listen", "127.0.0.1:0", "--admin-token", admin, "--server-data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    if !url.starts_with("http://") {
+        let _ = child.kill();
+        bail!("the server did not start: {line}");
+    }
+    Ok(ServerProcess { child, url })
+}
+
+fn server_cpu_ms(url: &str) -> Result<f64> {
+    let t = HttpTransport::new(url)?;
+    let r = t.send(&Request::new(Method::Get, "/metrics"))?;
+    let text = String::from_utf8_lossy(&r.body);
+    text.lines()
+        .find_map(|l| l.strip_prefix("onsite_process_cpu_ms "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no onsite_process_cpu_ms in /metrics")
+}
+
+/// Plain Automerge sync of one document between two peers with fresh sync states, as a
+/// per-document protocol does on reconnect. Returns (messages, bytes).
+fn automerge_sync(a: &mut AutoCommit, b: &mut AutoCommit) -> Result<(u64, u64)> {
+    let (mut sa, mut sb) = (automerge::sync::State::new(), automerge::sync::State::new());
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for _ in 0..32 {
+        let ma = a.sync().generate_sync_message(&mut sa);
+        let mb = b.sync().generate_sync_message(&mut sb);
+        if ma.is_none() && mb.is_none() {
+            return Ok((messages, bytes));
+        }
+        if let Some(m) = ma {
+            let enc = m.encode();
+            messages += 1;
+            bytes += enc.len() as u64;
+            b.sync().receive_sync_message(&mut sb, automerge::sync::Message::decode(&enc)?)?;
+        }
+        if let Some(m) = mb {
+            let enc = m.encode();
+            messages += 1;
+            bytes += enc.len() as u64;
+            a.sync().receive_sync_message(&mut sa, automerge::sync::Message::decode(&enc)?)?;
+        }
+    }
+    bail!("automerge sync did not settle")
+}
+
+/// 50 edits on one order, as a working day produces them: five lifecycle steps, the
+/// checklist (pin + answers), notes for the rest.
+fn work_order(d: &Device, id: &str, fix: GpsFix) -> Result<usize> {
+    let now = d.now().0;
+    let window = TimeWindow { start: Timestamp(now + 3_600_000), end: Timestamp(now + 7_200_000) };
+    let mut edits = 0;
+    for e in [Event::Accept, Event::ContactCustomer { window }, Event::Depart, Event::Arrive, Event::StartWork] {
+        d.transition(id, e, Actor::Engineer, Some(fix))?;
+        edits += 1;
+    }
+    d.start_checklist(id, "onsite-repair")?;
+    edits += 1;
+    edits += d.walk_checklist_demo(id)?;
+    let mut k = 0;
+    while edits < EDITS_PER_ORDER {
+        k += 1;
+        d.add_note(id, &format!("现场记录 {k}: 客户确认 / site note {k}: customer confirmed"))?;
+        edits += 1;
+    }
+    Ok(edits)
+}
+
+pub fn sync_bench(n: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let admin = "bench-admin-token";
+    let server = start_server(&dir.path().join("server"), admin)?;
+    let token = create_provider(&server.url, admin, PROVIDER, "Bench provider")?;
+    let dispatcher = DispatcherClient::new(&server.url, &token)?;
+    let mut ids = Vec::new();
+    for batch in 0..n.div_ceil(100) {
+        let count = (n - batch * 100).min(100);
+        ids.extend(dispatcher.create_orders(&sample_orders(PROVIDER, ENGINEER, &format!("WO-B{batch:02}"), count))?);
+    }
+    let device = Device::open(DeviceOptions::new(dir.path().join("device")))?;
+    let t = HttpTransport::new(&server.url)?;
+    device.enrol(&t, &server.url, &dispatcher.enrolment_code(ENGINEER)?)?;
+    let options = SyncOptions::default();
+    let first = device.sync(&t, &options, None)?;
+    if first.orders_pulled as usize != n {
+        bail!("initial sync pulled {} of {n} orders", first.orders_pulled);
+    }
+    emit("sync.initial_pull_round_trips", first.round_trips as f64, "count");
+    emit("sync.initial_pull_bytes", (first.bytes_sent + first.bytes_received) as f64, "bytes");
+    let before: Vec<Vec<u8>> = ids.iter().map(|id| device.document_bytes(id)).collect::<Result<_, _>>()?;
+
+    // The offline day.
+    let fix = GpsFix { lat: 39.9087, lon: 116.4602, accuracy_m: 6.0, source: onsite_core::order::LocationSource::Gps, mock: false };
+    let mut edits = 0;
+    for id in &ids {
+        edits += work_order(&device, id, fix)?;
+    }
+    emit("sync.offline_day_edits", edits as f64, "count");
+    let cpu0 = server_cpu_ms(&server.url)?;
+    let started = Instant::now();
+    let day = device.sync(&t, &options, None)?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu1 = server_cpu_ms(&server.url)?;
+    if !day.complete() || day.orders_pushed as usize != n {
+        bail!("the offline day did not sync: {day:?}");
+    }
+    // Spot-check convergence: the server's copy equals the device's.
+    for id in ids.iter().step_by((n / 10).max(1)) {
+        let on_server: serde_json::Value = dispatcher.order(id)?;
+        let local = serde_json::to_value(device.get(id)?.order)?;
+        if on_server != local {
+            bail!("order {id} differs between device and server after sync");
+        }
+    }
+    emit("sync.offline_day_round_trips", day.round_trips as f64, "count");
+    emit("sync.offline_day_bytes", day.orders_bytes as f64, "bytes");
+    emit("sync.offline_day_journal_bytes", day.journal_bytes as f64, "bytes");
+    emit("sync.offline_day_total_bytes", (day.bytes_sent + day.bytes_received) as f64, "bytes");
+    emit("sync.offline_day_wall_s", wall, "s");
+    emit("sync.server_cpu_ms_per_order", (cpu1 - cpu0) / n as f64, "ms");
+
+    // Baseline: per-document Automerge sync of the same work (fresh sync states).
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for (id, old) in ids.iter().zip(&before) {
+        let mut dev = AutoCommit::load(&device.document_bytes(id)?)?;
+        let mut srv = AutoCommit::load(old)?;
+        let (m, b) = automerge_sync(&mut dev, &mut srv)?;
+        messages += m;
+        bytes += b;
+    }
+    emit("sync.automerge_per_doc_bytes", bytes as f64, "bytes");
+    emit("sync.automerge_per_doc_messages", messages as f64, "count");
+
+    // Idle reconnect: nothing changed anywhere.
+    let idle = device.sync(&t, &options, None)?;
+    emit("sync.idle_round_trips", idle.round_trips as f64, "count");
+    emit("sync.idle_bytes", (idle.bytes_sent + idle.bytes_received) as f64, "bytes");
+    drop(server);
+    Ok(())
+}

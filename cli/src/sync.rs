@@ -1,0 +1,118 @@
+//! `onsite sync ...` (enrol, sync now, status, conflicts) and `onsite server` (the sync
+//! server in this binary, the same as `onsite-server`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use onsite_core::sync::{HttpTransport, SyncObserver, SyncOptions, SyncProgress};
+use onsite_core::Device;
+
+#[derive(Subcommand)]
+pub enum SyncCmd {
+    /// Enrol this device with a server using the dispatcher's one-time code.
+    Enrol {
+        #[arg(long)]
+        server: String,
+        code: String,
+    },
+    /// Run one sync pass now (journal, orders, photos).
+    Now {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is pending, what failed, when the last pass succeeded (no network).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fields of an order whose concurrent values were resolved by merge, and by whom.
+    Conflicts { id: String },
+    /// Put photos that failed permanently back in the queue.
+    RetryWedged,
+}
+
+struct Printer;
+
+impl SyncObserver for Printer {
+    fn progress(&self, p: &SyncProgress) {
+        eprintln!("  sync {:?}: {}/{}", p.phase, p.done, p.total);
+    }
+}
+
+pub fn run(device: &Device, cmd: SyncCmd) -> Result<()> {
+    match cmd {
+        SyncCmd::Enrol { server, code } => {
+            let t = HttpTransport::new(&server)?;
+            let r = device.enrol(&t, &server, &code)?;
+            println!("enrolled with {server}: provider {}, engineer {}", r.provider, r.engineer_id);
+        }
+        SyncCmd::Now { json } => {
+            let server = device.sync_server()?.context("not enrolled: run `onsite sync enrol --server URL CODE` first")?;
+            let t = HttpTransport::new(&server)?;
+            let r = device.sync(&t, &SyncOptions::default(), Some(&Printer))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "sync: {} round trips, {} B sent, {} B received; journal +{}, pushed {}, pulled {}, rejected {}, removed {}, photos {}",
+                    r.round_trips,
+                    r.bytes_sent,
+                    r.bytes_received,
+                    r.journal_uploaded,
+                    r.orders_pushed,
+                    r.orders_pulled,
+                    r.orders_rejected.len(),
+                    r.orders_removed.len(),
+                    r.blobs_uploaded
+                );
+                for e in &r.errors {
+                    println!("  pending: {e}");
+                }
+            }
+        }
+        SyncCmd::Status { json } => {
+            let s = device.sync_status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("server:   {}", s.server.as_deref().unwrap_or("(not enrolled)"));
+                println!("engineer: {}", s.engineer.as_deref().unwrap_or("-"));
+                println!("pending:  {} journal entries, {} orders, {} photos", s.pending_journal, s.pending_orders, s.pending_blobs);
+                if let Some(t) = s.last_success_at {
+                    println!("last ok:  {}", chrono::DateTime::from_timestamp_millis(t).map(|d| d.to_rfc3339()).unwrap_or_default());
+                }
+                if let Some(e) = &s.last_error {
+                    println!("last error: {e}");
+                }
+                for (sha, why) in &s.wedged {
+                    println!("wedged photo {sha}: {why}");
+                }
+            }
+        }
+        SyncCmd::Conflicts { id } => {
+            let c = device.conflicts(&id)?;
+            if c.is_empty() {
+                println!("no concurrent values in {id}");
+            }
+            for (field, values) in c {
+                println!("{field}:");
+                for (i, (v, actor)) in values.iter().enumerate() {
+                    println!("  {} {v} by {actor}", if i == 0 { "kept   " } else { "dropped" });
+                }
+            }
+        }
+        SyncCmd::RetryWedged => println!("{} photos queued again", device.store().retry_wedged()?),
+    }
+    Ok(())
+}
+
+/// `onsite server`: runs the sync server in the foreground.
+pub fn server(data: PathBuf, listen: SocketAddr, admin_token: Option<String>) -> Result<()> {
+    let mut config = onsite_server::Config::new(data);
+    config.listen = listen;
+    config.admin_token = admin_token;
+    onsite_server::run(config)?;
+    Ok(())
+}
