@@ -8,6 +8,7 @@ mod error;
 mod evidence;
 mod receipts;
 mod store;
+mod sync;
 mod types;
 
 pub use checklist::*;
@@ -15,4 +16,5 @@ pub use error::ApiError;
 pub use evidence::*;
 pub use receipts::*;
 pub use store::{ClockSource, OnsiteStore};
+pub use sync::*;
 pub use types::*;

@@ -132,44 +132,60 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
             temp.path().to_path_buf()
         }
     };
-    let suffix = &onsite_core::hash::sha256_hex(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes())[..6];
-    // The sync server: its embedded SQLite and blob directory, on loopback.
-    let (server, admin) = match server {
-        Some(url) => (DemoServer::External(url), admin_token.ok_or_else(|| anyhow::anyhow!("--server needs --admin-token (or ONSITE_ADMIN_TOKEN)"))?),
-        None => {
-            let admin = format!("demo-admin-{suffix}");
-            let mut config = onsite_server::Config::new(dir.join("server"));
-            config.admin_token = Some(admin.clone());
-            let running = onsite_server::spawn(config)?;
-            println!("sync server listening on {} (embedded SQLite: {})", running.url(), dir.join("server").join(onsite_server::DB_FILE).display());
-            (DemoServer::Embedded(running), admin)
-        }
-    };
-    let url = server.url();
-    let provider = format!("prov-bj-chaoyang-{suffix}");
-    let dispatcher_token = onsite_server::client::create_provider(&url, &admin, &provider, "北京朝阳快修服务站 / Beijing Chaoyang Service Station")?;
-    let dispatcher = onsite_server::client::DispatcherClient::new(&url, &dispatcher_token)?;
-    let mut orders: serde_json::Value = serde_json::from_str(SAMPLE_ORDERS)?;
-    for o in orders.as_array_mut().into_iter().flatten() {
-        o["provider"]["id"] = serde_json::Value::String(provider.clone());
-    }
-    let created = dispatcher.create_orders(&orders.to_string())?;
-    let engineer = orders[0]["engineer"]["id"].as_str().unwrap_or("eng-017").to_string();
-    println!("dispatcher of {provider} created {} orders: {}", created.len(), created.join(", "));
-
     // A clock pinned to the morning of the sample orders, so the SLA story reads the same
     // every run; the store, the server and everything else are real.
     let start = Utc.with_ymd_and_hms(2026, 11, 23, 1, 25, 0).single().unwrap_or_else(Utc::now);
     let clock = Arc::new(ManualClock::at(start));
-    let device = Device::open(DeviceOptions::new(dir.join("device")).with_clock(clock.clone()))?;
-    println!("device {} with data in {}", device.device_id(), dir.join("device").display());
+    let device = Device::open(DeviceOptions::new(&dir).with_clock(clock.clone()))?;
+    println!("device {} with data in {}", device.device_id(), dir.display());
+
+    // The sync server: its embedded SQLite and blob directory, on loopback.
+    let server_dir = dir.join("server-data");
+    let (server, admin) = match server {
+        Some(url) => (DemoServer::External(url), admin_token.ok_or_else(|| anyhow::anyhow!("--server needs --admin-token (or ONSITE_ADMIN_TOKEN)"))?),
+        None => {
+            let running = onsite_server::spawn(onsite_server::Config::new(&server_dir))?;
+            println!("sync server listening on {} (embedded SQLite: {})", running.url(), server_dir.join(onsite_server::DB_FILE).display());
+            let admin = std::fs::read_to_string(server_dir.join(onsite_server::ADMIN_TOKEN_FILE))?.trim().to_string();
+            (DemoServer::Embedded(running), admin)
+        }
+    };
+    let url = server.url();
     let transport = HttpTransport::new(&url)?;
-    let code = dispatcher.enrolment_code(&engineer)?;
-    device.enrol(&transport, &url, &code)?;
-    println!("enrolled with code {code} as engineer {engineer}");
+    let token_file = dir.join("demo-dispatcher-token");
+    let dispatcher = if device.sync_server()?.is_some() && token_file.exists() {
+        // A second run: same device, same provider; the embedded server moved port.
+        device.set_sync_server(&url)?;
+        println!("device already enrolled; continuing with the next open order");
+        onsite_server::client::DispatcherClient::new(&url, std::fs::read_to_string(&token_file)?.trim())?
+    } else {
+        let mut provider = "prov-bj-chaoyang".to_string();
+        let name = "北京朝阳快修服务站 / Beijing Chaoyang Service Station";
+        let token = match onsite_server::client::create_provider(&url, &admin, &provider, name) {
+            Ok(t) => t,
+            Err(_) => {
+                // The provider exists on this server already (an external server): use a fresh one.
+                provider = format!("prov-bj-chaoyang-{}", &device.device_id()[..6]);
+                onsite_server::client::create_provider(&url, &admin, &provider, name)?
+            }
+        };
+        std::fs::write(&token_file, &token)?;
+        let dispatcher = onsite_server::client::DispatcherClient::new(&url, &token)?;
+        let mut orders: serde_json::Value = serde_json::from_str(SAMPLE_ORDERS)?;
+        for o in orders.as_array_mut().into_iter().flatten() {
+            o["provider"]["id"] = serde_json::Value::String(provider.clone());
+        }
+        let created = dispatcher.create_orders(&orders.to_string())?;
+        let engineer = orders[0]["engineer"]["id"].as_str().unwrap_or("eng-017").to_string();
+        println!("dispatcher of {provider} created {} orders: {}", created.len(), created.join(", "));
+        let code = dispatcher.enrolment_code(&engineer)?;
+        device.enrol(&transport, &url, &code)?;
+        println!("enrolled with code {code} as engineer {engineer}");
+        dispatcher
+    };
     let first = device.sync(&transport, &SyncOptions::default(), None)?;
     println!(
-        "first sync: {} orders received in {} round trips, {} bytes",
+        "sync: {} orders received in {} round trips, {} bytes",
         first.orders_pulled,
         first.round_trips,
         first.bytes_sent + first.bytes_received
@@ -234,10 +250,10 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     let (bytes, count) = device.store().document_footprint()?;
     println!("\n{count} orders, {bytes} bytes of Automerge documents in {}", device.store().path().display());
 
-    // Meanwhile the dispatcher reprioritised another order; now the device is back online.
-    if let Some(other) = created.iter().find(|o| **o != id) {
-        dispatcher.set_priority(other, "low")?;
-        println!("\ndispatcher (meanwhile): {other} priority -> low");
+    // Meanwhile the dispatcher reprioritised another open order; now the device is back online.
+    if let Some(other) = device.list(&OrderFilter::default())?.into_iter().find(|o| o.id != id && !o.status.is_terminal()) {
+        dispatcher.set_priority(&other.id, "low")?;
+        println!("\ndispatcher (meanwhile): {} priority -> low", other.id);
     }
     let r = device.sync(&transport, &SyncOptions::default(), None)?;
     println!(

@@ -71,6 +71,8 @@ enum Command {
     /// Sync with the server: enrol, sync now, status, conflicts.
     #[command(subcommand)]
     Sync(sync::SyncCmd),
+    /// The dispatcher's API: providers, orders, enrolment codes, reassignment.
+    Dispatch(sync::DispatchArgs),
     /// Run the sync server in the foreground (the same server as `onsite-server`).
     Server {
         /// The server's data directory (SQLite file, blobs, admin token).
@@ -197,6 +199,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { server, admin_token } => demo::run(cli.data, server, admin_token),
         Command::Server { server_data, listen, admin_token } => sync::server(server_data, listen, admin_token),
         Command::Sync(cmd) => sync::run(&open(&data_dir(&cli.data))?, cmd),
+        Command::Dispatch(args) => sync::dispatch(args),
         Command::Bench { suite, orders, file } => bench::run(&suite, orders, file.as_deref()),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),

@@ -116,3 +116,97 @@ pub fn server(data: PathBuf, listen: SocketAddr, admin_token: Option<String>) ->
     onsite_server::run(config)?;
     Ok(())
 }
+
+/// The dispatcher's side, for scripts and demos (a console would call the same API).
+#[derive(clap::Args)]
+pub struct DispatchArgs {
+    /// Server URL, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "ONSITE_SERVER")]
+    server: String,
+    /// Dispatcher token (from `onsite dispatch provider`).
+    #[arg(long, env = "ONSITE_DISPATCHER_TOKEN", hide_env_values = true, default_value = "")]
+    token: String,
+    #[command(subcommand)]
+    cmd: DispatchCmd,
+}
+
+#[derive(Subcommand)]
+pub enum DispatchCmd {
+    /// Create a provider (needs the server's admin token); prints its dispatcher token.
+    Provider {
+        #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create orders from the import JSON; the flags rewrite the file's provider, engineer
+    /// and id prefix (`WO-20261123` in the samples) first.
+    Orders {
+        file: PathBuf,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        engineer: Option<String>,
+        #[arg(long)]
+        id_prefix: Option<String>,
+    },
+    /// A one-time enrolment code for an engineer's device.
+    Code { engineer: String },
+    /// Reassign an order.
+    Assign { id: String, engineer: String, #[arg(long, default_value = "")] name: String },
+    /// Cancel an order.
+    Cancel { id: String, reason: String },
+    /// Change an order's priority (urgent, normal, low).
+    Priority { id: String, priority: String },
+    /// Revoke a device.
+    Revoke { device: String },
+    /// Show an order as the server has it (JSON).
+    Show { id: String },
+}
+
+pub fn dispatch(args: DispatchArgs) -> Result<()> {
+    use onsite_server::client::{create_provider, DispatcherClient};
+    if let DispatchCmd::Provider { admin_token, id, name } = &args.cmd {
+        println!("{}", create_provider(&args.server, admin_token, id, name)?);
+        return Ok(());
+    }
+    let d = DispatcherClient::new(&args.server, &args.token)?;
+    match args.cmd {
+        DispatchCmd::Provider { .. } => {}
+        DispatchCmd::Orders { file, provider, engineer, id_prefix } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut v: serde_json::Value = serde_json::from_str(&text)?;
+            let list: Vec<&mut serde_json::Value> = match &mut v {
+                serde_json::Value::Array(a) => a.iter_mut().collect(),
+                o => vec![o],
+            };
+            for o in list {
+                if let Some(p) = &provider {
+                    o["provider"]["id"] = p.clone().into();
+                }
+                if let Some(e) = &engineer {
+                    o["engineer"]["id"] = e.clone().into();
+                }
+                if let (Some(prefix), Some(id)) = (&id_prefix, o["id"].as_str().map(str::to_string)) {
+                    o["id"] = id.replacen("WO-20261123", prefix, 1).into();
+                }
+            }
+            println!("{}", d.create_orders(&v.to_string())?.join(" "));
+        }
+        DispatchCmd::Code { engineer } => println!("{}", d.enrolment_code(&engineer)?),
+        DispatchCmd::Assign { id, engineer, name } => {
+            d.assign(&id, &engineer, &name)?;
+        }
+        DispatchCmd::Cancel { id, reason } => {
+            d.cancel(&id, &reason)?;
+        }
+        DispatchCmd::Priority { id, priority } => {
+            d.set_priority(&id, &priority)?;
+        }
+        DispatchCmd::Revoke { device } => d.revoke_device(&device)?,
+        DispatchCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&d.order(&id)?)?),
+    }
+    Ok(())
+}

@@ -53,6 +53,7 @@ pub mod net {
         pub running: onsite_server::Running,
         pub dispatcher: onsite_server::client::DispatcherClient,
         pub dir: tempfile::TempDir,
+        token: String,
     }
 
     impl TestServer {
@@ -63,7 +64,12 @@ pub mod net {
             let running = onsite_server::spawn(config).unwrap();
             let token = onsite_server::client::create_provider(&running.url(), "admin-secret", PROVIDER, "Test provider").unwrap();
             let dispatcher = onsite_server::client::DispatcherClient::new(&running.url(), &token).unwrap();
-            Self { running, dispatcher, dir }
+            let token = token.clone();
+            Self { running, dispatcher, dir, token }
+        }
+
+        pub fn dispatcher_token(&self) -> &str {
+            &self.token
         }
 
         pub fn url(&self) -> String {

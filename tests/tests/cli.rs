@@ -70,7 +70,8 @@ fn demo_runs_and_keeps_its_data_when_asked() {
     // A second run continues with the next open order of the same store.
     let (ok, out, err) = onsite(dir.path(), &["demo"]);
     assert!(ok, "{err}");
-    assert!(out.contains("walking WO-20261123-0002"), "{out}");
+    assert!(out.contains("working WO-20261123-0002 offline"), "{out}");
+    assert!(out.contains("pending after sync: 0 journal, 0 orders, 0 photos"), "{out}");
 }
 
 #[test]
@@ -210,4 +211,51 @@ fn receipts_bundles_and_verify_from_the_command_line() {
     assert!(x.join("manifest.json").exists() && x.join("receipt/r2.json").exists());
     let (ok, _, err) = onsite(&data, &["bundle", "extract", small.to_str().unwrap(), x.to_str().unwrap()]);
     assert!(!ok, "never overwrites: {err}");
+}
+
+#[test]
+fn dispatch_enrol_and_sync_from_the_command_line() {
+    let server = onsite_tests::net::TestServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("device");
+    let file = dir.path().join("orders.json");
+    std::fs::write(&file, SAMPLE_ORDERS).unwrap();
+    let dispatch = |args: &[&str]| {
+        let out = Command::new(onsite_bin())
+            .args(["dispatch", "--server", &url, "--token", server.dispatcher_token()])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, ids, err) = dispatch(&["orders", file.to_str().unwrap(), "--provider", onsite_tests::net::PROVIDER, "--engineer", "eng-cli", "--id-prefix", "WO-CLI"]);
+    assert!(ok, "{err}");
+    assert_eq!(ids, "WO-CLI-0001 WO-CLI-0002 WO-CLI-0003");
+    let (ok, code, err) = dispatch(&["code", "eng-cli"]);
+    assert!(ok && code.len() == 14, "{code} {err}");
+    let (ok, out, err) = onsite(&data, &["sync", "status"]);
+    assert!(ok && out.contains("(not enrolled)"), "{out}{err}");
+    let (ok, _, err) = onsite(&data, &["sync", "now"]);
+    assert!(!ok && err.contains("not enrolled"), "{err}");
+    let (ok, out, err) = onsite(&data, &["sync", "enrol", "--server", &url, &code]);
+    assert!(ok && out.contains("engineer eng-cli"), "{out}{err}");
+    let (ok, out, err) = onsite(&data, &["sync", "now"]);
+    assert!(ok && out.contains("pulled 3"), "{out}{err}");
+    let (ok, _, err) = onsite(&data, &["orders", "note", "WO-CLI-0002", "parts in the van"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = onsite(&data, &["sync", "status", "--json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["pending_orders"], 1);
+    let (ok, out, err) = onsite(&data, &["sync", "now", "--json"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["orders_pushed"], 1);
+    let (ok, out, _) = dispatch(&["show", "WO-CLI-0002"]);
+    assert!(ok && out.contains("parts in the van"), "{out}");
+    // A reused code is refused with a clear message and a failing exit code.
+    let other = dir.path().join("other");
+    let (ok, _, err) = onsite(&other, &["sync", "enrol", "--server", &url, &code]);
+    assert!(!ok && err.contains("already used"), "{err}");
 }

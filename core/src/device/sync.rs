@@ -78,6 +78,14 @@ impl Device {
         Ok(enrolled)
     }
 
+    /// Points the device at its server's new address (same server, same data, moved).
+    pub fn set_sync_server(&self, url: &str) -> Result<()> {
+        if self.store.meta(META_TOKEN)?.is_none() {
+            return Err(SyncError::NotEnrolled.into());
+        }
+        Ok(self.store.set_meta(META_SERVER, url)?)
+    }
+
     /// The server this device is enrolled with, if any.
     pub fn sync_server(&self) -> Result<Option<String>> {
         Ok(self.store.meta(META_SERVER)?)

@@ -1,0 +1,175 @@
+//! Sync at the boundary: enrol, one sync pass with a progress listener (a foreign trait),
+//! status for the UI, and merge conflicts. The pass is blocking: call it off the main thread
+//! (Kotlin `Dispatchers.IO`, Swift `Task.detached`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use onsite_core::sync::{client, HttpTransport, SyncOptions};
+
+use crate::store::OnsiteStore;
+use crate::types::to_time;
+use crate::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncPhase {
+    Journal,
+    Orders,
+    Photos,
+}
+
+/// Told how a sync pass progresses (a progress bar). Called on the syncing thread; a
+/// listener that throws is ignored, the pass goes on.
+#[uniffi::export(with_foreign)]
+pub trait SyncProgressListener: Send + Sync {
+    fn on_progress(&self, phase: SyncPhase, done: u64, total: u64);
+}
+
+struct Listener(Arc<dyn SyncProgressListener>);
+
+impl client::SyncObserver for Listener {
+    fn progress(&self, p: &client::SyncProgress) {
+        let phase = match p.phase {
+            client::Phase::Journal => SyncPhase::Journal,
+            client::Phase::Orders => SyncPhase::Orders,
+            client::Phase::Photos => SyncPhase::Photos,
+        };
+        self.0.on_progress(phase, p.done, p.total);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Enrolment {
+    pub provider: String,
+    pub engineer_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RejectedOrder {
+    pub order_id: String,
+    /// `not_in_scope`, `forbidden_field`, `resend_full` or `invalid`.
+    pub code: String,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    pub round_trips: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub journal_uploaded: u64,
+    pub orders_pushed: u64,
+    pub orders_pulled: u64,
+    pub orders_rejected: Vec<RejectedOrder>,
+    /// Orders rebuilt on the server's version after a refusal (local work kept).
+    pub orders_rebased: u64,
+    /// Orders reassigned away from this engineer.
+    pub orders_removed: Vec<String>,
+    /// Orders whose screens should refresh.
+    pub changed_orders: Vec<String>,
+    pub photos_uploaded: u64,
+    /// What stays queued for the next pass, and why.
+    pub pending_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct WedgedPhoto {
+    pub sha256: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncState {
+    pub enrolled: bool,
+    pub server: Option<String>,
+    pub engineer_id: Option<String>,
+    pub pending_journal: u64,
+    pub pending_orders: u64,
+    pub pending_photos: u64,
+    pub wedged: Vec<WedgedPhoto>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ConflictValue {
+    /// The value as JSON.
+    pub value_json: String,
+    /// Device id of the author (or the server's actor for dispatcher edits).
+    pub author: String,
+    /// The value merge kept.
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FieldConflict {
+    pub field: String,
+    pub values: Vec<ConflictValue>,
+}
+
+fn transport(url: &str) -> Result<HttpTransport, ApiError> {
+    HttpTransport::new(url).map_err(|e| ApiError::Network { reason: e.to_string() })
+}
+
+#[uniffi::export]
+impl OnsiteStore {
+    /// Enrols this device with `server_url` using the dispatcher's one-time code.
+    pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, ApiError> {
+        let r = self.device.enrol(&transport(&server_url)?, &server_url, &code)?;
+        Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
+    }
+
+    /// One sync pass: journal and receipts, orders, photos. Blocking.
+    pub fn sync(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncSummary, ApiError> {
+        let url = self.device.sync_server()?.ok_or(ApiError::Unauthorized { reason: "not enrolled".into() })?;
+        let observer = listener.map(Listener);
+        let r = self.device.sync(&transport(&url)?, &SyncOptions::default(), observer.as_ref().map(|o| o as &dyn client::SyncObserver))?;
+        Ok(SyncSummary {
+            round_trips: r.round_trips,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            journal_uploaded: r.journal_uploaded,
+            orders_pushed: r.orders_pushed,
+            orders_pulled: r.orders_pulled,
+            orders_rejected: r.orders_rejected.into_iter().map(|(order_id, code, field)| RejectedOrder { order_id, code, field }).collect(),
+            orders_rebased: r.orders_rebased,
+            orders_removed: r.orders_removed,
+            changed_orders: r.changed_orders,
+            photos_uploaded: r.blobs_uploaded,
+            pending_errors: r.errors,
+        })
+    }
+
+    /// What the sync screen shows, from local state only.
+    pub fn sync_state(&self) -> Result<SyncState, ApiError> {
+        let s = self.device.sync_status()?;
+        Ok(SyncState {
+            enrolled: s.enrolled,
+            server: s.server,
+            engineer_id: s.engineer,
+            pending_journal: s.pending_journal,
+            pending_orders: s.pending_orders,
+            pending_photos: s.pending_blobs,
+            wedged: s.wedged.into_iter().map(|(sha256, reason)| WedgedPhoto { sha256, reason }).collect(),
+            last_success: s.last_success_at.map(|t| to_time(onsite_core::order::Timestamp(t))),
+            last_error: s.last_error,
+        })
+    }
+
+    /// Fields of an order whose concurrent values merge resolved, with their authors.
+    pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
+        Ok(self
+            .device
+            .conflicts(&order_id)?
+            .into_iter()
+            .map(|(field, values)| FieldConflict {
+                field,
+                values: values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (v, author))| ConflictValue { value_json: v.to_string(), author, kept: i == 0 })
+                    .collect(),
+            })
+            .collect())
+    }
+}
