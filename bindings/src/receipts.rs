@@ -209,7 +209,7 @@ impl OnsiteStore {
 /// the key the bundle was signed with (as the server registered it).
 #[uniffi::export]
 pub fn verify_bundle(path: String, device_key: Option<Vec<u8>>) -> BundleReport {
-    bundle::verify_file(std::path::Path::new(&path), &bundle::verify::Options { device_key, time_authority: None }).into()
+    bundle::verify_file(std::path::Path::new(&path), &bundle::verify::Options { device_key, ..Default::default() }).into()
 }
 
 /// Renders signature strokes as a PNG (ink on white) for a preview.

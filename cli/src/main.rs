@@ -67,6 +67,9 @@ enum Command {
         /// The time authority's key (SEC1 hex) to trust for time tickets.
         #[arg(long)]
         authority: Option<String>,
+        /// The server's evidence-log key (SEC1 hex) that must sign the checkpoints.
+        #[arg(long)]
+        log_key: Option<String>,
     },
     /// Sync with the server: enrol, sync now, status, conflicts.
     #[command(subcommand)]
@@ -209,8 +212,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Templates(cmd) => checklist::templates(&open(&data_dir(&cli.data))?, cmd),
         Command::Receipt(cmd) => receipt::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Bundle(cmd) => receipt::bundle_cmd(&data_dir(&cli.data), cmd),
-        Command::Verify { bundle, json, device_key, authority } => {
-            if receipt::verify(&bundle, json, device_key.as_deref(), authority.as_deref())? {
+        Command::Verify { bundle, json, device_key, authority, log_key } => {
+            if receipt::verify(&bundle, json, device_key.as_deref(), authority.as_deref(), log_key.as_deref())? {
                 Ok(())
             } else {
                 std::process::exit(1)

@@ -170,11 +170,15 @@ pub fn bundle_cmd(data: &Path, cmd: BundleCmd) -> Result<()> {
 }
 
 /// `onsite verify BUNDLE`: true when everything holds.
-pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Option<&str>) -> Result<bool> {
+pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Option<&str>, log_key: Option<&str>) -> Result<bool> {
     let hexarg = |flag: &str, v: Option<&str>| -> Result<Option<Vec<u8>>> {
         v.map(|h| onsite_core::hash::unhex(h).with_context(|| format!("--{flag} is not hex"))).transpose()
     };
-    let opts = bundle::verify::Options { device_key: hexarg("device-key", device_key)?, time_authority: hexarg("authority", authority)? };
+    let opts = bundle::verify::Options {
+        device_key: hexarg("device-key", device_key)?,
+        time_authority: hexarg("authority", authority)?,
+        log_key: hexarg("log-key", log_key)?,
+    };
     let report = bundle::verify_file(path, &opts);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -44,3 +44,27 @@ fn bundle_inputs_never_panic_and_only_the_real_one_verifies() {
         assert_eq!(r.ok, name == "valid-thumbs.zip", "{name}: {}", r.render_text());
     }
 }
+
+#[test]
+fn sync_inputs_never_panic_and_seeds_decode() {
+    use onsite_core::sync::{authz, protocol};
+    let cases = inputs("sync");
+    assert!(cases.len() >= 4, "the sync regression corpus is missing");
+    let mut decoded = 0;
+    for (name, bytes) in cases {
+        let _ = protocol::inflate(&bytes, 1 << 20);
+        let _ = protocol::decode_response(&bytes);
+        if let Ok(req) = protocol::decode_request(&bytes) {
+            decoded += 1;
+            for push in &req.push {
+                let mut doc = automerge::AutoCommit::new();
+                if doc.load_incremental(&push.changes).is_ok() {
+                    if let Ok(o) = autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
+                        assert!(authz::check_engineer_change(&o, &o, &[], "dev").is_ok(), "{name}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(decoded >= 2, "the seed requests decode");
+}

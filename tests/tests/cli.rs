@@ -159,6 +159,18 @@ fn receipts_bundles_and_verify_from_the_command_line() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["summary"]["order"], "WO-20261123-0001");
+    // The demo synced before exporting: the bundle carries the server's inclusion proofs.
+    let logged: Vec<&serde_json::Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["check"] == "log.inclusion").collect();
+    assert!(!logged.is_empty() && logged.iter().all(|c| c["passed"] == true), "{logged:?}");
+    assert!(report["summary"]["logged"].as_str().is_some_and(|l| l.contains("onsite/prov-bj-chaoyang")), "{}", report["summary"]);
+    let log_key = {
+        let d = onsite_core::Device::open(onsite_core::DeviceOptions::new(&data)).unwrap();
+        (d.store().meta("sync.log_key").unwrap().unwrap(), onsite_core::hash::hex(&d.public_key()))
+    };
+    let (ok, _, _) = onsite(&data, &["verify", "--log-key", &log_key.0, zs]);
+    assert!(ok, "the pinned log key holds");
+    let (ok, out, _) = onsite(&data, &["verify", "--log-key", &log_key.1, zs]);
+    assert!(!ok && out.contains("log.inclusion"), "a checkpoint signed by another key is refused: {out}");
 
     // One flipped byte anywhere in the receipt member: exit code 1 and the failure named.
     let bytes = std::fs::read(&zip).unwrap();

@@ -92,6 +92,8 @@ pub mod roles {
     pub const THUMBNAIL: &str = "thumbnail";
     pub const JOURNAL: &str = "journal";
     pub const TICKETS: &str = "time_tickets";
+    /// Inclusion proofs of journal entries in the server's evidence log (RFC 9162).
+    pub const LOG_PROOFS: &str = "log_proofs";
 }
 
 #[cfg(test)]

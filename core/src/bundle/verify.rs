@@ -65,6 +65,8 @@ pub struct Summary {
     pub arrival_fix: Option<Fix>,
     /// The real-time interval of the signing, from a server time ticket (RFC 3339).
     pub signed_trusted: Option<(String, String)>,
+    /// Where the server's evidence log holds the receipt's journal entry, when proven.
+    pub logged: Option<String>,
     pub photos: usize,
     pub journal_entries: usize,
     pub charges_payable: String,
@@ -118,6 +120,9 @@ impl Report {
                 Some((a, b)) => o.push_str(&format!("       signed between {a} and {b} (server time ticket)\n")),
                 None => o.push_str("       no server time ticket anchors the signing: times are the device's own\n"),
             }
+            if let Some(l) = &s.logged {
+                o.push_str(&format!("       receipt entry logged by the server: {l}\n"));
+            }
             o.push_str(&format!("Evidence: {} photos, {} journal entries\n", s.photos, s.journal_entries));
         }
         o.push_str("Checks:\n");
@@ -135,6 +140,8 @@ pub struct Options {
     pub device_key: Option<Vec<u8>>,
     /// The time authority to trust (SEC1); defaults to the one the bundle names.
     pub time_authority: Option<Vec<u8>>,
+    /// The evidence log's key (SEC1); when given, checkpoints must be signed by it.
+    pub log_key: Option<Vec<u8>>,
 }
 
 struct Checks(Vec<Check>);
@@ -324,6 +331,33 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     };
     let bodies: BTreeMap<u64, journal::Body> = entries.iter().filter_map(|e| e.body().ok().map(|b| (e.seq, b))).collect();
 
+    // ---- the server's evidence log ----
+    let mut logged: BTreeMap<u64, String> = BTreeMap::new();
+    if let Some(path) = by_role.get(roles::LOG_PROOFS).and_then(|p| p.first()) {
+        match small.get(*path).map(|b| serde_json::from_slice::<Vec<crate::sync::merkle::InclusionProof>>(b)) {
+            Some(Ok(proofs)) => {
+                for p in proofs {
+                    let subject = format!("{path} #{}", p.seq);
+                    let Some(entry) = entries.iter().find(|e| e.seq == p.seq) else {
+                        c.fail("log.inclusion", &subject, "proves an entry the journal slice does not hold");
+                        continue;
+                    };
+                    match p.verify(&entry.hash, opts.log_key.as_deref()) {
+                        Ok(()) => {
+                            let at = crate::receipt::build::rfc3339(crate::order::Timestamp(p.checkpoint.at_ms));
+                            let what = format!("leaf {} of {} in {} (checkpoint signed {at})", p.index, p.checkpoint.size, p.checkpoint.origin);
+                            c.pass("log.inclusion", &subject, what.clone());
+                            logged.insert(p.seq, what);
+                        }
+                        Err(e) => c.fail("log.inclusion", &subject, e.to_string()),
+                    }
+                }
+            }
+            Some(Err(e)) => c.fail("log.inclusion", path, e.to_string()),
+            None => c.fail("log.inclusion", path, "missing"),
+        }
+    }
+
     // ---- receipts ----
     let mut receipts: BTreeMap<u32, (Receipt, SignedReceipt)> = BTreeMap::new();
     for path in by_role.get(roles::RECEIPT).cloned().unwrap_or_default() {
@@ -498,6 +532,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         signed_at: Some(fmt_ms(sr.signed_at_ms)),
         arrival_fix,
         signed_trusted,
+        logged: logged.get(&sr.journal_seq).cloned(),
         photos: r.photos.len(),
         journal_entries: entries.len(),
         charges_payable: format!("{} {}.{:02}", r.charges.currency, r.charges.payable_cents / 100, r.charges.payable_cents % 100),

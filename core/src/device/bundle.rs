@@ -80,6 +80,13 @@ impl Device {
         if !tickets.is_empty() {
             add("journal/tickets.json".into(), roles::TICKETS, json(&tickets)?);
         }
+        // The server's inclusion proofs for this order's entries (once the journal synced).
+        let seqs: BTreeSet<u64> = entries.iter().map(|e| e.seq).collect();
+        let proofs: Vec<crate::sync::merkle::InclusionProof> = self.log_proofs()?.into_iter().filter(|p| seqs.contains(&p.seq)).collect();
+        if !proofs.is_empty() {
+            let bytes = serde_json::to_vec(&proofs).map_err(|e| bundle::Error::Build(e.to_string()))?;
+            add("log/proofs.json".into(), roles::LOG_PROOFS, bytes);
+        }
         let rows = self.store.photos(order_id)?;
         let mut photos = 0;
         for sha in &photo_hashes {

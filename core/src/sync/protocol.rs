@@ -302,6 +302,28 @@ mod tests {
         assert!(matches!(inflate(b"not zlib", 100), Err(Error::Malformed(_))));
     }
 
+    /// Writes the fuzzer's seed inputs (`cargo test -p onsite-core write_sync_seeds -- --ignored`).
+    #[test]
+    #[ignore]
+    fn write_sync_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-crashers/sync");
+        std::fs::create_dir_all(&dir).unwrap();
+        let order = crate::order::import::parse_orders(&crate::order::import::tests::sample_json("WO-1"), crate::order::Timestamp(0)).unwrap().remove(0);
+        let mut doc = automerge::AutoCommit::new();
+        autosurgeon::reconcile(&mut doc, &order).unwrap();
+        let full = doc.save();
+        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()) };
+        std::fs::write(dir.join("request-full-doc.cbor"), encode(&req).unwrap()).unwrap();
+        std::fs::write(dir.join("request-idle.cbor"), encode(&SyncRequest { v: VERSION, cursor: 99, ..Default::default() }).unwrap()).unwrap();
+        let resp = SyncResponse {
+            v: VERSION, cursor: 9, more: false, removed: vec!["WO-2".into()], ticket: None,
+            docs: vec![DocPull { id: "WO-1".into(), full: true, bytes: full.clone() }],
+            rejected: vec![Rejection { id: "WO-3".into(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(full) }],
+        };
+        std::fs::write(dir.join("response.cbor"), encode(&resp).unwrap()).unwrap();
+        std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap())).unwrap();
+    }
+
     proptest! {
         #[test]
         fn round_trips(cursor in any::<u64>(), ids in proptest::collection::vec("[A-Z0-9-]{1,12}", 0..5), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
