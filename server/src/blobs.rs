@@ -113,3 +113,35 @@ impl Blobs {
         Ok(PutOutcome::Complete)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(b: &[u8]) -> String {
+        Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn resumable_upload_checks_offsets_and_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let h = sha(&data);
+        assert!(matches!(blobs.put("p", &h, 0, 1000, &data[..400]).unwrap(), PutOutcome::Partial(400)));
+        assert_eq!(blobs.partial("p", &h).unwrap(), Some((400, 1000)));
+        // A stale or future offset is told where the upload stands.
+        assert!(matches!(blobs.put("p", &h, 0, 1000, &data[..400]).unwrap(), PutOutcome::Conflict(400)));
+        assert!(matches!(blobs.put("p", &h, 800, 1000, &data[800..]).unwrap(), PutOutcome::Conflict(400)));
+        assert!(matches!(blobs.put("p", &h, 400, 1000, &data[400..]).unwrap(), PutOutcome::Complete));
+        assert_eq!(blobs.read("p", &h).unwrap(), data);
+        assert_eq!(blobs.partial("p", &h).unwrap(), None);
+        // Another provider does not see it.
+        assert!(blobs.read("q", &h).is_err());
+        // Bytes that hash to something else are discarded.
+        let other = sha(b"other");
+        assert!(matches!(blobs.put("p", &other, 0, 5, b"xther").unwrap(), PutOutcome::Mismatch));
+        assert_eq!(blobs.partial("p", &other).unwrap(), None);
+        assert!(matches!(blobs.put("p", &other, 0, 3, b"xther").unwrap(), PutOutcome::TooLong));
+    }
+}

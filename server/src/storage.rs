@@ -510,3 +510,43 @@ impl Storage for SqliteStorage {
         Ok(n as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_database_is_refused_and_migration_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        drop(SqliteStorage::open(&path).unwrap());
+        drop(SqliteStorage::open(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported: 1 })));
+    }
+
+    #[test]
+    fn codes_are_single_use_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStorage::open(&dir.path().join("s.sqlite3")).unwrap();
+        s.create_provider("p", "P", "tok", 0).unwrap();
+        assert!(matches!(s.create_provider("p", "P", "tok2", 0), Err(Error::Exists(_))));
+        s.create_code("c1", "p", "eng-1", 1_000).unwrap();
+        s.create_code("c2", "p", "eng-1", 1_000).unwrap();
+        assert!(matches!(s.enrol("c1", 2_000, "d1", b"key", "t1"), Err(Error::Conflict(_))), "expired");
+        s.create_code("c3", "p", "eng-1", 10_000).unwrap();
+        assert_eq!(s.enrol("c3", 2_000, "d1", b"key", "t1").unwrap(), ("p".into(), "eng-1".into()));
+        assert!(matches!(s.enrol("c3", 2_000, "d2", b"key2", "t2"), Err(Error::Conflict(_))), "used");
+        assert!(matches!(s.enrol("nope", 2_000, "d2", b"key2", "t2"), Err(Error::NotFound(_))));
+        assert_eq!(s.device_by_token("t1").unwrap().unwrap().engineer_id, "eng-1");
+        s.revoke_device("p", "d1", 3_000).unwrap();
+        assert!(s.device_by_token("t1").unwrap().is_none(), "revoked tokens stop working");
+        // Re-enrolment needs the same key.
+        s.create_code("c4", "p", "eng-2", 10_000).unwrap();
+        assert!(matches!(s.enrol("c4", 4_000, "d1", b"other-key", "t3"), Err(Error::Conflict(_))));
+        s.create_code("c5", "p", "eng-2", 10_000).unwrap();
+        s.enrol("c5", 4_000, "d1", b"key", "t4").unwrap();
+        let d = s.device_by_token("t4").unwrap().unwrap();
+        assert_eq!((d.engineer_id.as_str(), d.revoked), ("eng-2", false));
+    }
+}

@@ -413,3 +413,77 @@ fn server_killed_mid_upload_and_app_restarted_resume() {
         let _ = child.wait();
     }
 }
+
+/// A photo whose local bytes were damaged can never upload: the server refuses the hash,
+/// the outbox retries with backoff, then marks it wedged with the reason; other work goes on.
+#[test]
+fn a_damaged_photo_is_wedged_with_its_reason() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-W", 1)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    let good = a.ingest_photo(&ids[0], None, PhotoSource::Bytes(&onsite_tests::noisy_jpeg(200, 150, 1)), None).unwrap();
+    let bad = a.ingest_photo(&ids[0], None, PhotoSource::Bytes(&onsite_tests::noisy_jpeg(200, 150, 2)), None).unwrap();
+    let path = a.blob_path(&bad.sha256);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    a.add_note(&ids[0], "photos taken").unwrap();
+    let mut wedged = None;
+    for pass in 1..=5 {
+        c.advance(chrono::Duration::minutes(10));
+        let r = a.sync(&t, &fast(), None).unwrap();
+        assert_eq!(r.errors.len(), if pass <= 3 { 1 } else { 0 }, "pass {pass}: {r:?}");
+        let st = a.sync_status().unwrap();
+        if !st.wedged.is_empty() {
+            wedged = Some((pass, st));
+            break;
+        }
+    }
+    let (pass, st) = wedged.expect("the damaged photo is wedged");
+    assert_eq!(pass, 3, "wedged after three permanent failures");
+    assert_eq!(st.wedged.len(), 1);
+    assert_eq!(st.wedged[0].0, bad.sha256);
+    assert!(st.wedged[0].1.contains("hash"), "{:?}", st.wedged);
+    assert_eq!(st.pending_blobs, 0, "wedged items are not pending");
+    assert_eq!(st.pending_orders, 0, "the order and the good photo went through");
+    assert!(s.running.service.storage.has_blob(PROVIDER, &good.sha256).unwrap());
+    assert!(!s.running.service.storage.has_blob(PROVIDER, &bad.sha256).unwrap());
+}
+
+/// Many changes on one order make the server compact its history; a device that was away
+/// gets the whole document and converges, and a new device of the engineer gets it too.
+#[test]
+fn server_compaction_keeps_devices_converging() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-M", 1)).unwrap();
+    let id = &ids[0];
+    let c = clock();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    for i in 0..(onsite_server::service::COMPACT_AFTER + 6) {
+        a.add_note(id, &format!("n{i}")).unwrap();
+        a.sync(&t, &fast(), None).unwrap();
+        if i % 10 == 0 {
+            s.dispatcher.set_priority(id, if i % 20 == 0 { "low" } else { "normal" }).unwrap();
+        }
+    }
+    let row = s.running.service.storage.order(PROVIDER, id).unwrap().unwrap();
+    assert!(row.compacted_seq > row.assigned_seq, "the server compacted: {row:?}");
+    assert!(s.running.service.storage.change_rows(PROVIDER, id).unwrap() < onsite_server::service::COMPACT_AFTER);
+    a.sync(&t, &fast(), None).unwrap();
+    let b = device(db.path(), &c);
+    s.enrol(&b, "eng-1");
+    b.sync(&t, &fast(), None).unwrap();
+    let on_server = server_order(&s, id);
+    assert_eq!(a.get(id).unwrap().order, on_server);
+    assert_eq!(b.get(id).unwrap().order, on_server);
+    assert_eq!(on_server.notes.len() as u64, onsite_server::service::COMPACT_AFTER + 6);
+}
