@@ -223,6 +223,8 @@ fn authorization_is_enforced() {
     s.dispatcher.assign(&ids[1], "eng-2", "Zhang").unwrap();
     let r = a.sync(&t, &fast(), None).unwrap();
     assert_eq!(r.orders_removed, vec![ids[1].clone()]);
+    assert!(!a.list(&Default::default()).unwrap().iter().any(|o| o.id == ids[1]), "a removed order leaves the list");
+    assert!(a.get(&ids[1]).is_ok(), "and stays stored");
     let r = cdev.sync(&t, &fast(), None).unwrap();
     assert!(r.changed_orders.contains(&ids[1]), "{r:?}");
     assert_eq!(cdev.get(&ids[1]).unwrap().order.engineer.id, "eng-2");

@@ -496,12 +496,13 @@ impl Store {
             }
             SortBy::Updated => "updated_at DESC, id",
         };
-        let filter = if statuses.is_empty() {
-            String::new()
-        } else {
+        // Orders the dispatcher reassigned away stay stored (nothing accepted is lost) but
+        // leave the list.
+        let mut filter = "WHERE NOT EXISTS (SELECT 1 FROM sync_docs s WHERE s.order_id = orders.id AND s.state = 'removed')".to_string();
+        if !statuses.is_empty() {
             let list: Vec<String> = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("WHERE status IN ({})", list.join(","))
-        };
+            filter.push_str(&format!(" AND status IN ({})", list.join(",")));
+        }
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM orders {filter} ORDER BY {order_by}");
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st.query_map([], summary_from_row)?;
