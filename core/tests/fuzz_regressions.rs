@@ -54,6 +54,11 @@ fn sync_inputs_never_panic_and_seeds_decode() {
     for (name, bytes) in cases {
         let _ = protocol::inflate(&bytes, 1 << 20);
         let _ = protocol::decode_response(&bytes);
+        if let Ok(upload) = protocol::decode_journal_upload(&bytes) {
+            for e in upload.entries {
+                let _ = e.into_entry().body();
+            }
+        }
         if let Ok(req) = protocol::decode_request(&bytes) {
             decoded += 1;
             for push in &req.push {

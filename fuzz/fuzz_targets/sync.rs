@@ -8,6 +8,11 @@ use onsite_core::sync::{authz, protocol};
 fuzz_target!(|data: &[u8]| {
     let _ = protocol::inflate(data, 1 << 20);
     let _ = protocol::decode_response(data);
+    if let Ok(upload) = protocol::decode_journal_upload(data) {
+        for e in upload.entries.into_iter().take(8) {
+            let _ = e.into_entry().body();
+        }
+    }
     let Ok(req) = protocol::decode_request(data) else { return };
     for push in req.push.iter().take(4) {
         let mut doc = automerge::AutoCommit::new();

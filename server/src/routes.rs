@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use onsite_core::sync::protocol::{self, EnrolRequest, ErrorBody, JournalUpload};
+use onsite_core::sync::protocol::{self, EnrolRequest, ErrorBody};
 use serde::Deserialize;
 
 use crate::service::{Error, Service};
@@ -305,7 +305,7 @@ async fn journal(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Res
     let bytes = body_bytes(&headers, body)?;
     let out = blocking(move || {
         let device = svc.device(token.as_deref())?;
-        let upload: JournalUpload = json(&bytes)?;
+        let upload = protocol::decode_journal_upload(&bytes).map_err(|e| Error::BadRequest(e.to_string()))?;
         let ack = svc.journal(&device, upload)?;
         serde_json::to_vec(&ack).map_err(|e| Error::Internal(e.to_string()))
     })

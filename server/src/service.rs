@@ -450,7 +450,7 @@ impl Service {
     // ----- journal -----
 
     pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
-        let mut entries = upload.entries;
+        let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
         entries.sort_by_key(|e| e.seq);
         // Entries the server already has must be the same entries (a retry or duplicate).
         let mut fresh: Vec<Entry> = Vec::new();
@@ -495,18 +495,15 @@ impl Service {
         let last_seq = fresh.last().map(|e| e.seq).unwrap_or(device.journal_seq);
         let mut receipts = Vec::new();
         for r in upload.receipts {
-            let bytes = |h: &str, what: &str| unhex(h).ok_or_else(|| Error::BadRequest(format!("receipt {what} is not hex")));
-            let canonical = bytes(&r.canonical, "canonical")?;
-            let strokes = r.strokes.as_deref().map(|s| bytes(s, "strokes")).transpose()?;
             let sr = onsite_core::receipt::SignedReceipt {
                 order: r.order_id.clone(),
                 revision: r.revision,
-                receipt_sha256: sha256_hex(&canonical),
-                strokes_sha256: strokes.as_deref().map(sha256_hex),
-                canonical,
-                strokes,
-                message: bytes(&r.message, "message")?,
-                signature: bytes(&r.signature, "signature")?,
+                receipt_sha256: sha256_hex(&r.canonical),
+                strokes_sha256: r.strokes.as_deref().map(sha256_hex),
+                canonical: r.canonical,
+                strokes: r.strokes,
+                message: r.message,
+                signature: r.signature,
                 journal_seq: r.journal_seq,
                 signed_at_ms: 0,
             };

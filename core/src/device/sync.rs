@@ -273,18 +273,19 @@ impl Pass<'_> {
                 .map(|r| ReceiptUpload {
                     order_id: r.order_id,
                     revision: r.revision,
-                    canonical: crate::hash::hex(&r.canonical),
-                    strokes: r.strokes.as_deref().map(crate::hash::hex),
-                    message: crate::hash::hex(&r.message),
-                    signature: crate::hash::hex(&r.signature),
+                    canonical: r.canonical,
+                    strokes: r.strokes,
+                    message: r.message,
+                    signature: r.signature,
                     journal_seq: r.journal_seq,
                 })
                 .collect();
             let n_receipts = receipts.len() as u64;
             let count = entries.len() as u64;
-            let body = serde_json::to_vec(&JournalUpload { entries, receipts }).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            let upload = JournalUpload { v: protocol::VERSION, entries: entries.iter().map(protocol::WireEntry::from_entry).collect(), receipts };
+            let body = protocol::encode(&upload).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let req = Request::new(Method::Post, "/v1/journal")
-                .header("content-type", "application/json")
+                .header("content-type", "application/cbor")
                 .header("content-encoding", "deflate")
                 .header("accept-encoding", "deflate")
                 .body(protocol::deflate(&body));

@@ -225,25 +225,60 @@ pub struct EnrolResponse {
     pub log_key: String,
 }
 
-/// `POST /v1/journal`: entries after the server's acknowledged seq, and receipts signed in them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /v1/journal` (CBOR): entries after the server's acknowledged seq, and the receipts
+/// signed in them. Bytes travel raw; each entry's hash is recomputed by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JournalUpload {
-    pub entries: Vec<Entry>,
+    pub v: u32,
+    pub entries: Vec<WireEntry>,
     #[serde(default)]
     pub receipts: Vec<ReceiptUpload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireEntry {
+    pub seq: u64,
+    /// The canonical body exactly as hashed and signed.
+    #[serde(with = "serde_bytes_compat")]
+    pub body: Vec<u8>,
+    /// ES256 r||s.
+    #[serde(with = "serde_bytes_compat")]
+    pub signature: Vec<u8>,
+}
+
+impl WireEntry {
+    pub fn from_entry(e: &Entry) -> Self {
+        Self { seq: e.seq, body: e.body.clone(), signature: e.signature.clone() }
+    }
+
+    pub fn into_entry(self) -> Entry {
+        let hash = crate::hash::sha256_hex(&self.body);
+        Entry { seq: self.seq, body: self.body, hash, signature: self.signature }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiptUpload {
     pub order_id: String,
     pub revision: u32,
-    /// Hex of the canonical receipt, the OSS1 strokes, the signing message and signature.
-    pub canonical: String,
-    #[serde(default)]
-    pub strokes: Option<String>,
-    pub message: String,
-    pub signature: String,
+    /// The canonical receipt, the OSS1 strokes, the signing message and signature.
+    #[serde(with = "serde_bytes_compat")]
+    pub canonical: Vec<u8>,
+    #[serde(default, with = "opt_bytes")]
+    pub strokes: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes_compat")]
+    pub message: Vec<u8>,
+    #[serde(with = "serde_bytes_compat")]
+    pub signature: Vec<u8>,
     pub journal_seq: u64,
+}
+
+pub fn decode_journal_upload(bytes: &[u8]) -> Result<JournalUpload, Error> {
+    let r: JournalUpload = decode(bytes)?;
+    if r.v != VERSION {
+        return Err(Error::Version(r.v));
+    }
+    Ok(r)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +328,18 @@ mod tests {
     }
 
     #[test]
+    fn journal_uploads_round_trip_with_recomputed_hashes() {
+        let key = crate::evidence::SoftwareSigner::generate().unwrap();
+        let draft = crate::evidence::journal::Draft::new("note", Some("WO-1"), serde_json::json!({ "text": "hi" }));
+        let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
+        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
+        let back = decode_journal_upload(&encode(&upload).unwrap()).unwrap();
+        let restored: Vec<Entry> = back.entries.into_iter().map(WireEntry::into_entry).collect();
+        assert_eq!(restored, entries, "the hash is recomputed, identical");
+        assert_eq!(decode_journal_upload(&encode(&JournalUpload { v: 2, ..Default::default() }).unwrap()), Err(Error::Version(2)));
+    }
+
+    #[test]
     fn deflate_round_trips_and_bombs_are_refused() {
         let data = b"onsite ".repeat(1000);
         assert_eq!(inflate(&deflate(&data), 10_000).unwrap(), data);
@@ -322,6 +369,11 @@ mod tests {
         };
         std::fs::write(dir.join("response.cbor"), encode(&resp).unwrap()).unwrap();
         std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap())).unwrap();
+        let key = crate::evidence::SoftwareSigner::generate().unwrap();
+        let draft = crate::evidence::journal::Draft::new("note", Some("WO-1"), serde_json::json!({ "text": "hi" }));
+        let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
+        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
+        std::fs::write(dir.join("journal-upload.cbor"), encode(&upload).unwrap()).unwrap();
     }
 
     proptest! {
