@@ -165,35 +165,30 @@ impl Pass<'_> {
 
     fn run(&mut self) -> Result<()> {
         // Evidence first: a later phase failing must not hold the journal back.
-        let at = self.wire();
-        let journal = self.journal();
-        self.report.journal_bytes += self.wire() - at;
-        if let Err(e) = journal {
-            self.stop_or_note(e)?;
-        }
-        let at = self.wire();
-        let orders = self.orders();
-        self.report.orders_bytes += self.wire() - at;
-        if let Err(e) = orders {
-            self.stop_or_note(e)?;
-        }
+        self.phase(Phase::Journal, Self::journal)?;
+        self.phase(Phase::Orders, Self::orders)?;
         // Merges and time tickets were journaled just now: send those entries too, so a
         // finished pass leaves nothing pending.
         if self.report.orders_pulled > 0 || self.report.orders_rebased > 0 || self.ticket_accepted {
-            let at = self.wire();
-            let journal = self.journal();
-            self.report.journal_bytes += self.wire() - at;
-            if let Err(e) = journal {
-                self.stop_or_note(e)?;
-            }
+            self.phase(Phase::Journal, Self::journal)?;
         }
+        self.phase(Phase::Photos, Self::photos)
+    }
+
+    /// Runs one phase, adds its wire bytes to the report, and stops or notes its error.
+    fn phase(&mut self, phase: Phase, f: fn(&mut Self) -> Result<()>) -> Result<()> {
         let at = self.wire();
-        let photos = self.photos();
-        self.report.photos_bytes += self.wire() - at;
-        if let Err(e) = photos {
-            self.stop_or_note(e)?;
+        let result = f(self);
+        let bytes = self.wire() - at;
+        match phase {
+            Phase::Journal => self.report.journal_bytes += bytes,
+            Phase::Orders => self.report.orders_bytes += bytes,
+            Phase::Photos => self.report.photos_bytes += bytes,
         }
-        Ok(())
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.stop_or_note(e),
+        }
     }
 
     /// Unauthorized and storage failures stop the pass; the rest is noted and retried later.
