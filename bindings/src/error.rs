@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Not enrolled, or the server refused this device's credentials (revoked): enrol again.
     #[error("unauthorized: {reason}")]
     Unauthorized { reason: String },
+    /// The call was cancelled (its coroutine or task); what it committed stays committed.
+    #[error("cancelled")]
+    Cancelled,
     #[error("internal error: {reason}")]
     Internal { reason: String },
 }
@@ -50,6 +53,7 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Receipt(e) => e.into(),
             onsite_core::Error::Bundle(e) => e.into(),
             onsite_core::Error::Sync(e) => e.into(),
+            onsite_core::Error::Cancelled => ApiError::Cancelled,
         }
     }
 }
@@ -172,6 +176,7 @@ impl From<onsite_core::sync::client::Error> for ApiError {
             E::Refused(_) => ApiError::NotPermitted { reason },
             E::Network(_) | E::Server { .. } => ApiError::Network { reason },
             E::Protocol(_) => ApiError::Internal { reason },
+            E::Cancelled => ApiError::Cancelled,
         }
     }
 }

@@ -148,3 +148,91 @@ impl From<evidence::journal::Report> for JournalReport {
         }
     }
 }
+
+/// A photo recorded for an order, as the detail screen lists it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PhotoInfo {
+    pub sha256: String,
+    pub step: Option<String>,
+    pub format: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub size: u64,
+    pub thumb_sha256: Option<String>,
+    /// EXIF capture time as written by the camera (local time, no zone), if any.
+    pub captured_at: Option<String>,
+    pub ingested_at: std::time::SystemTime,
+    pub problems: Vec<String>,
+    pub journal_seq: u64,
+}
+
+impl From<onsite_core::store::PhotoRow> for PhotoInfo {
+    fn from(r: onsite_core::store::PhotoRow) -> Self {
+        Self {
+            captured_at: r.exif.get("captured_at").and_then(|v| v.as_str()).map(String::from),
+            sha256: r.sha256,
+            step: r.step,
+            format: r.format,
+            width: r.width,
+            height: r.height,
+            size: r.size,
+            thumb_sha256: r.thumb_sha256,
+            ingested_at: crate::types::to_time(onsite_core::order::Timestamp(r.ingested_at)),
+            problems: r.problems,
+            journal_seq: r.journal_seq,
+        }
+    }
+}
+
+/// Photos and the operation log.
+#[derive(uniffi::Object)]
+pub struct EvidenceApi {
+    pub(crate) device: Arc<onsite_core::Device>,
+}
+
+#[uniffi::export]
+impl EvidenceApi {
+    /// Stores a photo file as evidence for an order (optionally a checklist step): hash,
+    /// EXIF, thumbnail, reuse check and journal entry. Runs off the caller's thread;
+    /// cancelling before the photo is recorded leaves no record.
+    pub async fn ingest_file(&self, order_id: String, step_id: Option<String>, path: String, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
+        let device = self.device.clone();
+        let fix = fix.map(TryInto::try_into).transpose()?;
+        crate::task::blocking("ingest", move |cancel| {
+            let source = onsite_core::device::PhotoSource::Path(std::path::Path::new(&path));
+            Ok(device.ingest_photo_cancellable(&order_id, step_id.as_deref(), source, fix, cancel)?.into())
+        })
+        .await
+    }
+
+    /// Stores photo bytes (a camera capture) as evidence; see `ingest_file`.
+    pub async fn ingest_bytes(&self, order_id: String, step_id: Option<String>, bytes: Vec<u8>, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
+        let device = self.device.clone();
+        let fix = fix.map(TryInto::try_into).transpose()?;
+        crate::task::blocking("ingest", move |cancel| {
+            let source = onsite_core::device::PhotoSource::Bytes(&bytes);
+            Ok(device.ingest_photo_cancellable(&order_id, step_id.as_deref(), source, fix, cancel)?.into())
+        })
+        .await
+    }
+
+    /// The photos recorded for an order, oldest first.
+    pub fn photos(&self, order_id: String) -> Result<Vec<PhotoInfo>, ApiError> {
+        Ok(self.device.photos(&order_id)?.into_iter().map(Into::into).collect())
+    }
+
+    /// A stored blob (photo or thumbnail) by SHA-256, re-hashed on read.
+    pub fn blob(&self, sha256: String) -> Result<Vec<u8>, ApiError> {
+        Ok(self.device.blob(&sha256)?)
+    }
+
+    /// The operation log, all of it or one order's.
+    pub fn journal(&self, order_id: Option<String>) -> Result<Vec<JournalEntry>, ApiError> {
+        self.device.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Verifies the whole journal: hash chain, signatures, no gaps.
+    pub fn verify_journal(&self) -> Result<JournalReport, ApiError> {
+        Ok(self.device.verify_journal()?.into())
+    }
+}

@@ -9,12 +9,15 @@ mod evidence;
 mod receipts;
 mod store;
 mod sync;
+mod task;
 mod types;
+mod logging;
 
 pub use checklist::*;
 pub use error::ApiError;
 pub use evidence::*;
 pub use receipts::*;
-pub use store::{ClockSource, OnsiteStore};
+pub use logging::*;
+pub use store::*;
 pub use sync::*;
 pub use types::*;

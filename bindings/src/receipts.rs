@@ -5,7 +5,6 @@ use std::time::SystemTime;
 use onsite_core::{bundle, receipt};
 
 use crate::checklist::Stroke;
-use crate::store::OnsiteStore;
 use crate::types::to_time;
 use crate::ApiError;
 
@@ -152,7 +151,7 @@ impl From<ReceiptRequest> for receipt::ReceiptInput {
     }
 }
 
-fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
+pub(crate) fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
     let parsed: Option<receipt::Receipt> = serde_json::from_slice(&s.canonical).ok();
     SignedReceiptInfo {
         decision: match parsed.as_ref().map(|r| &r.outcome) {
@@ -171,17 +170,23 @@ fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
     }
 }
 
+/// Receipts the customer signs, the customer copy, and the arbitration bundle.
+#[derive(uniffi::Object)]
+pub struct ReceiptsApi {
+    pub(crate) device: std::sync::Arc<onsite_core::Device>,
+}
+
 #[uniffi::export]
-impl OnsiteStore {
+impl ReceiptsApi {
     /// Builds the order's receipt and signs it with the device key (the customer's strokes,
     /// or their refusal, are part of it). Needs the order awaiting signature; a correction
     /// of a signed receipt is a new revision with a reason.
-    pub fn sign_receipt(&self, order_id: String, request: ReceiptRequest) -> Result<SignedReceiptInfo, ApiError> {
+    pub fn sign(&self, order_id: String, request: ReceiptRequest) -> Result<SignedReceiptInfo, ApiError> {
         Ok(info(self.device.sign_receipt(&order_id, &request.into())?))
     }
 
     /// Every receipt revision of the order, oldest first.
-    pub fn receipts(&self, order_id: String) -> Result<Vec<SignedReceiptInfo>, ApiError> {
+    pub fn list(&self, order_id: String) -> Result<Vec<SignedReceiptInfo>, ApiError> {
         Ok(self.device.receipts(&order_id)?.into_iter().map(info).collect())
     }
 
@@ -190,18 +195,24 @@ impl OnsiteStore {
         Ok(self.device.customer_copy_html(&order_id, revision)?)
     }
 
-    /// Writes the order's arbitration bundle (zip) to `path`.
-    pub fn export_bundle(&self, order_id: String, path: String, thumbnails_only: bool) -> Result<BundleExport, ApiError> {
-        let s = self.device.export_bundle(&order_id, std::path::Path::new(&path), onsite_core::device::ExportOptions { thumbnails_only })?;
-        Ok(BundleExport {
-            path: s.path.display().to_string(),
-            bytes: s.bytes,
-            sha256: s.sha256,
-            members: s.members as u32,
-            receipts: s.receipts as u32,
-            photos: s.photos as u32,
-            journal_entries: s.journal_entries as u32,
+    /// Writes the order's arbitration bundle (zip) to `path`, off the caller's thread.
+    /// Cancelling stops between members; `path` is then left untouched.
+    pub async fn export_bundle(&self, order_id: String, path: String, thumbnails_only: bool) -> Result<BundleExport, ApiError> {
+        let device = self.device.clone();
+        crate::task::blocking("export", move |cancel| {
+            let opts = onsite_core::device::ExportOptions { thumbnails_only };
+            let s = device.export_bundle_cancellable(&order_id, std::path::Path::new(&path), opts, cancel)?;
+            Ok(BundleExport {
+                path: s.path.display().to_string(),
+                bytes: s.bytes,
+                sha256: s.sha256,
+                members: s.members as u32,
+                receipts: s.receipts as u32,
+                photos: s.photos as u32,
+                journal_entries: s.journal_entries as u32,
+            })
         })
+        .await
     }
 }
 

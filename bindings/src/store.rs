@@ -1,12 +1,17 @@
-//! The entry object: one per data directory.
+//! The entry object, one per data directory, and its sub-areas. `Onsite` opens the store
+//! with the platform's services (clock, hardware key, location) and hands out one thin
+//! object per area: `orders()`, `checklist()`, `evidence()`, `receipts()`, `sync()`. Each
+//! forwards to the core's `Device`; nothing here holds logic.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use onsite_core::{Actor, Clock, Device, DeviceOptions};
 
-use crate::checklist::{AnswerRecord, Blocker, ChecklistView, StepAnswer, TemplateInfo};
-use crate::evidence::{DeviceSigner, ForeignSigner, IngestReport, JournalEntry, JournalReport};
+use crate::checklist::{Blocker, ChecklistApi, ChecklistView};
+use crate::evidence::{DeviceSigner, EvidenceApi, ForeignSigner, PhotoInfo};
+use crate::receipts::{ReceiptsApi, SignedReceiptInfo};
+use crate::sync::{FieldConflict, SyncApi};
 use crate::types::{from_time, GpsFix, OrderDetail, OrderFilter, OrderSummary, TransitionRequest};
 use crate::ApiError;
 
@@ -45,30 +50,105 @@ impl Clock for ForeignClock {
     }
 }
 
-/// The app's handle on its local data: work orders in a directory it owns.
+/// The platform's location provider (Android FusedLocationProvider, iOS CoreLocation).
+/// Asked when an arrival or a photo comes without a fix. An error or no fix records no
+/// fix; the engineer's action still goes through.
+#[uniffi::export(with_foreign)]
+pub trait LocationProvider: Send + Sync {
+    fn current_fix(&self) -> Result<Option<GpsFix>, ApiError>;
+}
+
+struct ForeignLocation(Arc<dyn LocationProvider>);
+
+impl onsite_core::LocationSource for ForeignLocation {
+    fn current_fix(&self) -> Option<onsite_core::GpsFix> {
+        match self.0.current_fix() {
+            Ok(Some(fix)) => match fix.try_into() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %ApiError::from(e), "the location provider gave an invalid fix; none recorded");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the location provider failed; no fix recorded");
+                None
+            }
+        }
+    }
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeOrigin {
+    /// An edit on this device.
+    Local,
+    /// Merged from the server or a peer.
+    Remote,
+}
+
+/// Told which orders changed (after local edits and merges) so screens refresh. Called on
+/// the thread that made the change: hop to the main thread before touching UI. A listener
+/// that throws is contained; the change itself is already committed.
+#[uniffi::export(with_foreign)]
+pub trait OrderChangeListener: Send + Sync {
+    fn on_orders_changed(&self, order_ids: Vec<String>, origin: ChangeOrigin);
+}
+
+struct ForeignChanges(Arc<dyn OrderChangeListener>);
+
+impl onsite_core::ChangeListener for ForeignChanges {
+    fn orders_changed(&self, order_ids: &[String], origin: onsite_core::ChangeOrigin) {
+        let origin = match origin {
+            onsite_core::ChangeOrigin::Local => ChangeOrigin::Local,
+            onsite_core::ChangeOrigin::Remote => ChangeOrigin::Remote,
+        };
+        self.0.on_orders_changed(order_ids.to_vec(), origin);
+    }
+}
+
+/// A live registration: delivery stops on `cancel()` or when the handle is freed
+/// (Kotlin `close()`, Swift `deinit`).
 #[derive(uniffi::Object)]
-pub struct OnsiteStore {
-    pub(crate) device: Device,
+pub struct ChangeSubscription {
+    inner: Mutex<Option<onsite_core::Subscription>>,
 }
 
 #[uniffi::export]
-impl OnsiteStore {
-    /// Opens (creating if needed) the store in `data_dir`.
+impl ChangeSubscription {
+    pub fn cancel(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.is_active())
+    }
+}
+
+/// The app's handle on its local data: one per data directory, opened once at start.
+#[derive(uniffi::Object)]
+pub struct Onsite {
+    device: Arc<Device>,
+}
+
+#[uniffi::export]
+impl Onsite {
+    /// Opens (creating if needed) the store in `data_dir`, with a software device key.
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> Result<Arc<Self>, ApiError> {
-        Ok(Arc::new(Self { device: Device::open(DeviceOptions::new(data_dir))? }))
+        Self::open_with_platform(data_dir, None, None, None)
     }
 
-    /// Opens the store with an app-provided clock.
+    /// Opens the store with the platform's services: a clock (tests), the hardware-backed
+    /// device key, and the location provider. `None` takes the default.
     #[uniffi::constructor]
-    pub fn open_with_clock(data_dir: String, clock: Arc<dyn ClockSource>) -> Result<Arc<Self>, ApiError> {
-        let clock = Arc::new(ForeignClock { inner: clock, fallback: onsite_core::SystemClock::new() });
-        Ok(Arc::new(Self { device: Device::open(DeviceOptions::new(data_dir).with_clock(clock))? }))
-    }
-
-    /// Opens the store with the app's clock and hardware-backed device key.
-    #[uniffi::constructor]
-    pub fn open_with_platform(data_dir: String, clock: Option<Arc<dyn ClockSource>>, signer: Option<Arc<dyn DeviceSigner>>) -> Result<Arc<Self>, ApiError> {
+    pub fn open_with_platform(
+        data_dir: String,
+        clock: Option<Arc<dyn ClockSource>>,
+        signer: Option<Arc<dyn DeviceSigner>>,
+        location: Option<Arc<dyn LocationProvider>>,
+    ) -> Result<Arc<Self>, ApiError> {
         let mut options = DeviceOptions::new(data_dir);
         if let Some(clock) = clock {
             options = options.with_clock(Arc::new(ForeignClock { inner: clock, fallback: onsite_core::SystemClock::new() }));
@@ -76,7 +156,10 @@ impl OnsiteStore {
         if let Some(signer) = signer {
             options = options.with_signer(Arc::new(ForeignSigner(signer)));
         }
-        Ok(Arc::new(Self { device: Device::open(options)? }))
+        if let Some(location) = location {
+            options = options.with_location(Arc::new(ForeignLocation(location)));
+        }
+        Ok(Arc::new(Self { device: Arc::new(Device::open(options)?) }))
     }
 
     /// This device's stable id.
@@ -84,12 +167,67 @@ impl OnsiteStore {
         self.device.device_id().to_string()
     }
 
+    /// This device's public key (SEC1 uncompressed), as the server registers it.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.device.public_key()
+    }
+
+    pub fn orders(&self) -> Arc<OrdersApi> {
+        Arc::new(OrdersApi { device: self.device.clone() })
+    }
+
+    pub fn checklist(&self) -> Arc<ChecklistApi> {
+        Arc::new(ChecklistApi { device: self.device.clone() })
+    }
+
+    pub fn evidence(&self) -> Arc<EvidenceApi> {
+        Arc::new(EvidenceApi { device: self.device.clone() })
+    }
+
+    pub fn receipts(&self) -> Arc<ReceiptsApi> {
+        Arc::new(ReceiptsApi { device: self.device.clone() })
+    }
+
+    pub fn sync(&self) -> Arc<SyncApi> {
+        Arc::new(SyncApi { device: self.device.clone() })
+    }
+
+    /// Registers `listener` for order changes; keep the handle as long as the screen lives.
+    pub fn subscribe(&self, listener: Arc<dyn OrderChangeListener>) -> Arc<ChangeSubscription> {
+        let sub = self.device.subscribe(Arc::new(ForeignChanges(listener)));
+        Arc::new(ChangeSubscription { inner: Mutex::new(Some(sub)) })
+    }
+}
+
+/// Everything the order detail screen shows, in one call.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct OrderScreen {
+    pub detail: OrderDetail,
+    /// `None` until the checklist is started.
+    pub checklist: Option<ChecklistView>,
+    /// Why the order cannot be completed yet (empty when it can).
+    pub blockers: Vec<Blocker>,
+    pub photos: Vec<PhotoInfo>,
+    pub receipts: Vec<SignedReceiptInfo>,
+    /// Fields whose concurrent edits merge resolved (see `orders().conflicts(id)`).
+    pub conflicted_fields: Vec<String>,
+}
+
+/// Work orders: the list and detail screens, lifecycle events, notes, peer merge.
+#[derive(uniffi::Object)]
+pub struct OrdersApi {
+    device: Arc<Device>,
+}
+
+#[uniffi::export]
+impl OrdersApi {
     /// Imports one order or an array of orders (the dispatcher's JSON); returns their ids.
-    pub fn import_orders(&self, json: String) -> Result<Vec<String>, ApiError> {
+    pub fn import_json(&self, json: String) -> Result<Vec<String>, ApiError> {
         Ok(self.device.import_orders_json(&json)?)
     }
 
-    pub fn list_orders(&self, filter: OrderFilter) -> Result<Vec<OrderSummary>, ApiError> {
+    /// The list screen: summary rows only (no document is loaded).
+    pub fn list(&self, filter: OrderFilter) -> Result<Vec<OrderSummary>, ApiError> {
         let filter = onsite_core::OrderFilter {
             statuses: filter.statuses.into_iter().map(Into::into).collect(),
             sort: filter.sort.into(),
@@ -97,11 +235,27 @@ impl OnsiteStore {
         Ok(self.device.list(&filter)?.into_iter().map(Into::into).collect())
     }
 
-    pub fn get_order(&self, id: String) -> Result<OrderDetail, ApiError> {
+    pub fn get(&self, id: String) -> Result<OrderDetail, ApiError> {
         Ok(self.device.get(&id)?.into())
     }
 
-    /// Applies a lifecycle event as the engineer, with an optional location fix.
+    /// The detail screen in one record: order, checklist, blockers, photos, receipts.
+    pub fn screen(&self, id: String) -> Result<OrderScreen, ApiError> {
+        let view = self.device.get(&id)?;
+        let started = view.order.checklist.template.is_some();
+        let checklist = if started { Some(self.device.checklist(&id)?.into()) } else { None };
+        Ok(OrderScreen {
+            detail: view.into(),
+            checklist,
+            blockers: self.device.blockers(&id)?.iter().map(Into::into).collect(),
+            photos: self.device.photos(&id)?.into_iter().map(Into::into).collect(),
+            receipts: self.device.receipts(&id)?.into_iter().map(crate::receipts::info).collect(),
+            conflicted_fields: self.device.conflicts(&id)?.into_iter().map(|(field, _)| field).collect(),
+        })
+    }
+
+    /// Applies a lifecycle event as the engineer. Without a fix, the location provider is
+    /// asked (when the app gave one).
     pub fn transition(&self, id: String, request: TransitionRequest, fix: Option<GpsFix>) -> Result<OrderDetail, ApiError> {
         let fix = fix.map(TryInto::try_into).transpose()?;
         Ok(self.device.transition(&id, request.into(), Actor::Engineer, fix)?.into())
@@ -121,74 +275,8 @@ impl OnsiteStore {
         Ok(self.device.merge_document(&bytes)?.into())
     }
 
-    /// The latest version of every checklist template on this device.
-    pub fn list_templates(&self) -> Vec<TemplateInfo> {
-        self.device.templates().iter().map(|t| t.as_ref().into()).collect()
-    }
-
-    /// Publishes a template version (TOML) to this device; running orders keep theirs.
-    pub fn publish_template(&self, file_name: String, toml: String) -> Result<TemplateInfo, ApiError> {
-        Ok(self.device.publish_template(&file_name, &toml)?.as_ref().into())
-    }
-
-    /// Starts the order's checklist on the latest version of `template_id`.
-    pub fn start_checklist(&self, order_id: String, template_id: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.start_checklist(&order_id, &template_id)?.into())
-    }
-
-    pub fn checklist(&self, order_id: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.checklist(&order_id)?.into())
-    }
-
-    /// Records an answer; a correction is a new answer (history keeps the old ones).
-    pub fn answer_step(&self, order_id: String, step_id: String, answer: StepAnswer) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.answer(&order_id, &step_id, answer.try_into()?)?.into())
-    }
-
-    pub fn mark_not_applicable(&self, order_id: String, step_id: String, reason: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.mark_not_applicable(&order_id, &step_id, &reason)?.into())
-    }
-
-    /// Every answer given to a step, oldest first.
-    pub fn step_history(&self, order_id: String, step_id: String) -> Result<Vec<AnswerRecord>, ApiError> {
-        Ok(self.device.step_history(&order_id, &step_id)?.iter().map(Into::into).collect())
-    }
-
-    /// Why the order cannot be completed yet (empty when it can).
-    pub fn blockers(&self, order_id: String) -> Result<Vec<Blocker>, ApiError> {
-        Ok(self.device.blockers(&order_id)?.iter().map(Into::into).collect())
-    }
-
-    /// Stores a photo file as evidence for an order (optionally a checklist step).
-    pub fn ingest_photo_file(&self, order_id: String, step_id: Option<String>, path: String, fix: Option<GpsFix>) -> Result<IngestReport, ApiError> {
-        let fix = fix.map(TryInto::try_into).transpose()?;
-        let source = onsite_core::device::PhotoSource::Path(std::path::Path::new(&path));
-        Ok(self.device.ingest_photo(&order_id, step_id.as_deref(), source, fix)?.into())
-    }
-
-    /// Stores photo bytes as evidence for an order (optionally a checklist step).
-    pub fn ingest_photo_bytes(&self, order_id: String, step_id: Option<String>, bytes: Vec<u8>, fix: Option<GpsFix>) -> Result<IngestReport, ApiError> {
-        let fix = fix.map(TryInto::try_into).transpose()?;
-        Ok(self.device.ingest_photo(&order_id, step_id.as_deref(), onsite_core::device::PhotoSource::Bytes(&bytes), fix)?.into())
-    }
-
-    /// A stored blob (photo or thumbnail) by SHA-256.
-    pub fn blob(&self, sha256: String) -> Result<Vec<u8>, ApiError> {
-        Ok(self.device.blob(&sha256)?)
-    }
-
-    /// The operation log, all of it or one order's.
-    pub fn journal(&self, order_id: Option<String>) -> Result<Vec<JournalEntry>, ApiError> {
-        self.device.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
-    }
-
-    /// Verifies the whole journal: hash chain, signatures, no gaps.
-    pub fn verify_journal(&self) -> Result<JournalReport, ApiError> {
-        Ok(self.device.verify_journal()?.into())
-    }
-
-    /// This device's public key (SEC1 uncompressed).
-    pub fn public_key(&self) -> Vec<u8> {
-        self.device.public_key()
+    /// Fields of an order whose concurrent values merge resolved, with their authors.
+    pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
+        Ok(self.device.conflicts(&order_id)?.into_iter().map(crate::sync::conflict).collect())
     }
 }

@@ -1,13 +1,13 @@
 //! Sync at the boundary: enrol, one sync pass with a progress listener (a foreign trait),
-//! status for the UI, and merge conflicts. The pass is blocking: call it off the main thread
-//! (Kotlin `Dispatchers.IO`, Swift `Task.detached`).
+//! status for the UI, and merge conflicts. Enrolment and the pass are async exports (Kotlin
+//! `suspend`, Swift `async`) that run on their own thread; cancelling the coroutine or task
+//! stops the pass between requests, and everything already acknowledged stays so.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use onsite_core::sync::{client, HttpTransport, SyncOptions};
 
-use crate::store::OnsiteStore;
 use crate::types::to_time;
 use crate::ApiError;
 
@@ -111,37 +111,64 @@ fn transport(url: &str) -> Result<HttpTransport, ApiError> {
     HttpTransport::new(url).map_err(|e| ApiError::Network { reason: e.to_string() })
 }
 
+pub(crate) fn conflict((field, values): (String, Vec<(serde_json::Value, String)>)) -> FieldConflict {
+    FieldConflict {
+        field,
+        values: values
+            .into_iter()
+            .enumerate()
+            .map(|(i, (v, author))| ConflictValue { value_json: v.to_string(), author, kept: i == 0 })
+            .collect(),
+    }
+}
+
+/// Enrolment, sync passes and the sync screen's state.
+#[derive(uniffi::Object)]
+pub struct SyncApi {
+    pub(crate) device: Arc<onsite_core::Device>,
+}
+
 #[uniffi::export]
-impl OnsiteStore {
+impl SyncApi {
     /// Enrols this device with `server_url` using the dispatcher's one-time code.
-    pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, ApiError> {
-        let r = self.device.enrol(&transport(&server_url)?, &server_url, &code)?;
-        Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
+    pub async fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, ApiError> {
+        let device = self.device.clone();
+        crate::task::blocking("enrol", move |_| {
+            let r = device.enrol(&transport(&server_url)?, &server_url, &code)?;
+            Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
+        })
+        .await
     }
 
-    /// One sync pass: journal and receipts, orders, photos. Blocking.
-    pub fn sync(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncSummary, ApiError> {
-        let url = self.device.sync_server()?.ok_or(ApiError::Unauthorized { reason: "not enrolled".into() })?;
-        let observer = listener.map(Listener);
-        let r = self.device.sync(&transport(&url)?, &SyncOptions::default(), observer.as_ref().map(|o| o as &dyn client::SyncObserver))?;
-        Ok(SyncSummary {
-            round_trips: r.round_trips,
-            bytes_sent: r.bytes_sent,
-            bytes_received: r.bytes_received,
-            journal_uploaded: r.journal_uploaded,
-            orders_pushed: r.orders_pushed,
-            orders_pulled: r.orders_pulled,
-            orders_rejected: r.orders_rejected.into_iter().map(|(order_id, code, field)| RejectedOrder { order_id, code, field }).collect(),
-            orders_rebased: r.orders_rebased,
-            orders_removed: r.orders_removed,
-            changed_orders: r.changed_orders,
-            photos_uploaded: r.blobs_uploaded,
-            pending_errors: r.errors,
+    /// One sync pass: journal and receipts, orders, photos. Cancel the coroutine / task to
+    /// stop it (`ApiError.Cancelled`); the next pass resumes where it stopped.
+    pub async fn run(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncSummary, ApiError> {
+        let device = self.device.clone();
+        crate::task::blocking("sync", move |cancel| {
+            let url = device.sync_server()?.ok_or(ApiError::Unauthorized { reason: "not enrolled".into() })?;
+            let observer = listener.map(Listener);
+            let options = SyncOptions { cancel: cancel.clone(), ..SyncOptions::default() };
+            let r = device.sync(&transport(&url)?, &options, observer.as_ref().map(|o| o as &dyn client::SyncObserver))?;
+            Ok(SyncSummary {
+                round_trips: r.round_trips,
+                bytes_sent: r.bytes_sent,
+                bytes_received: r.bytes_received,
+                journal_uploaded: r.journal_uploaded,
+                orders_pushed: r.orders_pushed,
+                orders_pulled: r.orders_pulled,
+                orders_rejected: r.orders_rejected.into_iter().map(|(order_id, code, field)| RejectedOrder { order_id, code, field }).collect(),
+                orders_rebased: r.orders_rebased,
+                orders_removed: r.orders_removed,
+                changed_orders: r.changed_orders,
+                photos_uploaded: r.blobs_uploaded,
+                pending_errors: r.errors,
+            })
         })
+        .await
     }
 
     /// What the sync screen shows, from local state only.
-    pub fn sync_state(&self) -> Result<SyncState, ApiError> {
+    pub fn state(&self) -> Result<SyncState, ApiError> {
         let s = self.device.sync_status()?;
         Ok(SyncState {
             enrolled: s.enrolled,
@@ -156,20 +183,8 @@ impl OnsiteStore {
         })
     }
 
-    /// Fields of an order whose concurrent values merge resolved, with their authors.
-    pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
-        Ok(self
-            .device
-            .conflicts(&order_id)?
-            .into_iter()
-            .map(|(field, values)| FieldConflict {
-                field,
-                values: values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (v, author))| ConflictValue { value_json: v.to_string(), author, kept: i == 0 })
-                    .collect(),
-            })
-            .collect())
+    /// Puts wedged photos back in the outbox (after the cause was fixed); returns how many.
+    pub fn retry_wedged(&self) -> Result<u64, ApiError> {
+        Ok(self.device.store().retry_wedged()? as u64)
     }
 }

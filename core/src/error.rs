@@ -21,6 +21,9 @@ pub enum Error {
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
     Sync(#[from] sync::client::Error),
+    /// The caller cancelled the operation; what was committed before stays committed.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,12 +6,15 @@
 //! injected clock). Nothing here knows about FFI.
 
 pub mod bundle;
+pub mod cancel;
+pub mod changes;
 pub mod clock;
 pub mod device;
 pub mod error;
 pub mod evidence;
 pub mod hash;
 pub mod jcs;
+pub mod location;
 pub mod order;
 pub mod receipt;
 pub mod signature;
@@ -20,7 +23,10 @@ pub mod sop;
 pub mod store;
 pub mod sync;
 
+pub use cancel::Cancel;
+pub use changes::{ChangeFeed, ChangeListener, ChangeOrigin, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use location::LocationSource;
 pub use device::{Device, DeviceOptions, OrderFilter, OrderView};
 pub use error::{Error, Result};
 pub use order::{Actor, Event, GpsFix, Status, WorkOrder};

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::Device;
+use crate::cancel::Cancel;
 use crate::bundle::{self, archive, roles, DeviceKey, Manifest, MemberRef, SignedPart};
 use crate::hash::{hex, sha256_hex};
 use crate::receipt::SigningMessage;
@@ -37,6 +38,12 @@ impl Device {
     /// Writes the order's bundle to `out` (atomically: a temporary file renamed into place).
     /// Needs at least one signed (or refused) receipt.
     pub fn export_bundle(&self, order_id: &str, out: &Path, opts: ExportOptions) -> Result<ExportSummary> {
+        self.export_bundle_cancellable(order_id, out, opts, &Cancel::new())
+    }
+
+    /// [`Device::export_bundle`] that stops when `cancel` fires (checked between members);
+    /// the partial temporary file is removed and `out` is left untouched.
+    pub fn export_bundle_cancellable(&self, order_id: &str, out: &Path, opts: ExportOptions, cancel: &Cancel) -> Result<ExportSummary> {
         self.store.get(order_id)?;
         let receipts = self.store.receipts(order_id)?;
         if receipts.is_empty() {
@@ -128,6 +135,7 @@ impl Device {
             w.add(bundle::MANIFEST, &manifest_bytes, true)?;
             w.add(bundle::MANIFEST_SIG, hex(&sig).as_bytes(), false)?;
             for (m, src, compress) in &members {
+                cancel.check()?;
                 match src {
                     Source::Bytes(b) => w.add(&m.path, b, *compress)?,
                     Source::File(p) => w.add_reader(&m.path, &mut std::fs::File::open(p).map_err(bundle::Error::from)?, false)?,
@@ -142,7 +150,11 @@ impl Device {
                 return Err(e);
             }
         };
-        file.sync_all().map_err(bundle::Error::from)?;
+        if let Err(e) = cancel.check().and_then(|()| file.sync_all().map_err(|e| bundle::Error::from(e).into())) {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         drop(file);
         std::fs::rename(&tmp, out).map_err(bundle::Error::from)?;
         let bytes = std::fs::read(out).map_err(bundle::Error::from)?;

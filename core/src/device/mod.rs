@@ -12,7 +12,10 @@ pub use bundle::{ExportOptions, ExportSummary};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use crate::cancel::Cancel;
+use crate::changes::{ChangeFeed, ChangeListener, ChangeOrigin, Subscription};
 use crate::clock::{Clock, SystemClock};
+use crate::location::LocationSource;
 use crate::order::{self, lifecycle, Actor, EngineerNote, Event, GpsFix, Status, Timestamp, TransitionRecord, WorkOrder};
 use crate::sla::{SlaPolicy, SlaReport, WorkCalendar};
 use crate::sop::{self, Answer, AnswerRecord, Blocker, Evaluation, Registry, Template, TemplateRef};
@@ -38,6 +41,8 @@ pub struct DeviceOptions {
     pub signer: Option<Arc<dyn Signer>>,
     /// The public key (SEC1) of the authority whose time tickets this device accepts.
     pub time_authority: Option<Vec<u8>>,
+    /// The platform's location provider, asked when an action comes without a fix.
+    pub location: Option<Arc<dyn LocationSource>>,
 }
 
 impl DeviceOptions {
@@ -51,6 +56,7 @@ impl DeviceOptions {
             require_receipt: true,
             signer: None,
             time_authority: None,
+            location: None,
         }
     }
 
@@ -61,6 +67,11 @@ impl DeviceOptions {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_location(mut self, location: Arc<dyn LocationSource>) -> Self {
+        self.location = Some(location);
         self
     }
 }
@@ -100,6 +111,8 @@ pub struct Device {
     templates: RwLock<Registry>,
     blobs: BlobStore,
     photo_limits: photo::Limits,
+    location: Option<Arc<dyn LocationSource>>,
+    changes: ChangeFeed,
 }
 
 /// Where a photo comes from.
@@ -172,6 +185,37 @@ impl Device {
             require_checklist: options.require_checklist,
             require_receipt: options.require_receipt,
             templates: RwLock::new(templates),
+            location: options.location,
+            changes: ChangeFeed::default(),
+        })
+    }
+
+    /// Registers a listener told which orders changed (after local edits and merges);
+    /// delivery stops when the returned handle is dropped.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Subscription {
+        self.changes.subscribe(listener)
+    }
+
+    pub(crate) fn changed(&self, id: &str, origin: ChangeOrigin) {
+        self.changes.emit([id.to_string()], origin);
+    }
+
+    pub(crate) fn changed_many(&self, ids: impl IntoIterator<Item = String>, origin: ChangeOrigin) {
+        self.changes.emit(ids, origin);
+    }
+
+    /// The fix to record: the caller's, else the platform provider's (a failing provider
+    /// records no fix; the engineer's action still goes through).
+    fn fix_or_current(&self, fix: Option<GpsFix>) -> Option<GpsFix> {
+        fix.or_else(|| {
+            let source = self.location.as_ref()?;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.current_fix())) {
+                Ok(f) => f,
+                Err(_) => {
+                    tracing::warn!("the location provider failed; no fix recorded");
+                    None
+                }
+            }
         })
     }
 
@@ -238,6 +282,7 @@ impl Device {
             self.store.insert(&o, &self.summarize(&o), self.stamp(), &draft)?;
             ids.push(o.id);
         }
+        self.changed_many(ids.clone(), ChangeOrigin::Local);
         Ok(ids)
     }
 
@@ -256,6 +301,7 @@ impl Device {
 
     /// Applies a lifecycle event, recording wall time, monotonic reading, device and fix.
     pub fn transition(&self, id: &str, event: Event, actor: Actor, fix: Option<GpsFix>) -> Result<OrderView> {
+        let fix = self.fix_or_current(fix);
         let stamp = self.stamp();
         let now = Timestamp(stamp.at_ms);
         let mono = stamp.mono_ms;
@@ -287,6 +333,7 @@ impl Device {
             |o| self.summarize(o),
         )?;
         tracing::info!(order = id, event = name, status = %order.status, "transition");
+        self.changed(id, ChangeOrigin::Local);
         Ok(self.view(order))
     }
 
@@ -313,6 +360,7 @@ impl Device {
             },
             |o| self.summarize(o),
         )?;
+        self.changed(id, ChangeOrigin::Local);
         Ok(self.view(order))
     }
 
@@ -406,6 +454,7 @@ impl Device {
             },
             |o| self.summarize(o),
         )?;
+        self.changed(id, ChangeOrigin::Local);
         self.checklist_view(order)
     }
 
@@ -442,6 +491,7 @@ impl Device {
             },
             |o| self.summarize(o),
         )?;
+        self.changed(id, ChangeOrigin::Local);
         self.checklist_view(order)
     }
 
@@ -471,8 +521,24 @@ impl Device {
     /// pass hashes and stores it, then analysis (EXIF, thumbnail, perceptual hash), a reuse
     /// check against other orders, and a journal entry in the same transaction as the record.
     pub fn ingest_photo(&self, order_id: &str, step: Option<&str>, source: PhotoSource<'_>, fix: Option<GpsFix>) -> Result<IngestReport> {
+        self.ingest_photo_cancellable(order_id, step, source, fix, &Cancel::new())
+    }
+
+    /// [`Device::ingest_photo`] that stops (with `Error::Cancelled`) when `cancel` fires
+    /// before the photo is recorded. The stored blob may stay (content-addressed, harmless);
+    /// no record or journal entry is written. Once recorded, a cancel changes nothing.
+    pub fn ingest_photo_cancellable(
+        &self,
+        order_id: &str,
+        step: Option<&str>,
+        source: PhotoSource<'_>,
+        fix: Option<GpsFix>,
+        cancel: &Cancel,
+    ) -> Result<IngestReport> {
         // The order must exist before anything is stored for it.
         self.store.get(order_id)?;
+        cancel.check()?;
+        let fix = self.fix_or_current(fix);
         let stored = match source {
             PhotoSource::Path(p) => {
                 let f = std::fs::File::open(p).map_err(EvidenceError::from)?;
@@ -487,6 +553,7 @@ impl Device {
             None => None,
         };
         let reused_on = self.store.find_reuse(order_id, &stored.sha256, analysis.phash, NEAR_DUPLICATE_BITS)?;
+        cancel.check()?;
         let stamp = self.stamp();
         let row = PhotoRow {
             order_id: order_id.to_string(),
@@ -526,6 +593,7 @@ impl Device {
             vouched.push((t.sha256.as_str(), t.size));
         }
         let journal_seq = self.store.record_photo(&row, stamp, &draft, &vouched)?;
+        self.changed(order_id, ChangeOrigin::Local);
         if !reused_on.is_empty() {
             tracing::warn!(order = order_id, photo = %stored.sha256, hits = reused_on.len(), "photo already used on another order");
         }
@@ -619,6 +687,7 @@ impl Device {
     /// Merges a document received from a peer or a server.
     pub fn merge_document(&self, bytes: &[u8]) -> Result<OrderView> {
         let order = self.store.merge(bytes, |o| self.summarize(o), self.stamp())?;
+        self.changed(&order.id, ChangeOrigin::Remote);
         Ok(self.view(order))
     }
 }

@@ -124,6 +124,7 @@ impl Device {
                 receipt_store::insert_receipt(tx, signed, seq)
             },
         )?;
+        self.changed(order_id, crate::changes::ChangeOrigin::Local);
         tracing::info!(order = order_id, revision = signed.revision, receipt = %signed.receipt_sha256, "receipt signed");
         Ok(signed)
     }

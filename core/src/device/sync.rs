@@ -136,6 +136,8 @@ impl Device {
         };
         let mut pass = Pass { device: self, transport, options, observer, token, report: SyncReport::default(), entropy, ticket_accepted: false };
         let result = pass.run();
+        // Screens refresh for what merged, even when the pass stopped part-way.
+        self.changed_many(pass.report.changed_orders.clone(), crate::changes::ChangeOrigin::Remote);
         let now = self.now().0;
         match &result {
             Ok(()) if pass.report.errors.is_empty() => {
@@ -143,6 +145,7 @@ impl Device {
                 self.store.set_meta(META_LAST_ERROR, "")?;
             }
             Ok(()) => self.store.set_meta(META_LAST_ERROR, &pass.report.errors.join("; "))?,
+            Err(crate::Error::Cancelled) => {}
             Err(e) => self.store.set_meta(META_LAST_ERROR, &e.to_string())?,
         }
         result?;
@@ -194,6 +197,7 @@ impl Pass<'_> {
     /// Unauthorized and storage failures stop the pass; the rest is noted and retried later.
     fn stop_or_note(&mut self, e: crate::Error) -> Result<()> {
         match &e {
+            crate::Error::Sync(SyncError::Cancelled) => Err(crate::Error::Cancelled),
             crate::Error::Sync(SyncError::Unauthorized(_)) | crate::Error::Sync(SyncError::NotEnrolled) | crate::Error::Store(_) => Err(e),
             _ => {
                 self.report.errors.push(e.to_string());
@@ -219,6 +223,9 @@ impl Pass<'_> {
         let req = self.authorized(req);
         let mut attempt = 0;
         loop {
+            if self.options.cancel.is_cancelled() {
+                return Err(SyncError::Cancelled);
+            }
             attempt += 1;
             self.report.round_trips += 1;
             self.report.bytes_sent += req.wire_len();
@@ -239,7 +246,9 @@ impl Pass<'_> {
             self.entropy = self.entropy.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let wait = self.options.backoff_ms(attempt, self.entropy >> 11);
             tracing::debug!(attempt, wait, error = %outcome, path = %req.path, "retrying");
-            std::thread::sleep(std::time::Duration::from_millis(wait));
+            if self.options.cancel.sleep(std::time::Duration::from_millis(wait)) {
+                return Err(SyncError::Cancelled);
+            }
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Error {
     Server { status: u16, reason: String },
     #[error("the server's answer cannot be understood: {0}")]
     Protocol(String),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {
@@ -55,6 +57,8 @@ pub struct SyncOptions {
     /// Photos are retried across passes after this backoff base, and wedged after this many
     /// permanent failures.
     pub blob_wedge_after: u32,
+    /// Stops the pass between requests (and during a backoff wait) once fired.
+    pub cancel: crate::Cancel,
 }
 
 impl Default for SyncOptions {
@@ -66,6 +70,7 @@ impl Default for SyncOptions {
             journal_batch: 30_000,
             ticket_every_ms: 10 * 60 * 1000,
             blob_wedge_after: 3,
+            cancel: crate::Cancel::new(),
         }
     }
 }
