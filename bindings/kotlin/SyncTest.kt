@@ -1,6 +1,7 @@
 // Sync through the boundary against a real onsite-server on loopback (started by scripts/test).
 package com.kuaige.onsite.test
 
+import kotlinx.coroutines.runBlocking
 import com.kuaige.onsite.*
 import java.io.File
 import java.net.URI
@@ -55,42 +56,42 @@ class SyncTest {
     }
 
     @Test
-    fun enrolReceiveWorkOfflineAndSync() {
+    fun enrolReceiveWorkOfflineAndSync(): Unit = runBlocking {
         dispatch("/v1/orders", samples.replace("prov-bj-chaoyang", "prov-ffi").replace("eng-017", "eng-kotlin").replace("WO-20261123", "WO-KT"))
-        OnsiteStore.open(Files.createTempDirectory("onsite-kt-sync").toString()).use { store ->
+        Onsite.open(Files.createTempDirectory("onsite-kt-sync").toString()).use { store ->
             try {
-                store.sync(null)
+                store.sync().run(null)
                 fail("synced without enrolment")
             } catch (e: ApiException.Unauthorized) {
             }
             try {
-                store.enrol(server, "AAAA-BBBB-CCCC")
+                store.sync().enrol(server, "AAAA-BBBB-CCCC")
                 fail("a made-up code enrolled the device")
             } catch (e: ApiException.Unauthorized) {
             }
-            val enrolment = store.enrol(server, code("eng-kotlin"))
+            val enrolment = store.sync().enrol(server, code("eng-kotlin"))
             assertEquals("prov-ffi", enrolment.provider)
             assertEquals("eng-kotlin", enrolment.engineerId)
 
             val progress = Recorder()
-            val first = store.sync(progress)
+            val first = store.sync().run(progress)
             assertEquals(3uL, first.ordersPulled)
             assertTrue(first.changedOrders.containsAll(listOf("WO-KT-0001", "WO-KT-0002", "WO-KT-0003")))
             assertTrue(progress.phases.contains(SyncPhase.ORDERS))
-            assertEquals(3, store.listOrders(OrderFilter(emptyList(), SortBy.SLA_DEADLINE)).size)
+            assertEquals(3, store.orders().list(OrderFilter(emptyList(), SortBy.SLA_DEADLINE)).size)
 
             // Offline work, then a sync whose progress listener throws every time.
             val id = "WO-KT-0001"
             val w = TimeWindow(Instant.now().plusSeconds(60), Instant.now().plusSeconds(3600))
-            listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w)).forEach { store.transition(id, it, null) }
-            store.addNote(id, "从 Kotlin 写的备注 / written from Kotlin")
-            assertEquals(1uL, store.syncState().pendingOrders)
+            listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w)).forEach { store.orders().transition(id, it, null) }
+            store.orders().addNote(id, "从 Kotlin 写的备注 / written from Kotlin")
+            assertEquals(1uL, store.sync().state().pendingOrders)
             val broken = Broken()
-            val second = store.sync(broken)
+            val second = store.sync().run(broken)
             assertTrue("the listener was called", broken.calls > 0)
             assertEquals(1uL, second.ordersPushed)
             assertTrue(second.pendingErrors.isEmpty())
-            val state = store.syncState()
+            val state = store.sync().state()
             assertEquals(0uL, state.pendingOrders)
             assertEquals(0uL, state.pendingJournal)
             assertNotNull(state.lastSuccess)
@@ -100,18 +101,18 @@ class SyncTest {
 
             // The dispatcher's edit arrives on the next sync.
             dispatch("/v1/orders/WO-KT-0002/priority", "{\"priority\":\"low\"}")
-            val third = store.sync(null)
+            val third = store.sync().run(null)
             assertEquals(listOf("WO-KT-0002"), third.changedOrders)
-            assertEquals(Priority.LOW, store.getOrder("WO-KT-0002").priority)
-            assertTrue(store.conflicts(id).isEmpty())
+            assertEquals(Priority.LOW, store.orders().get("WO-KT-0002").priority)
+            assertTrue(store.orders().conflicts(id).isEmpty())
         }
     }
 
     @Test
-    fun unreachableServerIsANetworkError() {
-        OnsiteStore.open(Files.createTempDirectory("onsite-kt-sync").toString()).use { store ->
+    fun unreachableServerIsANetworkError(): Unit = runBlocking {
+        Onsite.open(Files.createTempDirectory("onsite-kt-sync").toString()).use { store ->
             try {
-                store.enrol("http://127.0.0.1:1", "AAAA-BBBB-CCCC")
+                store.sync().enrol("http://127.0.0.1:1", "AAAA-BBBB-CCCC")
                 fail("enrolled against a closed port")
             } catch (e: ApiException.Network) {
                 assertTrue(e.reason.isNotEmpty())

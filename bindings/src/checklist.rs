@@ -330,46 +330,46 @@ impl From<CoreView> for ChecklistView {
 /// The SOP checklist of an order (seed 003): templates, answers, gates.
 #[derive(uniffi::Object)]
 pub struct ChecklistApi {
-    pub(crate) device: std::sync::Arc<onsite_core::Device>,
+    pub(crate) device: crate::store::Handle,
 }
 
 #[uniffi::export]
 impl ChecklistApi {
     /// The latest version of every checklist template on this device.
-    pub fn templates(&self) -> Vec<TemplateInfo> {
-        self.device.templates().iter().map(|t| t.as_ref().into()).collect()
+    pub fn templates(&self) -> Result<Vec<TemplateInfo>, ApiError> {
+        Ok(self.device.get()?.templates().iter().map(|t| t.as_ref().into()).collect())
     }
 
     /// Publishes a template version (TOML) to this device; running orders keep theirs.
     pub fn publish_template(&self, file_name: String, toml: String) -> Result<TemplateInfo, ApiError> {
-        Ok(self.device.publish_template(&file_name, &toml)?.as_ref().into())
+        Ok(self.device.get()?.publish_template(&file_name, &toml)?.as_ref().into())
     }
 
     /// Starts the order's checklist on the latest version of `template_id`.
     pub fn start(&self, order_id: String, template_id: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.start_checklist(&order_id, &template_id)?.into())
+        Ok(self.device.get()?.start_checklist(&order_id, &template_id)?.into())
     }
 
     pub fn view(&self, order_id: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.checklist(&order_id)?.into())
+        Ok(self.device.get()?.checklist(&order_id)?.into())
     }
 
     /// Records an answer; a correction is a new answer (history keeps the old ones).
     pub fn answer(&self, order_id: String, step_id: String, answer: StepAnswer) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.answer(&order_id, &step_id, answer.try_into()?)?.into())
+        Ok(self.device.get()?.answer(&order_id, &step_id, answer.try_into()?)?.into())
     }
 
     pub fn mark_not_applicable(&self, order_id: String, step_id: String, reason: String) -> Result<ChecklistView, ApiError> {
-        Ok(self.device.mark_not_applicable(&order_id, &step_id, &reason)?.into())
+        Ok(self.device.get()?.mark_not_applicable(&order_id, &step_id, &reason)?.into())
     }
 
     /// Every answer given to a step, oldest first.
     pub fn history(&self, order_id: String, step_id: String) -> Result<Vec<AnswerRecord>, ApiError> {
-        Ok(self.device.step_history(&order_id, &step_id)?.iter().map(Into::into).collect())
+        Ok(self.device.get()?.step_history(&order_id, &step_id)?.iter().map(Into::into).collect())
     }
 
     /// Why the order cannot be completed yet (empty when it can).
     pub fn blockers(&self, order_id: String) -> Result<Vec<Blocker>, ApiError> {
-        Ok(self.device.blockers(&order_id)?.iter().map(Into::into).collect())
+        Ok(self.device.get()?.blockers(&order_id)?.iter().map(Into::into).collect())
     }
 }

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Not enrolled, or the server refused this device's credentials (revoked): enrol again.
     #[error("unauthorized: {reason}")]
     Unauthorized { reason: String },
+    /// The `Onsite` object this sub-area came from was closed: open it again.
+    #[error("the store is closed")]
+    Closed,
     /// The call was cancelled (its coroutine or task); what it committed stays committed.
     #[error("cancelled")]
     Cancelled,

@@ -187,7 +187,7 @@ impl From<onsite_core::store::PhotoRow> for PhotoInfo {
 /// Photos and the operation log.
 #[derive(uniffi::Object)]
 pub struct EvidenceApi {
-    pub(crate) device: Arc<onsite_core::Device>,
+    pub(crate) device: crate::store::Handle,
 }
 
 #[uniffi::export]
@@ -196,7 +196,7 @@ impl EvidenceApi {
     /// EXIF, thumbnail, reuse check and journal entry. Runs off the caller's thread;
     /// cancelling before the photo is recorded leaves no record.
     pub async fn ingest_file(&self, order_id: String, step_id: Option<String>, path: String, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
-        let device = self.device.clone();
+        let device = self.device.get()?;
         let fix = fix.map(TryInto::try_into).transpose()?;
         crate::task::blocking("ingest", move |cancel| {
             let source = onsite_core::device::PhotoSource::Path(std::path::Path::new(&path));
@@ -207,7 +207,7 @@ impl EvidenceApi {
 
     /// Stores photo bytes (a camera capture) as evidence; see `ingest_file`.
     pub async fn ingest_bytes(&self, order_id: String, step_id: Option<String>, bytes: Vec<u8>, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
-        let device = self.device.clone();
+        let device = self.device.get()?;
         let fix = fix.map(TryInto::try_into).transpose()?;
         crate::task::blocking("ingest", move |cancel| {
             let source = onsite_core::device::PhotoSource::Bytes(&bytes);
@@ -218,21 +218,21 @@ impl EvidenceApi {
 
     /// The photos recorded for an order, oldest first.
     pub fn photos(&self, order_id: String) -> Result<Vec<PhotoInfo>, ApiError> {
-        Ok(self.device.photos(&order_id)?.into_iter().map(Into::into).collect())
+        Ok(self.device.get()?.photos(&order_id)?.into_iter().map(Into::into).collect())
     }
 
     /// A stored blob (photo or thumbnail) by SHA-256, re-hashed on read.
     pub fn blob(&self, sha256: String) -> Result<Vec<u8>, ApiError> {
-        Ok(self.device.blob(&sha256)?)
+        Ok(self.device.get()?.blob(&sha256)?)
     }
 
     /// The operation log, all of it or one order's.
     pub fn journal(&self, order_id: Option<String>) -> Result<Vec<JournalEntry>, ApiError> {
-        self.device.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
+        self.device.get()?.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Verifies the whole journal: hash chain, signatures, no gaps.
     pub fn verify_journal(&self) -> Result<JournalReport, ApiError> {
-        Ok(self.device.verify_journal()?.into())
+        Ok(self.device.get()?.verify_journal()?.into())
     }
 }

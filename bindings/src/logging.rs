@@ -37,7 +37,7 @@ pub struct LogRecord {
 /// The app's log: Logcat on Android, `os.Logger` on iOS. Called on the logging thread.
 #[uniffi::export(with_foreign)]
 pub trait LogSink: Send + Sync {
-    fn log(&self, record: LogRecord);
+    fn log(&self, record: LogRecord) -> Result<(), ApiError>;
 }
 
 static SINK: RwLock<Option<Arc<dyn LogSink>>> = RwLock::new(None);
@@ -117,6 +117,7 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
                 target: event.metadata().target().to_string(),
                 message: m.text + &m.fields,
             };
+            // A failing sink loses this line only.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.log(record)));
         }
         IN_SINK.with(|f| f.set(false));
@@ -155,14 +156,15 @@ mod tests {
     #[derive(Default)]
     struct Rec(Mutex<Vec<LogRecord>>);
     impl LogSink for Rec {
-        fn log(&self, record: LogRecord) {
+        fn log(&self, record: LogRecord) -> Result<(), ApiError> {
             tracing::error!("re-entrant line from the sink"); // must not recurse
             self.0.lock().unwrap().push(record);
+            Ok(())
         }
     }
     struct Panics;
     impl LogSink for Panics {
-        fn log(&self, _: LogRecord) {
+        fn log(&self, _: LogRecord) -> Result<(), ApiError> {
             panic!("sink bug");
         }
     }

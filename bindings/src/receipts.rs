@@ -173,7 +173,7 @@ pub(crate) fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
 /// Receipts the customer signs, the customer copy, and the arbitration bundle.
 #[derive(uniffi::Object)]
 pub struct ReceiptsApi {
-    pub(crate) device: std::sync::Arc<onsite_core::Device>,
+    pub(crate) device: crate::store::Handle,
 }
 
 #[uniffi::export]
@@ -182,23 +182,23 @@ impl ReceiptsApi {
     /// or their refusal, are part of it). Needs the order awaiting signature; a correction
     /// of a signed receipt is a new revision with a reason.
     pub fn sign(&self, order_id: String, request: ReceiptRequest) -> Result<SignedReceiptInfo, ApiError> {
-        Ok(info(self.device.sign_receipt(&order_id, &request.into())?))
+        Ok(info(self.device.get()?.sign_receipt(&order_id, &request.into())?))
     }
 
     /// Every receipt revision of the order, oldest first.
     pub fn list(&self, order_id: String) -> Result<Vec<SignedReceiptInfo>, ApiError> {
-        Ok(self.device.receipts(&order_id)?.into_iter().map(info).collect())
+        Ok(self.device.get()?.receipts(&order_id)?.into_iter().map(info).collect())
     }
 
     /// The printable customer copy (客户联) as self-contained HTML (`None`: latest revision).
     pub fn customer_copy_html(&self, order_id: String, revision: Option<u32>) -> Result<String, ApiError> {
-        Ok(self.device.customer_copy_html(&order_id, revision)?)
+        Ok(self.device.get()?.customer_copy_html(&order_id, revision)?)
     }
 
     /// Writes the order's arbitration bundle (zip) to `path`, off the caller's thread.
     /// Cancelling stops between members; `path` is then left untouched.
     pub async fn export_bundle(&self, order_id: String, path: String, thumbnails_only: bool) -> Result<BundleExport, ApiError> {
-        let device = self.device.clone();
+        let device = self.device.get()?;
         crate::task::blocking("export", move |cancel| {
             let opts = onsite_core::device::ExportOptions { thumbnails_only };
             let s = device.export_bundle_cancellable(&order_id, std::path::Path::new(&path), opts, cancel)?;

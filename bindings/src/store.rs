@@ -93,7 +93,7 @@ pub enum ChangeOrigin {
 /// that throws is contained; the change itself is already committed.
 #[uniffi::export(with_foreign)]
 pub trait OrderChangeListener: Send + Sync {
-    fn on_orders_changed(&self, order_ids: Vec<String>, origin: ChangeOrigin);
+    fn on_orders_changed(&self, order_ids: Vec<String>, origin: ChangeOrigin) -> Result<(), ApiError>;
 }
 
 struct ForeignChanges(Arc<dyn OrderChangeListener>);
@@ -104,7 +104,9 @@ impl onsite_core::ChangeListener for ForeignChanges {
             onsite_core::ChangeOrigin::Local => ChangeOrigin::Local,
             onsite_core::ChangeOrigin::Remote => ChangeOrigin::Remote,
         };
-        self.0.on_orders_changed(order_ids.to_vec(), origin);
+        if let Err(e) = self.0.on_orders_changed(order_ids.to_vec(), origin) {
+            tracing::warn!(error = %e, orders = order_ids.len(), "the app's change listener failed");
+        }
     }
 }
 
@@ -173,29 +175,40 @@ impl Onsite {
     }
 
     pub fn orders(&self) -> Arc<OrdersApi> {
-        Arc::new(OrdersApi { device: self.device.clone() })
+        Arc::new(OrdersApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     pub fn checklist(&self) -> Arc<ChecklistApi> {
-        Arc::new(ChecklistApi { device: self.device.clone() })
+        Arc::new(ChecklistApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     pub fn evidence(&self) -> Arc<EvidenceApi> {
-        Arc::new(EvidenceApi { device: self.device.clone() })
+        Arc::new(EvidenceApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     pub fn receipts(&self) -> Arc<ReceiptsApi> {
-        Arc::new(ReceiptsApi { device: self.device.clone() })
+        Arc::new(ReceiptsApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     pub fn sync(&self) -> Arc<SyncApi> {
-        Arc::new(SyncApi { device: self.device.clone() })
+        Arc::new(SyncApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     /// Registers `listener` for order changes; keep the handle as long as the screen lives.
     pub fn subscribe(&self, listener: Arc<dyn OrderChangeListener>) -> Arc<ChangeSubscription> {
         let sub = self.device.subscribe(Arc::new(ForeignChanges(listener)));
         Arc::new(ChangeSubscription { inner: Mutex::new(Some(sub)) })
+    }
+}
+
+/// A sub-area's link to the store: it does not keep the store open. Closing the `Onsite`
+/// object closes the database; a sub-area used afterwards answers `ApiError.Closed`.
+/// (A running async call holds the store until it finishes.)
+pub(crate) struct Handle(std::sync::Weak<Device>);
+
+impl Handle {
+    pub(crate) fn get(&self) -> Result<Arc<Device>, ApiError> {
+        self.0.upgrade().ok_or(ApiError::Closed)
     }
 }
 
@@ -216,14 +229,14 @@ pub struct OrderScreen {
 /// Work orders: the list and detail screens, lifecycle events, notes, peer merge.
 #[derive(uniffi::Object)]
 pub struct OrdersApi {
-    device: Arc<Device>,
+    device: crate::store::Handle,
 }
 
 #[uniffi::export]
 impl OrdersApi {
     /// Imports one order or an array of orders (the dispatcher's JSON); returns their ids.
     pub fn import_json(&self, json: String) -> Result<Vec<String>, ApiError> {
-        Ok(self.device.import_orders_json(&json)?)
+        Ok(self.device.get()?.import_orders_json(&json)?)
     }
 
     /// The list screen: summary rows only (no document is loaded).
@@ -232,25 +245,26 @@ impl OrdersApi {
             statuses: filter.statuses.into_iter().map(Into::into).collect(),
             sort: filter.sort.into(),
         };
-        Ok(self.device.list(&filter)?.into_iter().map(Into::into).collect())
+        Ok(self.device.get()?.list(&filter)?.into_iter().map(Into::into).collect())
     }
 
     pub fn get(&self, id: String) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.get(&id)?.into())
+        Ok(self.device.get()?.get(&id)?.into())
     }
 
     /// The detail screen in one record: order, checklist, blockers, photos, receipts.
     pub fn screen(&self, id: String) -> Result<OrderScreen, ApiError> {
-        let view = self.device.get(&id)?;
+        let device = self.device.get()?;
+        let view = device.get(&id)?;
         let started = view.order.checklist.template.is_some();
-        let checklist = if started { Some(self.device.checklist(&id)?.into()) } else { None };
+        let checklist = if started { Some(device.checklist(&id)?.into()) } else { None };
         Ok(OrderScreen {
             detail: view.into(),
             checklist,
-            blockers: self.device.blockers(&id)?.iter().map(Into::into).collect(),
-            photos: self.device.photos(&id)?.into_iter().map(Into::into).collect(),
-            receipts: self.device.receipts(&id)?.into_iter().map(crate::receipts::info).collect(),
-            conflicted_fields: self.device.conflicts(&id)?.into_iter().map(|(field, _)| field).collect(),
+            blockers: device.blockers(&id)?.iter().map(Into::into).collect(),
+            photos: device.photos(&id)?.into_iter().map(Into::into).collect(),
+            receipts: device.receipts(&id)?.into_iter().map(crate::receipts::info).collect(),
+            conflicted_fields: device.conflicts(&id)?.into_iter().map(|(field, _)| field).collect(),
         })
     }
 
@@ -258,25 +272,25 @@ impl OrdersApi {
     /// asked (when the app gave one).
     pub fn transition(&self, id: String, request: TransitionRequest, fix: Option<GpsFix>) -> Result<OrderDetail, ApiError> {
         let fix = fix.map(TryInto::try_into).transpose()?;
-        Ok(self.device.transition(&id, request.into(), Actor::Engineer, fix)?.into())
+        Ok(self.device.get()?.transition(&id, request.into(), Actor::Engineer, fix)?.into())
     }
 
     pub fn add_note(&self, id: String, text: String) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.add_note(&id, &text)?.into())
+        Ok(self.device.get()?.add_note(&id, &text)?.into())
     }
 
     /// The order's Automerge document (bytes to hand to a peer).
     pub fn document_bytes(&self, id: String) -> Result<Vec<u8>, ApiError> {
-        Ok(self.device.document_bytes(&id)?)
+        Ok(self.device.get()?.document_bytes(&id)?)
     }
 
     /// Merges a document from a peer; returns the merged order.
     pub fn merge_document(&self, bytes: Vec<u8>) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.merge_document(&bytes)?.into())
+        Ok(self.device.get()?.merge_document(&bytes)?.into())
     }
 
     /// Fields of an order whose concurrent values merge resolved, with their authors.
     pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
-        Ok(self.device.conflicts(&order_id)?.into_iter().map(crate::sync::conflict).collect())
+        Ok(self.device.get()?.conflicts(&order_id)?.into_iter().map(crate::sync::conflict).collect())
     }
 }

@@ -22,7 +22,7 @@ pub enum SyncPhase {
 /// listener that throws is ignored, the pass goes on.
 #[uniffi::export(with_foreign)]
 pub trait SyncProgressListener: Send + Sync {
-    fn on_progress(&self, phase: SyncPhase, done: u64, total: u64);
+    fn on_progress(&self, phase: SyncPhase, done: u64, total: u64) -> Result<(), ApiError>;
 }
 
 struct Listener(Arc<dyn SyncProgressListener>);
@@ -34,7 +34,9 @@ impl client::SyncObserver for Listener {
             client::Phase::Orders => SyncPhase::Orders,
             client::Phase::Photos => SyncPhase::Photos,
         };
-        self.0.on_progress(phase, p.done, p.total);
+        if let Err(e) = self.0.on_progress(phase, p.done, p.total) {
+            tracing::debug!(error = %e, "the app's progress listener failed");
+        }
     }
 }
 
@@ -125,14 +127,14 @@ pub(crate) fn conflict((field, values): (String, Vec<(serde_json::Value, String)
 /// Enrolment, sync passes and the sync screen's state.
 #[derive(uniffi::Object)]
 pub struct SyncApi {
-    pub(crate) device: Arc<onsite_core::Device>,
+    pub(crate) device: crate::store::Handle,
 }
 
 #[uniffi::export]
 impl SyncApi {
     /// Enrols this device with `server_url` using the dispatcher's one-time code.
     pub async fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, ApiError> {
-        let device = self.device.clone();
+        let device = self.device.get()?;
         crate::task::blocking("enrol", move |_| {
             let r = device.enrol(&transport(&server_url)?, &server_url, &code)?;
             Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
@@ -143,7 +145,7 @@ impl SyncApi {
     /// One sync pass: journal and receipts, orders, photos. Cancel the coroutine / task to
     /// stop it (`ApiError.Cancelled`); the next pass resumes where it stopped.
     pub async fn run(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncSummary, ApiError> {
-        let device = self.device.clone();
+        let device = self.device.get()?;
         crate::task::blocking("sync", move |cancel| {
             let url = device.sync_server()?.ok_or(ApiError::Unauthorized { reason: "not enrolled".into() })?;
             let observer = listener.map(Listener);
@@ -169,7 +171,7 @@ impl SyncApi {
 
     /// What the sync screen shows, from local state only.
     pub fn state(&self) -> Result<SyncState, ApiError> {
-        let s = self.device.sync_status()?;
+        let s = self.device.get()?.sync_status()?;
         Ok(SyncState {
             enrolled: s.enrolled,
             server: s.server,
@@ -185,6 +187,6 @@ impl SyncApi {
 
     /// Puts wedged photos back in the outbox (after the cause was fixed); returns how many.
     pub fn retry_wedged(&self) -> Result<u64, ApiError> {
-        Ok(self.device.store().retry_wedged()? as u64)
+        Ok(self.device.get()?.store().retry_wedged()? as u64)
     }
 }

@@ -15,26 +15,26 @@ final class EvidenceTests: XCTestCase {
         return try! String(contentsOfFile: path, encoding: .utf8)
     }
 
-    func testIngestJpegDetectReuseAndVerifyJournal() throws {
+    func testIngestJpegDetectReuseAndVerifyJournal() async throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("onsite-swift-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        let store = try OnsiteStore.open(dataDir: url.path)
-        _ = try store.importOrders(json: samples)
+        let store = try Onsite.open(dataDir: url.path)
+        _ = try store.orders().importJson(json: samples)
         let file = url.appendingPathComponent("photo.jpg")
         try jpeg.write(to: file)
-        let r = try store.ingestPhotoFile(orderId: "WO-20261123-0001", stepId: "repair_photo", path: file.path, fix: nil)
+        let r = try await store.evidence().ingestFile(orderId: "WO-20261123-0001", stepId: "repair_photo", path: file.path, fix: nil)
         XCTAssertEqual(r.format, "jpeg")
         XCTAssertEqual(r.width, 96)
         XCTAssertEqual(r.height, 64)
         XCTAssertNotNil(r.thumbSha256)
         XCTAssertNotNil(r.phash)
-        XCTAssertEqual(try store.blob(sha256: r.sha256), jpeg, "bytes round-trip")
-        let again = try store.ingestPhotoBytes(orderId: "WO-20261123-0003", stepId: nil, bytes: jpeg, fix: nil)
+        XCTAssertEqual(try store.evidence().blob(sha256: r.sha256), jpeg, "bytes round-trip")
+        let again = try await store.evidence().ingestBytes(orderId: "WO-20261123-0003", stepId: nil, bytes: jpeg, fix: nil)
         XCTAssertEqual(again.reusedOn.map { $0.orderId }, ["WO-20261123-0001"])
-        XCTAssertThrowsError(try store.ingestPhotoBytes(orderId: "WO-missing", stepId: nil, bytes: jpeg, fix: nil)) { error in
+        await assertThrowsAsync(try await store.evidence().ingestBytes(orderId: "WO-missing", stepId: nil, bytes: jpeg, fix: nil)) { error in
             guard case ApiError.NotFound(id: "WO-missing") = error else { return XCTFail("unexpected \(error)") }
         }
-        let report = try store.verifyJournal()
+        let report = try store.evidence().verifyJournal()
         XCTAssertTrue(report.ok, report.problem ?? "")
         XCTAssertEqual(report.entries, 5)
         XCTAssertEqual(store.publicKey().count, 65)

@@ -17,46 +17,46 @@ final class ReceiptTests: XCTestCase {
             decision: .signed(strokes: testSignature), correctionReason: nil)
     }
 
-    func testSignReceiptExportAndVerifyBundle() throws {
+    func testSignReceiptExportAndVerifyBundle() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("onsite-swift-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let s = try OnsiteStore.open(dataDir: dir.path)
-        _ = try s.importOrders(json: samples)
+        let s = try Onsite.open(dataDir: dir.path)
+        _ = try s.orders().importJson(json: samples)
         let id = "WO-20261123-0001"
         let w = TimeWindow(start: Date().addingTimeInterval(60), end: Date().addingTimeInterval(3600))
         for t in [TransitionRequest.accept, .contactCustomer(window: w), .depart, .arrive, .startWork] {
-            _ = try s.transition(id: id, request: t, fix: nil)
+            _ = try s.orders().transition(id: id, request: t, fix: nil)
         }
-        var view = try s.startChecklist(orderId: id, templateId: "onsite-repair")
+        var view = try s.checklist().start(orderId: id, templateId: "onsite-repair")
         while let next = view.open.first, let step = view.steps.first(where: { $0.id == next }) {
-            var answer = testAnswer(for: step, in: view, order: try s.getOrder(id: id))
+            var answer = testAnswer(for: step, in: view, order: try s.orders().get(id: id))
             if step.id == "repair_photo" {
-                let r = try s.ingestPhotoBytes(orderId: id, stepId: step.id, bytes: EvidenceTests.sampleJpeg, fix: nil)
+                let r = try await s.evidence().ingestBytes(orderId: id, stepId: step.id, bytes: EvidenceTests.sampleJpeg, fix: nil)
                 answer = .photos(photos: [PhotoRef(sha256: r.sha256, label: "repair")])
             }
-            view = try s.answerStep(orderId: id, stepId: step.id, answer: answer)
+            view = try s.checklist().answer(orderId: id, stepId: step.id, answer: answer)
         }
         // Too early: the order is not awaiting the customer's signature yet.
-        XCTAssertThrowsError(try s.signReceipt(orderId: id, request: request())) { error in
+        XCTAssertThrowsError(try s.receipts().sign(orderId: id, request: request())) { error in
             guard case ApiError.NotPermitted = error else { return XCTFail("unexpected \(error)") }
         }
-        _ = try s.transition(id: id, request: .requestSignature, fix: nil)
-        XCTAssertThrowsError(try s.signReceipt(orderId: id, request: request(rating: 9))) { error in
+        _ = try s.orders().transition(id: id, request: .requestSignature, fix: nil)
+        XCTAssertThrowsError(try s.receipts().sign(orderId: id, request: request(rating: 9))) { error in
             guard case ApiError.InvalidInput(field: "rating.score", _) = error else { return XCTFail("unexpected \(error)") }
         }
-        let r = try s.signReceipt(orderId: id, request: request())
+        let r = try s.receipts().sign(orderId: id, request: request())
         XCTAssertEqual(r.revision, 1)
         XCTAssertEqual(r.decision, "signed")
         XCTAssertEqual(r.signature.count, 64)
         XCTAssertTrue(r.canonicalJson.contains("\"kind\":\"onsite.receipt\""))
-        _ = try s.transition(id: id, request: .complete, fix: nil)
-        XCTAssertTrue(try s.customerCopyHtml(orderId: id, revision: nil).contains("维修服务回执单"))
+        _ = try s.orders().transition(id: id, request: .complete, fix: nil)
+        XCTAssertTrue(try s.receipts().customerCopyHtml(orderId: id, revision: nil).contains("维修服务回执单"))
         let png = try renderSignaturePng(strokes: testSignature, maxWidth: 300, maxHeight: 120)
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
         XCTAssertTrue(try renderSignatureSvg(strokes: testSignature).hasPrefix("<svg"))
 
         let path = dir.appendingPathComponent("bundle.zip").path
-        let e = try s.exportBundle(orderId: id, path: path, thumbnailsOnly: false)
+        let e = try await s.receipts().exportBundle(orderId: id, path: path, thumbnailsOnly: false)
         XCTAssertEqual(e.receipts, 1)
         XCTAssertEqual(e.photos, 1)
         let report = verifyBundle(path: path, deviceKey: s.publicKey())

@@ -22,45 +22,45 @@ final class SyncTests: XCTestCase {
         return url.path
     }
 
-    func testEnrolReceiveWorkOfflineAndSync() throws {
+    func testEnrolReceiveWorkOfflineAndSync() async throws {
         let env = ProcessInfo.processInfo.environment
         guard let server = env["ONSITE_TEST_SERVER"], !server.isEmpty, let code = env["ONSITE_TEST_SWIFT_CODE"], !code.isEmpty else {
             XCTFail("scripts/test provides ONSITE_TEST_SERVER and ONSITE_TEST_SWIFT_CODE")
             return
         }
-        let store = try OnsiteStore.open(dataDir: tempDir())
-        XCTAssertThrowsError(try store.sync(listener: nil)) { error in
+        let store = try Onsite.open(dataDir: tempDir())
+        await assertThrowsAsync(try await store.sync().run(listener: nil)) { error in
             guard case ApiError.Unauthorized = error else { return XCTFail("\(error)") }
         }
-        XCTAssertThrowsError(try store.enrol(serverUrl: server, code: "AAAA-BBBB-CCCC")) { error in
+        await assertThrowsAsync(try await store.sync().enrol(serverUrl: server, code: "AAAA-BBBB-CCCC")) { error in
             guard case ApiError.Unauthorized = error else { return XCTFail("\(error)") }
         }
-        let enrolment = try store.enrol(serverUrl: server, code: code)
+        let enrolment = try await store.sync().enrol(serverUrl: server, code: code)
         XCTAssertEqual(enrolment.engineerId, "eng-swift")
         let progress = ProgressRecorder()
-        let first = try store.sync(listener: progress)
+        let first = try await store.sync().run(listener: progress)
         XCTAssertEqual(first.ordersPulled, 3)
         XCTAssertTrue(progress.phases.contains(.orders))
-        let rows = try store.listOrders(filter: OrderFilter(statuses: [], sort: .slaDeadline))
+        let rows = try store.orders().list(filter: OrderFilter(statuses: [], sort: .slaDeadline))
         XCTAssertEqual(Set(rows.map { $0.id }), ["WO-SWIFT-0001", "WO-SWIFT-0002", "WO-SWIFT-0003"])
 
         let id = "WO-SWIFT-0001"
-        _ = try store.transition(id: id, request: .accept, fix: nil)
-        _ = try store.addNote(id: id, text: "从 Swift 写的备注 / written from Swift")
-        XCTAssertEqual(try store.syncState().pendingOrders, 1)
-        let second = try store.sync(listener: nil)
+        _ = try store.orders().transition(id: id, request: .accept, fix: nil)
+        _ = try store.orders().addNote(id: id, text: "从 Swift 写的备注 / written from Swift")
+        XCTAssertEqual(try store.sync().state().pendingOrders, 1)
+        let second = try await store.sync().run(listener: nil)
         XCTAssertEqual(second.ordersPushed, 1)
         XCTAssertTrue(second.pendingErrors.isEmpty)
-        let state = try store.syncState()
+        let state = try store.sync().state()
         XCTAssertEqual(state.pendingOrders, 0)
         XCTAssertEqual(state.pendingJournal, 0)
         XCTAssertNotNil(state.lastSuccess)
         XCTAssertEqual(state.engineerId, "eng-swift")
     }
 
-    func testUnreachableServerIsANetworkError() throws {
-        let store = try OnsiteStore.open(dataDir: tempDir())
-        XCTAssertThrowsError(try store.enrol(serverUrl: "http://127.0.0.1:1", code: "AAAA-BBBB-CCCC")) { error in
+    func testUnreachableServerIsANetworkError() async throws {
+        let store = try Onsite.open(dataDir: tempDir())
+        await assertThrowsAsync(try await store.sync().enrol(serverUrl: "http://127.0.0.1:1", code: "AAAA-BBBB-CCCC")) { error in
             guard case let ApiError.Network(reason) = error else { return XCTFail("\(error)") }
             XCTAssertFalse(reason.isEmpty)
         }

@@ -1,5 +1,6 @@
 // Helpers shared by the Swift tests: a valid answer for any checklist step.
 import Foundation
+import XCTest
 @testable import Onsite
 
 let testSignature = [Stroke(points: (0..<20).map { StrokePoint(x: Float($0) * 5, y: 40, tMs: UInt32($0 * 16), pressure: 0.6) })]
@@ -35,3 +36,13 @@ func testAnswer(for step: ChecklistStep, in view: ChecklistView, order: OrderDet
     }
 }
 
+
+/// `XCTAssertThrowsError` for async calls (its autoclosure cannot await).
+func assertThrowsAsync<T>(_ expression: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line, _ check: (Error) -> Void) async {
+    do {
+        _ = try await expression()
+        XCTFail("expected an error", file: file, line: line)
+    } catch {
+        check(error)
+    }
+}

@@ -1,6 +1,7 @@
 // JUnit 4 tests of the generated Kotlin bindings against the real libonsite_ffi.so.
 package com.kuaige.onsite.test
 
+import kotlinx.coroutines.runBlocking
 import com.kuaige.onsite.*
 import java.io.File
 import java.nio.file.Files
@@ -13,7 +14,7 @@ import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
 
-class OnsiteStoreTest {
+class OnsiteTest {
     private val samples: String = File(System.getProperty("onsite.samples")).readText()
 
     private fun tempDir(): String = Files.createTempDirectory("onsite-kt").toString()
@@ -21,93 +22,93 @@ class OnsiteStoreTest {
     private fun all() = OrderFilter(statuses = emptyList(), sort = SortBy.SLA_DEADLINE)
 
     @Test
-    fun createListTransition() {
-        OnsiteStore.open(tempDir()).use { store ->
-            val ids = store.importOrders(samples)
+    fun createListTransition(): Unit = runBlocking {
+        Onsite.open(tempDir()).use { store ->
+            val ids = store.orders().importJson(samples)
             assertEquals(listOf("WO-20261123-0001", "WO-20261123-0002", "WO-20261123-0003"), ids)
-            val rows = store.listOrders(all())
+            val rows = store.orders().list(all())
             assertEquals(3, rows.size)
             assertEquals(Priority.URGENT, rows[0].priority)
             assertTrue(rows.all { it.status == OrderStatus.ASSIGNED })
 
             val id = ids[0]
             val fix = GpsFix(39.90871, 116.46023, 6.5, LocationSource.GPS, false)
-            var d = store.transition(id, TransitionRequest.Accept, null)
+            var d = store.orders().transition(id, TransitionRequest.Accept, null)
             assertEquals(OrderStatus.ACCEPTED, d.status)
             assertEquals(listOf("contact_customer", "reschedule"), d.nextEvents)
             val start = Instant.parse("2026-11-23T03:00:00.123Z")
             val window = TimeWindow(start, start.plus(Duration.ofHours(2)))
-            d = store.transition(id, TransitionRequest.ContactCustomer(window), null)
-            d = store.transition(id, TransitionRequest.Depart, null)
-            d = store.transition(id, TransitionRequest.Arrive, fix)
+            d = store.orders().transition(id, TransitionRequest.ContactCustomer(window), null)
+            d = store.orders().transition(id, TransitionRequest.Depart, null)
+            d = store.orders().transition(id, TransitionRequest.Arrive, fix)
             assertEquals(OrderStatus.ON_SITE, d.status)
             assertEquals(window, d.appointment)
             assertEquals(fix, d.transitions.last().fix)
             assertEquals(4, d.transitions.size)
 
-            val onSite = store.listOrders(OrderFilter(listOf(OrderStatus.ON_SITE), SortBy.UPDATED))
+            val onSite = store.orders().list(OrderFilter(listOf(OrderStatus.ON_SITE), SortBy.UPDATED))
             assertEquals(listOf(id), onSite.map { it.id })
         }
     }
 
     @Test
-    fun illegalTransitionIsATypedException() {
-        OnsiteStore.open(tempDir()).use { store ->
-            store.importOrders(samples)
+    fun illegalTransitionIsATypedException(): Unit = runBlocking {
+        Onsite.open(tempDir()).use { store ->
+            store.orders().importJson(samples)
             try {
-                store.transition("WO-20261123-0001", TransitionRequest.Complete, null)
+                store.orders().transition("WO-20261123-0001", TransitionRequest.Complete, null)
                 fail("an illegal transition was accepted")
             } catch (e: ApiException.IllegalTransition) {
                 assertEquals(OrderStatus.ASSIGNED, e.from)
                 assertEquals("complete", e.event)
             }
             try {
-                store.transition("WO-20261123-0001", TransitionRequest.Cancel("duplicate"), null)
+                store.orders().transition("WO-20261123-0001", TransitionRequest.Cancel("duplicate"), null)
                 fail("an engineer cancelled")
             } catch (e: ApiException.NotPermitted) {
                 assertTrue(e.reason.contains("cancel"))
             }
             try {
-                store.getOrder("WO-missing")
+                store.orders().get("WO-missing")
                 fail("found a missing order")
             } catch (e: ApiException.NotFound) {
                 assertEquals("WO-missing", e.id)
             }
             try {
-                store.importOrders(samples.replace("\"lat\": 39.9834", "\"lat\": \"north\""))
+                store.orders().importJson(samples.replace("\"lat\": 39.9834", "\"lat\": \"north\""))
                 fail("imported malformed JSON")
             } catch (e: ApiException.InvalidInput) {
                 assertEquals("[1].site.lat", e.field)
             }
             // Nothing of the refused transition or import was written.
-            assertEquals(OrderStatus.ASSIGNED, store.getOrder("WO-20261123-0001").status)
-            assertEquals(3, store.listOrders(all()).size)
+            assertEquals(OrderStatus.ASSIGNED, store.orders().get("WO-20261123-0001").status)
+            assertEquals(3, store.orders().list(all()).size)
         }
     }
 
     @Test
-    fun bytesAndTimesRoundTrip() {
-        val a = OnsiteStore.open(tempDir())
-        val b = OnsiteStore.open(tempDir())
+    fun bytesAndTimesRoundTrip(): Unit = runBlocking {
+        val a = Onsite.open(tempDir())
+        val b = Onsite.open(tempDir())
         assertNotEquals(a.deviceId(), b.deviceId())
-        a.importOrders(samples)
+        a.orders().importJson(samples)
         // Before the epoch, to the millisecond. (uniffi's Instant encoding loses the sign of
         // times less than one second before the epoch; real orders never get near 1970.)
         val at = Instant.parse("1969-07-20T20:17:40.250Z")
         val window = TimeWindow(at, at.plusMillis(1))
-        a.transition("WO-20261123-0002", TransitionRequest.Accept, null)
-        a.transition("WO-20261123-0002", TransitionRequest.ContactCustomer(window), null)
-        val bytes = a.documentBytes("WO-20261123-0002")
+        a.orders().transition("WO-20261123-0002", TransitionRequest.Accept, null)
+        a.orders().transition("WO-20261123-0002", TransitionRequest.ContactCustomer(window), null)
+        val bytes = a.orders().documentBytes("WO-20261123-0002")
         assertTrue(bytes.size > 100)
-        val merged = b.mergeDocument(bytes)
-        assertEquals(a.getOrder("WO-20261123-0002"), merged)
+        val merged = b.orders().mergeDocument(bytes)
+        assertEquals(a.orders().get("WO-20261123-0002"), merged)
         assertEquals(window, merged.appointment)
-        assertArrayEquals(bytes, a.documentBytes("WO-20261123-0002"))
-        b.addNote("WO-20261123-0002", "客户不在 / customer out, waiting")
-        val back = a.mergeDocument(b.documentBytes("WO-20261123-0002"))
+        assertArrayEquals(bytes, a.orders().documentBytes("WO-20261123-0002"))
+        b.orders().addNote("WO-20261123-0002", "客户不在 / customer out, waiting")
+        val back = a.orders().mergeDocument(b.orders().documentBytes("WO-20261123-0002"))
         assertEquals("客户不在 / customer out, waiting", back.notes.single().text)
         try {
-            a.mergeDocument(byteArrayOf(1, 2, 3))
+            a.orders().mergeDocument(byteArrayOf(1, 2, 3))
             fail("merged garbage")
         } catch (e: ApiException.InvalidInput) {
             assertEquals("document", e.field)
@@ -117,22 +118,22 @@ class OnsiteStoreTest {
     }
 
     @Test
-    fun newerDatabaseAndBadPathsAreRefused() {
+    fun newerDatabaseAndBadPathsAreRefused(): Unit = runBlocking {
         val dir = tempDir()
-        OnsiteStore.open(dir).use { it.importOrders(samples) }
+        Onsite.open(dir).use { it.orders().importJson(samples) }
         val db = File(dir, "onsite.sqlite3")
         val bytes = db.readBytes()
         bytes[60] = 0; bytes[61] = 0; bytes[62] = 3; bytes[63] = -25 // user_version 999
         db.writeBytes(bytes)
         try {
-            OnsiteStore.open(dir)
+            Onsite.open(dir)
             fail("opened a database from a newer app")
         } catch (e: ApiException.DatabaseTooNew) {
             assertEquals(999u, e.found)
         }
         val plainFile = File(tempDir(), "file").apply { writeText("x") }
         try {
-            OnsiteStore.open(File(plainFile, "sub").path)
+            Onsite.open(File(plainFile, "sub").path)
             fail("opened a store under a file")
         } catch (e: ApiException.Storage) {
             assertTrue(e.reason.isNotEmpty())
@@ -150,20 +151,20 @@ class OnsiteStoreTest {
     }
 
     @Test
-    fun foreignClockIsUsedAndItsFailuresAreContained() {
+    fun foreignClockIsUsedAndItsFailuresAreContained(): Unit = runBlocking {
         val at = Instant.parse("2026-11-23T01:30:00Z")
         val clock = TestClock(at, failEvery = 0)
-        OnsiteStore.openWithClock(tempDir(), clock).use { store ->
-            store.importOrders(samples)
-            val d = store.transition("WO-20261123-0001", TransitionRequest.Accept, null)
+        Onsite.openWithPlatform(tempDir(), clock, null, null).use { store ->
+            store.orders().importJson(samples)
+            val d = store.orders().transition("WO-20261123-0001", TransitionRequest.Accept, null)
             assertEquals(at, d.transitions.single().at)
             assertTrue(clock.calls > 0)
         }
         val flaky = TestClock(at, failEvery = 2)
-        OnsiteStore.openWithClock(tempDir(), flaky).use { store ->
-            store.importOrders(samples)
-            repeat(5) { store.addNote("WO-20261123-0001", "note $it") }
-            assertEquals(5, store.getOrder("WO-20261123-0001").notes.size)
+        Onsite.openWithPlatform(tempDir(), flaky, null, null).use { store ->
+            store.orders().importJson(samples)
+            repeat(5) { store.orders().addNote("WO-20261123-0001", "note $it") }
+            assertEquals(5, store.orders().get("WO-20261123-0001").notes.size)
         }
     }
 }
@@ -198,32 +199,32 @@ class ChecklistTest {
     }
 
     @Test
-    fun walkSeed003ToCompletionAndHitABlocker() {
-        OnsiteStore.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
-            store.importOrders(samples)
+    fun walkSeed003ToCompletionAndHitABlocker(): Unit = runBlocking {
+        Onsite.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
+            store.orders().importJson(samples)
             val id = "WO-20261123-0001"
-            assertTrue(store.listTemplates().map { it.id }.containsAll(listOf("onsite-repair", "workshop-intake", "os-reinstall")))
-            var view = store.startChecklist(id, "onsite-repair")
+            assertTrue(store.checklist().templates().map { it.id }.containsAll(listOf("onsite-repair", "workshop-intake", "os-reinstall")))
+            var view = store.checklist().start(id, "onsite-repair")
             assertEquals(1u, view.templateVersion)
             assertEquals(listOf("dress_badge", "borrow_parts"), view.open)
 
             // A step that is not open yet is refused, and nothing is recorded.
             try {
-                store.answerStep(id, "farewell", StepAnswer.Confirmed)
+                store.checklist().answer(id, "farewell", StepAnswer.Confirmed)
                 fail("answered a locked step")
             } catch (e: ApiException.StepRefused) {
                 assertEquals("farewell", e.step)
             }
             // A blocker in words the engineer understands.
-            val blocker = store.blockers(id).first { it.step == "dress_badge" }
+            val blocker = store.checklist().blockers(id).first { it.step == "dress_badge" }
             assertEquals("not confirmed yet", blocker.reason.en)
 
             // A barcode that does not match keeps the step open and blocks.
             while (!view.open.contains("warranty_packing")) {
                 val step = view.steps.first { it.id == view.open.first() }
-                view = store.answerStep(id, step.id, answerFor(store.getOrder(id), view, step))
+                view = store.checklist().answer(id, step.id, answerFor(store.orders().get(id), view, step))
             }
-            view = store.answerStep(id, "warranty_packing", StepAnswer.Barcode("COUNTERFEIT"))
+            view = store.checklist().answer(id, "warranty_packing", StepAnswer.Barcode("COUNTERFEIT"))
             val wp = view.steps.first { it.id == "warranty_packing" }
             assertEquals(StepState.Open, wp.state)
             assertTrue(wp.flags.single() is StepFlag.BarcodeMismatch)
@@ -231,17 +232,17 @@ class ChecklistTest {
             var answered = 0
             while (view.open.isNotEmpty()) {
                 val step = view.steps.first { it.id == view.open.first() }
-                view = store.answerStep(id, step.id, answerFor(store.getOrder(id), view, step))
+                view = store.checklist().answer(id, step.id, answerFor(store.orders().get(id), view, step))
                 answered++
             }
             assertTrue("answered $answered", answered > 15)
             assertEquals(emptyList<Blocker>(), view.blockers)
-            assertEquals(2, store.stepHistory(id, "warranty_packing").size)
+            assertEquals(2, store.checklist().history(id, "warranty_packing").size)
             val consent = view.steps.first { it.id == "customer_signs" }.current!!.answer as StepAnswer.Consent
             assertEquals(signature, consent.strokes)
 
             try {
-                store.answerStep(id, "customer_signs", StepAnswer.Note("again"))
+                store.checklist().answer(id, "customer_signs", StepAnswer.Note("again"))
                 fail("a signed consent was changed")
             } catch (e: ApiException.StepRefused) {
                 assertTrue(e.reason.contains("final"))
@@ -250,23 +251,23 @@ class ChecklistTest {
     }
 
     @Test
-    fun completionIsRefusedWhileBlockersRemain() {
-        OnsiteStore.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
-            store.importOrders(samples)
+    fun completionIsRefusedWhileBlockersRemain(): Unit = runBlocking {
+        Onsite.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
+            store.orders().importJson(samples)
             val id = "WO-20261123-0002"
             val w = TimeWindow(Instant.now(), Instant.now().plusSeconds(3600))
             listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w), TransitionRequest.Depart,
                 TransitionRequest.Arrive, TransitionRequest.StartWork, TransitionRequest.RequestSignature)
-                .forEach { store.transition(id, it, null) }
-            store.startChecklist(id, "os-reinstall")
+                .forEach { store.orders().transition(id, it, null) }
+            store.checklist().start(id, "os-reinstall")
             try {
-                store.transition(id, TransitionRequest.Complete, null)
+                store.orders().transition(id, TransitionRequest.Complete, null)
                 fail("completed with blockers")
             } catch (e: ApiException.Blocked) {
                 assertEquals("consent_reinstall", e.firstStep)
             }
             try {
-                store.markNotApplicable(id, "consent_reinstall", "customer busy")
+                store.checklist().markNotApplicable(id, "consent_reinstall", "customer busy")
                 fail("marked a step n/a that the template does not allow")
             } catch (e: ApiException.StepRefused) {
                 assertEquals("consent_reinstall", e.step)
@@ -317,34 +318,34 @@ class EvidenceTest {
     }
 
     @Test
-    fun ingestJpegDetectReuseAndVerifyJournal() {
+    fun ingestJpegDetectReuseAndVerifyJournal(): Unit = runBlocking {
         val signer = JvmSigner()
-        OnsiteStore.openWithPlatform(Files.createTempDirectory("onsite-kt").toString(), null, signer).use { store ->
-            store.importOrders(samples)
+        Onsite.openWithPlatform(Files.createTempDirectory("onsite-kt").toString(), null, signer, null).use { store ->
+            store.orders().importJson(samples)
             val photo = jpeg(7)
-            val r = store.ingestPhotoBytes("WO-20261123-0001", "repair_photo", photo, null)
+            val r = store.evidence().ingestBytes("WO-20261123-0001", "repair_photo", photo, null)
             assertEquals("jpeg", r.format)
             assertEquals(640u, r.width)
             assertEquals(320u, r.thumbWidth)
             assertEquals(64, r.sha256.length)
             assertTrue(r.reusedOn.isEmpty())
-            assertArrayEquals(photo, store.blob(r.sha256))
+            assertArrayEquals(photo, store.evidence().blob(r.sha256))
             // The same picture on another order is flagged.
-            val again = store.ingestPhotoBytes("WO-20261123-0002", null, photo, null)
+            val again = store.evidence().ingestBytes("WO-20261123-0002", null, photo, null)
             assertEquals(listOf("WO-20261123-0001"), again.reusedOn.map { it.orderId })
             // An empty photo is a typed error.
             try {
-                store.ingestPhotoBytes("WO-20261123-0001", null, ByteArray(0), null)
+                store.evidence().ingestBytes("WO-20261123-0001", null, ByteArray(0), null)
                 fail("stored an empty photo")
             } catch (e: ApiException.InvalidInput) {
                 assertEquals("photo", e.field)
             }
-            val report = store.verifyJournal()
+            val report = store.evidence().verifyJournal()
             assertTrue(report.problem ?: "", report.ok)
             assertEquals(5uL, report.entries) // three imports, two photos
             assertTrue(signer.calls >= 5)
             assertArrayEquals(signer.publicKey(), store.publicKey())
-            val kinds = store.journal("WO-20261123-0001").map { it.kind }
+            val kinds = store.evidence().journal("WO-20261123-0001").map { it.kind }
             assertEquals(listOf("import", "photo"), kinds)
         }
     }
@@ -364,53 +365,53 @@ class ReceiptTest {
     )
 
     @Test
-    fun signReceiptExportAndVerifyBundle() {
+    fun signReceiptExportAndVerifyBundle(): Unit = runBlocking {
         val dir = Files.createTempDirectory("onsite-kt")
-        OnsiteStore.open(dir.toString()).use { store ->
-            store.importOrders(samples)
+        Onsite.open(dir.toString()).use { store ->
+            store.orders().importJson(samples)
             val id = "WO-20261123-0001"
             val w = TimeWindow(Instant.now().plusSeconds(60), Instant.now().plusSeconds(3600))
             listOf(TransitionRequest.Accept, TransitionRequest.ContactCustomer(w), TransitionRequest.Depart,
-                TransitionRequest.Arrive, TransitionRequest.StartWork).forEach { store.transition(id, it, null) }
-            var view = store.startChecklist(id, "onsite-repair")
+                TransitionRequest.Arrive, TransitionRequest.StartWork).forEach { store.orders().transition(id, it, null) }
+            var view = store.checklist().start(id, "onsite-repair")
             var seed = 1
             while (view.open.isNotEmpty()) {
                 val step = view.steps.first { it.id == view.open.first() }
                 val answer = if (step.kind is StepKind.Photo) {
-                    val r = store.ingestPhotoBytes(id, step.id, photos.jpeg(seed++), null)
+                    val r = store.evidence().ingestBytes(id, step.id, photos.jpeg(seed++), null)
                     StepAnswer.Photos(listOf(PhotoRef(r.sha256, step.id)))
-                } else walker.answerFor(store.getOrder(id), view, step)
-                view = store.answerStep(id, step.id, answer)
+                } else walker.answerFor(store.orders().get(id), view, step)
+                view = store.checklist().answer(id, step.id, answer)
             }
             try {
-                store.transition(id, TransitionRequest.Complete, null)
+                store.orders().transition(id, TransitionRequest.Complete, null)
                 fail("completed before the customer signed")
             } catch (e: ApiException.IllegalTransition) {
             } catch (e: ApiException.Blocked) {
             }
-            store.transition(id, TransitionRequest.RequestSignature, null)
+            store.orders().transition(id, TransitionRequest.RequestSignature, null)
             try {
-                store.signReceipt(id, request(rating = 9u))
+                store.receipts().sign(id, request(rating = 9u))
                 fail("a rating of 9 was accepted")
             } catch (e: ApiException.InvalidInput) {
                 assertEquals("rating.score", e.field)
             }
             try {
-                store.transition(id, TransitionRequest.Complete, null)
+                store.orders().transition(id, TransitionRequest.Complete, null)
                 fail("completed before the customer signed")
             } catch (e: ApiException.Blocked) {
                 assertEquals("receipt", e.firstStep)
             }
-            val r = store.signReceipt(id, request())
+            val r = store.receipts().sign(id, request())
             assertEquals(1u, r.revision)
             assertEquals("signed", r.decision)
             assertEquals(64, r.signature.size)
             assertTrue(r.canonicalJson.contains("\"payable_cents\":8000"))
-            store.transition(id, TransitionRequest.Complete, null)
+            store.orders().transition(id, TransitionRequest.Complete, null)
             // Records holding byte arrays compare by reference in Kotlin: compare the hashes.
-            assertEquals(listOf(r.receiptSha256), store.receipts(id).map { it.receiptSha256 })
-            assertArrayEquals(r.signature, store.receipts(id).single().signature)
-            assertTrue(store.customerCopyHtml(id, null).contains("维修服务回执单"))
+            assertEquals(listOf(r.receiptSha256), store.receipts().list(id).map { it.receiptSha256 })
+            assertArrayEquals(r.signature, store.receipts().list(id).single().signature)
+            assertTrue(store.receipts().customerCopyHtml(id, null).contains("维修服务回执单"))
             val png = renderSignaturePng(walker.signature, 300u, 120u)
             assertArrayEquals(byteArrayOf(0x89.toByte(), 0x50, 0x4E, 0x47), png.copyOfRange(0, 4))
             try {
@@ -421,7 +422,7 @@ class ReceiptTest {
             }
 
             val path = dir.resolve("bundle.zip").toString()
-            val export = store.exportBundle(id, path, false)
+            val export = store.receipts().exportBundle(id, path, false)
             assertTrue(export.photos >= 4u)
             val report = verifyBundle(path, store.publicKey())
             assertTrue(report.text, report.ok)
