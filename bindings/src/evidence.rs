@@ -195,10 +195,18 @@ impl EvidenceApi {
     /// Stores a photo file as evidence for an order (optionally a checklist step): hash,
     /// EXIF, thumbnail, reuse check and journal entry. Runs off the caller's thread;
     /// cancelling before the photo is recorded leaves no record.
-    pub async fn ingest_file(&self, order_id: String, step_id: Option<String>, path: String, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
+    #[uniffi::method(default(cancel_token = None))]
+    pub async fn ingest_file(
+        &self,
+        order_id: String,
+        step_id: Option<String>,
+        path: String,
+        fix: Option<crate::types::GpsFix>,
+        cancel_token: Option<Arc<crate::task::CancelToken>>,
+    ) -> Result<IngestReport, ApiError> {
         let device = self.device.get()?;
         let fix = fix.map(TryInto::try_into).transpose()?;
-        crate::task::blocking("ingest", move |cancel| {
+        crate::task::blocking("ingest", cancel_token, move |cancel| {
             let source = onsite_core::device::PhotoSource::Path(std::path::Path::new(&path));
             Ok(device.ingest_photo_cancellable(&order_id, step_id.as_deref(), source, fix, cancel)?.into())
         })
@@ -206,10 +214,18 @@ impl EvidenceApi {
     }
 
     /// Stores photo bytes (a camera capture) as evidence; see `ingest_file`.
-    pub async fn ingest_bytes(&self, order_id: String, step_id: Option<String>, bytes: Vec<u8>, fix: Option<crate::types::GpsFix>) -> Result<IngestReport, ApiError> {
+    #[uniffi::method(default(cancel_token = None))]
+    pub async fn ingest_bytes(
+        &self,
+        order_id: String,
+        step_id: Option<String>,
+        bytes: Vec<u8>,
+        fix: Option<crate::types::GpsFix>,
+        cancel_token: Option<Arc<crate::task::CancelToken>>,
+    ) -> Result<IngestReport, ApiError> {
         let device = self.device.get()?;
         let fix = fix.map(TryInto::try_into).transpose()?;
-        crate::task::blocking("ingest", move |cancel| {
+        crate::task::blocking("ingest", cancel_token, move |cancel| {
             let source = onsite_core::device::PhotoSource::Bytes(&bytes);
             Ok(device.ingest_photo_cancellable(&order_id, step_id.as_deref(), source, fix, cancel)?.into())
         })

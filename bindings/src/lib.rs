@@ -20,4 +20,5 @@ pub use receipts::*;
 pub use logging::*;
 pub use store::*;
 pub use sync::*;
+pub use task::CancelToken;
 pub use types::*;

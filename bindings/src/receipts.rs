@@ -197,9 +197,16 @@ impl ReceiptsApi {
 
     /// Writes the order's arbitration bundle (zip) to `path`, off the caller's thread.
     /// Cancelling stops between members; `path` is then left untouched.
-    pub async fn export_bundle(&self, order_id: String, path: String, thumbnails_only: bool) -> Result<BundleExport, ApiError> {
+    #[uniffi::method(default(cancel_token = None))]
+    pub async fn export_bundle(
+        &self,
+        order_id: String,
+        path: String,
+        thumbnails_only: bool,
+        cancel_token: Option<std::sync::Arc<crate::task::CancelToken>>,
+    ) -> Result<BundleExport, ApiError> {
         let device = self.device.get()?;
-        crate::task::blocking("export", move |cancel| {
+        crate::task::blocking("export", cancel_token, move |cancel| {
             let opts = onsite_core::device::ExportOptions { thumbnails_only };
             let s = device.export_bundle_cancellable(&order_id, std::path::Path::new(&path), opts, cancel)?;
             Ok(BundleExport {

@@ -133,9 +133,10 @@ pub struct SyncApi {
 #[uniffi::export]
 impl SyncApi {
     /// Enrols this device with `server_url` using the dispatcher's one-time code.
-    pub async fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, ApiError> {
+    #[uniffi::method(default(cancel_token = None))]
+    pub async fn enrol(&self, server_url: String, code: String, cancel_token: Option<Arc<crate::task::CancelToken>>) -> Result<Enrolment, ApiError> {
         let device = self.device.get()?;
-        crate::task::blocking("enrol", move |_| {
+        crate::task::blocking("enrol", cancel_token, move |_| {
             let r = device.enrol(&transport(&server_url)?, &server_url, &code)?;
             Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
         })
@@ -144,9 +145,14 @@ impl SyncApi {
 
     /// One sync pass: journal and receipts, orders, photos. Cancel the coroutine / task to
     /// stop it (`ApiError.Cancelled`); the next pass resumes where it stopped.
-    pub async fn run(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncSummary, ApiError> {
+    #[uniffi::method(default(listener = None, cancel_token = None))]
+    pub async fn run(
+        &self,
+        listener: Option<Arc<dyn SyncProgressListener>>,
+        cancel_token: Option<Arc<crate::task::CancelToken>>,
+    ) -> Result<SyncSummary, ApiError> {
         let device = self.device.get()?;
-        crate::task::blocking("sync", move |cancel| {
+        crate::task::blocking("sync", cancel_token, move |cancel| {
             let url = device.sync_server()?.ok_or(ApiError::Unauthorized { reason: "not enrolled".into() })?;
             let observer = listener.map(Listener);
             let options = SyncOptions { cancel: cancel.clone(), ..SyncOptions::default() };
