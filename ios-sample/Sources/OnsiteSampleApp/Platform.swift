@@ -1,0 +1,120 @@
+// What only the platform has: the Secure Enclave key, CoreLocation, OSLog, the camera.
+#if canImport(SwiftUI) && canImport(CryptoKit) && canImport(CoreLocation) && canImport(OSLog)
+import CoreLocation
+import CryptoKit
+import Foundation
+import Onsite
+import OSLog
+import SwiftUI
+
+/// The device key in the Secure Enclave (P-256, never exportable); its persistent handle is
+/// kept in the app's data. Falls back to a software key on the simulator.
+final class SecureEnclaveSigner: DeviceSigner, @unchecked Sendable {
+    private let key: SecureEnclave.P256.Signing.PrivateKey
+
+    private init(key: SecureEnclave.P256.Signing.PrivateKey) { self.key = key }
+
+    static func loadOrCreate() -> DeviceSigner? {
+        guard SecureEnclave.isAvailable else { return nil }
+        let url = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0].appendingPathComponent("device-key.handle")
+        if let data = try? Data(contentsOf: url), let key = try? SecureEnclave.P256.Signing.PrivateKey(dataRepresentation: data) {
+            return SecureEnclaveSigner(key: key)
+        }
+        guard let key = try? SecureEnclave.P256.Signing.PrivateKey() else { return nil }
+        try? key.dataRepresentation.write(to: url, options: .completeFileProtection)
+        return SecureEnclaveSigner(key: key)
+    }
+
+    func publicKey() -> Data { key.publicKey.x963Representation }
+
+    func sign(message: Data) throws -> Data {
+        do {
+            return try key.signature(for: message).rawRepresentation
+        } catch {
+            throw ApiError.Internal(reason: "secure enclave signing failed: \(error)")
+        }
+    }
+}
+
+/// Keeps the latest CoreLocation fix; the core asks synchronously during an arrival or photo.
+final class CoreLocationProvider: NSObject, LocationProvider, CLLocationManagerDelegate, @unchecked Sendable {
+    static let shared = CoreLocationProvider()
+    private let manager = CLLocationManager()
+    private var last: CLLocation?
+
+    override init() {
+        super.init()
+        manager.delegate = self
+        manager.requestWhenInUseAuthorization()
+        manager.startUpdatingLocation()
+    }
+
+    func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
+        last = locations.last
+    }
+
+    func currentFix() throws -> GpsFix? {
+        guard let l = last, -l.timestamp.timeIntervalSinceNow < 120 else { return nil }
+        var simulated = false
+        if #available(iOS 15.0, macOS 12.0, *) { simulated = l.sourceInformation?.isSimulatedBySoftware ?? false }
+        return GpsFix(lat: l.coordinate.latitude, lon: l.coordinate.longitude, accuracyM: l.horizontalAccuracy, source: .gps, mock: simulated)
+    }
+}
+
+/// The core's log lines in OSLog, one category per module.
+final class OSLogSink: LogSink, @unchecked Sendable {
+    func log(record: LogRecord) throws {
+        let logger = Logger(subsystem: "com.kuaige.onsite", category: record.target)
+        switch record.level {
+        case .error: logger.error("\(record.message, privacy: .public)")
+        case .warn: logger.warning("\(record.message, privacy: .public)")
+        case .info: logger.info("\(record.message, privacy: .public)")
+        case .debug, .trace: logger.debug("\(record.message, privacy: .public)")
+        }
+    }
+}
+#endif
+
+#if canImport(UIKit) && canImport(SwiftUI)
+import OnsiteAppLogic
+import UIKit
+
+/// The system camera; the JPEG (with its EXIF) goes to the core's ingest.
+struct CameraView: UIViewControllerRepresentable {
+    let model: OrderDetailModel
+    let stepId: String
+
+    func makeUIViewController(context: Context) -> UIImagePickerController {
+        let picker = UIImagePickerController()
+        picker.sourceType = UIImagePickerController.isSourceTypeAvailable(.camera) ? .camera : .photoLibrary
+        picker.delegate = context.coordinator
+        return picker
+    }
+
+    func updateUIViewController(_ controller: UIImagePickerController, context: Context) {}
+
+    func makeCoordinator() -> Coordinator { Coordinator(model: model, stepId: stepId) }
+
+    final class Coordinator: NSObject, UIImagePickerControllerDelegate, UINavigationControllerDelegate {
+        let model: OrderDetailModel
+        let stepId: String
+        init(model: OrderDetailModel, stepId: String) { self.model = model; self.stepId = stepId }
+
+        func imagePickerController(_ picker: UIImagePickerController, didFinishPickingMediaWithInfo info: [UIImagePickerController.InfoKey: Any]) {
+            picker.dismiss(animated: true)
+            guard let image = info[.originalImage] as? UIImage, let jpeg = image.jpegData(compressionQuality: 0.9) else { return }
+            Task { _ = await model.capturePhoto(stepId: stepId, jpeg: jpeg) }
+        }
+    }
+}
+#elseif canImport(SwiftUI)
+import OnsiteAppLogic
+import SwiftUI
+
+/// macOS: no camera picker in this sample; photos come from files.
+struct CameraView: View {
+    let model: OrderDetailModel
+    let stepId: String
+    var body: some View { Text("Use an iPhone to capture photos") }
+}
+#endif
