@@ -11,18 +11,18 @@ use onsite_tests::SAMPLE_ORDERS;
 #[test]
 fn lifecycle_through_the_boundary() {
     let dir = tempfile::tempdir().unwrap();
-    let store = OnsiteStore::open(dir.path().to_str().unwrap().into()).unwrap();
-    let ids = store.import_orders(SAMPLE_ORDERS.into()).unwrap();
+    let store = Onsite::open(dir.path().to_str().unwrap().into()).unwrap();
+    let ids = store.orders().import_json(SAMPLE_ORDERS.into()).unwrap();
     assert_eq!(ids.len(), 3);
     let id = ids[0].clone();
-    let d = store.transition(id.clone(), TransitionRequest::Accept, None).unwrap();
+    let d = store.orders().transition(id.clone(), TransitionRequest::Accept, None).unwrap();
     assert_eq!(d.status, OrderStatus::Accepted);
     assert_eq!(d.next_events, vec!["contact_customer", "reschedule"]);
     let start = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
     let window = TimeWindow { start, end: start + Duration::from_secs(3600) };
-    let d = store.transition(id.clone(), TransitionRequest::ContactCustomer { window }, None).unwrap();
+    let d = store.orders().transition(id.clone(), TransitionRequest::ContactCustomer { window }, None).unwrap();
     assert_eq!(d.appointment, Some(window), "times round-trip to the millisecond");
-    match store.transition(id.clone(), TransitionRequest::Complete, None) {
+    match store.orders().transition(id.clone(), TransitionRequest::Complete, None) {
         Err(ApiError::IllegalTransition { from, event }) => {
             assert_eq!(from, OrderStatus::CustomerContacted);
             assert_eq!(event, "complete");
@@ -30,32 +30,32 @@ fn lifecycle_through_the_boundary() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.transition(id.clone(), TransitionRequest::Cancel { reason: "x".into() }, None),
+        store.orders().transition(id.clone(), TransitionRequest::Cancel { reason: "x".into() }, None),
         Err(ApiError::NotPermitted { .. })
     ));
     let fix = GpsFix { lat: 91.0, lon: 0.0, accuracy_m: 5.0, source: LocationSource::Gps, mock: false };
-    assert!(matches!(store.transition(id.clone(), TransitionRequest::Depart, Some(fix)), Err(ApiError::InvalidInput { ref field, .. }) if field == "fix.lat"));
-    let rows = store.list_orders(OrderFilter { statuses: vec![OrderStatus::CustomerContacted], sort: SortBy::Updated }).unwrap();
+    assert!(matches!(store.orders().transition(id.clone(), TransitionRequest::Depart, Some(fix)), Err(ApiError::InvalidInput { ref field, .. }) if field == "fix.lat"));
+    let rows = store.orders().list(OrderFilter { statuses: vec![OrderStatus::CustomerContacted], sort: SortBy::Updated }).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].appointment, Some(window));
     // Bytes round-trip: the document moves to a second device and back.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = OnsiteStore::open(other_dir.path().to_str().unwrap().into()).unwrap();
-    let merged = other.merge_document(store.document_bytes(id.clone()).unwrap()).unwrap();
-    assert_eq!(merged, store.get_order(id).unwrap());
+    let other = Onsite::open(other_dir.path().to_str().unwrap().into()).unwrap();
+    let merged = other.orders().merge_document(store.orders().document_bytes(id.clone()).unwrap()).unwrap();
+    assert_eq!(merged, store.orders().get(id).unwrap());
 }
 
 #[test]
 fn bad_input_gets_typed_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_string();
-    let store = OnsiteStore::open(path.clone()).unwrap();
-    assert!(matches!(store.import_orders("{".into()), Err(ApiError::InvalidInput { .. })));
-    assert!(matches!(store.import_orders("[]".into()), Ok(ref v) if v.is_empty()));
-    assert!(matches!(store.get_order("missing".into()), Err(ApiError::NotFound { ref id }) if id == "missing"));
-    assert!(matches!(store.add_note("missing".into(), "x".into()), Err(ApiError::NotFound { .. })));
-    store.import_orders(SAMPLE_ORDERS.into()).unwrap();
-    assert!(matches!(store.import_orders(SAMPLE_ORDERS.into()), Err(ApiError::Conflict { .. })));
+    let store = Onsite::open(path.clone()).unwrap();
+    assert!(matches!(store.orders().import_json("{".into()), Err(ApiError::InvalidInput { .. })));
+    assert!(matches!(store.orders().import_json("[]".into()), Ok(ref v) if v.is_empty()));
+    assert!(matches!(store.orders().get("missing".into()), Err(ApiError::NotFound { ref id }) if id == "missing"));
+    assert!(matches!(store.orders().add_note("missing".into(), "x".into()), Err(ApiError::NotFound { .. })));
+    store.orders().import_json(SAMPLE_ORDERS.into()).unwrap();
+    assert!(matches!(store.orders().import_json(SAMPLE_ORDERS.into()), Err(ApiError::Conflict { .. })));
     // Hostile bytes never panic: every outcome is a typed error.
     let mut seed = 0x2545F4914F6CDD1Du64;
     for len in 0..300usize {
@@ -67,20 +67,20 @@ fn bad_input_gets_typed_errors_not_panics() {
                 seed as u8
             })
             .collect();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.merge_document(bytes)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.orders().merge_document(bytes)));
         assert!(matches!(r, Ok(Err(ApiError::InvalidInput { .. }))), "len {len}: {r:?}");
     }
     // A truncated real document too.
-    let doc = store.document_bytes("WO-20261123-0001".into()).unwrap();
+    let doc = store.orders().document_bytes("WO-20261123-0001".into()).unwrap();
     for cut in [1, doc.len() / 3, doc.len() - 1] {
-        assert!(store.merge_document(doc[..cut].to_vec()).is_err());
+        assert!(store.orders().merge_document(doc[..cut].to_vec()).is_err());
     }
     drop(store);
     // A database from a newer app is refused, and left as it was.
     let db = dir.path().join("onsite.sqlite3");
     assert!(!dir.path().join("onsite.sqlite3-wal").exists(), "closing the store checkpoints the WAL");
     bump_user_version(&db);
-    match OnsiteStore::open(path.clone()) {
+    match Onsite::open(path.clone()) {
         Err(ApiError::DatabaseTooNew { found, supported }) => assert!(found > supported),
         Err(other) => panic!("{other:?}"),
         Ok(_) => panic!("opened a newer database"),
@@ -88,12 +88,12 @@ fn bad_input_gets_typed_errors_not_panics() {
     // A file that is not a database: reported as corrupt, never deleted.
     let junk = tempfile::tempdir().unwrap();
     std::fs::write(junk.path().join("onsite.sqlite3"), vec![0x42u8; 8192]).unwrap();
-    assert!(matches!(OnsiteStore::open(junk.path().to_str().unwrap().into()), Err(ApiError::Corrupt { .. })));
+    assert!(matches!(Onsite::open(junk.path().to_str().unwrap().into()), Err(ApiError::Corrupt { .. })));
     assert_eq!(std::fs::read(junk.path().join("onsite.sqlite3")).unwrap(), vec![0x42u8; 8192]);
     // A path that cannot be a directory.
     let file = junk.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(OnsiteStore::open(file.join("sub").to_str().unwrap().into()), Err(ApiError::Storage { .. })));
+    assert!(matches!(Onsite::open(file.join("sub").to_str().unwrap().into()), Err(ApiError::Storage { .. })));
 }
 
 /// Sets the header's user_version field (bytes 60..64, big-endian): exactly what
@@ -125,11 +125,11 @@ impl ClockSource for FlakyClock {
 fn failing_foreign_clock_does_not_take_the_core_down() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FlakyClock { calls: AtomicU64::new(0) });
-    let store = OnsiteStore::open_with_clock(dir.path().to_str().unwrap().into(), clock.clone()).unwrap();
-    store.import_orders(SAMPLE_ORDERS.into()).unwrap();
+    let store = Onsite::open_with_platform(dir.path().to_str().unwrap().into(), Some(clock.clone() as Arc<dyn ClockSource>), None, None).unwrap();
+    store.orders().import_json(SAMPLE_ORDERS.into()).unwrap();
     for _ in 0..4 {
-        store.add_note("WO-20261123-0001".into(), "still working".into()).unwrap();
+        store.orders().add_note("WO-20261123-0001".into(), "still working".into()).unwrap();
     }
     assert!(clock.calls.load(Ordering::SeqCst) >= 4);
-    assert_eq!(store.get_order("WO-20261123-0001".into()).unwrap().notes.len(), 4);
+    assert_eq!(store.orders().get("WO-20261123-0001".into()).unwrap().notes.len(), 4);
 }

@@ -489,3 +489,72 @@ fn server_compaction_keeps_devices_converging() {
     assert_eq!(b.get(id).unwrap().order, on_server);
     assert_eq!(on_server.notes.len() as u64, onsite_server::service::COMPACT_AFTER + 6);
 }
+
+#[derive(Default)]
+struct Changes(std::sync::Mutex<Vec<(Vec<String>, onsite_core::ChangeOrigin)>>);
+
+impl onsite_core::ChangeListener for Changes {
+    fn orders_changed(&self, ids: &[String], origin: onsite_core::ChangeOrigin) {
+        self.0.lock().unwrap().push((ids.to_vec(), origin));
+    }
+}
+
+#[test]
+fn screens_are_told_what_changed_locally_and_through_sync() {
+    use onsite_core::ChangeOrigin::{Local, Remote};
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-N", 2)).unwrap();
+    let c = clock();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(da.path(), &c), device(db.path(), &c));
+    s.enrol(&a, "eng-1");
+    s.enrol(&b, "eng-1");
+    let seen = Arc::new(Changes::default());
+    let sub = b.subscribe(seen.clone());
+    let t = s.transport();
+
+    // The first pull: both orders arrive as one remote notification.
+    b.sync(&t, &fast(), None).unwrap();
+    assert_eq!(seen.0.lock().unwrap().as_slice(), &[(ids.clone(), Remote)]);
+    // A local edit on B names its order.
+    b.add_note(&ids[0], "parts ordered").unwrap();
+    assert_eq!(seen.0.lock().unwrap().last().unwrap(), &(vec![ids[0].clone()], Local));
+    // A's edit and the dispatcher's arrive at B through sync, as remote changes.
+    a.sync(&t, &fast(), None).unwrap();
+    a.transition(&ids[1], Event::Accept, Actor::Engineer, None).unwrap();
+    a.sync(&t, &fast(), None).unwrap();
+    s.dispatcher.set_priority(&ids[0], "low").unwrap();
+    let n = seen.0.lock().unwrap().len();
+    b.sync(&t, &fast(), None).unwrap();
+    let after = seen.0.lock().unwrap()[n..].to_vec();
+    assert_eq!(after, vec![(ids.clone(), Remote)], "one notification per pass, both orders");
+    // An idle pass tells nobody; a dropped subscription hears nothing more.
+    b.sync(&t, &fast(), None).unwrap();
+    assert_eq!(seen.0.lock().unwrap().len(), n + 1);
+    drop(sub);
+    b.add_note(&ids[1], "after unsubscribe").unwrap();
+    assert_eq!(seen.0.lock().unwrap().len(), n + 1);
+}
+
+#[test]
+fn a_cancelled_pass_stops_and_the_next_one_finishes_the_work() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-X", 2)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    a.add_note(&ids[0], "written before the cancel").unwrap();
+    let cancel = onsite_core::Cancel::new();
+    cancel.cancel();
+    let opts = SyncOptions { cancel: cancel.clone(), ..fast() };
+    assert!(matches!(a.sync(&t, &opts, None), Err(onsite_core::Error::Cancelled)));
+    let st = a.sync_status().unwrap();
+    assert!(st.pending_orders >= 1 && st.pending_journal >= 1, "nothing was sent: {st:?}");
+    assert_eq!(st.last_error, None, "a cancel is not an error");
+    a.sync(&t, &fast(), None).unwrap();
+    assert_eq!(a.sync_status().unwrap().pending_orders, 0);
+    assert!(server_order(&s, &ids[0]).notes.iter().any(|n| n.text == "written before the cancel"));
+}
