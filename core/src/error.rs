@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{bundle, evidence, order, receipt, signature, sop, store, sync};
+use crate::{bundle, evidence, order, parts, receipt, signature, sop, store, sync};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +21,8 @@ pub enum Error {
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
     Sync(#[from] sync::client::Error),
+    #[error(transparent)]
+    Parts(#[from] parts::Error),
     /// The caller cancelled the operation; what was committed before stays committed.
     #[error("cancelled")]
     Cancelled,

@@ -16,6 +16,8 @@ pub mod hash;
 pub mod jcs;
 pub mod location;
 pub mod order;
+pub mod parts;
+pub mod profile;
 pub mod receipt;
 pub mod signature;
 pub mod sla;

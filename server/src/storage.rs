@@ -28,6 +28,28 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpertRow {
+    pub provider: String,
+    pub id: String,
+    pub name: String,
+    pub categories: Vec<String>,
+    pub brands: Vec<String>,
+    pub fee_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HelpRow {
+    pub provider: String,
+    pub id: String,
+    pub order_id: String,
+    pub engineer: String,
+    pub expert_id: Option<String>,
+    pub status: String,
+    pub cost_cents: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRow {
     pub id: String,
     pub provider: String,
@@ -131,9 +153,55 @@ pub trait Storage: Send + Sync {
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;
     fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool>;
     fn blob_count(&self, provider: &str) -> Result<u64>;
+
+    /// Adds part movements (id, order, author, JSON body); known ids are skipped. Returns
+    /// how many were new.
+    fn add_movements(&self, provider: &str, engineer: &str, rows: &[(String, Option<String>, String, String)]) -> Result<usize>;
+    /// (seq, body) of an engineer's movements after `after`.
+    fn movements_after(&self, provider: &str, engineer: &str, after: u64) -> Result<Vec<(u64, String)>>;
+    fn close_order(&self, provider: &str, order_id: &str, at_ms: i64, by: &str) -> Result<()>;
+    fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>>;
+
+    fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()>;
+    fn experts(&self, provider: &str) -> Result<Vec<ExpertRow>>;
+    fn expert_by_token(&self, token_hash: &str) -> Result<Option<ExpertRow>>;
+    fn upsert_help(&self, h: &HelpRow) -> Result<()>;
+    fn help(&self, provider: &str, id: &str) -> Result<Option<HelpRow>>;
+    fn help_requests(&self, provider: &str, expert: Option<&str>) -> Result<Vec<HelpRow>>;
+
+    fn add_certification(&self, id: &str, provider: &str, engineer: &str, body: &str, signature: &str) -> Result<()>;
+    /// (id, body, signature) of an engineer's certifications.
+    fn certifications(&self, provider: &str, engineer: &str) -> Result<Vec<(String, String, String)>>;
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_server.sql")];
+fn expert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExpertRow> {
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    Ok(ExpertRow {
+        provider: r.get(0)?,
+        id: r.get(1)?,
+        name: r.get(2)?,
+        categories: list(r.get(3)?),
+        brands: list(r.get(4)?),
+        fee_cents: r.get(5)?,
+    })
+}
+
+fn help_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HelpRow> {
+    Ok(HelpRow {
+        provider: r.get(0)?,
+        id: r.get(1)?,
+        order_id: r.get(2)?,
+        engineer: r.get(3)?,
+        expert_id: r.get(4)?,
+        status: r.get(5)?,
+        cost_cents: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_server.sql"), include_str!("migrations/002_parts_help.sql")];
 
 pub struct SqliteStorage {
     writer: Mutex<Connection>,
@@ -508,6 +576,111 @@ impl Storage for SqliteStorage {
     fn blob_count(&self, provider: &str) -> Result<u64> {
         let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM blobs WHERE provider = ?1", [provider], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn add_movements(&self, provider: &str, engineer: &str, rows: &[(String, Option<String>, String, String)]) -> Result<usize> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        let mut n = 0;
+        for (id, order, author, body) in rows {
+            n += tx
+                .prepare_cached("INSERT OR IGNORE INTO part_movements (id, provider, engineer, order_id, author, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![id, provider, engineer, order, author, body])?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn movements_after(&self, provider: &str, engineer: &str, after: u64) -> Result<Vec<(u64, String)>> {
+        let c = lock(&self.reader);
+        let mut stmt = c.prepare_cached("SELECT seq, body FROM part_movements WHERE provider = ?1 AND engineer = ?2 AND seq > ?3 ORDER BY seq")?;
+        let rows = stmt.query_map(params![provider, engineer, after as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn close_order(&self, provider: &str, order_id: &str, at_ms: i64, by: &str) -> Result<()> {
+        let c = lock(&self.writer);
+        c.execute(
+            "INSERT OR IGNORE INTO closeouts (provider, order_id, closed_at, closed_by) VALUES (?1, ?2, ?3, ?4)",
+            params![provider, order_id, at_ms, by],
+        )?;
+        Ok(())
+    }
+
+    fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>> {
+        let c = lock(&self.reader);
+        Ok(c.query_row("SELECT closed_at FROM closeouts WHERE provider = ?1 AND order_id = ?2", params![provider, order_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()> {
+        let c = lock(&self.writer);
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        c.execute(
+            "INSERT INTO experts (provider, id, name, categories, brands, fee_cents, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![e.provider, e.id, e.name, json(&e.categories), json(&e.brands), e.fee_cents, token_hash],
+        )
+        .map_err(|err| match err {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => Error::Exists(format!("expert {}", e.id)),
+            other => other.into(),
+        })?;
+        Ok(())
+    }
+
+    fn experts(&self, provider: &str) -> Result<Vec<ExpertRow>> {
+        let c = lock(&self.reader);
+        let mut stmt = c.prepare_cached("SELECT provider, id, name, categories, brands, fee_cents FROM experts WHERE provider = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([provider], expert_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn expert_by_token(&self, token_hash: &str) -> Result<Option<ExpertRow>> {
+        let c = lock(&self.reader);
+        Ok(c.query_row("SELECT provider, id, name, categories, brands, fee_cents FROM experts WHERE token_hash = ?1", [token_hash], expert_row)
+            .optional()?)
+    }
+
+    fn upsert_help(&self, h: &HelpRow) -> Result<()> {
+        let c = lock(&self.writer);
+        c.execute(
+            &format!(
+                "INSERT INTO help_requests ({HELP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (provider, id) DO UPDATE SET expert_id = excluded.expert_id, status = excluded.status, cost_cents = excluded.cost_cents"
+            ),
+            params![h.provider, h.id, h.order_id, h.engineer, h.expert_id, h.status, h.cost_cents, h.created_at],
+        )?;
+        Ok(())
+    }
+
+    fn help(&self, provider: &str, id: &str) -> Result<Option<HelpRow>> {
+        let c = lock(&self.reader);
+        Ok(c.query_row(&format!("SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = ?1 AND id = ?2"), params![provider, id], help_row)
+            .optional()?)
+    }
+
+    fn help_requests(&self, provider: &str, expert: Option<&str>) -> Result<Vec<HelpRow>> {
+        let c = lock(&self.reader);
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = ?1 AND (?2 IS NULL OR expert_id = ?2) ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map(params![provider, expert], help_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn add_certification(&self, id: &str, provider: &str, engineer: &str, body: &str, signature: &str) -> Result<()> {
+        let c = lock(&self.writer);
+        c.execute(
+            "INSERT OR IGNORE INTO certifications (id, provider, engineer, body, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, provider, engineer, body, signature],
+        )?;
+        Ok(())
+    }
+
+    fn certifications(&self, provider: &str, engineer: &str) -> Result<Vec<(String, String, String)>> {
+        let c = lock(&self.reader);
+        let mut stmt = c.prepare_cached("SELECT id, body, signature FROM certifications WHERE provider = ?1 AND engineer = ?2 ORDER BY id")?;
+        let rows = stmt.query_map(params![provider, engineer], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
 

@@ -2,12 +2,17 @@
 //! pure order logic and SLA rules to the store and an injected clock.
 
 mod bundle;
+mod help;
+mod parts;
+mod profile;
 mod receipts;
 mod sync;
 #[cfg(test)]
 pub(crate) mod testkit;
 
 pub use bundle::{ExportOptions, ExportSummary};
+pub use help::{HelpCost, HelpQuestion, HelpThread};
+pub use parts::{Closeout, MovementInput};
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -472,25 +477,45 @@ impl Device {
             monotonic_ms: stamp.mono_ms,
             device: self.device_id().to_string(),
         };
-        let ((), order) = self.store.edit(
+        let policy = self.borrow_policy()?;
+        let engineer = self.engineer_id()?;
+        let (moves, order) = self.store.edit_bound(
             id,
             "checklist.answer",
             stamp,
-            |o: &mut WorkOrder| -> Result<((), Vec<Change>, Option<Draft>)> {
+            |o: &mut WorkOrder, _| -> Result<(Vec<crate::parts::Movement>, Vec<Change>, Option<Draft>)> {
                 let (_, template) = self.pinned_template(o)?.ok_or(sop::Error::NotStarted)?;
                 sop::check_answer(&template, o, step, &record.value)?;
+                // A parts step with a ledger role records its movements in this transaction.
+                let moves = match (template.step(step).and_then(|s| s.ledger), &record.value) {
+                    (Some(role), Answer::Parts { parts }) => self.movements_for_answer(id, step, role, parts, &engineer, stamp.at_ms)?,
+                    _ => Vec::new(),
+                };
                 let kind = match &record.value {
                     Answer::Consent { .. } => "consent",
                     Answer::Parts { .. } => "part_movement",
                     Answer::Photos { .. } => "photo_step",
                     _ => "answer",
                 };
-                let draft = Draft::new(kind, Some(id), serde_json::json!({ "step": step, "value": &record.value }));
+                let mut payload = serde_json::json!({ "step": step, "value": &record.value });
+                if !moves.is_empty() {
+                    payload["movements"] = serde_json::to_value(&moves).unwrap_or_default();
+                }
+                let draft = Draft::new(kind, Some(id), payload);
                 o.checklist.answers.push(record);
-                Ok(((), vec![Change::AppendAnswer], Some(draft)))
+                Ok((moves, vec![Change::AppendAnswer], Some(draft)))
             },
             |o| self.summarize(o),
+            |tx, moves, seq| {
+                if moves.is_empty() {
+                    return Ok(());
+                }
+                crate::store::parts_store::insert_local_tx(tx, moves, Some(step), &[seq], policy)
+            },
         )?;
+        if !moves.is_empty() {
+            tracing::info!(order = id, step, movements = moves.len(), "parts recorded from the checklist");
+        }
         self.changed(id, ChangeOrigin::Local);
         self.checklist_view(order)
     }

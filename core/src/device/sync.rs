@@ -24,7 +24,7 @@ use crate::Result;
 const META_SERVER: &str = "sync.server";
 const META_TOKEN: &str = "sync.token";
 const META_PROVIDER: &str = "sync.provider";
-const META_ENGINEER: &str = "sync.engineer";
+pub(crate) const META_ENGINEER: &str = "sync.engineer";
 const META_CURSOR: &str = "sync.cursor";
 const META_JOURNAL_ACKED: &str = "sync.journal_acked";
 const META_LAST_SUCCESS: &str = "sync.last_success";

@@ -207,6 +207,8 @@ impl DispatchOrder {
             notes: Vec::new(),
             checklist: crate::sop::Checklist::default(),
             receipts: Vec::new(),
+            help: Vec::new(),
+            help_answers: Vec::new(),
             created_at,
         })
     }

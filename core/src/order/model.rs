@@ -226,7 +226,49 @@ pub struct WorkOrder {
     /// device's store and in bundles, the document carries what binds them).
     #[autosurgeon(missing = "Vec::new")]
     pub receipts: Vec<ReceiptRef>,
+    /// Expert-help requests (seed 000 专家求助), appended by the engineer's device.
+    #[autosurgeon(missing = "Vec::new")]
+    pub help: Vec<HelpRequest>,
+    /// What the platform and the experts answered (server-written): routing and answers.
+    #[autosurgeon(missing = "Vec::new")]
+    pub help_answers: Vec<HelpAnswer>,
     pub created_at: Timestamp,
+}
+
+/// A request for expert help, with the evidence the engineer chose to share.
+#[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
+pub struct HelpRequest {
+    /// Unique: the device id and a random suffix.
+    pub id: String,
+    pub at: Timestamp,
+    pub device: String,
+    pub question: String,
+    /// The checklist step the question concerns.
+    pub step: Option<String>,
+    /// SHA-256 of the order's photos shared with the expert.
+    pub photos: Vec<String>,
+    /// Share the fault report and the engineer's notes.
+    pub include_fault: bool,
+    pub include_notes: bool,
+}
+
+/// The platform's and the expert's side of a help request.
+#[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
+pub struct HelpAnswer {
+    pub request_id: String,
+    pub at: Timestamp,
+    /// `routed` (an expert was chosen), `unrouted` (no expert matches yet) or `answer`.
+    pub kind: String,
+    pub expert_id: String,
+    pub expert_name: String,
+    pub text: String,
+    /// SHA-256 of reference photos the expert attached (fetched by sync).
+    pub reference_photos: Vec<String>,
+    pub suggested_steps: Vec<String>,
+    /// The checklist step the answer concerns (the request's, unless the expert chose one).
+    pub step: Option<String>,
+    /// What the answer costs the provider (分), kept for reimbursement (seed 000 2.1).
+    pub cost_cents: i64,
 }
 
 /// A signed receipt revision as the order's document records it.

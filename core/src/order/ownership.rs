@@ -36,6 +36,10 @@ pub const FIELD_OWNERS: &[(&str, Owner)] = &[
     // Signed receipts: appended by the engineer's device when the customer signs; a signed
     // revision is never changed (the server refuses edits to an existing entry).
     ("receipts", Owner::Engineer),
+    // Expert help: the engineer appends requests; the platform (routing) and the experts
+    // append answers, through the server, never the device.
+    ("help", Owner::Engineer),
+    ("help_answers", Owner::Dispatcher),
 ];
 
 pub fn owner_of(key: &str) -> Option<Owner> {

@@ -63,14 +63,23 @@ pub fn answer_for(template: &Template, eval: &Evaluation, order: &WorkOrder, ste
             };
             Answer::Barcode { scanned }
         }
-        StepKind::Parts => Answer::Parts {
-            parts: vec![PartUse {
-                part_number: "FRU-5B20W77543".into(),
-                serial: format!("8SSB20W77543{}", &order.id.len()),
-                quantity: 1,
-                returned_serial: Some("8SSB20W77543OLD".into()),
-            }],
-        },
+        // One part per order through the ledger: borrowed, fitted (the old one taken out),
+        // and the faulty old one returned, so each order leaves nothing outstanding.
+        StepKind::Parts => {
+            let (serial, returned_serial) = match step.ledger {
+                Some(super::template::LedgerRole::Return) => {
+                    // The faulty part taken out, or the unused one when nothing was fitted.
+                    let fitted = order.checklist.answers.iter().any(|a| {
+                        template.step(&a.step).and_then(|s| s.ledger) == Some(super::template::LedgerRole::Install)
+                            && matches!(&a.value, Answer::Parts { parts } if !parts.is_empty())
+                    });
+                    (if fitted { format!("OLD-{}", order.id) } else { format!("SN-{}", order.id) }, None)
+                }
+                Some(super::template::LedgerRole::Install) | None => (format!("SN-{}", order.id), Some(format!("OLD-{}", order.id))),
+                Some(super::template::LedgerRole::Borrow) => (format!("SN-{}", order.id), None),
+            };
+            Answer::Parts { parts: vec![PartUse { part_number: "FRU-5B20W77543".into(), serial, quantity: 1, returned_serial }] }
+        }
         StepKind::Timer { .. } => Answer::Observation { started: Timestamp(now.0 - 6 * 60_000), stopped: now, reproduced: true },
         StepKind::Consent { .. } => consent(step, true, "王女士"),
     }

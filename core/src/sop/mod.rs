@@ -8,7 +8,7 @@ pub mod template;
 
 pub use answer::{Answer, AnswerRecord, Checklist, PartUse, PhotoRef, TemplateRef};
 pub use engine::{check_answer, evaluate, Blocker, Evaluation, Flag, NaReason, StepState, StepStatus};
-pub use template::{Registry, Step, StepKind, Template, Text};
+pub use template::{LedgerRole, Registry, Step, StepKind, Template, Text};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {

@@ -101,6 +101,30 @@ pub struct Step {
     pub after: Vec<String>,
     pub when: Option<Condition>,
     pub na_allowed: bool,
+    /// For a parts step: what its answer records in the spare-part ledger (docs/adr/0011).
+    pub ledger: Option<LedgerRole>,
+}
+
+/// The ledger movement a parts step's answer records, one per listed part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerRole {
+    /// Parts taken from the clerk for this order.
+    Borrow,
+    /// Parts fitted; `returned_serial` is the faulty part taken out.
+    Install,
+    /// Parts handed back to the clerk (unused good ones and faulty ones).
+    Return,
+}
+
+impl LedgerRole {
+    pub fn kind(self) -> crate::parts::Kind {
+        match self {
+            LedgerRole::Borrow => crate::parts::Kind::Borrow,
+            LedgerRole::Install => crate::parts::Kind::Install,
+            LedgerRole::Return => crate::parts::Kind::Return,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -152,6 +176,8 @@ struct StepFile {
     when: Option<toml::Value>,
     #[serde(default)]
     na_allowed: bool,
+    #[serde(default)]
+    ledger: Option<String>,
     // Kind parameters; which apply depends on `kind`.
     #[serde(default)]
     min: Option<f64>,
@@ -394,7 +420,15 @@ fn build_step(s: StepFile) -> Result<Step, (String, String)> {
             bad("when", "expected {step, is}, {field, is}, {not = ...}, {all = [...]} or {any = [...]}")
         })?),
     };
-    Ok(Step { id: s.id, label: s.label, help: s.help, kind, required: s.required, after: s.after, when, na_allowed: s.na_allowed })
+    let ledger = match (s.ledger.as_deref(), &kind) {
+        (None, _) => None,
+        (Some(_), k) if *k != StepKind::Parts => return Err(bad("ledger", "only a parts step records ledger movements")),
+        (Some("borrow"), _) => Some(LedgerRole::Borrow),
+        (Some("install"), _) => Some(LedgerRole::Install),
+        (Some("return"), _) => Some(LedgerRole::Return),
+        (Some(_), _) => return Err(bad("ledger", "one of borrow, install, return")),
+    };
+    Ok(Step { id: s.id, label: s.label, help: s.help, kind, required: s.required, after: s.after, when, na_allowed: s.na_allowed, ledger })
 }
 
 fn check_condition(c: &Condition, steps: &[Step], index: &HashMap<String, usize>) -> Result<(), String> {
@@ -500,6 +534,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("onsite-repair.toml", include_str!("../../templates/onsite-repair.toml")),
     ("workshop-intake.toml", include_str!("../../templates/workshop-intake.toml")),
     ("os-reinstall.toml", include_str!("../../templates/os-reinstall.toml")),
+    ("onsite-repair.v2.toml", include_str!("../../templates/onsite-repair.v2.toml")),
 ];
 
 /// All known template versions. Publishing a version adds it; nothing is ever replaced, so

@@ -15,6 +15,7 @@
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
 
 mod journal_store;
+pub mod parts_store;
 pub mod sync_store;
 pub(crate) mod receipt_store;
 mod schema;
@@ -63,6 +64,8 @@ pub enum Error {
     Journal(#[from] journal::Error),
     #[error("no device key is configured for signing")]
     NoSigner,
+    #[error(transparent)]
+    Parts(#[from] crate::parts::Error),
 }
 
 /// What a list screen shows; read from summary columns only.
@@ -111,6 +114,8 @@ pub enum Change {
     AppendAnswer,
     /// The last element of `receipts` is new.
     AppendReceipt,
+    /// The last element of `help` is new.
+    AppendHelp,
 }
 
 /// Where an order's document stands on disk: what compaction decides on.
@@ -199,6 +204,12 @@ fn write_field(doc: &mut AutoCommit, order: &WorkOrder, change: Change) -> Resul
                 automerge::transaction::Transactable::put_object(doc, &ROOT, "receipts", automerge::ObjType::List)?;
             }
             append(doc, &ROOT, "receipts", order.receipts.last())
+        }
+        Change::AppendHelp => {
+            if doc.get(&ROOT, "help")?.is_none() {
+                automerge::transaction::Transactable::put_object(doc, &ROOT, "help", automerge::ObjType::List)?;
+            }
+            append(doc, &ROOT, "help", order.help.last())
         }
     }
 }

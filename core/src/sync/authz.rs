@@ -29,7 +29,7 @@ fn forbidden(field: &str, reason: impl Into<String>) -> Forbidden {
 }
 
 /// The lists an engineer device may only append to, as (path, key) into the JSON form.
-const APPEND_ONLY: &[&str] = &["transitions", "notes", "checklist.answers", "receipts"];
+const APPEND_ONLY: &[&str] = &["transitions", "notes", "checklist.answers", "receipts", "help"];
 
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
@@ -115,6 +115,7 @@ pub fn rebase(server: &WorkOrder, local: &WorkOrder) -> WorkOrder {
     }
     extend(&mut out.checklist.answers, &local.checklist.answers);
     extend(&mut out.receipts, &local.receipts);
+    extend(&mut out.help, &local.help);
     out
 }
 

@@ -1,0 +1,72 @@
+//! Building and exporting the engineer's signed service record (see `crate::profile`).
+
+use std::path::Path;
+
+use super::Device;
+use crate::order::Status;
+use crate::profile::{self, OrderRecord, ServiceRecord, SignedCertification, SignedRecord};
+use crate::Result;
+
+fn build_error(e: impl std::fmt::Display) -> crate::Error {
+    crate::bundle::Error::Build(e.to_string()).into()
+}
+
+impl Device {
+    /// Stores a certification the provider signed, if it verifies under the log key this
+    /// device pinned at enrolment and names this device's engineer. Returns true when new.
+    pub fn accept_certification(&self, c: &SignedCertification) -> Result<bool> {
+        let key = self.store.meta("sync.log_key")?.and_then(|h| crate::hash::unhex(&h)).ok_or_else(|| build_error("no provider log key (enrol first)"))?;
+        let cert = c.verify(&key).map_err(build_error)?;
+        if cert.engineer != self.engineer_id()? {
+            return Err(build_error("the certification names another engineer"));
+        }
+        Ok(self.store.save_certification(&cert.id, &c.body, &c.signature, self.now().0)?)
+    }
+
+    pub fn certifications(&self) -> Result<Vec<SignedCertification>> {
+        Ok(self.store.certifications()?.into_iter().map(|(_, body, signature)| SignedCertification { body, signature }).collect())
+    }
+
+    /// The service record: every completed order whose newest receipt the customer signed.
+    pub fn service_record(&self) -> Result<ServiceRecord> {
+        let key = self.public_key();
+        let proofs = self.log_proofs()?;
+        let mut orders: Vec<OrderRecord> = Vec::new();
+        for s in self.store.list(&[Status::Completed], crate::store::SortBy::Updated)? {
+            let Some(sr) = self.store.receipts(&s.id)?.into_iter().max_by_key(|r| r.revision) else { continue };
+            let parsed: Option<crate::receipt::Receipt> = serde_json::from_slice(&sr.canonical).ok();
+            if !matches!(parsed.map(|r| r.outcome), Some(crate::receipt::Outcome::Signed { .. })) {
+                continue;
+            }
+            let journal = self.store.journal_entries(Some(&s.id))?;
+            let proof = proofs.iter().find(|p| p.seq == sr.journal_seq).cloned();
+            orders.push(profile::order_record(&sr, &key, journal, proof).map_err(build_error)?);
+        }
+        orders.sort_by(|a, b| a.receipt.signed_at_ms.cmp(&b.receipt.signed_at_ms).then_with(|| a.order_id.cmp(&b.order_id)));
+        let aggregates = profile::aggregate(&orders);
+        Ok(ServiceRecord {
+            format: profile::RECORD_FORMAT.into(),
+            version: profile::RECORD_VERSION,
+            engineer: self.engineer_id()?,
+            provider: self.store.meta("sync.provider")?.unwrap_or_default(),
+            device_id: self.device_id().to_string(),
+            device_key: crate::hash::hex(&key),
+            generated_at: crate::receipt::build::rfc3339(self.now()),
+            log_key: self.store.meta("sync.log_key")?,
+            orders,
+            aggregates,
+            certifications: self.certifications()?,
+        })
+    }
+
+    /// Signs the service record with the device key and writes it to `out` (JSON).
+    pub fn export_service_record(&self, out: &Path) -> Result<SignedRecord> {
+        let signer = self.store.signer().ok_or(crate::store::Error::NoSigner)?;
+        let signed = profile::sign_record(self.service_record()?, signer.as_ref()).map_err(build_error)?;
+        let bytes = serde_json::to_vec_pretty(&signed).map_err(build_error)?;
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, &bytes).map_err(crate::bundle::Error::from)?;
+        std::fs::rename(&tmp, out).map_err(crate::bundle::Error::from)?;
+        Ok(signed)
+    }
+}
