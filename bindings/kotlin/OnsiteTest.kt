@@ -190,7 +190,15 @@ class ChecklistTest {
             }
             StepAnswer.Barcode(fromParts ?: order.equipment.serial)
         }
-        is StepKind.Parts -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "8SSB20W77543KT", 1u, null)))
+        // One part per order through the ledger: borrowed, fitted (the old one out), returned.
+        is StepKind.Parts -> when (step.ledger) {
+            "return" -> {
+                val fitted = view.steps.any { it.ledger == "install" && (it.current?.answer as? StepAnswer.Parts)?.parts?.isNotEmpty() == true }
+                StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", if (fitted) "OLD-${order.id}" else "SN-${order.id}", 1u, null)))
+            }
+            "install" -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "SN-${order.id}", 1u, "OLD-${order.id}")))
+            else -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "SN-${order.id}", 1u, null)))
+        }
         is StepKind.Timer -> {
             val now = Instant.now()
             StepAnswer.Observation(now.minusSeconds(300), now, true)
@@ -205,7 +213,7 @@ class ChecklistTest {
             val id = "WO-20261123-0001"
             assertTrue(store.checklist().templates().map { it.id }.containsAll(listOf("onsite-repair", "workshop-intake", "os-reinstall")))
             var view = store.checklist().start(id, "onsite-repair")
-            assertEquals(1u, view.templateVersion)
+            assertEquals(2u, view.templateVersion)
             assertEquals(listOf("dress_badge", "borrow_parts"), view.open)
 
             // A step that is not open yet is refused, and nothing is recorded.

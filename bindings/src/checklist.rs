@@ -259,6 +259,9 @@ pub struct ChecklistStep {
     pub flags: Vec<StepFlag>,
     pub current: Option<AnswerRecord>,
     pub answer_count: u32,
+    /// For a parts step: what its answer records in the spare-part ledger (`borrow`,
+    /// `install`: each part's `returned_serial` is the faulty part taken out, `return`).
+    pub ledger: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -288,6 +291,11 @@ impl From<CoreView> for ChecklistView {
                 kind: (&step.kind).into(),
                 required: step.required,
                 na_allowed: step.na_allowed,
+                ledger: step.ledger.map(|l| match l {
+                    sop::LedgerRole::Borrow => "borrow".to_string(),
+                    sop::LedgerRole::Install => "install".to_string(),
+                    sop::LedgerRole::Return => "return".to_string(),
+                }),
                 state: match &st.state {
                     sop::StepState::Locked { waiting_for } => StepState::Locked { waiting_for: waiting_for.clone() },
                     sop::StepState::Open => StepState::Open,

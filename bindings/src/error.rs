@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Not enrolled, or the server refused this device's credentials (revoked): enrol again.
     #[error("unauthorized: {reason}")]
     Unauthorized { reason: String },
+    /// "前件不还后件不借": parts of earlier orders must be returned before a new borrow.
+    #[error("{count} part(s) of earlier orders not returned yet (first: {first})")]
+    PartsOutstanding { count: u32, first: String },
     /// The `Onsite` object this sub-area came from was closed: open it again.
     #[error("the store is closed")]
     Closed,
@@ -57,6 +60,7 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Bundle(e) => e.into(),
             onsite_core::Error::Sync(e) => e.into(),
             onsite_core::Error::Cancelled => ApiError::Cancelled,
+            onsite_core::Error::Parts(e) => e.into(),
         }
     }
 }
@@ -85,6 +89,7 @@ impl From<store::Error> for ApiError {
             store::Error::Open { .. } | store::Error::Sqlite(_) => ApiError::Storage { reason },
             store::Error::Document { .. } => ApiError::InvalidInput { field: "document".into(), reason },
             store::Error::Journal(_) | store::Error::NoSigner => ApiError::Internal { reason },
+            store::Error::Parts(e) => e.into(),
         }
     }
 }
@@ -180,6 +185,18 @@ impl From<onsite_core::sync::client::Error> for ApiError {
             E::Network(_) | E::Server { .. } => ApiError::Network { reason },
             E::Protocol(_) => ApiError::Internal { reason },
             E::Cancelled => ApiError::Cancelled,
+        }
+    }
+}
+
+impl From<onsite_core::parts::Error> for ApiError {
+    fn from(e: onsite_core::parts::Error) -> Self {
+        use onsite_core::parts::Error as E;
+        let reason = e.to_string();
+        match e {
+            E::Invalid { field, reason } => ApiError::InvalidInput { field, reason },
+            E::BorrowRefused { outstanding, first } => ApiError::PartsOutstanding { count: outstanding, first },
+            E::Custody(_) => ApiError::Conflict { reason },
         }
     }
 }

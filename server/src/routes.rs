@@ -101,6 +101,14 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/journal", post(journal))
         .route("/v1/blobs/{sha}", get(get_blob).head(head_blob).put(put_blob))
+        .route("/v1/parts/movements", post(clerk_movement))
+        .route("/v1/parts/ledger", get(parts_ledger))
+        .route("/v1/orders/{id}/close", post(close_order))
+        .route("/v1/experts", post(add_expert))
+        .route("/v1/help", get(help_list))
+        .route("/v1/help/{id}", get(help_view))
+        .route("/v1/help/{id}/answer", post(help_answer))
+        .route("/v1/certifications", post(certify))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(service.clone(), count))
         .with_state(service)
@@ -320,8 +328,8 @@ fn offset_headers(offset: u64, length: u64) -> [(&'static str, String); 2] {
 async fn head_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>) -> Result<Response, Error> {
     let token = bearer(&headers);
     let state = blocking(move || {
-        let device = svc.device(token.as_deref())?;
-        svc.blob_state(&device.provider, &sha)
+        let provider = svc.uploader(token.as_deref())?;
+        svc.blob_state(&provider, &sha)
     })
     .await?;
     Ok(match state {
@@ -343,8 +351,8 @@ async fn put_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>, 
     let offset = header_u64(&headers, protocol::UPLOAD_OFFSET)?;
     let length = header_u64(&headers, protocol::UPLOAD_LENGTH)?;
     let (at, complete) = blocking(move || {
-        let device = svc.device(token.as_deref())?;
-        svc.blob_put(&device.provider, &sha, offset, length, &body)
+        let provider = svc.uploader(token.as_deref())?;
+        svc.blob_put(&provider, &sha, offset, length, &body)
     })
     .await?;
     let status = if complete { StatusCode::CREATED } else { StatusCode::OK };
@@ -354,9 +362,120 @@ async fn put_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>, 
 async fn get_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>) -> Result<Response, Error> {
     let token = bearer(&headers);
     let bytes = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
+        let provider = svc.any_party(token.as_deref())?;
         svc.blob_bytes(&provider, &sha)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, Error> {
+    Ok(Json(serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))?))
+}
+
+async fn clerk_movement(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let input: crate::service::ClerkMovement = json(&body)?;
+    let m = blocking(move || {
+        let provider = svc.dispatcher(token.as_deref())?;
+        svc.clerk_movement(&provider, input)
+    })
+    .await?;
+    to_json(&m)
+}
+
+#[derive(Deserialize)]
+struct EngineerQuery {
+    engineer: String,
+}
+
+async fn parts_ledger(State(svc): Svc, headers: HeaderMap, Query(q): Query<EngineerQuery>) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let ledger = blocking(move || {
+        let provider = svc.dispatcher(token.as_deref())?;
+        svc.parts_ledger(&provider, &q.engineer)
+    })
+    .await?;
+    let held: Vec<_> = ledger.held().into_iter().cloned().collect();
+    to_json(&serde_json::json!({ "held": held, "pending_returns": ledger.pending_returns, "anomalies": ledger.anomalies }))
+}
+
+#[derive(Deserialize)]
+struct CloseBody {
+    #[serde(default)]
+    by: String,
+}
+
+async fn close_order(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let c: CloseBody = if body.is_empty() { CloseBody { by: String::new() } } else { json(&body)? };
+    let at = blocking(move || {
+        let provider = svc.dispatcher(token.as_deref())?;
+        let by = if c.by.trim().is_empty() { "coordinator".to_string() } else { c.by };
+        svc.close_order(&provider, &id, &by)
+    })
+    .await?;
+    to_json(&serde_json::json!({ "closed_at": at }))
+}
+
+async fn add_expert(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let input: crate::service::ExpertInput = json(&body)?;
+    let t = blocking(move || {
+        let provider = svc.dispatcher(token.as_deref())?;
+        svc.add_expert(&provider, input)
+    })
+    .await?;
+    to_json(&serde_json::json!({ "token": t }))
+}
+
+async fn help_list(State(svc): Svc, headers: HeaderMap) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let rows = blocking(move || match svc.expert(token.as_deref()) {
+        Ok(e) => svc.help_list(&e.provider, Some(&e.id)),
+        Err(_) => {
+            let provider = svc.dispatcher(token.as_deref())?;
+            svc.help_list(&provider, None)
+        }
+    })
+    .await?;
+    to_json(&rows)
+}
+
+async fn help_view(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let v = blocking(move || {
+        let e = svc.expert(token.as_deref())?;
+        svc.help_view(&e, &id)
+    })
+    .await?;
+    to_json(&v)
+}
+
+async fn help_answer(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let input: crate::service::AnswerInput = json(&body)?;
+    let a = blocking(move || {
+        let e = svc.expert(token.as_deref())?;
+        svc.help_answer(&e, &id, input)
+    })
+    .await?;
+    to_json(&a)
+}
+
+#[derive(Deserialize)]
+struct CertifyBody {
+    engineer_id: String,
+    level: u8,
+}
+
+async fn certify(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+    let token = bearer(&headers);
+    let c: CertifyBody = json(&body)?;
+    let cert = blocking(move || {
+        let provider = svc.dispatcher(token.as_deref())?;
+        svc.certify(&provider, &c.engineer_id, c.level)
+    })
+    .await?;
+    to_json(&cert)
 }

@@ -17,6 +17,10 @@ use onsite_core::sync::protocol::{
 use onsite_core::sync::authz;
 use sha2::{Digest, Sha256};
 
+#[path = "service_ext.rs"]
+mod ext;
+pub use ext::{AnswerInput, ClerkMovement, ExpertInput, HelpView};
+
 use crate::blobs::{Blobs, PutOutcome};
 use crate::metrics::Metrics;
 use crate::storage::{self, DeviceRow, JournalRow, OrderRow, ReceiptRow, Storage};
@@ -164,6 +168,22 @@ impl Service {
     pub fn dispatcher(&self, token: Option<&str>) -> Result<String> {
         let token = token.ok_or_else(|| self.unauthorized())?;
         self.storage.provider_by_token(&token_hash(token))?.ok_or_else(|| self.unauthorized())
+    }
+
+    /// Who may upload blobs: a device, or an expert (reference photos). Returns the provider.
+    pub fn uploader(&self, token: Option<&str>) -> Result<String> {
+        match self.device(token) {
+            Ok(d) => Ok(d.provider),
+            Err(_) => Ok(self.expert(token)?.provider),
+        }
+    }
+
+    /// Who may read blobs of a provider: its dispatcher, devices and experts.
+    pub fn any_party(&self, token: Option<&str>) -> Result<String> {
+        if let Ok(p) = self.dispatcher(token) {
+            return Ok(p);
+        }
+        self.uploader(token)
     }
 
     pub fn device(&self, token: Option<&str>) -> Result<DeviceRow> {
@@ -341,15 +361,32 @@ impl Service {
 
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
         let mut rejected = Vec::new();
+        let mut help = Vec::new();
         for push in &req.push {
-            if let Err(r) = self.apply_push(device, &push.id, &push.changes) {
-                self.metrics.pushes_rejected.inc();
-                tracing::warn!(device = %device.id, order = %push.id, code = ?r.code, field = ?r.field, "push refused");
-                rejected.push(r);
-            } else {
-                self.metrics.pushes_applied.inc();
+            match self.apply_push(device, &push.id, &push.changes) {
+                Err(r) => {
+                    self.metrics.pushes_rejected.inc();
+                    tracing::warn!(device = %device.id, order = %push.id, code = ?r.code, field = ?r.field, "push refused");
+                    rejected.push(r);
+                }
+                Ok(new_help) => {
+                    self.metrics.pushes_applied.inc();
+                    if !new_help.is_empty() {
+                        help.push((push.id.clone(), new_help));
+                    }
+                }
             }
         }
+        // New help requests are routed now, so the answer below already says where they went.
+        for (order_id, requests) in help {
+            if let Err(e) = self.route_help(&device.provider, &order_id, &requests) {
+                tracing::error!(order = %order_id, error = %e, "help routing failed; retried with the next push");
+            }
+        }
+        let parts = match req.parts {
+            Some(p) => Some(self.parts_sync(device, p)?),
+            None => None,
+        };
         let upto = self.storage.max_seq()?;
         let rows = self.storage.feed(&device.provider, &device.engineer_id, req.cursor, upto)?;
         // Orders in order of their first feed row after the cursor.
@@ -397,10 +434,11 @@ impl Service {
             None => None,
         };
         self.metrics.docs_sent.add(docs.len() as u64);
-        Ok(SyncResponse { v: protocol::VERSION, cursor, docs, rejected, removed, more, ticket })
+        Ok(SyncResponse { v: protocol::VERSION, cursor, docs, rejected, removed, more, ticket, parts })
     }
 
-    fn apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<(), Rejection> {
+    /// Merges a device's changes to one order; returns the help requests it added.
+    fn apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<Vec<order::HelpRequest>, Rejection> {
         let reject = |code, field: Option<&str>, reason: String, server_doc: Option<Vec<u8>>| Rejection {
             id: id.to_string(),
             code,
@@ -425,7 +463,7 @@ impl Service {
             return Err(reject(RejectCode::ResendFull, None, "the changes depend on history this server does not have".into(), None));
         }
         if doc.get_heads() == heads {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let server_doc = || {
             let mut d = AutoCommit::load(&stored[0]).ok()?;
@@ -444,7 +482,7 @@ impl Service {
         }
         let chunk = doc.save_after(&heads);
         self.store_change(&device.provider, &mut doc, &after, &device.id, &chunk, None).map_err(internal_reject)?;
-        Ok(())
+        Ok(after.help.iter().filter(|h| !before.help.contains(h)).cloned().collect())
     }
 
     // ----- journal -----

@@ -31,6 +31,8 @@ const META_LAST_SUCCESS: &str = "sync.last_success";
 const META_LAST_ERROR: &str = "sync.last_error";
 const META_LOG_KEY: &str = "sync.log_key";
 const META_LAST_TICKET: &str = "sync.last_ticket_at";
+const META_PARTS_CURSOR: &str = "sync.parts_cursor";
+const META_FETCH: &str = "sync.fetch_blobs";
 
 /// Orders' changes per sync request (bytes, before compression).
 const PUSH_BATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -336,6 +338,7 @@ impl Pass<'_> {
         let total = pending.len() as u64;
         let mut queue = pending.into_iter().peekable();
         let mut done = 0u64;
+        let mut first_round = true;
         for _ in 0..MAX_SYNC_ROUNDS {
             let mut cursor = d.meta_u64(META_CURSOR)?;
             let mut push = Vec::new();
@@ -354,7 +357,18 @@ impl Pass<'_> {
             let last_ticket: i64 = d.store.meta(META_LAST_TICKET)?.and_then(|v| v.parse().ok()).unwrap_or(i64::MIN);
             let now = d.now().0;
             let ticket_nonce = (now.saturating_sub(last_ticket) >= self.options.ticket_every_ms).then(|| format!("{:016x}", self.entropy ^ now as u64));
-            let request = SyncRequest { v: protocol::VERSION, cursor, push, ticket_nonce };
+            // The part ledger goes with the first request of the pass.
+            let parts = if first_round {
+                Some(protocol::PartsSyncRequest {
+                    cursor: d.meta_u64(META_PARTS_CURSOR)?,
+                    movements: d.store.unsynced_movements()?,
+                    certs_known: d.store.certifications()?.len() as u32,
+                })
+            } else {
+                None
+            };
+            first_round = false;
+            let request = SyncRequest { v: protocol::VERSION, cursor, push, ticket_nonce, parts };
             let body = protocol::encode(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let req = Request::new(Method::Post, "/v1/sync")
                 .header("content-type", "application/cbor")
@@ -401,6 +415,9 @@ impl Pass<'_> {
                 self.report.orders_removed.push(id.clone());
                 self.report.changed_orders.push(id.clone());
             }
+            if let Some(parts) = &response.parts {
+                self.parts(parts)?;
+            }
             if let Some(ticket) = response.ticket {
                 match d.accept_time_ticket(ticket, rtt) {
                     Ok(_) => {
@@ -419,6 +436,25 @@ impl Pass<'_> {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// The ledger's answer: the server holds our movements; the clerk's arrive; new
+    /// certifications are checked against the pinned log key and kept.
+    fn parts(&mut self, parts: &protocol::PartsSyncResponse) -> Result<()> {
+        let d = self.device;
+        d.store.mark_movements_synced(&parts.acked)?;
+        let new = d.store.merge_movements(&parts.movements)?;
+        d.store.set_meta(META_PARTS_CURSOR, &parts.cursor.to_string())?;
+        self.report.movements_pulled += new as u64;
+        self.report.movements_pushed += parts.acked.len() as u64;
+        for c in &parts.certifications {
+            if let Err(e) = d.accept_certification(c) {
+                self.report.errors.push(format!("certification: {e}"));
+            }
+        }
+        let orders: Vec<String> = parts.movements.iter().filter_map(|m| m.order_id.clone()).collect();
+        self.report.changed_orders.extend(orders);
         Ok(())
     }
 
@@ -454,6 +490,7 @@ impl Pass<'_> {
     // ----- 3. photos -----
 
     fn photos(&mut self) -> Result<()> {
+        self.fetch_reference_photos()?;
         let d = self.device;
         let pending = d.store.pending_blobs(d.now().0)?;
         let total = pending.len() as u64;
@@ -478,6 +515,51 @@ impl Pass<'_> {
             }
             self.progress(Phase::Photos, i as u64 + 1, total);
         }
+        Ok(())
+    }
+
+    /// Downloads the reference photos experts attached to answers this pass merged (and any
+    /// a failed pass left), so the answer shows offline. Each is checked against its hash.
+    fn fetch_reference_photos(&mut self) -> Result<()> {
+        let d = self.device;
+        let mut wanted: std::collections::BTreeSet<String> =
+            d.store.meta(META_FETCH)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        let mut changed = self.report.changed_orders.clone();
+        changed.sort();
+        changed.dedup();
+        for id in &changed {
+            if let Ok(o) = d.store.get(id) {
+                wanted.extend(o.help_answers.iter().flat_map(|a| a.reference_photos.iter().cloned()));
+            }
+        }
+        let mut left = std::collections::BTreeSet::new();
+        for sha in wanted {
+            let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !valid || d.blobs.path(&sha).exists() {
+                continue;
+            }
+            let resp = match self.call(Request::new(Method::Get, &format!("/v1/blobs/{sha}"))) {
+                Ok(r) if r.is_success() => r,
+                Ok(r) => {
+                    self.report.errors.push(format!("reference photo {}: {}", &sha[..12.min(sha.len())], r.status));
+                    left.insert(sha);
+                    continue;
+                }
+                Err(e) => {
+                    self.report.errors.push(format!("reference photo {}: {e}", &sha[..12.min(sha.len())]));
+                    left.insert(sha);
+                    continue;
+                }
+            };
+            let stored = d.blobs.put_bytes(&resp.body).map_err(crate::evidence::EvidenceError::from)?;
+            if stored.sha256 != sha {
+                self.report.errors.push(format!("reference photo {}: the bytes do not match", &sha[..12.min(sha.len())]));
+                left.insert(sha);
+                continue;
+            }
+            self.report.photos_fetched += 1;
+        }
+        d.store.set_meta(META_FETCH, &serde_json::to_string(&left).unwrap_or_else(|_| "[]".into()))?;
         Ok(())
     }
 

@@ -130,6 +130,11 @@ pub struct SyncReport {
     pub changed_orders: Vec<String>,
     pub blobs_uploaded: u64,
     pub blob_bytes: u64,
+    /// Part movements the server acknowledged / new ones merged in (the clerk's).
+    pub movements_pushed: u64,
+    pub movements_pulled: u64,
+    /// Expert reference photos downloaded.
+    pub photos_fetched: u64,
     /// Failures this pass could not get past (the outbox keeps the work).
     pub errors: Vec<String>,
 }

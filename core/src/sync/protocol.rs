@@ -40,6 +40,10 @@ pub struct SyncRequest {
     /// Ask for a time ticket with this nonce (piggybacked, no extra round trip).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_nonce: Option<String>,
+    /// The spare-part ledger rides along (no extra round trip); sent in a pass's first
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartsSyncRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +68,8 @@ pub struct SyncResponse {
     pub more: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<TimeTicket>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartsSyncResponse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,7 +317,7 @@ mod tests {
 
     #[test]
     fn idle_request_is_tiny() {
-        let r = SyncRequest { v: VERSION, cursor: 123_456, push: vec![], ticket_nonce: None };
+        let r = SyncRequest { v: VERSION, cursor: 123_456, push: vec![], ticket_nonce: None, parts: None };
         let b = encode(&r).unwrap();
         assert!(b.len() < 32, "{}", b.len());
         assert_eq!(decode_request(&b).unwrap(), r);
@@ -359,11 +365,11 @@ mod tests {
         let mut doc = automerge::AutoCommit::new();
         autosurgeon::reconcile(&mut doc, &order).unwrap();
         let full = doc.save();
-        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()) };
+        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()), parts: None };
         std::fs::write(dir.join("request-full-doc.cbor"), encode(&req).unwrap()).unwrap();
         std::fs::write(dir.join("request-idle.cbor"), encode(&SyncRequest { v: VERSION, cursor: 99, ..Default::default() }).unwrap()).unwrap();
         let resp = SyncResponse {
-            v: VERSION, cursor: 9, more: false, removed: vec!["WO-2".into()], ticket: None,
+            v: VERSION, cursor: 9, more: false, removed: vec!["WO-2".into()], ticket: None, parts: None,
             docs: vec![DocPull { id: "WO-1".into(), full: true, bytes: full.clone() }],
             rejected: vec![Rejection { id: "WO-3".into(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(full) }],
         };
@@ -380,13 +386,14 @@ mod tests {
         #[test]
         fn round_trips(cursor in any::<u64>(), ids in proptest::collection::vec("[A-Z0-9-]{1,12}", 0..5), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let push: Vec<DocPush> = ids.iter().map(|id| DocPush { id: id.clone(), changes: bytes.clone() }).collect();
-            let r = SyncRequest { v: VERSION, cursor, push, ticket_nonce: Some("n".into()) };
+            let r = SyncRequest { v: VERSION, cursor, push, ticket_nonce: Some("n".into()), parts: None };
             prop_assert_eq!(decode_request(&encode(&r).unwrap()).unwrap(), r);
             let resp = SyncResponse {
                 v: VERSION, cursor, more: cursor % 2 == 0,
                 docs: ids.iter().map(|id| DocPull { id: id.clone(), full: true, bytes: bytes.clone() }).collect(),
                 rejected: ids.iter().map(|id| Rejection { id: id.clone(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(bytes.clone()) }).collect(),
                 removed: ids.clone(), ticket: None,
+                parts: (cursor % 3 == 0).then(|| PartsSyncResponse { cursor, acked: ids.clone(), movements: vec![], certifications: vec![] }),
             };
             prop_assert_eq!(decode_response(&encode(&resp).unwrap()).unwrap(), resp);
         }
@@ -397,4 +404,30 @@ mod tests {
             let _ = decode_response(&bytes);
         }
     }
+}
+
+// ----- spare parts and certifications (JSON, POST /v1/parts/sync) -----
+
+/// A device's unsent part movements and its cursor in the engineer's movement feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartsSyncRequest {
+    pub cursor: u64,
+    pub movements: Vec<crate::parts::Movement>,
+    /// How many certifications the device holds; the server sends them when it has others.
+    #[serde(default)]
+    pub certs_known: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartsSyncResponse {
+    pub cursor: u64,
+    /// Ids of the request's movements the server now holds.
+    pub acked: Vec<String>,
+    /// The engineer's movements after the cursor that this device did not write (the
+    /// clerk's, other devices').
+    pub movements: Vec<crate::parts::Movement>,
+    /// Every certification the provider issued to the engineer (empty when the device
+    /// already holds as many).
+    #[serde(default)]
+    pub certifications: Vec<crate::profile::SignedCertification>,
 }

@@ -48,7 +48,14 @@ final class FieldDayTests: XCTestCase {
                 return .barcode(scanned: serial)
             }
             return .barcode(scanned: order.equipment.serial)
-        case .parts: return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "8SSB20W77543KT", quantity: 1, returnedSerial: nil)])
+        case .parts:
+            // The parts borrowed at the clerk's desk, fitted (the old one out), and returned.
+            let id = order.id
+            switch step.ledger {
+            case "install": return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "SN-\(id)", quantity: 1, returnedSerial: "OLD-\(id)")])
+            case "return": return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "OLD-\(id)", quantity: 1, returnedSerial: nil)])
+            default: return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "SN-\(id)", quantity: 1, returnedSerial: nil)])
+            }
         case .timer: return .observation(started: Date().addingTimeInterval(-240), stopped: Date(), reproduced: true)
         case let .consent(_, risk): return .consent(accepted: true, riskSha256: risk, signer: "王女士", strokes: pad.value)
         case .photo: fatalError("photo steps are answered by captures")

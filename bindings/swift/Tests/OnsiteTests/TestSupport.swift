@@ -27,7 +27,19 @@ func testAnswer(for step: ChecklistStep, in view: ChecklistView, order: OrderDet
             return .barcode(scanned: serial)
         }
         return .barcode(scanned: order.equipment.serial)
-    case .parts: return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "8SSB20W77543KT", quantity: 1, returnedSerial: nil)])
+    case .parts:
+        // One part per order through the ledger: borrowed, fitted (the old one out), returned.
+        let id = order.id
+        switch step.ledger {
+        case "install": return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "SN-\(id)", quantity: 1, returnedSerial: "OLD-\(id)")])
+        case "return":
+            let fitted = view.steps.contains { s in
+                if s.ledger == "install", case let .parts(p)? = s.current?.answer { return !p.isEmpty }
+                return false
+            }
+            return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: fitted ? "OLD-\(id)" : "SN-\(id)", quantity: 1, returnedSerial: nil)])
+        default: return .parts(parts: [PartUse(partNumber: "FRU-5B20W77543", serial: "SN-\(id)", quantity: 1, returnedSerial: nil)])
+        }
     case .timer:
         let now = Date()
         return .observation(started: now.addingTimeInterval(-300), stopped: now, reproduced: true)

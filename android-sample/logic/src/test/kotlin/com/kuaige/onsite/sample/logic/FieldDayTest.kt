@@ -82,7 +82,15 @@ class FieldDayTest {
                 }
                 StepAnswer.Barcode(fromParts ?: screen.detail.equipment.serial)
             }
-            is StepKind.Parts -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "8SSB20W77543KT", 1u, null)))
+            // The parts borrowed at the clerk's desk, fitted (the old one out), and returned.
+            is StepKind.Parts -> {
+                val id = screen.detail.id
+                when (step.ledger) {
+                    "install" -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "SN-$id", 1u, "OLD-$id")))
+                    "return" -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "OLD-$id", 1u, null)))
+                    else -> StepAnswer.Parts(listOf(PartUse("FRU-5B20W77543", "SN-$id", 1u, null)))
+                }
+            }
             is StepKind.Timer -> StepAnswer.Observation(Instant.now().minusSeconds(240), Instant.now(), true)
             is StepKind.Consent -> StepAnswer.Consent(true, k.riskSha256, "王女士", pad.strokes())
             is StepKind.Photo -> error("photo steps are answered by capturing photos")
