@@ -194,6 +194,21 @@ impl Onsite {
         Arc::new(SyncApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
+    /// The spare-part ledger (备件借用).
+    pub fn parts(&self) -> Arc<crate::field::PartsApi> {
+        crate::field::handles(&self.device).0
+    }
+
+    /// Expert help from an order (专家求助).
+    pub fn help(&self) -> Arc<crate::field::HelpApi> {
+        crate::field::handles(&self.device).1
+    }
+
+    /// The engineer's signed service record (数字化履历).
+    pub fn profile(&self) -> Arc<crate::field::ProfileApi> {
+        crate::field::handles(&self.device).2
+    }
+
     /// Registers `listener` for order changes; keep the handle as long as the screen lives.
     pub fn subscribe(&self, listener: Arc<dyn OrderChangeListener>) -> Arc<ChangeSubscription> {
         let sub = self.device.subscribe(Arc::new(ForeignChanges(listener)));
@@ -204,7 +219,7 @@ impl Onsite {
 /// A sub-area's link to the store: it does not keep the store open. Closing the `Onsite`
 /// object closes the database; a sub-area used afterwards answers `ApiError.Closed`.
 /// (A running async call holds the store until it finishes.)
-pub(crate) struct Handle(std::sync::Weak<Device>);
+pub(crate) struct Handle(pub(crate) std::sync::Weak<Device>);
 
 impl Handle {
     pub(crate) fn get(&self) -> Result<Arc<Device>, ApiError> {

@@ -156,7 +156,12 @@ impl Service {
             at_ms: self.now_ms(),
             actor: format!("clerk:{}", input.clerk.trim()),
             note: input.note,
+            lamport: 0,
         };
+        // After everything the server knows of this engineer's ledger.
+        let known = self.storage.movements_after(provider, &input.engineer_id, 0)?;
+        let lamport = known.iter().filter_map(|(_, b)| serde_json::from_str::<Movement>(b).ok()).map(|m| m.lamport).max().unwrap_or(0) + 1;
+        let m = Movement { lamport, ..m };
         m.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
         let body = serde_json::to_string(&m).map_err(super::internal)?;
         self.storage.add_movements(provider, &m.engineer, &[(m.id.clone(), m.order_id.clone(), m.actor.clone(), body)])?;

@@ -695,7 +695,7 @@ mod tests {
         drop(SqliteStorage::open(&path).unwrap());
         drop(SqliteStorage::open(&path).unwrap());
         Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported: 1 })));
+        assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported: 2 })));
     }
 
     #[test]

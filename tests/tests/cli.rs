@@ -84,7 +84,7 @@ fn checklist_from_the_command_line() {
     let id = "WO-20261123-0001";
     let (ok, out, err) = onsite(&data, &["checklist", "start", id]);
     assert!(ok, "{err}");
-    assert!(out.contains("onsite-repair v1"), "{out}");
+    assert!(out.contains("onsite-repair v2"), "{out}");
     let (ok, out, _) = onsite(&data, &["checklist", "blockers", id]);
     assert!(ok && out.contains("dress_badge: not confirmed yet"), "{out}");
     let (ok, out, err) = onsite(&data, &["checklist", "answer", id, "dress_badge", "--confirm"]);

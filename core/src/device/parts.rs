@@ -68,6 +68,7 @@ impl Device {
             at_ms,
             actor: format!("device:{}", self.device_id()),
             note: input.note,
+            lamport: 0,
         }
     }
 
@@ -80,6 +81,7 @@ impl Device {
         let stamp = self.stamp();
         let m = self.movement(input, &self.engineer_id()?, stamp.at_ms);
         self.store.record_movements(stamp, std::slice::from_ref(&m), self.borrow_policy()?)?;
+        let m = self.store.movements()?.into_iter().rev().find(|r| r.movement.id == m.id).map(|r| r.movement).unwrap_or(m);
         tracing::info!(kind = m.kind.as_str(), part = %m.part_number, serial = ?m.serial, order = ?m.order_id, "part movement");
         if let Some(order) = &m.order_id {
             self.changed(order, crate::changes::ChangeOrigin::Local);
@@ -109,6 +111,8 @@ impl Device {
     /// Runs inside the answer's write: it must not take the writer lock (no `meta` reads).
     pub(crate) fn movements_for_answer(&self, order_id: &str, step: &str, role: LedgerRole, parts: &[PartUse], engineer: &str, at_ms: i64) -> Result<Vec<Movement>> {
         let done = self.store.step_movements(order_id, step)?;
+        // The writer lock is held by the answer's edit: committed state is the latest.
+        let base = self.store.max_lamport()?;
         let mut out = Vec::new();
         for p in parts {
             let already = done.iter().chain(out.iter()).any(|m: &Movement| m.serial.as_deref() == Some(p.serial.trim()) && m.part_number == p.part_number.trim());
@@ -124,7 +128,9 @@ impl Device {
                 removed_serial: if role == LedgerRole::Install { p.returned_serial.clone() } else { None },
                 note: format!("checklist step {step}"),
             };
-            out.push(self.movement(input, engineer, at_ms));
+            let mut m = self.movement(input, engineer, at_ms);
+            m.lamport = base + 1 + out.len() as u64;
+            out.push(m);
         }
         Ok(out)
     }

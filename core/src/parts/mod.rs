@@ -89,6 +89,10 @@ pub struct Movement {
     pub actor: String,
     #[serde(default)]
     pub note: String,
+    /// Lamport clock: one more than the highest the recorder had seen. The fold orders by
+    /// it, so each recorder's own sequence holds even when wall clocks disagree or repeat.
+    #[serde(default)]
+    pub lamport: u64,
 }
 
 /// What the engineer holds of one part.
@@ -184,10 +188,11 @@ impl Movement {
 }
 
 impl Ledger {
-    /// Folds movements in (time, id) order. Never fails: contradictions become anomalies.
+    /// Folds movements in (Lamport clock, time, id) order: the same order on every replica.
+    /// Never fails: contradictions become anomalies.
     pub fn replay<'a>(movements: impl IntoIterator<Item = &'a Movement>) -> Ledger {
         let mut all: Vec<&Movement> = movements.into_iter().collect();
-        all.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id)));
+        all.sort_by(|a, b| a.lamport.cmp(&b.lamport).then_with(|| a.at_ms.cmp(&b.at_ms)).then_with(|| a.id.cmp(&b.id)));
         let mut l = Ledger::default();
         for m in all {
             if let Err(e) = l.apply(m) {

@@ -14,6 +14,7 @@ fn mv(id: &str, kind: Kind, serial: Option<&str>, qty: u32, order: Option<&str>,
         at_ms: at,
         actor: "device:d1".into(),
         note: String::new(),
+        lamport: at as u64,
     }
 }
 
@@ -118,7 +119,8 @@ proptest! {
         let mut l = Ledger::default();
         let mut accepted = Vec::new();
         for (i, mut m) in ms.into_iter().enumerate() {
-            m.at_ms = i as i64;
+            m.at_ms = 0; // wall clocks that repeat: the Lamport clock keeps the order
+            m.lamport = i as u64 + 1;
             m.id = format!("a{i}");
             if l.check(&m, BorrowPolicy::Off).is_ok() {
                 l.apply(&m).unwrap();

@@ -53,7 +53,18 @@ pub(crate) fn insert_local_tx(tx: &Transaction<'_>, moves: &[Movement], step: Op
     Ok(())
 }
 
+/// The highest Lamport clock of the movements in `conn`.
+fn max_lamport(conn: &rusqlite::Connection) -> Result<u64, Error> {
+    Ok(movement_rows(conn, "")?.iter().map(|r| r.movement.lamport).max().unwrap_or(0))
+}
+
 impl Store {
+    /// The highest Lamport clock known (committed state).
+    pub fn max_lamport(&self) -> Result<u64, Error> {
+        let r = self.reader();
+        max_lamport(&r)
+    }
+
     /// Every movement, in the order this device learnt them.
     pub fn movements(&self) -> Result<Vec<MovementRow>, Error> {
         let r = self.reader();
@@ -84,6 +95,9 @@ impl Store {
         let mut w = self.writer();
         let w = &mut *w;
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let base = max_lamport(&tx)?;
+        let moves: Vec<Movement> = moves.iter().enumerate().map(|(i, m)| Movement { lamport: base + 1 + i as u64, ..m.clone() }).collect();
+        let moves = &moves[..];
         let drafts: Vec<Draft> = moves
             .iter()
             .map(|m| Draft::new("part_movement", m.order_id.as_deref(), serde_json::to_value(m).unwrap_or_default()))
