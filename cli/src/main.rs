@@ -3,6 +3,7 @@
 mod alloc;
 mod bench;
 mod bench_sync;
+mod field;
 mod checklist;
 mod demo;
 mod evidence;
@@ -74,8 +75,18 @@ enum Command {
     /// Sync with the server: enrol, sync now, status, conflicts.
     #[command(subcommand)]
     Sync(sync::SyncCmd),
-    /// The dispatcher's API: providers, orders, enrolment codes, reassignment.
+    /// The dispatcher's API: providers, orders, enrolment codes, reassignment, the parts
+    /// clerk, close-out, experts, certifications.
     Dispatch(sync::DispatchArgs),
+    /// The spare-part ledger (备件借用, 前件不还后件不借).
+    #[command(subcommand)]
+    Parts(field::PartsCmd),
+    /// Expert help (专家求助): ask from an order; the expert's inbox and answers.
+    #[command(subcommand)]
+    Expert(field::ExpertCmd),
+    /// The engineer's signed service record (数字化履历).
+    #[command(subcommand)]
+    Profile(field::ProfileCmd),
     /// Run the sync server in the foreground (the same server as `onsite-server`).
     Server {
         /// The server's data directory (SQLite file, blobs, admin token).
@@ -203,6 +214,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Server { server_data, listen, admin_token } => sync::server(server_data, listen, admin_token),
         Command::Sync(cmd) => sync::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Dispatch(args) => sync::dispatch(args),
+        Command::Parts(cmd) => field::parts(&open(&data_dir(&cli.data))?, cmd),
+        Command::Expert(cmd) => {
+            if field::needs_device(&cmd) {
+                field::expert(Some(&open(&data_dir(&cli.data))?), cmd)
+            } else {
+                field::expert(None, cmd)
+            }
+        }
+        Command::Profile(cmd) => field::profile(&open(&data_dir(&cli.data))?, cmd),
         Command::Bench { suite, orders, file } => bench::run(&suite, orders, file.as_deref()),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),

@@ -174,6 +174,18 @@ pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Opti
     let hexarg = |flag: &str, v: Option<&str>| -> Result<Option<Vec<u8>>> {
         v.map(|h| onsite_core::hash::unhex(h).with_context(|| format!("--{flag} is not hex"))).transpose()
     };
+    // A service record (JSON) or an arbitration bundle (zip), told apart by the first byte.
+    let head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if head.first() == Some(&b'{') {
+        let opts = onsite_core::profile::VerifyOptions { device_key: hexarg("device-key", device_key)?, log_key: hexarg("log-key", log_key)? };
+        let report = onsite_core::profile::verify_record(&head, &opts);
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.text);
+        }
+        return Ok(report.ok);
+    }
     let opts = bundle::verify::Options {
         device_key: hexarg("device-key", device_key)?,
         time_authority: hexarg("authority", authority)?,

@@ -164,6 +164,39 @@ pub enum DispatchCmd {
     Revoke { device: String },
     /// Show an order as the server has it (JSON).
     Show { id: String },
+    /// The parts clerk: `issue` (hand out) or `receive` (take back) a part.
+    Clerk {
+        kind: String,
+        engineer: String,
+        part_number: String,
+        #[arg(long)]
+        serial: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        quantity: u32,
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long, default_value = "clerk")]
+        clerk: String,
+    },
+    /// An engineer's part ledger as the server folds it.
+    Ledger { engineer: String },
+    /// The coordinator confirms an order done; refused while its parts are unaccounted for.
+    Close { id: String, #[arg(long, default_value = "coordinator")] by: String },
+    /// Register an expert (routing: categories and brands, lowercase); prints the token.
+    Expert {
+        id: String,
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        brands: Vec<String>,
+        #[arg(long, default_value_t = 5000)]
+        fee_cents: i64,
+    },
+    /// Help requests and where they went.
+    Help,
+    /// Issue a certification level (1-5, seed 001) to an engineer.
+    Certify { engineer: String, level: u8 },
 }
 
 pub fn dispatch(args: DispatchArgs) -> Result<()> {
@@ -207,6 +240,19 @@ pub fn dispatch(args: DispatchArgs) -> Result<()> {
         }
         DispatchCmd::Revoke { device } => d.revoke_device(&device)?,
         DispatchCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&d.order(&id)?)?),
+        DispatchCmd::Clerk { kind, engineer, part_number, serial, quantity, order, clerk } => {
+            let body = serde_json::json!({ "kind": kind, "engineer_id": engineer, "part_number": part_number, "serial": serial,
+                "quantity": quantity, "order_id": order, "clerk": clerk });
+            println!("{}", serde_json::to_string_pretty(&d.clerk(&body)?)?);
+        }
+        DispatchCmd::Ledger { engineer } => println!("{}", serde_json::to_string_pretty(&d.parts_ledger(&engineer)?)?),
+        DispatchCmd::Close { id, by } => println!("{}", d.close(&id, &by)?),
+        DispatchCmd::Expert { id, name, categories, brands, fee_cents } => {
+            let body = serde_json::json!({ "id": id, "name": name, "categories": categories, "brands": brands, "fee_cents": fee_cents });
+            println!("{}", d.add_expert(&body)?);
+        }
+        DispatchCmd::Help => println!("{}", serde_json::to_string_pretty(&d.help_requests()?)?),
+        DispatchCmd::Certify { engineer, level } => println!("{}", serde_json::to_string_pretty(&d.certify(&engineer, level)?)?),
     }
     Ok(())
 }

@@ -98,6 +98,34 @@ impl DispatcherClient {
         self.get("/v1/log/checkpoint")
     }
 
+    /// The parts clerk records handing a part out (`issue`) or getting one back (`receive`).
+    pub fn clerk(&self, body: &Value) -> Result<Value, ClientError> {
+        self.post("/v1/parts/movements", body)
+    }
+
+    pub fn parts_ledger(&self, engineer: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/v1/parts/ledger?engineer={engineer}"))
+    }
+
+    /// The coordinator's close-out; refused (409) while parts are unaccounted for.
+    pub fn close(&self, id: &str, by: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/v1/orders/{id}/close"), &serde_json::json!({ "by": by }))
+    }
+
+    /// Registers an expert; returns the expert's token.
+    pub fn add_expert(&self, body: &Value) -> Result<String, ClientError> {
+        Ok(self.post("/v1/experts", body)?["token"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn help_requests(&self) -> Result<Value, ClientError> {
+        self.get("/v1/help")
+    }
+
+    /// Issues a certification level (1-5, seed 001) to an engineer.
+    pub fn certify(&self, engineer: &str, level: u8) -> Result<Value, ClientError> {
+        self.post("/v1/certifications", &serde_json::json!({ "engineer_id": engineer, "level": level }))
+    }
+
     pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, ClientError> {
         let req = Request::new(Method::Get, format!("/v1/blobs/{sha256}")).header("authorization", format!("Bearer {}", self.token));
         let resp = self.http.send(&req)?;
@@ -105,6 +133,45 @@ impl DispatcherClient {
             return Err(ClientError::Http { status: resp.status, body: String::from_utf8_lossy(&resp.body).into_owned() });
         }
         Ok(resp.body)
+    }
+}
+
+/// An expert's side: requests routed to them, the shared evidence, answers.
+pub struct ExpertClient {
+    http: HttpTransport,
+    token: String,
+}
+
+impl ExpertClient {
+    pub fn new(base_url: &str, token: &str) -> Result<Self, ClientError> {
+        Ok(Self { http: HttpTransport::new(base_url)?, token: token.to_string() })
+    }
+
+    pub fn requests(&self) -> Result<Value, ClientError> {
+        call(&self.http, &self.token, Method::Get, "/v1/help", None)
+    }
+
+    pub fn request(&self, id: &str) -> Result<Value, ClientError> {
+        call(&self.http, &self.token, Method::Get, &format!("/v1/help/{id}"), None)
+    }
+
+    /// Uploads a reference photo (one request); returns its SHA-256.
+    pub fn upload(&self, bytes: &[u8]) -> Result<String, ClientError> {
+        let sha = onsite_core::hash::sha256_hex(bytes);
+        let req = Request::new(Method::Put, format!("/v1/blobs/{sha}"))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header(onsite_core::sync::protocol::UPLOAD_OFFSET, "0")
+            .header(onsite_core::sync::protocol::UPLOAD_LENGTH, bytes.len().to_string())
+            .body(bytes.to_vec());
+        let resp = self.http.send(&req)?;
+        if !resp.is_success() {
+            return Err(ClientError::Http { status: resp.status, body: String::from_utf8_lossy(&resp.body).into_owned() });
+        }
+        Ok(sha)
+    }
+
+    pub fn answer(&self, id: &str, body: &Value) -> Result<Value, ClientError> {
+        call(&self.http, &self.token, Method::Post, &format!("/v1/help/{id}/answer"), Some(serde_json::to_vec(body)?))
     }
 }
 
