@@ -308,31 +308,7 @@ impl HelpApi {
 
     /// The order's requests with what came back, oldest first.
     pub fn threads(&self, order_id: String) -> Result<Vec<HelpThread>, ApiError> {
-        let device = self.device.get()?;
-        let sent = !device.store().pending_docs()?.iter().any(|p| p.id == order_id);
-        Ok(device
-            .help_threads(&order_id)?
-            .into_iter()
-            .map(|t| HelpThread {
-                request: HelpRequestInfo { id: t.request.id, at: ms(t.request.at.0), question: t.request.question, step_id: t.request.step, photos: t.request.photos },
-                answers: t
-                    .answers
-                    .into_iter()
-                    .map(|a| HelpAnswerInfo {
-                        kind: a.kind,
-                        at: ms(a.at.0),
-                        expert_id: a.expert_id,
-                        expert_name: a.expert_name,
-                        text: a.text,
-                        reference_photos: a.reference_photos,
-                        suggested_steps: a.suggested_steps,
-                        step_id: a.step,
-                        cost_cents: a.cost_cents,
-                    })
-                    .collect(),
-                sent,
-            })
-            .collect())
+        threads(&*self.device.get()?, &order_id)
     }
 
     /// Answered requests' costs across the orders on this device (reimbursement claim).
@@ -430,6 +406,34 @@ pub fn verify_service_record(path: String, device_key: Option<Vec<u8>>, log_key:
     let bytes = std::fs::read(&path).unwrap_or_default();
     let r = onsite_core::profile::verify_record(&bytes, &onsite_core::profile::VerifyOptions { device_key, log_key });
     RecordVerification { ok: r.ok, engineer_id: r.engineer, orders: r.orders, logged: r.logged, level: r.level, text: r.text }
+}
+
+/// Help threads of an order, for `help().threads` and the order screen.
+pub(crate) fn threads(device: &onsite_core::Device, order_id: &str) -> Result<Vec<HelpThread>, ApiError> {
+    let sent = !device.store().pending_docs()?.iter().any(|p| p.id == order_id);
+    Ok(device
+        .help_threads(order_id)?
+        .into_iter()
+        .map(|t| HelpThread {
+            request: HelpRequestInfo { id: t.request.id, at: ms(t.request.at.0), question: t.request.question, step_id: t.request.step, photos: t.request.photos },
+            answers: t
+                .answers
+                .into_iter()
+                .map(|a| HelpAnswerInfo {
+                    kind: a.kind,
+                    at: ms(a.at.0),
+                    expert_id: a.expert_id,
+                    expert_name: a.expert_name,
+                    text: a.text,
+                    reference_photos: a.reference_photos,
+                    suggested_steps: a.suggested_steps,
+                    step_id: a.step,
+                    cost_cents: a.cost_cents,
+                })
+                .collect(),
+            sent,
+        })
+        .collect())
 }
 
 pub(crate) fn handles(device: &Arc<onsite_core::Device>) -> (Arc<PartsApi>, Arc<HelpApi>, Arc<ProfileApi>) {

@@ -239,6 +239,10 @@ pub struct OrderScreen {
     pub receipts: Vec<SignedReceiptInfo>,
     /// Fields whose concurrent edits merge resolved (see `orders().conflicts(id)`).
     pub conflicted_fields: Vec<String>,
+    /// Expert-help requests and answers (show each answer with its step).
+    pub help: Vec<crate::field::HelpThread>,
+    /// What the order still owes in spare parts before close-out.
+    pub parts_owed: u32,
 }
 
 /// Work orders: the list and detail screens, lifecycle events, notes, peer merge.
@@ -280,6 +284,11 @@ impl OrdersApi {
             photos: device.photos(&id)?.into_iter().map(Into::into).collect(),
             receipts: device.receipts(&id)?.into_iter().map(crate::receipts::info).collect(),
             conflicted_fields: device.conflicts(&id)?.into_iter().map(|(field, _)| field).collect(),
+            help: crate::field::threads(&device, &id)?,
+            parts_owed: {
+                let c = device.closeout(&id)?;
+                (c.held.len() + c.pending_returns.len()) as u32
+            },
         })
     }
 

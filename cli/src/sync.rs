@@ -193,8 +193,8 @@ pub enum DispatchCmd {
         #[arg(long, default_value_t = 5000)]
         fee_cents: i64,
     },
-    /// Help requests and where they went.
-    Help,
+    /// Help requests, where they went and what they cost.
+    HelpRequests,
     /// Issue a certification level (1-5, seed 001) to an engineer.
     Certify { engineer: String, level: u8 },
 }
@@ -251,7 +251,7 @@ pub fn dispatch(args: DispatchArgs) -> Result<()> {
             let body = serde_json::json!({ "id": id, "name": name, "categories": categories, "brands": brands, "fee_cents": fee_cents });
             println!("{}", d.add_expert(&body)?);
         }
-        DispatchCmd::Help => println!("{}", serde_json::to_string_pretty(&d.help_requests()?)?),
+        DispatchCmd::HelpRequests => println!("{}", serde_json::to_string_pretty(&d.help_requests()?)?),
         DispatchCmd::Certify { engineer, level } => println!("{}", serde_json::to_string_pretty(&d.certify(&engineer, level)?)?),
     }
     Ok(())

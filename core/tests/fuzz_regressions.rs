@@ -73,3 +73,13 @@ fn sync_inputs_never_panic_and_seeds_decode() {
     }
     assert!(decoded >= 2, "the seed requests decode");
 }
+
+#[test]
+fn service_record_inputs_never_panic_and_only_the_real_one_verifies() {
+    let cases = inputs("record");
+    assert!(cases.len() >= 3, "the service record regression corpus is missing");
+    for (name, bytes) in cases {
+        let r = onsite_core::profile::verify_record(&bytes, &Default::default());
+        assert_eq!(r.ok, name == "valid.json", "{name}: {}", r.text);
+    }
+}

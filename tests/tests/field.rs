@@ -268,6 +268,14 @@ fn the_service_record_verifies_and_tampering_is_caught() {
     assert_eq!(rec.aggregates.logged, 3, "every receipt is in the provider's log");
     let file = dir.path().join("record.json");
     d.export_service_record(&file).unwrap();
+    if std::env::var_os("ONSITE_UPDATE_FUZZ_SEEDS").is_some() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fuzz-crashers/record");
+        std::fs::create_dir_all(&seeds).unwrap();
+        std::fs::copy(&file, seeds.join("valid.json")).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(seeds.join("truncated.json"), &text[..text.len() / 2]).unwrap();
+        std::fs::write(seeds.join("rating-raised.json"), text.replacen("\"rating\": 3", "\"rating\": 5", 1)).unwrap();
+    }
     let log_key = s.running.service.log_key();
     let opts = onsite_core::profile::VerifyOptions { device_key: Some(d.public_key()), log_key: Some(log_key.clone()) };
     let report = onsite_core::profile::verify_record(&std::fs::read(&file).unwrap(), &opts);

@@ -151,3 +151,39 @@ final class AppApiTests: XCTestCase {
         }
     }
 }
+
+final class FieldTests: XCTestCase {
+    private var samples: String {
+        let path = ProcessInfo.processInfo.environment["ONSITE_SAMPLES"] ?? "/src/cli/samples/orders.json"
+        return try! String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    private func tempDir() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("onsite-swift-field-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    func testBorrowRuleHelpAndServiceRecord() throws {
+        let dir = tempDir()
+        let store = try Onsite.open(dataDir: dir.path)
+        let ids = try store.orders().importJson(json: samples)
+        let parts = store.parts()
+        _ = try parts.record(request: PartMovementRequest(kind: .borrow, partNumber: "FRU-5B20W77543", serial: "SN-1", quantity: 1, orderId: ids[0], removedSerial: nil, note: ""))
+        XCTAssertThrowsError(try parts.record(request: PartMovementRequest(kind: .borrow, partNumber: "FRU-X", serial: "SN-2", quantity: 1, orderId: ids[1], removedSerial: nil, note: ""))) { error in
+            guard case let ApiError.PartsOutstanding(count, first) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(count, 1)
+            XCTAssertTrue(first.contains("SN-1"))
+        }
+        XCTAssertFalse(try parts.closeout(orderId: ids[0]).clear)
+
+        let r = try store.help().ask(orderId: ids[0], question: HelpQuestion(question: "Which connector?", stepId: nil, photos: [], includeFault: true, includeNotes: false))
+        XCTAssertEqual(try store.help().threads(orderId: ids[0]).first?.request.id, r.id)
+        XCTAssertEqual(try store.orders().screen(id: ids[0]).help.count, 1)
+
+        let path = dir.appendingPathComponent("record.json").path
+        XCTAssertEqual(try store.profile().export(path: path), 0)
+        XCTAssertTrue(verifyServiceRecord(path: path, deviceKey: store.publicKey(), logKey: nil).ok)
+        XCTAssertFalse(verifyServiceRecord(path: path, deviceKey: Data(repeating: 4, count: 65), logKey: nil).ok)
+    }
+}
