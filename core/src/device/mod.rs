@@ -510,7 +510,7 @@ impl Device {
                 if moves.is_empty() {
                     return Ok(());
                 }
-                crate::store::parts_store::insert_local_tx(tx, moves, Some(step), &[seq], policy)
+                self.store.insert_local_tx(tx, moves, Some(step), &[seq], policy)
             },
         )?;
         if !moves.is_empty() {

@@ -149,6 +149,8 @@ pub struct Ledger {
     pub pending_returns: Vec<PendingReturn>,
     /// Movements the fold could not apply (remote records that contradict custody).
     pub anomalies: Vec<String>,
+    /// The highest Lamport clock folded in: a new local movement takes the next one.
+    pub max_lamport: u64,
 }
 
 fn custody(msg: impl Into<String>) -> Error {
@@ -195,6 +197,7 @@ impl Ledger {
         all.sort_by(|a, b| a.lamport.cmp(&b.lamport).then_with(|| a.at_ms.cmp(&b.at_ms)).then_with(|| a.id.cmp(&b.id)));
         let mut l = Ledger::default();
         for m in all {
+            l.max_lamport = l.max_lamport.max(m.lamport);
             if let Err(e) = l.apply(m) {
                 l.anomalies.push(format!("{} {} ({}): {e}", m.kind.as_str(), m.serial.as_deref().unwrap_or(&m.part_number), m.id));
             }
@@ -204,6 +207,12 @@ impl Ledger {
 
     /// Applies one movement, or says why it does not fit (the ledger is then unchanged).
     pub fn apply(&mut self, m: &Movement) -> Result<(), Error> {
+        self.apply_inner(m)?;
+        self.max_lamport = self.max_lamport.max(m.lamport);
+        Ok(())
+    }
+
+    fn apply_inner(&mut self, m: &Movement) -> Result<(), Error> {
         m.validate()?;
         match (m.kind, &m.serial) {
             (Kind::Borrow | Kind::ClerkIssue, Some(serial)) => {

@@ -165,6 +165,9 @@ pub struct Store {
     reader: Mutex<Connection>,
     writer: Mutex<Writer>,
     signer: std::sync::RwLock<Option<Arc<dyn Signer>>>,
+    /// The part ledger folded up to the movement with this id (the last one), so a parts
+    /// answer checks against it without re-reading every movement.
+    pub(crate) ledger_cache: Mutex<Option<(String, crate::parts::Ledger)>>,
 }
 
 fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -263,6 +266,7 @@ impl Store {
             reader: Mutex::new(reader),
             writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0, head: None, dirty: Default::default() }),
             signer: std::sync::RwLock::new(None),
+            ledger_cache: Mutex::new(None),
         })
     }
 

@@ -32,37 +32,50 @@ fn movement_rows(conn: &rusqlite::Connection, filter: &str) -> Result<Vec<Moveme
     Ok(out)
 }
 
-/// The ledger as committed in `tx` (plus what `tx` wrote so far).
-pub(crate) fn ledger_tx(tx: &Transaction<'_>) -> Result<Ledger, Error> {
-    let rows = movement_rows(tx, "")?;
-    Ok(Ledger::replay(rows.iter().map(|r| &r.movement)))
-}
-
-/// Checks local movements against the ledger in `tx` and the policy, and inserts them. All
-/// or nothing: the caller's transaction rolls back on the first refusal.
-pub(crate) fn insert_local_tx(tx: &Transaction<'_>, moves: &[Movement], step: Option<&str>, journal_seqs: &[u64], policy: BorrowPolicy) -> Result<(), Error> {
-    let mut ledger = ledger_tx(tx)?;
-    for (i, m) in moves.iter().enumerate() {
-        ledger.check(m, policy)?;
-        ledger.apply(m)?;
-        let body = serde_json::to_string(m).map_err(|e| Error::Document { id: m.id.clone(), reason: e.to_string() })?;
-        let seq = journal_seqs.get(i).or(journal_seqs.last()).map(|s| *s as i64);
-        tx.prepare_cached("INSERT INTO part_movements (id, body, order_id, step, origin, journal_seq) VALUES (?1, ?2, ?3, ?4, 'local', ?5)")?
-            .execute(params![m.id, body, m.order_id, step, seq])?;
-    }
-    Ok(())
-}
-
-/// The highest Lamport clock of the movements in `conn`.
-fn max_lamport(conn: &rusqlite::Connection) -> Result<u64, Error> {
-    Ok(movement_rows(conn, "")?.iter().map(|r| r.movement.lamport).max().unwrap_or(0))
+fn last_id(conn: &rusqlite::Connection) -> Result<String, Error> {
+    Ok(conn.query_row("SELECT id FROM part_movements ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?.unwrap_or_default())
 }
 
 impl Store {
+    /// The ledger as `conn` sees it: from the cache when the last movement is the one it was
+    /// folded up to (ids are random, so a rolled-back insert never matches), else replayed.
+    pub(crate) fn ledger_in(&self, conn: &rusqlite::Connection) -> Result<Ledger, Error> {
+        let last = last_id(conn)?;
+        let mut cache = self.ledger_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((id, l)) = cache.as_ref() {
+            if *id == last {
+                return Ok(l.clone());
+            }
+        }
+        let rows = movement_rows(conn, "")?;
+        let l = Ledger::replay(rows.iter().map(|r| &r.movement));
+        *cache = Some((last, l.clone()));
+        Ok(l)
+    }
+
+    /// Checks local movements against the ledger in `tx` and the policy, and inserts them.
+    /// All or nothing: the caller's transaction rolls back on the first refusal.
+    pub(crate) fn insert_local_tx(&self, tx: &Transaction<'_>, moves: &[Movement], step: Option<&str>, journal_seqs: &[u64], policy: BorrowPolicy) -> Result<(), Error> {
+        let mut ledger = self.ledger_in(tx)?;
+        for (i, m) in moves.iter().enumerate() {
+            ledger.check(m, policy)?;
+            ledger.apply(m)?;
+            let body = serde_json::to_string(m).map_err(|e| Error::Document { id: m.id.clone(), reason: e.to_string() })?;
+            let seq = journal_seqs.get(i).or(journal_seqs.last()).map(|s| *s as i64);
+            tx.prepare_cached("INSERT INTO part_movements (id, body, order_id, step, origin, journal_seq) VALUES (?1, ?2, ?3, ?4, 'local', ?5)")?
+                .execute(params![m.id, body, m.order_id, step, seq])?;
+        }
+        if let Some(last) = moves.last() {
+            // Replays sort by Lamport clock; a local movement is always the newest, so the
+            // cached fold stays the replay's result.
+            *self.ledger_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((last.id.clone(), ledger));
+        }
+        Ok(())
+    }
+
     /// The highest Lamport clock known (committed state).
     pub fn max_lamport(&self) -> Result<u64, Error> {
-        let r = self.reader();
-        max_lamport(&r)
+        Ok(self.ledger()?.max_lamport)
     }
 
     /// Every movement, in the order this device learnt them.
@@ -72,8 +85,8 @@ impl Store {
     }
 
     pub fn ledger(&self) -> Result<Ledger, Error> {
-        let rows = self.movements()?;
-        Ok(Ledger::replay(rows.iter().map(|r| &r.movement)))
+        let r = self.reader();
+        self.ledger_in(&r)
     }
 
     /// Movements a checklist step already recorded for an order (a corrected answer records
@@ -95,7 +108,7 @@ impl Store {
         let mut w = self.writer();
         let w = &mut *w;
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let base = max_lamport(&tx)?;
+        let base = self.ledger_in(&tx)?.max_lamport;
         let moves: Vec<Movement> = moves.iter().enumerate().map(|(i, m)| Movement { lamport: base + 1 + i as u64, ..m.clone() }).collect();
         let moves = &moves[..];
         let drafts: Vec<Draft> = moves
@@ -105,7 +118,7 @@ impl Store {
         let head = self.journal_tx(&tx, &mut w.head.clone(), stamp, &drafts)?;
         let first = head.seq + 1 - moves.len() as u64;
         let seqs: Vec<u64> = (first..=head.seq).collect();
-        insert_local_tx(&tx, moves, None, &seqs, policy)?;
+        self.insert_local_tx(&tx, moves, None, &seqs, policy)?;
         tx.commit()?;
         w.head = Some(head);
         Ok(seqs)
