@@ -88,7 +88,10 @@ class FieldTest {
             assertTrue(ok.text, ok.ok)
             val wrongKey = verifyServiceRecord(path, ByteArray(65) { 4 }, null)
             assertFalse(wrongKey.ok)
-            File(path).writeText(File(path).readText().replace("\"orders\": 0", "\"orders\": 12"))
+            val genuine = File(path).readText()
+            val inflated = genuine.replace("\"orders\":0", "\"orders\":12")
+            assertTrue("the record names its order count", inflated != genuine)
+            File(path).writeText(inflated)
             assertFalse("inflated", verifyServiceRecord(path, null, null).ok)
             assertFalse(verifyServiceRecord(dir.resolve("missing.json").toString(), null, null).ok)
         }

@@ -274,7 +274,7 @@ fn the_service_record_verifies_and_tampering_is_caught() {
         std::fs::copy(&file, seeds.join("valid.json")).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::write(seeds.join("truncated.json"), &text[..text.len() / 2]).unwrap();
-        std::fs::write(seeds.join("rating-raised.json"), text.replacen("\"rating\": 3", "\"rating\": 5", 1)).unwrap();
+        std::fs::write(seeds.join("rating-raised.json"), text.replacen("\"rating\":3", "\"rating\":5", 1)).unwrap();
     }
     let log_key = s.running.service.log_key();
     let opts = onsite_core::profile::VerifyOptions { device_key: Some(d.public_key()), log_key: Some(log_key.clone()) };

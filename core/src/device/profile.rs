@@ -63,7 +63,7 @@ impl Device {
     pub fn export_service_record(&self, out: &Path) -> Result<SignedRecord> {
         let signer = self.store.signer().ok_or(crate::store::Error::NoSigner)?;
         let signed = profile::sign_record(self.service_record()?, signer.as_ref()).map_err(build_error)?;
-        let bytes = serde_json::to_vec_pretty(&signed).map_err(build_error)?;
+        let bytes = serde_json::to_vec(&signed).map_err(build_error)?;
         let tmp = out.with_extension("tmp");
         std::fs::write(&tmp, &bytes).map_err(crate::bundle::Error::from)?;
         std::fs::rename(&tmp, out).map_err(crate::bundle::Error::from)?;
