@@ -87,7 +87,8 @@ impl From<store::Error> for ApiError {
             store::Error::TooNew { found, supported } => ApiError::DatabaseTooNew { found, supported },
             store::Error::Corrupt { .. } => ApiError::Corrupt { reason },
             store::Error::Open { .. } | store::Error::Sqlite(_) => ApiError::Storage { reason },
-            store::Error::Document { .. } => ApiError::InvalidInput { field: "document".into(), reason },
+            store::Error::Document { .. } | store::Error::Refused { .. } => ApiError::InvalidInput { field: "document".into(), reason },
+            store::Error::MissingHistory { .. } => ApiError::Conflict { reason },
             store::Error::Journal(_) | store::Error::NoSigner => ApiError::Internal { reason },
             store::Error::Parts(e) => e.into(),
         }

@@ -28,11 +28,13 @@ pub struct Config {
     /// The admin token (creates providers). `None`: read `DATA/admin-token`, creating it.
     pub admin_token: Option<String>,
     pub clock: Arc<dyn Clock>,
+    /// Change rows per order before the server compacts it into its snapshot.
+    pub compact_after: u64,
 }
 
 impl Config {
     pub fn new(data: impl Into<PathBuf>) -> Self {
-        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared() }
+        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER }
     }
 }
 
@@ -76,7 +78,7 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
     let storage = Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?);
     let blobs = blobs::Blobs::open(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;
-    Ok(Arc::new(Service::new(storage, blobs, config.clock.clone(), &token)?))
+    Ok(Arc::new(Service::new(storage, blobs, config.clock.clone(), &token)?.with_compact_after(config.compact_after)))
 }
 
 /// A server running on a background thread; dropping it (or [`Running::stop`]) shuts it down.

@@ -30,7 +30,7 @@ pub const COMPACT_AFTER: u64 = 64;
 /// Enrolment codes live this long unless the dispatcher says otherwise.
 pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
 /// Origin of dispatcher edits in the feed (devices never have this id).
-pub const SERVER_ORIGIN: &str = "server";
+pub use onsite_core::sync::authz::SERVER_ORIGIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,6 +101,8 @@ pub struct Service {
     admin_token_hash: String,
     /// Order documents are read-merged-written under this lock (one writer, as SQLite).
     orders: Mutex<()>,
+    /// Change rows per order before compaction ([`COMPACT_AFTER`] unless configured).
+    compact_after: u64,
 }
 
 impl Service {
@@ -136,7 +138,14 @@ impl Service {
             actor,
             admin_token_hash: token_hash(admin_token),
             orders: Mutex::new(()),
+            compact_after: COMPACT_AFTER,
         })
+    }
+
+    /// Compacts an order after `n` change rows (tests use small values to compact often).
+    pub fn with_compact_after(mut self, n: u64) -> Self {
+        self.compact_after = n.max(1);
+        self
     }
 
     fn now_ms(&self) -> i64 {
@@ -268,7 +277,7 @@ impl Service {
     /// Stores a new chunk of `id` and compacts when the order has many.
     fn store_change(&self, provider: &str, doc: &mut AutoCommit, after: &WorkOrder, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64> {
         let seq = self.storage.append_change(&Self::row_of(provider, after), origin, chunk, previous_engineer)?;
-        if self.storage.change_rows(provider, &after.id)? > COMPACT_AFTER {
+        if self.storage.change_rows(provider, &after.id)? > self.compact_after {
             self.storage.compact(provider, &after.id, &doc.save(), seq)?;
         }
         Ok(seq)
@@ -360,6 +369,7 @@ impl Service {
     // ----- sync -----
 
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
+        validate_request(&req)?;
         let mut rejected = Vec::new();
         let mut help = Vec::new();
         for push in &req.push {
@@ -383,58 +393,29 @@ impl Service {
                 tracing::error!(order = %order_id, error = %e, "help routing failed; retried with the next push");
             }
         }
-        let parts = match req.parts {
+        let parts = match req.parts.clone() {
             Some(p) => Some(self.parts_sync(device, p)?),
             None => None,
         };
-        let upto = self.storage.max_seq()?;
-        let rows = self.storage.feed(&device.provider, &device.engineer_id, req.cursor, upto)?;
-        // Orders in order of their first feed row after the cursor.
-        let mut order_ids: Vec<(String, u64, bool)> = Vec::new();
-        for r in &rows {
-            let unassigned_from_me = r.kind == "unassign" && r.engineer_id.as_deref() == Some(device.engineer_id.as_str());
-            match order_ids.iter_mut().find(|(id, _, _)| id == &r.order_id) {
-                Some(e) => e.2 |= unassigned_from_me,
-                None => order_ids.push((r.order_id.clone(), r.seq, unassigned_from_me)),
-            }
-        }
-        let mut docs = Vec::new();
-        let mut removed = Vec::new();
-        let mut bytes = 0usize;
-        let mut cursor = upto;
-        let mut more = false;
-        for (id, first_seq, unassigned) in order_ids {
-            let Some(row) = self.storage.order(&device.provider, &id)? else { continue };
-            if row.engineer_id != device.engineer_id {
-                if unassigned {
-                    removed.push(id);
-                }
-                continue;
-            }
-            if bytes >= protocol::RESPONSE_SOFT_LIMIT {
-                more = true;
-                cursor = first_seq - 1;
-                break;
-            }
-            let (full, chunks) = if row.assigned_seq > req.cursor || row.compacted_seq > req.cursor {
-                (true, self.storage.document(&device.provider, &id)?)
-            } else {
-                (false, self.storage.chunks_after(&device.provider, &id, req.cursor, upto, &device.id)?)
-            };
-            let data: Vec<u8> = chunks.concat();
-            if data.is_empty() {
-                continue;
-            }
-            bytes += data.len();
-            docs.push(DocPull { id, full, bytes: data });
-        }
+        let (cursor, docs, removed, more) = self.answer(device, &req)?;
         let ticket = match &req.ticket_nonce {
-            Some(n) if n.len() <= 64 => Some(self.time_authority.issue(&device.id, n, self.now_ms()).map_err(internal)?),
-            Some(_) => return Err(Error::BadRequest("ticket_nonce is at most 64 characters".into())),
+            Some(n) => Some(self.time_authority.issue(&device.id, n, self.now_ms()).map_err(internal)?),
             None => None,
         };
         self.metrics.docs_sent.add(docs.len() as u64);
         Ok(SyncResponse { v: protocol::VERSION, cursor, docs, rejected, removed, more, ticket, parts })
+    }
+
+    /// The feed after the device's cursor, read from one consistent snapshot of storage: the
+    /// cursor handed back never passes a change the answer leaves out (a compaction that
+    /// commits meanwhile is either wholly visible, and the order goes whole, or not at all).
+    fn answer(&self, device: &DeviceRow, req: &SyncRequest) -> Result<(u64, Vec<DocPull>, Vec<String>, bool)> {
+        let mut out = None;
+        self.storage.snapshot(&mut |r: &dyn storage::FeedReader| {
+            out = Some(feed_answer(r, device, req)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| internal("the feed snapshot produced no answer"))
     }
 
     /// Merges a device's changes to one order; returns the help requests it added.
@@ -456,6 +437,9 @@ impl Service {
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
+        if let Err(e) = check_changes(changes) {
+            return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
+        }
         if let Err(e) = doc.load_incremental(changes) {
             return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
         }
@@ -476,8 +460,12 @@ impl Service {
             Ok(a) => a,
             Err(e) => return Err(reject(RejectCode::ForbiddenField, Some("*"), format!("the merged document is not a work order: {e}"), server_doc())),
         };
+        if let Err(f) = onsite_core::sync::shape::check_document(&doc, &after) {
+            return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
+        }
         let keys: Vec<String> = doc.keys(automerge::ROOT).collect();
-        if let Err(f) = authz::check_engineer_change(&before, &after, &keys, &device.id) {
+        let delivered = self.storage.receipt_hashes(&device.provider, id).map_err(|e| internal_reject(e.into()))?;
+        if let Err(f) = authz::check_engineer_change(&before, &after, &keys, &device.id, &delivered) {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
         }
         let chunk = doc.save_after(&heads);
@@ -635,6 +623,90 @@ impl Service {
         }
         Ok(bytes)
     }
+}
+
+/// Refuses a request before any of it is applied: every part must be acceptable first.
+fn validate_request(req: &SyncRequest) -> Result<()> {
+    if req.cursor > i64::MAX as u64 {
+        return Err(Error::BadRequest(format!("cursor {} is beyond any feed position", req.cursor)));
+    }
+    if req.ticket_nonce.as_ref().is_some_and(|n| n.len() > 64 || n.is_empty()) {
+        return Err(Error::BadRequest("ticket_nonce is 1-64 characters".into()));
+    }
+    if req.push.len() > protocol::MAX_PUSH_ORDERS || req.full.len() > protocol::MAX_PUSH_ORDERS {
+        return Err(Error::BadRequest(format!("at most {} orders per request", protocol::MAX_PUSH_ORDERS)));
+    }
+    for id in req.push.iter().map(|p| &p.id).chain(&req.full) {
+        order::import::validate_order_id(id).map_err(|_| Error::BadRequest(format!("`{}` is not an order id", id.chars().take(80).collect::<String>())))?;
+    }
+    Ok(())
+}
+
+/// Pushed bytes must parse completely as Automerge changes or a document (`load_incremental`
+/// alone skips what it cannot read, so garbage would pass as "nothing new").
+fn check_changes(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.is_empty() {
+        return Err("empty".into());
+    }
+    let options = automerge::LoadOptions::new()
+        .on_partial_load(automerge::OnPartialLoad::Error)
+        .verification_mode(automerge::VerificationMode::DontCheck);
+    match automerge::Automerge::load_with_options(bytes, options) {
+        // Every chunk parsed; the changes build on history that only the server's document
+        // has (the usual case for a push).
+        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The feed answer over one snapshot (see [`Service::answer`]).
+fn feed_answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &SyncRequest) -> storage::Result<(u64, Vec<DocPull>, Vec<String>, bool)> {
+    let upto = r.head()?;
+    let rows = r.feed(&device.provider, &device.engineer_id, req.cursor, upto)?;
+    // Orders in order of their first feed row after the cursor; asked-for whole ones first.
+    let mut order_ids: Vec<(String, u64, bool)> = Vec::new();
+    let mut want_full: Vec<&String> = Vec::new();
+    for id in &req.full {
+        if !want_full.contains(&id) {
+            want_full.push(id);
+            order_ids.push((id.clone(), req.cursor + 1, false));
+        }
+    }
+    for f in &rows {
+        let unassigned_from_me = f.kind == "unassign" && f.engineer_id.as_deref() == Some(device.engineer_id.as_str());
+        match order_ids.iter_mut().find(|(id, _, _)| id == &f.order_id) {
+            Some(e) => e.2 |= unassigned_from_me,
+            None => order_ids.push((f.order_id.clone(), f.seq, unassigned_from_me)),
+        }
+    }
+    let mut docs = Vec::new();
+    let mut removed = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = upto;
+    let mut more = false;
+    for (id, first_seq, unassigned) in order_ids {
+        let Some(row) = r.order(&device.provider, &id)? else { continue };
+        if row.engineer_id != device.engineer_id {
+            if unassigned {
+                removed.push(id);
+            }
+            continue;
+        }
+        if bytes >= protocol::RESPONSE_SOFT_LIMIT {
+            more = true;
+            cursor = first_seq.saturating_sub(1).max(req.cursor);
+            break;
+        }
+        let whole = want_full.contains(&&id) || row.assigned_seq > req.cursor || row.compacted_seq > req.cursor;
+        let chunks = if whole { r.document(&device.provider, &id)? } else { r.chunks_after(&device.provider, &id, req.cursor, upto, &device.id)? };
+        let data: Vec<u8> = chunks.concat();
+        if data.is_empty() {
+            continue;
+        }
+        bytes += data.len();
+        docs.push(DocPull { id, full: whole, bytes: data });
+    }
+    Ok((cursor, docs, removed, more))
 }
 
 fn check_sha(sha: &str) -> Result<()> {

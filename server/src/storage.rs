@@ -107,6 +107,21 @@ pub struct ReceiptRow {
     pub journal_seq: u64,
 }
 
+/// Reads of the order feed; inside [`Storage::snapshot`] they all see one committed state.
+pub trait FeedReader {
+    /// The highest feed position ever handed out (never goes backwards, even when
+    /// compaction removed the newest rows).
+    fn head(&self) -> Result<u64>;
+    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>>;
+    /// The stored document: the snapshot followed by the change chunks after it.
+    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>>;
+    /// Feed rows after `cursor` up to `upto` concerning `engineer` (their orders, and orders
+    /// taken away from them).
+    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>>;
+    /// Change chunks of one order with seq in `(after, upto]`, skipping `origin`.
+    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>>;
+}
+
 /// Everything the server persists outside blob files.
 pub trait Storage: Send + Sync {
     fn meta(&self, key: &str) -> Result<Option<String>>;
@@ -136,12 +151,13 @@ pub trait Storage: Send + Sync {
     fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()>;
     fn change_rows(&self, provider: &str, id: &str) -> Result<u64>;
 
+    /// The feed head ([`FeedReader::head`]).
     fn max_seq(&self) -> Result<u64>;
-    /// Feed rows after `cursor` up to `upto` concerning `engineer` (their orders, and orders
-    /// taken away from them).
-    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>>;
-    /// Change chunks of one order with seq in `(after, upto]`, skipping `origin`.
-    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>>;
+    /// Runs `f` with a reader whose every read sees the same committed state (a read
+    /// transaction): a sync answer computed inside never mixes before and after a compaction.
+    fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()>;
+    /// Canonical SHA-256s of an order's signed receipts that a journal upload delivered.
+    fn receipt_hashes(&self, provider: &str, order_id: &str) -> Result<Vec<String>>;
 
     /// Appends verified journal entries of a device and their leaves to the provider's log.
     /// Returns the leaf index of each entry.
@@ -271,6 +287,72 @@ fn next_seq(tx: &rusqlite::Transaction<'_>, provider: &str, order: &str, kind: &
     Ok(tx.last_insert_rowid() as u64)
 }
 
+/// Feed reads on one connection (inside a read transaction when called from `snapshot`).
+struct SqliteReader<'a>(&'a Connection);
+
+impl FeedReader for SqliteReader<'_> {
+    fn head(&self) -> Result<u64> {
+        // `feed.seq` is AUTOINCREMENT: sqlite_sequence keeps the highest seq ever used, so
+        // the head stays put when compaction deletes the newest change rows.
+        let n: i64 = self.0.query_row(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'feed'), 0), coalesce((SELECT max(seq) FROM feed), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
+        Ok(self.0
+            .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND id = ?2"))?
+            .query_row([provider, id], order_row)
+            .optional()?)
+    }
+
+    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
+        let c = self.0;
+        let snapshot: Vec<u8> = c
+            .prepare_cached("SELECT snapshot FROM docs WHERE provider = ?1 AND order_id = ?2")?
+            .query_row([provider, id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?;
+        let mut out = vec![snapshot];
+        let mut st = c.prepare_cached(
+            "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = ?1 AND f.order_id = ?2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
+        )?;
+        let rows = st.query_map([provider, id], |r| r.get::<_, Vec<u8>>(0))?;
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>> {
+        let c = self.0;
+        let mut st = c.prepare_cached(
+            "SELECT f.seq, f.order_id, f.kind, f.origin, f.engineer_id FROM feed f \
+             JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = ?1 AND f.seq > ?3 AND f.seq <= ?4 \
+               AND (o.engineer_id = ?2 OR (f.kind = 'unassign' AND f.engineer_id = ?2)) \
+             ORDER BY f.seq",
+        )?;
+        let rows = st.query_map(params![provider, engineer, cursor as i64, upto as i64], |r| {
+            Ok(FeedRow { seq: r.get::<_, i64>(0)? as u64, order_id: r.get(1)?, kind: r.get(2)?, origin: r.get(3)?, engineer_id: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {
+        let c = self.0;
+        let mut st = c.prepare_cached(
+            "SELECT bytes FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq > ?3 AND seq <= ?4 AND origin != ?5 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![provider, id, after as i64, upto as i64, skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 impl Storage for SqliteStorage {
     fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(lock(&self.writer).query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
@@ -375,10 +457,7 @@ impl Storage for SqliteStorage {
     }
 
     fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
-        Ok(lock(&self.writer)
-            .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND id = ?2"))?
-            .query_row([provider, id], order_row)
-            .optional()?)
+        SqliteReader(&lock(&self.writer)).order(provider, id)
     }
 
     fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
@@ -391,22 +470,7 @@ impl Storage for SqliteStorage {
     }
 
     fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
-        let c = lock(&self.writer);
-        let snapshot: Vec<u8> = c
-            .prepare_cached("SELECT snapshot FROM docs WHERE provider = ?1 AND order_id = ?2")?
-            .query_row([provider, id], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?;
-        let mut out = vec![snapshot];
-        let mut st = c.prepare_cached(
-            "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
-             WHERE f.provider = ?1 AND f.order_id = ?2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
-        )?;
-        let rows = st.query_map([provider, id], |r| r.get::<_, Vec<u8>>(0))?;
-        for r in rows {
-            out.push(r?);
-        }
-        Ok(out)
+        SqliteReader(&lock(&self.writer)).document(provider, id)
     }
 
     fn create_order(&self, row: &OrderRow, snapshot: &[u8]) -> Result<u64> {
@@ -471,31 +535,22 @@ impl Storage for SqliteStorage {
     }
 
     fn max_seq(&self) -> Result<u64> {
-        let n: i64 = lock(&self.reader).query_row("SELECT coalesce(max(seq), 0) FROM feed", [], |r| r.get(0))?;
-        Ok(n as u64)
+        SqliteReader(&lock(&self.reader)).head()
     }
 
-    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>> {
-        let c = lock(&self.reader);
-        let mut st = c.prepare_cached(
-            "SELECT f.seq, f.order_id, f.kind, f.origin, f.engineer_id FROM feed f \
-             JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
-             WHERE f.provider = ?1 AND f.seq > ?3 AND f.seq <= ?4 \
-               AND (o.engineer_id = ?2 OR (f.kind = 'unassign' AND f.engineer_id = ?2)) \
-             ORDER BY f.seq",
-        )?;
-        let rows = st.query_map(params![provider, engineer, cursor as i64, upto as i64], |r| {
-            Ok(FeedRow { seq: r.get::<_, i64>(0)? as u64, order_id: r.get(1)?, kind: r.get(2)?, origin: r.get(3)?, engineer_id: r.get(4)? })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()> {
+        let mut c = lock(&self.reader);
+        // A deferred read transaction on a WAL database: its first read fixes the snapshot.
+        let tx = c.transaction()?;
+        f(&SqliteReader(&tx))?;
+        tx.commit()?;
+        Ok(())
     }
 
-    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {
-        let c = lock(&self.reader);
-        let mut st = c.prepare_cached(
-            "SELECT bytes FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq > ?3 AND seq <= ?4 AND origin != ?5 ORDER BY seq",
-        )?;
-        let rows = st.query_map(params![provider, id, after as i64, upto as i64, skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
+    fn receipt_hashes(&self, provider: &str, order_id: &str) -> Result<Vec<String>> {
+        let c = lock(&self.writer);
+        let mut st = c.prepare_cached("SELECT sha256 FROM receipts WHERE provider = ?1 AND order_id = ?2 ORDER BY revision")?;
+        let rows = st.query_map([provider, order_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -109,7 +109,9 @@ fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
     last.verify(&entry.hash, Some(&s.running.service.log_key())).unwrap();
     assert!(last.verify(&journal[0].hash, Some(&s.running.service.log_key())).is_err(), "a proof proves one entry");
 
-    // Conflicts are listed with their authors: concurrent appointment windows.
+    // Concurrent lifecycle steps: A and B both contact the customer from `accepted`. The
+    // status history must stay one legal path, so the second push (B's) is refused and B is
+    // rebuilt on the server's order (journaled `sync_reset`); both end with A's window.
     c.advance(chrono::Duration::minutes(1));
     a.transition(&ids[1], Event::Accept, Actor::Engineer, None).unwrap();
     a.sync(&t, &fast(), None).unwrap();
@@ -118,16 +120,33 @@ fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
     a.transition(&ids[1], Event::ContactCustomer { window: w1 }, Actor::Engineer, None).unwrap();
     let w2 = TimeWindow { start: Timestamp(w1.start.0 + 60_000), end: Timestamp(w1.end.0 + 60_000) };
     b.transition(&ids[1], Event::ContactCustomer { window: w2 }, Actor::Engineer, None).unwrap();
-    for d in [&a, &b, &a] {
+    b.add_note(&ids[1], "B's note survives the rebase").unwrap();
+    a.sync(&t, &fast(), None).unwrap();
+    let rb = b.sync(&t, &fast(), None).unwrap();
+    assert_eq!(rb.orders_rejected, vec![(ids[1].clone(), "forbidden_field".into(), Some("transitions".into()))], "{rb:?}");
+    assert_eq!(rb.orders_rebased, 1);
+    for d in [&b, &a] {
         d.sync(&t, &fast(), None).unwrap();
     }
-    assert_eq!(a.get(&ids[1]).unwrap().order, b.get(&ids[1]).unwrap().order);
-    let conflicts = a.conflicts(&ids[1]).unwrap();
-    let fields: Vec<&str> = conflicts.iter().map(|(f, _)| f.as_str()).collect();
-    assert!(fields.contains(&"appointment"), "{conflicts:?}");
-    let (_, values) = conflicts.iter().find(|(f, _)| f == "appointment").unwrap();
-    let authors: std::collections::HashSet<&str> = values.iter().map(|(_, a)| a.as_str()).collect();
-    assert!(authors.contains(a.device_id()) && authors.contains(b.device_id()), "{values:?}");
+    let (oa, ob) = (a.get(&ids[1]).unwrap().order, b.get(&ids[1]).unwrap().order);
+    assert_eq!(oa, ob);
+    assert_eq!(oa.appointment, Some(w1));
+    assert_eq!(oa.transitions.iter().filter(|t| t.to == Status::CustomerContacted).count(), 1);
+    assert!(oa.notes.iter().any(|n| n.text == "B's note survives the rebase"));
+    assert!(b.journal(Some(&ids[1])).unwrap().iter().any(|e| e.body().unwrap().kind == "sync_reset"));
+}
+
+/// Pushes `doc` (the device's document with hand-made changes) as device `d`, bypassing the
+/// device's own checks: what a hostile client can send.
+fn raw_push(s: &TestServer, d: &Device, id: &str, doc: &automerge::AutoCommit) -> onsite_core::sync::protocol::SyncResponse {
+    let mut doc = doc.clone();
+    let push = onsite_core::sync::protocol::DocPush { id: id.into(), changes: doc.save() };
+    let body = onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
+    let token = d.store().meta("sync.token").unwrap().expect("enrolled");
+    let req = Request::new(Method::Post, "/v1/sync").header("authorization", format!("Bearer {token}")).body(body);
+    let resp = s.transport().send(&req).unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    onsite_core::sync::protocol::decode_response(&resp.body).unwrap()
 }
 
 #[test]
@@ -211,10 +230,11 @@ fn authorization_is_enforced() {
     o.status = Status::Cancelled;
     autosurgeon::reconcile(&mut doc, &o).unwrap();
     doc.commit();
-    a.merge_document(&doc.save()).unwrap();
-    a.store().forget_synced(&ids[1]).unwrap();
-    let r = a.sync(&t, &fast(), None).unwrap();
-    assert_eq!(r.orders_rejected, vec![(ids[1].clone(), "forbidden_field".into(), Some("transitions".into()))]);
+    // The device refuses it as a peer document already (a crafted file cannot cancel)...
+    assert!(matches!(a.merge_document(&doc.save()), Err(onsite_core::Error::Store(onsite_core::store::Error::Refused { .. }))));
+    // ...and so does the server when it arrives as a push.
+    let r = raw_push(&s, &a, &ids[1], &doc);
+    assert_eq!(r.rejected.iter().map(|x| (x.id.clone(), x.field.clone())).collect::<Vec<_>>(), vec![(ids[1].clone(), Some("transitions".into()))]);
     refused += 1;
     assert_ne!(server_order(&s, &ids[1]).status, Status::Cancelled);
 

@@ -339,6 +339,9 @@ impl Pass<'_> {
         let mut queue = pending.into_iter().peekable();
         let mut done = 0u64;
         let mut first_round = true;
+        // Orders whose changes could not be applied (history missing): asked for whole once.
+        let mut want_full: Vec<String> = Vec::new();
+        let mut asked_full: Vec<String> = Vec::new();
         for _ in 0..MAX_SYNC_ROUNDS {
             let mut cursor = d.meta_u64(META_CURSOR)?;
             let mut push = Vec::new();
@@ -368,7 +371,9 @@ impl Pass<'_> {
                 None
             };
             first_round = false;
-            let request = SyncRequest { v: protocol::VERSION, cursor, push, ticket_nonce, parts };
+            let full = std::mem::take(&mut want_full);
+            asked_full.extend(full.iter().cloned());
+            let request = SyncRequest { v: protocol::VERSION, cursor, push, ticket_nonce, parts, full };
             let body = protocol::encode(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let req = Request::new(Method::Post, "/v1/sync")
                 .header("content-type", "application/cbor")
@@ -392,6 +397,11 @@ impl Pass<'_> {
                         self.report.changed_orders.push(doc.id.clone());
                     }
                     Ok(None) => {}
+                    Err(crate::store::Error::MissingHistory { id }) if !asked_full.contains(&id) => {
+                        all_applied = false;
+                        tracing::info!(order = %id, "changes without their history: asking for the whole document");
+                        want_full.push(id);
+                    }
                     Err(e) => {
                         all_applied = false;
                         tracing::warn!(order = %doc.id, error = %e, "cannot apply the server's changes");
@@ -432,6 +442,9 @@ impl Pass<'_> {
                 d.store.set_meta(META_CURSOR, &cursor.to_string())?;
             }
             self.progress(Phase::Orders, done, total);
+            if !want_full.is_empty() {
+                continue;
+            }
             if !all_applied || (!response.more && queue.peek().is_none()) {
                 break;
             }

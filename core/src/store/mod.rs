@@ -58,6 +58,13 @@ pub enum Error {
     AlreadyExists { id: String },
     #[error("the document of order `{id}` cannot be used: {reason}")]
     Document { id: String, reason: String },
+    /// Changes arrived without the history they build on (nothing was applied); the whole
+    /// document is needed.
+    #[error("the changes to order `{id}` depend on history this device does not have")]
+    MissingHistory { id: String },
+    /// A peer's document breaks a rule of the order (lifecycle, ownership); nothing merged.
+    #[error("the document of order `{id}` is refused: {reason}")]
+    Refused { id: String, reason: String },
     #[error("storage failure: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -178,6 +185,9 @@ fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
         _ => Error::Open { path: path.to_path_buf(), reason: e.to_string() },
     }
 }
+
+/// Peer documents: transitions by any device, completion on a receipt the document carries.
+const PEER_RULE: crate::sync::authz::LifecycleRule<'static> = crate::sync::authz::LifecycleRule { author: None, delivered_receipts: None };
 
 fn doc_error(id: &str, reason: impl ToString) -> Error {
     Error::Document { id: id.to_string(), reason: reason.to_string() }
@@ -449,10 +459,14 @@ impl Store {
         crate::order::import::validate_order_id(&incoming_order.id)
             .map_err(|e| doc_error("<incoming>", e))?;
         let id = incoming_order.id.clone();
+        let refused = |f: crate::sync::authz::Forbidden| Error::Refused { id: id.clone(), reason: f.to_string() };
+        crate::sync::shape::check_document(&incoming, &incoming_order).map_err(refused)?;
         let mut w = self.writer();
         let w = &mut *w;
         let exists: bool = w.conn.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)", [&id], |r| r.get(0))?;
         if !exists {
+            // A whole order from a peer: its history must be a legal path from the start.
+            crate::sync::authz::check_history(&incoming_order, &PEER_RULE).map_err(refused)?;
             drop(incoming_order);
             let mut doc = incoming.with_actor(self.actor.clone());
             let order = hydrate_order(&id, &doc)?;
@@ -470,11 +484,16 @@ impl Store {
         let (doc, layout) = load_doc(&w.conn, &id)?;
         let mut doc = doc.with_actor(self.actor.clone());
         let heads = doc.get_heads();
+        let before = hydrate_order(&id, &doc)?;
         doc.merge(&mut incoming).map_err(|e| doc_error(&id, e))?;
         let merged = hydrate_order(&id, &doc)?;
         if merged.id != id {
             return Err(doc_error(&id, "the merged document changed its id"));
         }
+        // A crafted peer file must not move the lifecycle (or anything else) outside the
+        // rules; the cached document is dropped above, so nothing of it stays.
+        crate::sync::shape::check_document(&doc, &merged).map_err(refused)?;
+        crate::sync::authz::check_lifecycle(&before, &merged, &PEER_RULE).map_err(refused)?;
         let chunk = doc.save_after(&heads);
         if !chunk.is_empty() {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -193,7 +193,7 @@ impl Store {
         let before = doc.get_heads();
         doc.load_incremental(bytes).map_err(|e| doc_error(id, e))?;
         if !doc.get_missing_deps(&[]).is_empty() {
-            return Err(doc_error(id, "the server sent changes without their history"));
+            return Err(Error::MissingHistory { id: id.to_string() });
         }
         let after = doc.get_heads();
         if after == before {

@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 use crate::order::ownership::{owner_of, Owner};
-use crate::order::{Actor, WorkOrder};
+use crate::order::{lifecycle, Actor, Event, Status, WorkOrder};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("change to `{field}` refused: {reason}")]
@@ -54,8 +54,20 @@ fn appended<'a>(before: &[Value], after: &'a [Value]) -> Result<Vec<&'a Value>, 
     }
 }
 
-/// Checks that `after` differs from `before` only in what device `device` may write.
-pub fn check_engineer_change(before: &WorkOrder, after: &WorkOrder, root_keys: &[String], device: &str) -> Result<(), Forbidden> {
+/// The device id the server writes dispatcher transitions under (devices never have it).
+pub const SERVER_ORIGIN: &str = "server";
+
+/// Checks that `after` differs from `before` only in what device `device` may write, and
+/// that its lifecycle is a legal path of the state machine ([`check_lifecycle`]).
+/// `delivered_receipts`: canonical SHA-256s of the receipts of this order the server holds
+/// (a completion must rest on one of them).
+pub fn check_engineer_change(
+    before: &WorkOrder,
+    after: &WorkOrder,
+    root_keys: &[String],
+    device: &str,
+    delivered_receipts: &[String],
+) -> Result<(), Forbidden> {
     for key in root_keys {
         if owner_of(key).is_none() {
             return Err(forbidden(key, "not a field of a work order"));
@@ -86,29 +98,109 @@ pub fn check_engineer_change(before: &WorkOrder, after: &WorkOrder, root_keys: &
             }
         }
     }
-    for t in after.transitions.iter().filter(|t| !before.transitions.contains(t)) {
-        if t.event.required_actor() == Actor::Dispatcher {
+    check_lifecycle(before, after, &LifecycleRule { author: Some(device), delivered_receipts: Some(delivered_receipts) })
+}
+
+/// What a lifecycle check takes as given.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleRule<'a> {
+    /// `Some(device)`: every new transition must name this device (a push to the server).
+    /// `None`: a peer's document, whose transitions may come from any engineer device, and
+    /// from the server (a dispatcher's cancel) by way of that peer.
+    pub author: Option<&'a str>,
+    /// `Some(hashes)`: a completion must rest on one of these receipts (the server: those the
+    /// journal upload delivered). `None`: on a receipt the document itself references.
+    pub delivered_receipts: Option<&'a [String]>,
+}
+
+/// The status history of `after` must be a legal path of the lifecycle: every transition
+/// `after` adds to `before` starts where the previous one ended, is an edge of the state
+/// machine for its actor (an engineer's event, or on a peer's document a dispatcher cancel
+/// written by the server), names its author as the rule says; `status` equals the last
+/// transition's target; a new completion is backed by a signed receipt.
+pub fn check_lifecycle(before: &WorkOrder, after: &WorkOrder, rule: &LifecycleRule<'_>) -> Result<(), Forbidden> {
+    let initial = before.transitions.first().map(|t| t.from).unwrap_or(before.status);
+    let mut current = initial;
+    let mut added = false;
+    let mut completed = false;
+    for (i, t) in after.transitions.iter().enumerate() {
+        if before.transitions.contains(t) {
+            current = t.to;
+            continue;
+        }
+        added = true;
+        if t.from != current {
+            return Err(forbidden("transitions", format!("entry {i} starts at `{}` but the order was `{current}`", t.from)));
+        }
+        let actor = match (rule.author, &t.event) {
+            (None, Event::Cancel { .. }) if t.device == SERVER_ORIGIN => Actor::Dispatcher,
+            _ => Actor::Engineer,
+        };
+        if actor == Actor::Engineer && t.event.required_actor() == Actor::Dispatcher {
             return Err(forbidden("transitions", format!("`{}` is the dispatcher's event", t.event.name())));
+        }
+        match lifecycle::next_status(t.from, &t.event, actor) {
+            Ok(to) if to == t.to => {}
+            Ok(to) => return Err(forbidden("transitions", format!("entry {i}: `{}` from `{}` leads to `{to}`, not `{}`", t.event.name(), t.from, t.to))),
+            Err(e) => return Err(forbidden("transitions", format!("entry {i}: {e}"))),
+        }
+        if let Some(author) = rule.author {
+            if t.device != author {
+                return Err(forbidden("transitions", "a new entry must name the device that wrote it"));
+            }
+        }
+        completed |= t.to == Status::Completed;
+        current = t.to;
+    }
+    if (added || after.status != before.status) && after.status != current {
+        return Err(forbidden("status", format!("`{}` is not where the transitions lead (`{current}`)", after.status)));
+    }
+    if completed {
+        let backed = after.receipts.iter().any(|r| match rule.delivered_receipts {
+            Some(delivered) => delivered.contains(&r.sha256),
+            None => true,
+        });
+        if !backed {
+            return Err(forbidden("transitions", "completion needs the customer's signed receipt (delivered by the journal upload)"));
         }
     }
     Ok(())
 }
 
+/// A whole order's history must be a legal path from `assigned` (a peer's new order).
+pub fn check_history(order: &WorkOrder, rule: &LifecycleRule<'_>) -> Result<(), Forbidden> {
+    let mut start = order.clone();
+    start.transitions.clear();
+    start.status = Status::Assigned;
+    start.receipts.clear();
+    check_lifecycle(&start, order, rule)
+}
+
 /// The order rebuilt on the server's version: dispatcher fields and every server entry from
-/// `server`, then every local list entry the server lacks (in local order); status and
-/// appointment from the local side when it recorded transitions the server lacks.
+/// `server`, then every local list entry the server lacks (in local order). A local
+/// transition is kept only when it continues the lifecycle from where the server's ends;
+/// `status` follows the last transition, the appointment the last one that set a window.
 pub fn rebase(server: &WorkOrder, local: &WorkOrder) -> WorkOrder {
-    fn extend<T: PartialEq + Clone>(into: &mut Vec<T>, local: &[T]) -> bool {
+    fn extend<T: PartialEq + Clone>(into: &mut Vec<T>, local: &[T]) {
         let missing: Vec<T> = local.iter().filter(|x| !into.contains(x)).cloned().collect();
-        let any = !missing.is_empty();
         into.extend(missing);
-        any
     }
     let mut out = server.clone();
-    if extend(&mut out.transitions, &local.transitions) {
-        out.status = local.status;
-        out.appointment = local.appointment;
+    let mut current = out.transitions.last().map(|t| t.to).unwrap_or(out.status);
+    for t in local.transitions.iter().filter(|t| !server.transitions.contains(t)) {
+        let legal = t.from == current
+            && t.event.required_actor() == Actor::Engineer
+            && lifecycle::next_status(t.from, &t.event, Actor::Engineer).is_ok_and(|to| to == t.to);
+        if !legal {
+            continue;
+        }
+        if let Some(w) = t.event.new_window() {
+            out.appointment = Some(w);
+        }
+        current = t.to;
+        out.transitions.push(t.clone());
     }
+    out.status = current;
     extend(&mut out.notes, &local.notes);
     if out.checklist.template.is_none() {
         out.checklist.template = local.checklist.template.clone();
@@ -144,20 +236,20 @@ mod tests {
         after.transitions.push(transition("dev-a", Event::Accept, Status::Accepted));
         after.status = Status::Accepted;
         after.notes.push(EngineerNote { at: Timestamp(6), device: "dev-a".into(), text: "on my way".into() });
-        assert_eq!(check_engineer_change(&before, &after, &keys(&after), "dev-a"), Ok(()));
+        assert_eq!(check_engineer_change(&before, &after, &keys(&after), "dev-a", &[]), Ok(()));
 
         let mut p = after.clone();
         p.priority = Priority::Low;
-        assert_eq!(check_engineer_change(&before, &p, &keys(&p), "dev-a").unwrap_err().field, "priority");
+        assert_eq!(check_engineer_change(&before, &p, &keys(&p), "dev-a", &[]).unwrap_err().field, "priority");
         let mut c = after.clone();
         c.customer.company = "Someone else".into();
-        assert_eq!(check_engineer_change(&before, &c, &keys(&c), "dev-a").unwrap_err().field, "customer");
+        assert_eq!(check_engineer_change(&before, &c, &keys(&c), "dev-a", &[]).unwrap_err().field, "customer");
         let mut e = after.clone();
         e.engineer.id = "me-instead".into();
-        assert_eq!(check_engineer_change(&before, &e, &keys(&e), "dev-a").unwrap_err().field, "engineer");
+        assert_eq!(check_engineer_change(&before, &e, &keys(&e), "dev-a", &[]).unwrap_err().field, "engineer");
         let mut extra = keys(&after);
         extra.push("hacked".into());
-        assert_eq!(check_engineer_change(&before, &after, &extra, "dev-a").unwrap_err().field, "hacked");
+        assert_eq!(check_engineer_change(&before, &after, &extra, "dev-a", &[]).unwrap_err().field, "hacked");
     }
 
     #[test]
@@ -166,20 +258,20 @@ mod tests {
         before.notes.push(EngineerNote { at: Timestamp(1), device: "dev-a".into(), text: "first".into() });
         let mut edited = before.clone();
         edited.notes[0].text = "rewritten".into();
-        assert_eq!(check_engineer_change(&before, &edited, &keys(&edited), "dev-a").unwrap_err().field, "notes");
+        assert_eq!(check_engineer_change(&before, &edited, &keys(&edited), "dev-a", &[]).unwrap_err().field, "notes");
         let mut removed = before.clone();
         removed.notes.clear();
-        assert!(check_engineer_change(&before, &removed, &keys(&removed), "dev-a").is_err());
+        assert!(check_engineer_change(&before, &removed, &keys(&removed), "dev-a", &[]).is_err());
         let mut impersonating = before.clone();
         impersonating.notes.push(EngineerNote { at: Timestamp(2), device: "dev-b".into(), text: "not me".into() });
-        assert!(check_engineer_change(&before, &impersonating, &keys(&impersonating), "dev-a").is_err());
+        assert!(check_engineer_change(&before, &impersonating, &keys(&impersonating), "dev-a", &[]).is_err());
         // A concurrent append that sorts before ours is fine.
         let mut interleaved = before.clone();
         interleaved.notes.insert(0, EngineerNote { at: Timestamp(2), device: "dev-a".into(), text: "mine".into() });
-        assert_eq!(check_engineer_change(&before, &interleaved, &keys(&interleaved), "dev-a"), Ok(()));
+        assert_eq!(check_engineer_change(&before, &interleaved, &keys(&interleaved), "dev-a", &[]), Ok(()));
         let mut cancel = before.clone();
         cancel.transitions.push(transition("dev-a", Event::Cancel { reason: "no".into() }, Status::Cancelled));
-        assert_eq!(check_engineer_change(&before, &cancel, &keys(&cancel), "dev-a").unwrap_err().field, "transitions");
+        assert_eq!(check_engineer_change(&before, &cancel, &keys(&cancel), "dev-a", &[]).unwrap_err().field, "transitions");
     }
 
     #[test]
@@ -199,6 +291,6 @@ mod tests {
         assert_eq!(r.priority, Priority::Low);
         assert_eq!(r.status, Status::Accepted);
         assert_eq!(r.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["from b", "from a"]);
-        assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a"), Ok(()));
+        assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a", &[]), Ok(()));
     }
 }

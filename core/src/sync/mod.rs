@@ -5,6 +5,7 @@ pub mod authz;
 pub mod client;
 pub mod merkle;
 pub mod protocol;
+pub mod shape;
 pub mod transport;
 
 pub use client::{SyncObserver, SyncOptions, SyncProgress, SyncReport, SyncStatus};

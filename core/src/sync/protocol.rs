@@ -44,7 +44,14 @@ pub struct SyncRequest {
     /// request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<PartsSyncRequest>,
+    /// Orders the device wants whole (it could not apply the changes it was sent: their
+    /// history is missing). The server answers each with `full: true` if it is in scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub full: Vec<String>,
 }
+
+/// Most orders one request may push or ask for whole.
+pub const MAX_PUSH_ORDERS: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocPush {
@@ -317,7 +324,7 @@ mod tests {
 
     #[test]
     fn idle_request_is_tiny() {
-        let r = SyncRequest { v: VERSION, cursor: 123_456, push: vec![], ticket_nonce: None, parts: None };
+        let r = SyncRequest { v: VERSION, cursor: 123_456, push: vec![], ticket_nonce: None, parts: None, full: vec![] };
         let b = encode(&r).unwrap();
         assert!(b.len() < 32, "{}", b.len());
         assert_eq!(decode_request(&b).unwrap(), r);
@@ -365,7 +372,7 @@ mod tests {
         let mut doc = automerge::AutoCommit::new();
         autosurgeon::reconcile(&mut doc, &order).unwrap();
         let full = doc.save();
-        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()), parts: None };
+        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()), parts: None, full: vec![] };
         std::fs::write(dir.join("request-full-doc.cbor"), encode(&req).unwrap()).unwrap();
         std::fs::write(dir.join("request-idle.cbor"), encode(&SyncRequest { v: VERSION, cursor: 99, ..Default::default() }).unwrap()).unwrap();
         let resp = SyncResponse {
@@ -386,7 +393,7 @@ mod tests {
         #[test]
         fn round_trips(cursor in any::<u64>(), ids in proptest::collection::vec("[A-Z0-9-]{1,12}", 0..5), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let push: Vec<DocPush> = ids.iter().map(|id| DocPush { id: id.clone(), changes: bytes.clone() }).collect();
-            let r = SyncRequest { v: VERSION, cursor, push, ticket_nonce: Some("n".into()), parts: None };
+            let r = SyncRequest { v: VERSION, cursor, push, ticket_nonce: Some("n".into()), parts: None, full: vec![] };
             prop_assert_eq!(decode_request(&encode(&r).unwrap()).unwrap(), r);
             let resp = SyncResponse {
                 v: VERSION, cursor, more: cursor % 2 == 0,

@@ -1,0 +1,179 @@
+//! The exact shape of a work-order document, checked on the Automerge document itself (not
+//! on its hydrated winner): the server runs [`check_document`] after merging a push, so a
+//! device cannot smuggle unknown keys at any depth, oversized values, or conflicting values
+//! on fields it does not own (docs/sync-protocol.md, "What a push may change").
+//!
+//! The reference shape is the hydrated order reconciled into a fresh document: every map key
+//! of the pushed document must exist there at the same path with the same kind of value.
+
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use super::authz::Forbidden;
+use crate::order::ownership::{owner_of, Owner};
+use crate::order::WorkOrder;
+
+/// Largest string (or byte string) anywhere in a work-order document, in bytes.
+pub const MAX_STRING: usize = 16 * 1024;
+/// Most entries of any list in a work-order document.
+pub const MAX_LIST: usize = 10_000;
+
+fn refuse(path: &str, reason: impl Into<String>) -> Forbidden {
+    Forbidden { field: path.to_string(), reason: reason.into() }
+}
+
+/// Checks that `doc` holds exactly the shape of `order` (its hydrated form).
+pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidden> {
+    let mut reference = AutoCommit::new();
+    autosurgeon::reconcile(&mut reference, order).map_err(|e| refuse("*", format!("not a work order: {e}")))?;
+    for key in doc.keys(ROOT) {
+        let owner = owner_of(&key).ok_or_else(|| refuse(&key, "not a field of a work order"))?;
+        let walker = Walker { doc, reference: &reference, owner };
+        walker.prop(&ROOT, &ROOT, &key, &key)?;
+    }
+    Ok(())
+}
+
+struct Walker<'a> {
+    doc: &'a AutoCommit,
+    reference: &'a AutoCommit,
+    owner: Owner,
+}
+
+enum Prop<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl Walker<'_> {
+    fn prop(&self, obj: &ObjId, ref_obj: &ObjId, key: &str, path: &str) -> Result<(), Forbidden> {
+        self.value(obj, ref_obj, Prop::Key(key), path)
+    }
+
+    fn value(&self, obj: &ObjId, ref_obj: &ObjId, prop: Prop<'_>, path: &str) -> Result<(), Forbidden> {
+        let (all, reference) = match prop {
+            Prop::Key(k) => (self.doc.get_all(obj, k), self.reference.get(ref_obj, k)),
+            Prop::Index(i) => (self.doc.get_all(obj, i), self.reference.get(ref_obj, i)),
+        };
+        let all = all.map_err(|e| refuse(path, e.to_string()))?;
+        if all.len() > 1 && self.owner != Owner::Engineer {
+            return Err(refuse(path, "conflicting values on a field the device does not own"));
+        }
+        let reference = reference.map_err(|e| refuse(path, e.to_string()))?;
+        let Some((ref_value, ref_id)) = reference else {
+            return Err(refuse(path, "not a field of a work order"));
+        };
+        // Every conflicting value must have the shape too (only the winner is hydrated).
+        for (value, id) in &all {
+            match (value, &ref_value) {
+                (Value::Object(kind), Value::Object(ref_kind)) if kind == ref_kind => self.object(*kind, id, &ref_id, path)?,
+                (Value::Object(_), _) | (_, Value::Object(_)) => return Err(refuse(path, "a value of the wrong kind")),
+                (Value::Scalar(s), Value::Scalar(r)) => scalar(s, r, path)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn object(&self, kind: ObjType, id: &ObjId, ref_id: &ObjId, path: &str) -> Result<(), Forbidden> {
+        match kind {
+            ObjType::Map | ObjType::Table => {
+                for key in self.doc.keys(id) {
+                    self.prop(id, ref_id, &key, &format!("{path}.{key}"))?;
+                }
+            }
+            ObjType::List => {
+                let n = self.doc.length(id);
+                if n > MAX_LIST {
+                    return Err(refuse(path, format!("more than {MAX_LIST} entries")));
+                }
+                for i in 0..n {
+                    self.value(id, ref_id, Prop::Index(i), &format!("{path}[{i}]"))?;
+                }
+            }
+            ObjType::Text => {
+                if self.doc.length(id) > MAX_STRING {
+                    return Err(refuse(path, format!("longer than {MAX_STRING} bytes")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scalar(value: &ScalarValue, reference: &ScalarValue, path: &str) -> Result<(), Forbidden> {
+    let size = match value {
+        ScalarValue::Str(s) => s.len(),
+        ScalarValue::Bytes(b) => b.len(),
+        _ => 0,
+    };
+    if size > MAX_STRING {
+        return Err(refuse(path, format!("longer than {MAX_STRING} bytes")));
+    }
+    if std::mem::discriminant(value) != std::mem::discriminant(reference) {
+        return Err(refuse(path, format!("a value of the wrong type ({value:?} where the schema has {reference:?})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::import::{parse_orders, tests::sample_json};
+    use crate::order::Timestamp;
+    use automerge::transaction::Transactable;
+
+    fn doc() -> (AutoCommit, WorkOrder) {
+        let order = parse_orders(&sample_json("WO-1"), Timestamp(0)).unwrap().remove(0);
+        let mut doc = AutoCommit::new();
+        autosurgeon::reconcile(&mut doc, &order).unwrap();
+        (doc, order)
+    }
+
+    #[test]
+    fn the_reconciled_order_has_its_own_shape() {
+        let (doc, order) = doc();
+        assert_eq!(check_document(&doc, &order), Ok(()));
+    }
+
+    #[test]
+    fn unknown_nested_keys_and_huge_strings_are_refused() {
+        let (mut d, order) = doc();
+        let customer = d.get(ROOT, "customer").unwrap().unwrap().1;
+        d.put(&customer, "shadow", "invisible to the dispatcher").unwrap();
+        assert_eq!(check_document(&d, &autosurgeon::hydrate(&d).unwrap()).unwrap_err().field, "customer.shadow");
+
+        let (mut d, _) = doc();
+        let site = d.get(ROOT, "site").unwrap().unwrap().1;
+        d.put(&site, "address", "x".repeat(2 * 1024 * 1024)).unwrap();
+        let e = check_document(&d, &autosurgeon::hydrate(&d).unwrap()).unwrap_err();
+        assert_eq!(e.field, "site.address");
+        let _ = order;
+    }
+
+    #[test]
+    fn conflicts_on_dispatcher_fields_are_refused_on_engineer_fields_allowed() {
+        let (base, _) = doc();
+        let mut a = base.fork().with_actor(automerge::ActorId::random());
+        let mut b = base.fork().with_actor(automerge::ActorId::random());
+        a.put(ROOT, "priority", "low").unwrap();
+        b.put(ROOT, "priority", "urgent").unwrap();
+        a.merge(&mut b).unwrap();
+        let e = check_document(&a, &autosurgeon::hydrate(&a).unwrap()).unwrap_err();
+        assert_eq!(e.field, "priority");
+
+        let mut a = base.fork().with_actor(automerge::ActorId::random());
+        let mut b = base.fork().with_actor(automerge::ActorId::random());
+        a.put(ROOT, "status", "accepted").unwrap();
+        b.put(ROOT, "status", "accepted").unwrap();
+        a.merge(&mut b).unwrap();
+        assert_eq!(check_document(&a, &autosurgeon::hydrate(&a).unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused() {
+        let (mut d, _) = doc();
+        d.put(ROOT, "schema", ScalarValue::Int(1)).unwrap();
+        if let Ok(o) = autosurgeon::hydrate::<_, WorkOrder>(&d) {
+            assert_eq!(check_document(&d, &o).unwrap_err().field, "schema");
+        }
+    }
+}
