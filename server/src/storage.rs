@@ -147,7 +147,7 @@ pub trait Storage: Send + Sync {
     /// engineer changed, `unassign`/`assign` rows. Returns the seq.
     fn append_change(&self, row: &OrderRow, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64>;
     /// Replaces the snapshot by `snapshot` (which holds every change up to `upto_seq`) and
-    /// drops the change rows it covers.
+    /// drops the change rows it covers, leaving a `compacted` marker row at `upto_seq`.
     fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()>;
     fn change_rows(&self, provider: &str, id: &str) -> Result<u64>;
 
@@ -516,8 +516,16 @@ impl Storage for SqliteStorage {
         let mut c = lock(&self.writer);
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("UPDATE docs SET snapshot = ?3 WHERE provider = ?1 AND order_id = ?2", params![provider, id, snapshot])?;
+        // The change rows folded into the snapshot go, but the order keeps one feed row at
+        // `upto_seq` (kind `compacted`, no bytes): a device behind it still finds the order in
+        // the feed and, its cursor being below `compacted_seq`, receives it whole. Without
+        // it the order vanished from the feed and such a device passed its changes.
         tx.execute(
-            "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq <= ?3",
+            "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind IN ('change', 'compacted') AND seq < ?3",
+            params![provider, id, upto_seq as i64],
+        )?;
+        tx.execute(
+            "UPDATE feed SET kind = 'compacted', bytes = NULL WHERE provider = ?1 AND order_id = ?2 AND seq = ?3 AND kind = 'change'",
             params![provider, id, upto_seq as i64],
         )?;
         tx.execute("UPDATE orders SET compacted_seq = ?3 WHERE provider = ?1 AND id = ?2", params![provider, id, upto_seq as i64])?;

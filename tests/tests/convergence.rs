@@ -118,12 +118,17 @@ fn run(devices: usize, rounds: usize, compact_after: u64) -> Vec<String> {
                 let missing: Vec<&str> = all.iter().filter(|n| !mine.contains(n)).map(|n| n.text.as_str()).collect();
                 let row = running.service.storage.order(PROVIDER, id).unwrap().unwrap();
                 problems.push(format!(
-                    "device {i} differs on {id}: {} of {notes} notes, missing {missing:?}; cursor {:?}, head {}, compacted_seq {}",
+                    "device {i} ({}) differs on {id}: {} of {notes} notes, missing {missing:?}; cursor {:?}, head {}, compacted_seq {}",
+                    &d.device_id()[..6],
                     mine.len(),
                     d.store().meta("sync.cursor").unwrap(),
                     running.service.storage.max_seq().unwrap(),
                     row.compacted_seq
                 ));
+                d.store().set_meta("sync.cursor", "0").unwrap();
+                d.sync(&t, &options, None).unwrap();
+                let again = sorted_heads(&d.document_bytes(id).unwrap()) == server;
+                problems.push(format!("after a sync from cursor 0 the device {} the server", if again { "matches" } else { "still differs from" }));
             }
         }
     }
