@@ -5,8 +5,10 @@
 
 pub mod blobs;
 pub mod client;
+pub mod http;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod storage;
 
@@ -134,9 +136,10 @@ pub fn spawn(config: Config) -> Result<Running, Error> {
             };
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
-                let _ = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = serve::serve(listener, app, async move {
                     let _ = rx.await;
-                }).await;
+                })
+                .await;
             });
         })
         .map_err(|e| Error::Listen { addr, reason: e.to_string() })?;
@@ -154,8 +157,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         // The one line scripts wait for.
         println!("onsite-server listening on http://{addr}");
         let app = routes::router(service);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
+        serve::serve(listener, app, async {
                 let ctrl_c = tokio::signal::ctrl_c();
                 #[cfg(unix)]
                 {
@@ -171,8 +173,8 @@ pub fn run(config: Config) -> Result<(), Error> {
                 #[cfg(not(unix))]
                 let _ = ctrl_c.await;
                 tracing::info!("shutting down");
-            })
-            .await
-            .map_err(|e| Error::Listen { addr, reason: e.to_string() })
+        })
+        .await
+        .map_err(|e| Error::Listen { addr, reason: e.to_string() })
     })
 }

@@ -1,23 +1,22 @@
-//! HTTP: thin handlers that authenticate, decode, call [`Service`] on the blocking pool and
-//! encode. Bodies up to 48 MiB; `Content-Encoding: deflate` accepted and, when asked for,
-//! returned on sync and journal answers.
+//! HTTP: thin handlers. The caller is authenticated by an extractor of `http` before the
+//! body is read (its size limited per route); then the body is decoded, [`Service`] runs on
+//! the blocking pool and the answer is encoded. `Content-Encoding: deflate` is accepted on
+//! sync, journal and order bodies and, when asked for, returned on sync and journal answers.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use onsite_core::sync::protocol::{self, EnrolRequest, ErrorBody};
+
+use crate::http::{self, limit, Admin, AnyParty, DeviceAuth, Dispatcher, Expert, ExpertOrDispatcher, Limited, Uploader};
 use serde::Deserialize;
 
 use crate::service::{Error, Service};
-
-const BODY_LIMIT: usize = 48 * 1024 * 1024;
-const INFLATED_LIMIT: usize = 64 * 1024 * 1024;
 
 type Svc = State<Arc<Service>>;
 
@@ -30,6 +29,9 @@ impl IntoResponse for Error {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Error::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {
@@ -48,21 +50,9 @@ impl IntoResponse for Error {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-}
-
 /// Runs `f` on the blocking pool (SQLite and hashing must not stall the reactor).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("worker failed: {e}")))?
-}
-
-fn body_bytes(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, Error> {
-    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
-        None | Some("identity") => Ok(body.to_vec()),
-        Some("deflate") => protocol::inflate(&body, INFLATED_LIMIT).map_err(|e| Error::BadRequest(format!("body: {e}"))),
-        Some(other) => Err(Error::BadRequest(format!("unsupported content-encoding `{other}`"))),
-    }
 }
 
 fn wants_deflate(headers: &HeaderMap) -> bool {
@@ -82,6 +72,13 @@ fn encoded(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Re
 fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::BadRequest(format!("JSON: {e}")))
 }
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, Error> {
+    Ok(Json(serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))?))
+}
+
+type Small = Limited<{ limit::SMALL }>;
+type Medium = Limited<{ limit::MEDIUM }>;
 
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
@@ -109,9 +106,16 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/help/{id}", get(help_view))
         .route("/v1/help/{id}/answer", post(help_answer))
         .route("/v1/certifications", post(certify))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(http::json_errors))
         .layer(middleware::from_fn_with_state(service.clone(), count))
         .with_state(service)
+}
+
+async fn method_not_allowed() -> Response {
+    let body = ErrorBody { error: "method_not_allowed".into(), reason: "this route does not take that method".into(), acked_seq: None };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 async fn count(State(svc): Svc, req: Request, next: Next) -> Response {
@@ -141,8 +145,7 @@ struct NewProvider {
     name: String,
 }
 
-async fn create_provider(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    svc.check_admin(bearer(&headers).as_deref())?;
+async fn create_provider(State(svc): Svc, _: Admin, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let p: NewProvider = json(&body)?;
     let token = blocking(move || svc.create_provider(&p.id, &p.name).map(|t| (p.id, t))).await?;
     Ok(Json(serde_json::json!({ "id": token.0, "dispatcher_token": token.1 })))
@@ -155,24 +158,14 @@ struct NewCode {
     ttl_minutes: Option<i64>,
 }
 
-async fn create_code(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn create_code(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let req: NewCode = json(&body)?;
-    let (code, expires) = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.create_code(&provider, &req.engineer_id, req.ttl_minutes.map(|m| m * 60_000))
-    })
-    .await?;
+    let (code, expires) = blocking(move || svc.create_code(&provider, &req.engineer_id, req.ttl_minutes)).await?;
     Ok(Json(serde_json::json!({ "code": code, "expires_at_ms": expires })))
 }
 
-async fn list_devices(State(svc): Svc, headers: HeaderMap) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let devices = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        Ok(svc.storage.devices(&provider)?)
-    })
-    .await?;
+async fn list_devices(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
+    let devices = blocking(move || Ok(svc.storage.devices(&provider)?)).await?;
     let list: Vec<_> = devices
         .iter()
         .map(|d| serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq }))
@@ -180,24 +173,15 @@ async fn list_devices(State(svc): Svc, headers: HeaderMap) -> Result<Json<serde_
     Ok(Json(serde_json::Value::Array(list)))
 }
 
-async fn revoke_device(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, Error> {
-    let token = bearer(&headers);
-    blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.revoke_device(&provider, &id)
-    })
-    .await?;
+async fn revoke_device(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>) -> Result<StatusCode, Error> {
+    blocking(move || svc.revoke_device(&provider, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_orders(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
-    let token = bearer(&headers);
-    let text = String::from_utf8(body_bytes(&headers, body)?).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
-    let ids = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.create_orders(&provider, &text)
-    })
-    .await?;
+async fn create_orders(State(svc): Svc, Dispatcher(provider): Dispatcher, headers: HeaderMap, Limited(body): Limited<{ limit::ORDERS }>) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
+    let bytes = http::decoded(&headers, body, limit::ORDERS).await?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
+    let ids = blocking(move || svc.create_orders(&provider, &text)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "created": ids }))))
 }
 
@@ -206,24 +190,14 @@ struct ListQuery {
     engineer: Option<String>,
 }
 
-async fn list_orders(State(svc): Svc, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let rows = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.orders(&provider, q.engineer.as_deref())
-    })
-    .await?;
-    Ok(Json(serde_json::to_value(rows).map_err(|e| Error::Internal(e.to_string()))?))
+async fn list_orders(State(svc): Svc, Dispatcher(provider): Dispatcher, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, Error> {
+    let rows = blocking(move || svc.orders(&provider, q.engineer.as_deref())).await?;
+    to_json(&rows)
 }
 
-async fn get_order(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let order = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.order(&provider, &id)
-    })
-    .await?;
-    Ok(Json(serde_json::to_value(order).map_err(|e| Error::Internal(e.to_string()))?))
+async fn get_order(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+    let order = blocking(move || svc.order(&provider, &id)).await?;
+    to_json(&order)
 }
 
 #[derive(Deserialize)]
@@ -245,57 +219,52 @@ struct SetPriority {
 
 async fn dispatcher_edit(
     svc: Arc<Service>,
-    headers: &HeaderMap,
+    provider: String,
     f: impl FnOnce(&Service, &str) -> Result<onsite_core::WorkOrder, Error> + Send + 'static,
 ) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(headers);
-    let order = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        f(&svc, &provider)
-    })
-    .await?;
-    Ok(Json(serde_json::to_value(order).map_err(|e| Error::Internal(e.to_string()))?))
+    let order = blocking(move || f(&svc, &provider)).await?;
+    to_json(&order)
 }
 
-async fn assign(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+async fn assign(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let a: Assign = json(&body)?;
-    dispatcher_edit(svc, &headers, move |s, p| s.assign(p, &id, &a.engineer_id, &a.name)).await
+    dispatcher_edit(svc, provider, move |s, p| s.assign(p, &id, &a.engineer_id, &a.name)).await
 }
 
-async fn cancel(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+async fn cancel(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let c: Cancel = json(&body)?;
-    dispatcher_edit(svc, &headers, move |s, p| s.cancel(p, &id, &c.reason)).await
+    dispatcher_edit(svc, provider, move |s, p| s.cancel(p, &id, &c.reason)).await
 }
 
-async fn priority(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+async fn priority(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let c: SetPriority = json(&body)?;
-    dispatcher_edit(svc, &headers, move |s, p| s.set_priority(p, &id, &c.priority)).await
+    dispatcher_edit(svc, provider, move |s, p| s.set_priority(p, &id, &c.priority)).await
 }
 
-async fn checkpoint(State(svc): Svc, headers: HeaderMap) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let cp = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.checkpoint(&provider)
-    })
-    .await?;
-    Ok(Json(serde_json::to_value(cp).map_err(|e| Error::Internal(e.to_string()))?))
+async fn checkpoint(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
+    let cp = blocking(move || svc.checkpoint(&provider)).await?;
+    to_json(&cp)
 }
 
-async fn enrol(State(svc): Svc, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
+/// Enrolment has no token: the one-time code is the credential, so failures count against
+/// the caller's address like a wrong token.
+async fn enrol(State(svc): Svc, client: http::ClientIp, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
+    svc.limiter.check(client.0)?;
     let req: EnrolRequest = json(&body)?;
-    let resp = blocking(move || svc.enrol(&req)).await?;
-    Ok(Json(serde_json::to_value(resp).map_err(|e| Error::Internal(e.to_string()))?))
+    let s = svc.clone();
+    let resp = blocking(move || s.enrol(&req)).await;
+    if matches!(resp, Err(Error::Unauthorized)) {
+        svc.limiter.fail(client.0);
+    }
+    to_json(&resp?)
 }
 
-async fn sync(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
-    let token = bearer(&headers);
+async fn sync(State(svc): Svc, DeviceAuth(device): DeviceAuth, headers: HeaderMap, Limited(body): Limited<{ limit::SYNC }>) -> Result<Response, Error> {
     svc.metrics.sync_requests.inc();
     svc.metrics.sync_bytes_in.add(body.len() as u64);
-    let bytes = body_bytes(&headers, body)?;
+    let bytes = http::decoded(&headers, body, limit::SYNC).await?;
     let s = svc.clone();
     let out = blocking(move || {
-        let device = s.device(token.as_deref())?;
         let req = protocol::decode_request(&bytes).map_err(|e| Error::BadRequest(e.to_string()))?;
         let resp = s.sync(&device, req)?;
         protocol::encode(&resp).map_err(|e| Error::Internal(e.to_string()))
@@ -308,11 +277,9 @@ async fn sync(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Respon
     Ok(resp)
 }
 
-async fn journal(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
-    let token = bearer(&headers);
-    let bytes = body_bytes(&headers, body)?;
+async fn journal(State(svc): Svc, DeviceAuth(device): DeviceAuth, headers: HeaderMap, Limited(body): Limited<{ limit::SYNC }>) -> Result<Response, Error> {
+    let bytes = http::decoded(&headers, body, limit::SYNC).await?;
     let out = blocking(move || {
-        let device = svc.device(token.as_deref())?;
         let upload = protocol::decode_journal_upload(&bytes).map_err(|e| Error::BadRequest(e.to_string()))?;
         let ack = svc.journal(&device, upload)?;
         serde_json::to_vec(&ack).map_err(|e| Error::Internal(e.to_string()))
@@ -325,13 +292,8 @@ fn offset_headers(offset: u64, length: u64) -> [(&'static str, String); 2] {
     [(protocol::UPLOAD_OFFSET, offset.to_string()), (protocol::UPLOAD_LENGTH, length.to_string())]
 }
 
-async fn head_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>) -> Result<Response, Error> {
-    let token = bearer(&headers);
-    let state = blocking(move || {
-        let provider = svc.uploader(token.as_deref())?;
-        svc.blob_state(&provider, &sha)
-    })
-    .await?;
+async fn head_blob(State(svc): Svc, Uploader(provider): Uploader, Path(sha): Path<String>) -> Result<Response, Error> {
+    let state = blocking(move || svc.blob_state(&provider, &sha)).await?;
     Ok(match state {
         Some((offset, length)) => (StatusCode::OK, offset_headers(offset, length)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -346,41 +308,22 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Result<u64, Error> {
         .ok_or_else(|| Error::BadRequest(format!("the `{name}` header is required")))
 }
 
-async fn put_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>, body: Bytes) -> Result<Response, Error> {
-    let token = bearer(&headers);
+async fn put_blob(State(svc): Svc, Uploader(provider): Uploader, headers: HeaderMap, Path(sha): Path<String>, Limited(body): Limited<{ limit::BLOB_CHUNK }>) -> Result<Response, Error> {
     let offset = header_u64(&headers, protocol::UPLOAD_OFFSET)?;
     let length = header_u64(&headers, protocol::UPLOAD_LENGTH)?;
-    let (at, complete) = blocking(move || {
-        let provider = svc.uploader(token.as_deref())?;
-        svc.blob_put(&provider, &sha, offset, length, &body)
-    })
-    .await?;
+    let (at, complete) = blocking(move || svc.blob_put(&provider, &sha, offset, length, &body)).await?;
     let status = if complete { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, offset_headers(at, length)).into_response())
 }
 
-async fn get_blob(State(svc): Svc, headers: HeaderMap, Path(sha): Path<String>) -> Result<Response, Error> {
-    let token = bearer(&headers);
-    let bytes = blocking(move || {
-        let provider = svc.any_party(token.as_deref())?;
-        svc.blob_bytes(&provider, &sha)
-    })
-    .await?;
+async fn get_blob(State(svc): Svc, AnyParty(provider): AnyParty, Path(sha): Path<String>) -> Result<Response, Error> {
+    let bytes = blocking(move || svc.blob_bytes(&provider, &sha)).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, Error> {
-    Ok(Json(serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))?))
-}
-
-async fn clerk_movement(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn clerk_movement(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(body): Medium) -> Result<Json<serde_json::Value>, Error> {
     let input: crate::service::ClerkMovement = json(&body)?;
-    let m = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.clerk_movement(&provider, input)
-    })
-    .await?;
+    let m = blocking(move || svc.clerk_movement(&provider, input)).await?;
     to_json(&m)
 }
 
@@ -389,13 +332,8 @@ struct EngineerQuery {
     engineer: String,
 }
 
-async fn parts_ledger(State(svc): Svc, headers: HeaderMap, Query(q): Query<EngineerQuery>) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let ledger = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.parts_ledger(&provider, &q.engineer)
-    })
-    .await?;
+async fn parts_ledger(State(svc): Svc, Dispatcher(provider): Dispatcher, Query(q): Query<EngineerQuery>) -> Result<Json<serde_json::Value>, Error> {
+    let ledger = blocking(move || svc.parts_ledger(&provider, &q.engineer)).await?;
     let held: Vec<_> = ledger.held().into_iter().cloned().collect();
     to_json(&serde_json::json!({ "held": held, "pending_returns": ledger.pending_returns, "anomalies": ledger.anomalies }))
 }
@@ -406,11 +344,9 @@ struct CloseBody {
     by: String,
 }
 
-async fn close_order(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn close_order(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let c: CloseBody = if body.is_empty() { CloseBody { by: String::new() } } else { json(&body)? };
     let at = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
         let by = if c.by.trim().is_empty() { "coordinator".to_string() } else { c.by };
         svc.close_order(&provider, &id, &by)
     })
@@ -418,48 +354,29 @@ async fn close_order(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>
     to_json(&serde_json::json!({ "closed_at": at }))
 }
 
-async fn add_expert(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn add_expert(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(body): Medium) -> Result<Json<serde_json::Value>, Error> {
     let input: crate::service::ExpertInput = json(&body)?;
-    let t = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.add_expert(&provider, input)
-    })
-    .await?;
+    let t = blocking(move || svc.add_expert(&provider, input)).await?;
     to_json(&serde_json::json!({ "token": t }))
 }
 
-async fn help_list(State(svc): Svc, headers: HeaderMap) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let rows = blocking(move || match svc.expert(token.as_deref()) {
+async fn help_list(State(svc): Svc, ExpertOrDispatcher(who): ExpertOrDispatcher) -> Result<Json<serde_json::Value>, Error> {
+    let rows = blocking(move || match who {
         Ok(e) => svc.help_list(&e.provider, Some(&e.id)),
-        Err(_) => {
-            let provider = svc.dispatcher(token.as_deref())?;
-            svc.help_list(&provider, None)
-        }
+        Err(provider) => svc.help_list(&provider, None),
     })
     .await?;
     to_json(&rows)
 }
 
-async fn help_view(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
-    let v = blocking(move || {
-        let e = svc.expert(token.as_deref())?;
-        svc.help_view(&e, &id)
-    })
-    .await?;
+async fn help_view(State(svc): Svc, Expert(e): Expert, Path(id): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+    let v = blocking(move || svc.help_view(&e, &id)).await?;
     to_json(&v)
 }
 
-async fn help_answer(State(svc): Svc, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn help_answer(State(svc): Svc, Expert(e): Expert, Path(id): Path<String>, Limited(body): Medium) -> Result<Json<serde_json::Value>, Error> {
     let input: crate::service::AnswerInput = json(&body)?;
-    let a = blocking(move || {
-        let e = svc.expert(token.as_deref())?;
-        svc.help_answer(&e, &id, input)
-    })
-    .await?;
+    let a = blocking(move || svc.help_answer(&e, &id, input)).await?;
     to_json(&a)
 }
 
@@ -469,13 +386,8 @@ struct CertifyBody {
     level: u8,
 }
 
-async fn certify(State(svc): Svc, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Error> {
-    let token = bearer(&headers);
+async fn certify(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
     let c: CertifyBody = json(&body)?;
-    let cert = blocking(move || {
-        let provider = svc.dispatcher(token.as_deref())?;
-        svc.certify(&provider, &c.engineer_id, c.level)
-    })
-    .await?;
+    let cert = blocking(move || svc.certify(&provider, &c.engineer_id, c.level)).await?;
     to_json(&cert)
 }

@@ -29,6 +29,8 @@ use crate::storage::{self, DeviceRow, JournalRow, OrderRow, ReceiptRow, Storage}
 pub const COMPACT_AFTER: u64 = 64;
 /// Enrolment codes live this long unless the dispatcher says otherwise.
 pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
+/// The longest a dispatcher may make a code live (30 days).
+pub const MAX_CODE_TTL_MINUTES: i64 = 30 * 24 * 60;
 /// Origin of dispatcher edits in the feed (devices never have this id).
 pub use onsite_core::sync::authz::SERVER_ORIGIN;
 
@@ -46,6 +48,12 @@ pub enum Error {
     Conflict { reason: String, acked_seq: Option<u64>, offset: Option<u64> },
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TooMany(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,6 +103,8 @@ pub struct Service {
     pub blobs: Blobs,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    /// Failed credential attempts per source address (see `http::FailureLimiter`).
+    pub limiter: crate::http::FailureLimiter,
     time_authority: TimeAuthority,
     log_key: SoftwareSigner,
     actor: ActorId,
@@ -133,6 +143,7 @@ impl Service {
             blobs,
             clock,
             metrics: Metrics::default(),
+            limiter: Default::default(),
             time_authority,
             log_key,
             actor,
@@ -211,12 +222,19 @@ impl Service {
         Ok(token)
     }
 
-    pub fn create_code(&self, provider: &str, engineer_id: &str, ttl_ms: Option<i64>) -> Result<(String, i64)> {
+    /// A one-time enrolment code for `engineer_id`, valid `ttl_minutes` (1 to 43,200 = 30
+    /// days; 24 h when absent). Out-of-range values are refused, not clamped.
+    pub fn create_code(&self, provider: &str, engineer_id: &str, ttl_minutes: Option<i64>) -> Result<(String, i64)> {
         if engineer_id.trim().is_empty() || engineer_id.len() > 64 {
             return Err(Error::BadRequest("engineer_id is 1-64 characters".into()));
         }
+        let ttl_ms = match ttl_minutes {
+            None => CODE_TTL_MS,
+            Some(m) if (1..=MAX_CODE_TTL_MINUTES).contains(&m) => m * 60_000,
+            Some(m) => return Err(Error::BadRequest(format!("ttl_minutes is 1 to {MAX_CODE_TTL_MINUTES}, not {m}"))),
+        };
         let code = enrol_code();
-        let expires = self.now_ms() + ttl_ms.unwrap_or(CODE_TTL_MS).clamp(60_000, 30 * CODE_TTL_MS);
+        let expires = self.now_ms() + ttl_ms;
         self.storage.create_code(&token_hash(&normalize_code(&code)), provider, engineer_id, expires)?;
         Ok((code, expires))
     }
@@ -228,8 +246,9 @@ impl Service {
         if !core_signer::verify(&key, message.as_bytes(), &sig).unwrap_or(false) {
             return Err(self.unauthorized());
         }
-        if req.device_id.len() != 32 || unhex(&req.device_id).is_none() {
-            return Err(Error::BadRequest("device_id is 32 hex digits".into()));
+        // One spelling per id: upper-case hex would enrol the same device twice.
+        if req.device_id.len() != 32 || !req.device_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(Error::BadRequest("device_id is 32 lowercase hex digits".into()));
         }
         let token = format!("dev_{}", random_hex(32));
         let (provider, engineer_id) = self

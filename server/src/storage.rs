@@ -404,13 +404,16 @@ impl Storage for SqliteStorage {
         }
         let existing: Option<(String, Option<i64>)> =
             tx.query_row("SELECT provider, revoked_at FROM devices WHERE id = ?1", [device_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        // One answer for "another provider" and "another key": the caller learns nothing
+        // about where else an id is enrolled.
+        const TAKEN: &str = "this device id cannot be enrolled with this key; generate a new device identity";
         match existing {
-            Some((p, _)) if p != provider => return Err(Error::Conflict("this device is enrolled with another provider".into())),
+            Some((p, _)) if p != provider => return Err(Error::Conflict(TAKEN.into())),
             Some(_) => {
                 // Re-enrolment (after revocation, or a new engineer): same key required.
                 let key: Vec<u8> = tx.query_row("SELECT public_key FROM devices WHERE id = ?1", [device_id], |r| r.get(0))?;
                 if key != public_key {
-                    return Err(Error::Conflict("this device id is enrolled with another key".into()));
+                    return Err(Error::Conflict(TAKEN.into()));
                 }
                 tx.execute("UPDATE devices SET engineer_id = ?2, revoked_at = NULL WHERE id = ?1", params![device_id, engineer])?;
                 tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL", params![device_id, now_ms])?;

@@ -120,11 +120,19 @@ pub struct LifecycleRule<'a> {
 /// transition's target; a new completion is backed by a signed receipt.
 pub fn check_lifecycle(before: &WorkOrder, after: &WorkOrder, rule: &LifecycleRule<'_>) -> Result<(), Forbidden> {
     let initial = before.transitions.first().map(|t| t.from).unwrap_or(before.status);
+    // The whole list must chain once anything is added: a new step inserted before an old
+    // one (a concurrent step from a stale status) breaks the old one's `from`. A history
+    // that was already broken before (data from older versions) is only checked from the
+    // new steps on.
+    let before_chains = before.transitions.windows(2).all(|w| w[0].to == w[1].from);
     let mut current = initial;
     let mut added = false;
     let mut completed = false;
     for (i, t) in after.transitions.iter().enumerate() {
         if before.transitions.contains(t) {
+            if added && before_chains && t.from != current {
+                return Err(forbidden("transitions", format!("entry {i} (`{}`, already recorded) no longer follows from `{current}`: a concurrent step", t.event.name())));
+            }
             current = t.to;
             continue;
         }
@@ -291,6 +299,104 @@ mod tests {
         assert_eq!(r.priority, Priority::Low);
         assert_eq!(r.status, Status::Accepted);
         assert_eq!(r.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["from b", "from a"]);
+        assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a", &[]), Ok(()));
+    }
+
+    fn step(from: Status, event: Event, to: Status, device: &str) -> TransitionRecord {
+        TransitionRecord { from, to, event, at: Timestamp(5), monotonic_ms: 1, device: device.into(), fix: None }
+    }
+
+    fn push(before: &WorkOrder, after: &WorkOrder, receipts: &[String]) -> Result<(), Forbidden> {
+        check_engineer_change(before, after, &keys(after), "dev-a", receipts)
+    }
+
+    #[test]
+    fn the_lifecycle_cannot_be_set_without_the_lifecycle() {
+        let before = order();
+        // Writing `status` directly: no transition leads there.
+        for forged in [Status::Cancelled, Status::Completed, Status::OnSite] {
+            let mut a = before.clone();
+            a.status = forged;
+            assert_eq!(push(&before, &a, &[]).unwrap_err().field, "status", "{forged}");
+        }
+        // A transition that is not an edge, or lies about where it leads or starts.
+        let mut skip = before.clone();
+        skip.transitions.push(step(Status::Assigned, Event::Arrive, Status::OnSite, "dev-a"));
+        skip.status = Status::OnSite;
+        assert_eq!(push(&before, &skip, &[]).unwrap_err().field, "transitions");
+        let mut lie = before.clone();
+        lie.transitions.push(step(Status::Assigned, Event::Accept, Status::Completed, "dev-a"));
+        lie.status = Status::Completed;
+        assert_eq!(push(&before, &lie, &[]).unwrap_err().field, "transitions");
+        let mut wrong_from = before.clone();
+        wrong_from.transitions.push(step(Status::AwaitingSignature, Event::Complete, Status::Completed, "dev-a"));
+        wrong_from.status = Status::Completed;
+        assert_eq!(push(&before, &wrong_from, &[]).unwrap_err().field, "transitions");
+        // Another device's name.
+        let mut other = before.clone();
+        other.transitions.push(step(Status::Assigned, Event::Accept, Status::Accepted, "dev-b"));
+        other.status = Status::Accepted;
+        assert!(push(&before, &other, &[]).is_err());
+        // A legal step passes; status must follow it.
+        let mut ok = before.clone();
+        ok.transitions.push(step(Status::Assigned, Event::Accept, Status::Accepted, "dev-a"));
+        ok.status = Status::Accepted;
+        assert_eq!(push(&before, &ok, &[]), Ok(()));
+        let mut lagging = ok.clone();
+        lagging.status = Status::Assigned;
+        assert_eq!(push(&before, &lagging, &[]).unwrap_err().field, "status");
+    }
+
+    #[test]
+    fn completion_needs_a_delivered_receipt_and_concurrent_steps_are_refused() {
+        let mut before = order();
+        before.status = Status::AwaitingSignature;
+        before.transitions.push(step(Status::InProgress, Event::RequestSignature, Status::AwaitingSignature, "dev-a"));
+        let mut done = before.clone();
+        done.transitions.push(step(Status::AwaitingSignature, Event::Complete, Status::Completed, "dev-a"));
+        done.status = Status::Completed;
+        assert!(push(&before, &done, &[]).is_err(), "no receipt at all");
+        done.receipts.push(crate::order::ReceiptRef { revision: 1, sha256: "ab".repeat(32), decision: "signed".into(), signed_at: Timestamp(4), device: "dev-a".into() });
+        assert!(push(&before, &done, &[]).is_err(), "a receipt the journal did not deliver");
+        assert_eq!(push(&before, &done, &["ab".repeat(32)]), Ok(()));
+        // On a peer's document, the receipt in the document is what there is.
+        let peer = LifecycleRule { author: None, delivered_receipts: None };
+        assert_eq!(check_lifecycle(&before, &done, &peer), Ok(()));
+
+        // Two devices step from the same status: whichever sorts first, the list no longer chains.
+        let base = order();
+        let mut a = base.clone();
+        a.transitions.push(step(Status::Assigned, Event::Accept, Status::Accepted, "dev-b"));
+        a.status = Status::Accepted;
+        let mut both = a.clone();
+        both.transitions.insert(0, step(Status::Assigned, Event::Accept, Status::Accepted, "dev-a"));
+        assert_eq!(push(&a, &both, &[]).unwrap_err().field, "transitions");
+        let mut after = a.clone();
+        after.transitions.push(step(Status::Assigned, Event::Accept, Status::Accepted, "dev-a"));
+        assert_eq!(push(&a, &after, &[]).unwrap_err().field, "transitions");
+        // The peer rule accepts the server's cancel, never an engineer's.
+        let mut cancelled = base.clone();
+        cancelled.transitions.push(step(Status::Assigned, Event::Cancel { reason: "x".into() }, Status::Cancelled, SERVER_ORIGIN));
+        cancelled.status = Status::Cancelled;
+        assert_eq!(check_lifecycle(&base, &cancelled, &peer), Ok(()));
+        cancelled.transitions[0].device = "dev-b".into();
+        assert!(check_lifecycle(&base, &cancelled, &peer).is_err());
+    }
+
+    #[test]
+    fn rebase_drops_local_steps_that_no_longer_follow() {
+        let base = order();
+        let mut server = base.clone();
+        server.transitions.push(step(Status::Assigned, Event::Cancel { reason: "withdrawn".into() }, Status::Cancelled, SERVER_ORIGIN));
+        server.status = Status::Cancelled;
+        let mut local = base.clone();
+        local.transitions.push(step(Status::Assigned, Event::Accept, Status::Accepted, "dev-a"));
+        local.status = Status::Accepted;
+        local.notes.push(EngineerNote { at: Timestamp(2), device: "dev-a".into(), text: "kept".into() });
+        let r = rebase(&server, &local);
+        assert_eq!(r.status, Status::Cancelled);
+        assert_eq!(r.transitions.len(), 1);
+        assert_eq!(r.notes.len(), 1);
         assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a", &[]), Ok(()));
     }
 }

@@ -151,19 +151,19 @@ mod tests {
 
     #[test]
     fn conflicts_on_dispatcher_fields_are_refused_on_engineer_fields_allowed() {
-        let (base, _) = doc();
+        let (mut base, _) = doc();
         let mut a = base.fork().with_actor(automerge::ActorId::random());
         let mut b = base.fork().with_actor(automerge::ActorId::random());
-        a.put(ROOT, "priority", "low").unwrap();
-        b.put(ROOT, "priority", "urgent").unwrap();
+        a.put(ROOT, "priority", "Low").unwrap();
+        b.put(ROOT, "priority", "Normal").unwrap();
         a.merge(&mut b).unwrap();
         let e = check_document(&a, &autosurgeon::hydrate(&a).unwrap()).unwrap_err();
         assert_eq!(e.field, "priority");
 
         let mut a = base.fork().with_actor(automerge::ActorId::random());
         let mut b = base.fork().with_actor(automerge::ActorId::random());
-        a.put(ROOT, "status", "accepted").unwrap();
-        b.put(ROOT, "status", "accepted").unwrap();
+        a.put(ROOT, "status", "Accepted").unwrap();
+        b.put(ROOT, "status", "OnSite").unwrap();
         a.merge(&mut b).unwrap();
         assert_eq!(check_document(&a, &autosurgeon::hydrate(&a).unwrap()), Ok(()));
     }
