@@ -1,0 +1,291 @@
+//! Hostile clients against a real `onsite-server` on loopback: forged lifecycles, malformed
+//! requests, unauthenticated bodies, credential guessing, and the error format of every
+//! refusal. Each test names the class it covers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use onsite_core::clock::ManualClock;
+use onsite_core::order::{Actor, Event, Status, Timestamp, TransitionRecord};
+use onsite_core::sync::protocol::{self, DocPush, SyncRequest};
+use onsite_core::sync::SyncOptions;
+use onsite_core::{Device, DeviceOptions, WorkOrder};
+use onsite_server::client::sample_orders;
+use onsite_tests::net::{TestServer, PROVIDER};
+
+/// One raw HTTP/1.1 exchange (`Connection: close`): status and body.
+fn raw(s: &TestServer, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut c = TcpStream::connect(s.running.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(body); // the server may close early on a refused body
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| out[i + 4..].to_vec()).unwrap_or_default();
+    (status, body)
+}
+
+/// The body is the documented `{error, reason}` JSON (chunked bodies are de-chunked first).
+fn error_json(body: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(body);
+    let start = text.find('{').unwrap_or_else(|| panic!("no JSON in {text:?}"));
+    let end = text.rfind('}').unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text[start..=end]).unwrap();
+    assert!(v["error"].is_string() && v["reason"].is_string(), "{v}");
+    v
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00").unwrap().with_timezone(&chrono::Utc)))
+}
+
+fn fast() -> SyncOptions {
+    SyncOptions { base_backoff_ms: 1, max_backoff_ms: 5, max_attempts: 3, ..SyncOptions::default() }
+}
+
+struct Field {
+    s: TestServer,
+    device: Device,
+    ids: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn field() -> Field {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-H", 2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(DeviceOptions::new(dir.path()).with_clock(clock())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    Field { s, device, ids, _dir: dir }
+}
+
+fn token(d: &Device) -> String {
+    d.store().meta("sync.token").unwrap().unwrap()
+}
+
+fn post_sync(f: &Field, req: &SyncRequest) -> (u16, Vec<u8>) {
+    let t = format!("Bearer {}", token(&f.device));
+    raw(&f.s, "POST", "/v1/sync", &[("authorization", &t), ("content-type", "application/cbor")], &protocol::encode(req).unwrap())
+}
+
+/// A push of `o` written over the device's document: what a hand-made client can send.
+fn forged_push(f: &Field, id: &str, edit: impl FnOnce(&mut WorkOrder)) -> protocol::SyncResponse {
+    let mut doc = automerge::AutoCommit::load(&f.device.document_bytes(id).unwrap()).unwrap();
+    let heads = doc.get_heads();
+    let mut o: WorkOrder = autosurgeon::hydrate(&doc).unwrap();
+    edit(&mut o);
+    autosurgeon::reconcile(&mut doc, &o).unwrap();
+    let changes = doc.save_after(&heads);
+    let (status, body) = post_sync(f, &SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.into(), changes }], ..Default::default() });
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    protocol::decode_response(&body).unwrap()
+}
+
+#[test]
+fn a_device_cannot_write_the_lifecycle_without_the_lifecycle() {
+    let f = field();
+    let id = f.ids[0].clone();
+    let me = f.device.device_id().to_string();
+    // Status written directly, to cancelled and to completed.
+    for forged in [Status::Cancelled, Status::Completed] {
+        let r = forged_push(&f, &id, |o| o.status = forged);
+        assert_eq!(r.rejected.len(), 1, "{forged}: {r:?}");
+        assert_eq!(r.rejected[0].field.as_deref(), Some("status"));
+    }
+    // A "completed" path of legal-looking steps but without a delivered receipt.
+    let r = forged_push(&f, &id, |o| {
+        let steps = [
+            (Status::Assigned, Event::Accept, Status::Accepted),
+            (Status::Accepted, Event::ContactCustomer { window: onsite_core::order::TimeWindow { start: Timestamp(1), end: Timestamp(2) } }, Status::CustomerContacted),
+            (Status::CustomerContacted, Event::Depart, Status::EnRoute),
+            (Status::EnRoute, Event::Arrive, Status::OnSite),
+            (Status::OnSite, Event::StartWork, Status::InProgress),
+            (Status::InProgress, Event::RequestSignature, Status::AwaitingSignature),
+            (Status::AwaitingSignature, Event::Complete, Status::Completed),
+        ];
+        for (from, event, to) in steps {
+            o.transitions.push(TransitionRecord { from, to, event, at: Timestamp(3), monotonic_ms: 1, device: me.clone(), fix: None });
+        }
+        o.status = Status::Completed;
+        o.receipts.push(onsite_core::order::ReceiptRef { revision: 1, sha256: "cd".repeat(32), decision: "signed".into(), signed_at: Timestamp(3), device: me.clone() });
+    });
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert!(r.rejected[0].reason.contains("receipt"), "{r:?}");
+    // A jump that is not an edge.
+    let r = forged_push(&f, &id, |o| {
+        o.transitions.push(TransitionRecord { from: Status::Assigned, to: Status::OnSite, event: Event::Arrive, at: Timestamp(3), monotonic_ms: 1, device: me.clone(), fix: None });
+        o.status = Status::OnSite;
+    });
+    assert_eq!(r.rejected[0].field.as_deref(), Some("transitions"));
+    // The server's order is untouched: the dispatcher still assigns and cancels.
+    let order = f.s.running.service.order(PROVIDER, &id).unwrap();
+    assert_eq!((order.status, order.transitions.len()), (Status::Assigned, 0));
+    f.s.dispatcher.assign(&id, "eng-1", "Li").unwrap();
+    f.s.dispatcher.cancel(&id, "customer withdrew").unwrap();
+    assert!(f.s.dispatcher.close(&id, "coordinator").is_err(), "a cancelled order without work is not closed out as done");
+    // The device's own lifecycle still works.
+    f.device.transition(&f.ids[1], Event::Accept, Actor::Engineer, None).unwrap();
+    let r = f.device.sync(&f.s.transport(), &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+}
+
+#[test]
+fn nested_unknown_keys_oversized_values_and_foreign_conflicts_are_refused() {
+    let f = field();
+    let id = f.ids[0].clone();
+    let mut doc = automerge::AutoCommit::load(&f.device.document_bytes(&id).unwrap()).unwrap();
+    let heads = doc.get_heads();
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    let customer = doc.get(automerge::ROOT, "customer").unwrap().unwrap().1;
+    doc.put(&customer, "shadow", "not in the schema").unwrap();
+    let push = |changes: Vec<u8>| {
+        let (status, body) = post_sync(&f, &SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.clone(), changes }], ..Default::default() });
+        assert_eq!(status, 200);
+        protocol::decode_response(&body).unwrap()
+    };
+    let r = push(doc.save_after(&heads));
+    assert_eq!(r.rejected[0].field.as_deref(), Some("customer.shadow"), "{r:?}");
+
+    let mut doc = automerge::AutoCommit::load(&f.device.document_bytes(&id).unwrap()).unwrap();
+    let heads = doc.get_heads();
+    let site = doc.get(automerge::ROOT, "site").unwrap().unwrap().1;
+    doc.put(&site, "address", "x".repeat(2 * 1024 * 1024)).unwrap();
+    let r = push(doc.save_after(&heads));
+    assert_eq!(r.rejected[0].field.as_deref(), Some("site.address"), "{r:?}");
+
+    // An unrelated history that sets `priority` and `id` to the values they already win with:
+    // the hydrated winner is unchanged, but the field now has conflicting values.
+    let mut other = automerge::AutoCommit::new();
+    let o: WorkOrder = f.s.running.service.order(PROVIDER, &id).unwrap();
+    autosurgeon::reconcile(&mut other, &o).unwrap();
+    let r = push(other.save());
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(f.s.running.service.order(PROVIDER, &id).unwrap(), o, "nothing stored");
+}
+
+#[test]
+fn requests_are_validated_whole_before_any_part_is_applied() {
+    let f = field();
+    let id = f.ids[0].clone();
+    // Garbage as changes: `invalid`, not silently nothing.
+    let (status, body) = post_sync(&f, &SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.clone(), changes: b"garbage, not automerge".to_vec() }], ..Default::default() });
+    assert_eq!(status, 200);
+    let r = protocol::decode_response(&body).unwrap();
+    assert_eq!(r.rejected.iter().map(|x| x.code).collect::<Vec<_>>(), vec![protocol::RejectCode::Invalid]);
+    // A valid push with an invalid ticket nonce: 400, and the push is not stored.
+    f.device.add_note(&id, "must not land").unwrap();
+    let (changes, _) = f.device.store().changes_since(&id, &[]).unwrap();
+    let req = SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.clone(), changes }], ticket_nonce: Some("n".repeat(65)), ..Default::default() };
+    let (status, body) = post_sync(&f, &req);
+    assert_eq!(status, 400);
+    error_json(&body);
+    assert!(f.s.running.service.order(PROVIDER, &id).unwrap().notes.is_empty(), "nothing of a refused request is applied");
+    // A cursor past i64::MAX is refused instead of wrapping.
+    let (status, body) = post_sync(&f, &SyncRequest { v: 1, cursor: u64::MAX, ..Default::default() });
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // Code lifetimes out of range are refused, not wrapped or clamped.
+    let t = format!("Bearer {}", f.s.dispatcher_token());
+    for ttl in ["0", "-5", "9223372036854775807", "43201"] {
+        let body = format!("{{\"engineer_id\":\"eng-1\",\"ttl_minutes\":{ttl}}}");
+        let (status, resp) = raw(&f.s, "POST", "/v1/enrolment-codes", &[("authorization", &t), ("content-type", "application/json")], body.as_bytes());
+        assert_eq!(status, 400, "ttl {ttl}: {}", String::from_utf8_lossy(&resp));
+    }
+    let (status, _) = raw(&f.s, "POST", "/v1/enrolment-codes", &[("authorization", &t)], br#"{"engineer_id":"eng-1","ttl_minutes":1}"#);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn credentials_come_before_bodies_and_enrolment_has_no_oracle() {
+    let f = field();
+    // A device token on a dispatcher route with a malformed body: 401, not 400.
+    let t = format!("Bearer {}", token(&f.device));
+    let (status, body) = raw(&f.s, "POST", "/v1/experts", &[("authorization", &t)], b"{ not json");
+    assert_eq!(status, 401);
+    error_json(&body);
+    // No token and a huge declared body: refused without reading it.
+    let started = Instant::now();
+    let mut c = TcpStream::connect(f.s.running.addr).unwrap();
+    c.write_all(b"POST /v1/sync HTTP/1.1\r\nhost: x\r\ncontent-length: 47000000\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = vec![0u8; 512];
+    let n = c.read(&mut out).unwrap();
+    assert!(String::from_utf8_lossy(&out[..n]).starts_with("HTTP/1.1 401"), "{}", String::from_utf8_lossy(&out[..n]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Enrolment bodies are small.
+    let (status, body) = raw(&f.s, "POST", "/v1/enrol", &[], &vec![b' '; 64 * 1024]);
+    assert_eq!(status, 413);
+    assert_eq!(error_json(&body)["error"], "too_large");
+    // Upper-case device ids are refused (they would enrol the same device twice).
+    let code = f.s.dispatcher.enrolment_code("eng-1").unwrap();
+    let key = onsite_core::evidence::signer::SoftwareSigner::generate().unwrap();
+    let pk = onsite_core::hash::hex(&onsite_core::evidence::signer::Signer::public_key(&key));
+    let upper = f.device.device_id().to_uppercase();
+    let sig = onsite_core::hash::hex(&onsite_core::evidence::signer::Signer::sign(&key, protocol::enrol_message(&code, &upper, &pk).as_bytes()).unwrap());
+    let body = serde_json::json!({ "code": code, "device_id": upper, "public_key": pk, "signature": sig }).to_string();
+    let (status, _) = raw(&f.s, "POST", "/v1/enrol", &[("content-type", "application/json")], body.as_bytes());
+    assert_eq!(status, 400);
+    // The same id with another key: one answer that does not say where the id is enrolled.
+    let lower = f.device.device_id().to_string();
+    let sig = onsite_core::hash::hex(&onsite_core::evidence::signer::Signer::sign(&key, protocol::enrol_message(&code, &lower, &pk).as_bytes()).unwrap());
+    let body = serde_json::json!({ "code": code, "device_id": lower, "public_key": pk, "signature": sig }).to_string();
+    let (status, resp) = raw(&f.s, "POST", "/v1/enrol", &[("content-type", "application/json")], body.as_bytes());
+    assert_eq!(status, 409);
+    let reason = error_json(&resp)["reason"].as_str().unwrap().to_string();
+    assert!(!reason.contains("provider"), "{reason}");
+}
+
+#[test]
+fn failed_credentials_are_rate_limited_per_address() {
+    let f = field();
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let t = format!("Bearer dev_wrong{i}");
+        statuses.push(raw(&f.s, "GET", "/v1/devices", &[("authorization", &t)], b"").0);
+    }
+    assert!(statuses[..onsite_server::http::MAX_FAILURES as usize].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[onsite_server::http::MAX_FAILURES as usize..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Even the right token waits out the window from that address.
+    let t = format!("Bearer {}", f.s.dispatcher_token());
+    let (status, body) = raw(&f.s, "GET", "/v1/devices", &[("authorization", &t)], b"");
+    assert_eq!(status, 429);
+    assert_eq!(error_json(&body)["error"], "too_many_requests");
+}
+
+#[test]
+fn every_refusal_is_json_and_slow_clients_are_cut_off() {
+    let f = field();
+    for (method, path) in [("GET", "/nope"), ("DELETE", "/v1/sync"), ("GET", "/v1/orders/x/assign")] {
+        let (status, body) = raw(&f.s, method, path, &[], b"");
+        assert!(status == 404 || status == 405, "{method} {path}: {status}");
+        error_json(&body);
+    }
+    let t = format!("Bearer {}", f.s.dispatcher_token());
+    let (status, body) = raw(&f.s, "GET", "/v1/parts/ledger", &[("authorization", &t)], b"");
+    assert_eq!(status, 400, "a missing query parameter");
+    error_json(&body);
+    // A deflate body that inflates past the limit stops at the limit.
+    let bomb = protocol::deflate(&vec![0u8; 40 * 1024 * 1024]);
+    let dt = format!("Bearer {}", token(&f.device));
+    let (status, body) = raw(&f.s, "POST", "/v1/sync", &[("authorization", &dt), ("content-encoding", "deflate")], &bomb);
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    // Headers that never finish: the connection is closed after the header timeout.
+    let mut c = TcpStream::connect(f.s.running.addr).unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n").unwrap();
+    c.set_read_timeout(Some(onsite_server::serve::HEADER_TIMEOUT + Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(started.elapsed() <= onsite_server::serve::HEADER_TIMEOUT + Duration::from_secs(5));
+}
