@@ -246,3 +246,10 @@ pub fn render_signature_svg(strokes: Vec<Stroke>) -> Result<String, ApiError> {
     Ok(onsite_core::signature::render_svg(&strokes))
 }
 
+
+/// Parses an amount the user typed in 元 (`80`, `80.5`, `80.50`) into exact 分, by the one
+/// rule the CLI and the server use: at most two decimals, no sign or exponent.
+#[uniffi::export]
+pub fn parse_amount_cents(text: String) -> Result<i64, ApiError> {
+    onsite_core::money::parse_cents(&text).map_err(|e| ApiError::InvalidInput { field: "amount".into(), reason: e.to_string() })
+}

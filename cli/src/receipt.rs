@@ -90,11 +90,8 @@ fn parse_charge(s: &str) -> Result<ChargeLine> {
         Some((_, other)) => bail!("--charge `{s}`: basis `{other}` is not warranty or paid"),
         None => (rest, ChargeBasis::Paid),
     };
-    let yuan: f64 = amount.trim().parse().with_context(|| format!("--charge `{s}`: `{amount}` is not an amount"))?;
-    if !yuan.is_finite() {
-        bail!("--charge `{s}`: not a finite amount");
-    }
-    Ok(ChargeLine { description: desc.trim().to_string(), amount_cents: (yuan * 100.0).round() as i64, basis })
+    let amount_cents = onsite_core::money::parse_cents(amount).with_context(|| format!("--charge `{s}`"))?;
+    Ok(ChargeLine { description: desc.trim().to_string(), amount_cents, basis })
 }
 
 pub fn run(device: &Device, cmd: ReceiptCmd) -> Result<()> {

@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod hash;
 pub mod jcs;
 pub mod location;
+pub mod money;
 pub mod order;
 pub mod parts;
 pub mod profile;

@@ -7,6 +7,11 @@ use std::sync::OnceLock;
 /// The sample dispatcher orders the CLI's demo uses.
 pub const SAMPLE_ORDERS: &str = include_str!("../../cli/samples/orders.json");
 
+/// Path of the sample dispatcher orders file.
+pub fn samples_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cli/samples/orders.json")
+}
+
 /// Path of the `onsite` binary of this build, building it first if needed (integration tests
 /// of this crate cannot ask cargo for another package's binary).
 pub fn onsite_bin() -> PathBuf {

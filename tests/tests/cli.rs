@@ -271,3 +271,49 @@ fn dispatch_enrol_and_sync_from_the_command_line() {
     let (ok, _, err) = onsite(&other, &["sync", "enrol", "--server", &url, &code]);
     assert!(!ok && err.contains("already used"), "{err}");
 }
+
+#[test]
+fn a_second_process_opening_the_store_leaves_an_ingest_in_progress_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("device");
+    let (ok, _, err) = onsite(&data, &["orders", "import", onsite_tests::samples_path().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // This process streams a blob slowly into the device's blob store...
+    let store = onsite_core::evidence::blob::BlobStore::open(&data.join("blobs")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    struct Slow(std::sync::mpsc::Receiver<()>, u32);
+    impl std::io::Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 == 0 {
+                return Ok(0);
+            }
+            if self.1 == 2 {
+                let _ = self.0.recv(); // wait here while the other process runs
+            }
+            self.1 -= 1;
+            let n = buf.len().min(64 * 1024);
+            buf[..n].fill(self.1 as u8);
+            Ok(n)
+        }
+    }
+    let writer = std::thread::spawn(move || store.put(Slow(rx, 4)));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // ...while another process opens the same data directory, more than once.
+    for _ in 0..2 {
+        let (ok, _, err) = onsite(&data, &["orders", "list"]);
+        assert!(ok, "{err}");
+    }
+    tx.send(()).unwrap();
+    let stored = writer.join().unwrap().expect("the ingest survives the other process");
+    assert!(stored.new && stored.size > 0);
+}
+
+#[test]
+fn charges_are_exact_decimal_amounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("device");
+    let (ok, _, err) = onsite(&data, &["demo"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0002", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature", "--charge", "a=0.005"]);
+    assert!(!ok && err.contains("two decimals"), "sub-分 input is refused: {err}");
+}

@@ -42,14 +42,24 @@ pub struct Stored {
 }
 
 pub const MAX_BLOB: u64 = 200 * 1024 * 1024;
+/// An unlocked temp file older than this is an abandoned write.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl BlobStore {
     pub fn open(root: &Path) -> Result<Self, Error> {
         fs::create_dir_all(root.join("tmp")).map_err(io_err(root))?;
         // Leftover temp files are from writes that never completed: never trusted, removed.
+        // A writer holds an exclusive lock on its temp file for as long as it writes (another
+        // process, e.g. a share extension or a background sync, may be mid-ingest), so only
+        // files nobody holds are abandoned; a lock dies with its process.
         if let Ok(dir) = fs::read_dir(root.join("tmp")) {
             for e in dir.flatten() {
-                let _ = fs::remove_file(e.path());
+                // A file younger than a minute may be between its creation and its lock.
+                let young = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < ABANDONED_AFTER);
+                let Ok(f) = File::open(e.path()) else { continue };
+                if !young && f.try_lock().is_ok() {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         Ok(Self { root: root.to_path_buf() })
@@ -69,6 +79,8 @@ impl BlobStore {
         let tmp_dir = self.root.join("tmp");
         let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), unique()));
         let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        // Held until the file is renamed or removed: `open` in another process leaves it be.
+        file.try_lock().map_err(|e| Error::Io { path: tmp.clone(), source: io::Error::other(e.to_string()) })?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
@@ -96,7 +108,6 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        drop(file);
         let sha256 = crate::hash::hex(&hasher.finalize());
         let dest = self.path(&sha256);
         if dest.is_file() {
@@ -106,6 +117,7 @@ impl BlobStore {
         let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&parent).map_err(io_err(&parent))?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        drop(file);
         // Make the rename itself durable.
         if let Ok(d) = File::open(&parent) {
             let _ = d.sync_all();
@@ -172,5 +184,25 @@ mod tests {
         assert!(matches!(store.verify(&"0".repeat(64)), Err(Error::Missing { .. })));
         // Nothing left behind in tmp.
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn open_removes_only_abandoned_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(BlobStore::open(dir.path()).unwrap());
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let abandoned = dir.path().join("tmp").join("1-abandoned");
+        std::fs::write(&abandoned, b"half a photo").unwrap();
+        File::options().write(true).open(&abandoned).unwrap().set_modified(old).unwrap();
+        let held_path = dir.path().join("tmp").join("2-writing");
+        let held = File::create(&held_path).unwrap();
+        held.try_lock().unwrap();
+        held.set_modified(old).unwrap();
+        let young = dir.path().join("tmp").join("3-just-created");
+        std::fs::write(&young, b"x").unwrap();
+        drop(BlobStore::open(dir.path()).unwrap());
+        assert!(!abandoned.exists(), "an old unlocked temp file is abandoned");
+        assert!(held_path.exists(), "another writer's temp file stays");
+        assert!(young.exists(), "a file between creation and lock stays");
     }
 }
