@@ -6,6 +6,7 @@
 pub mod blobs;
 pub mod client;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod routes;
 pub mod serve;
@@ -22,6 +23,8 @@ pub use service::Service;
 
 pub const DB_FILE: &str = "server.sqlite3";
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The server's private keys, one 0600 file each (see `keys`).
+pub const KEYS_DIR: &str = "keys";
 
 #[derive(Clone)]
 pub struct Config {
@@ -76,11 +79,12 @@ fn admin_token(config: &Config) -> Result<String, Error> {
 
 /// Opens storage and keys in `config.data`.
 pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
-    std::fs::create_dir_all(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
+    blobs::private_dir(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let storage = Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?);
+    let keys = keys::FileKeys::new(config.data.join(KEYS_DIR));
     let blobs = blobs::Blobs::open(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;
-    Ok(Arc::new(Service::new(storage, blobs, config.clock.clone(), &token)?.with_compact_after(config.compact_after)))
+    Ok(Arc::new(Service::new(storage, &keys, blobs, config.clock.clone(), &token)?.with_compact_after(config.compact_after)))
 }
 
 /// A server running on a background thread; dropping it (or [`Running::stop`]) shuts it down.

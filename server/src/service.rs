@@ -117,16 +117,19 @@ pub struct Service {
 
 impl Service {
     /// Opens the service over `storage`, creating the server's keys on first start.
-    pub fn new(storage: Arc<dyn Storage>, blobs: Blobs, clock: Arc<dyn Clock>, admin_token: &str) -> Result<Self> {
+    pub fn new(storage: Arc<dyn Storage>, keys: &dyn crate::keys::KeyStore, blobs: Blobs, clock: Arc<dyn Clock>, admin_token: &str) -> Result<Self> {
         let key = |name: &str| -> Result<SoftwareSigner> {
-            match storage.meta(name)? {
-                Some(h) => SoftwareSigner::from_secret(&unhex(&h).ok_or_else(|| internal("bad key"))?).map_err(internal),
-                None => {
-                    let k = SoftwareSigner::generate().map_err(internal)?;
-                    storage.set_meta(name, &hex(&k.secret()))?;
-                    Ok(k)
-                }
+            if let Some(secret) = keys.get(name).map_err(internal)? {
+                return SoftwareSigner::from_secret(&secret).map_err(internal);
             }
+            // Databases from before the key store kept the keys in `meta`: move them out.
+            let k = match storage.meta(name)? {
+                Some(h) if !h.is_empty() => SoftwareSigner::from_secret(&unhex(&h).ok_or_else(|| internal("bad key"))?).map_err(internal)?,
+                _ => SoftwareSigner::generate().map_err(internal)?,
+            };
+            keys.create(name, &k.secret()).map_err(internal)?;
+            storage.set_meta(name, "")?;
+            Ok(k)
         };
         let time_authority = TimeAuthority::new(Box::new(key("time_authority_key")?));
         let log_key = key("log_key")?;
@@ -617,6 +620,12 @@ impl Service {
         }
         match self.blobs.put(provider, sha, offset, length, bytes).map_err(internal)? {
             PutOutcome::Partial(at) => Ok((at, false)),
+            PutOutcome::LengthMismatch { declared, at } => Err(Error::Conflict {
+                reason: format!("an upload of this blob with upload-length {declared} stands at {at}; finish it or wait for it to expire"),
+                acked_seq: None,
+                offset: Some(at),
+            }),
+            PutOutcome::Quota => Err(Error::TooMany("too many unfinished uploads; finish or let them expire (7 days)".into())),
             PutOutcome::Conflict(at) => Err(Error::Conflict { reason: format!("the upload stands at {at}"), acked_seq: None, offset: Some(at) }),
             PutOutcome::Mismatch => Err(Error::Unprocessable("the bytes do not hash to the blob's name; the upload was discarded".into())),
             PutOutcome::TooLong => Err(Error::BadRequest("the chunk runs past upload-length".into())),

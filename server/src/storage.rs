@@ -230,6 +230,10 @@ fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self> {
+        // Created readable by this user only; SQLite gives its -wal and -shm the same mode.
+        if !path.exists() {
+            let _ = crate::blobs::private_file(path, true);
+        }
         let mut w = Connection::open(path)?;
         w.busy_timeout(std::time::Duration::from_secs(10))?;
         let _: String = w.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;

@@ -289,3 +289,27 @@ fn every_refusal_is_json_and_slow_clients_are_cut_off() {
     assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{}", String::from_utf8_lossy(&buf[..n]));
     assert!(started.elapsed() <= onsite_server::serve::HEADER_TIMEOUT + Duration::from_secs(5));
 }
+
+#[test]
+fn private_keys_live_outside_the_database_in_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start();
+    let data = s.dir.path().join("server");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for name in ["log_key", "time_authority_key"] {
+        let f = data.join("keys").join(format!("{name}.key"));
+        assert_eq!(mode(&f), 0o600, "{name}");
+        assert_eq!(s.running.service.storage.meta(name).unwrap().as_deref().unwrap_or(""), "", "{name} is not in the database");
+    }
+    assert_eq!(mode(&data.join("keys")), 0o700);
+    assert_eq!(mode(&data.join("server.sqlite3")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    // A restart keeps the same keys.
+    let key = s.running.service.log_key();
+    let TestServer { running, dir, .. } = s;
+    running.stop();
+    let mut config = onsite_server::Config::new(dir.path().join("server"));
+    config.admin_token = Some("admin-secret".into());
+    let again = onsite_server::spawn(config).unwrap();
+    assert_eq!(again.service.log_key(), key);
+}
