@@ -293,7 +293,11 @@ fn orders(device: &Device, cmd: OrdersCmd) -> Result<()> {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
             };
             let ids = device.import_orders_json(&json)?;
-            println!("imported {} order(s): {}", ids.len(), ids.join(", "));
+            // A count and the first few ids: an import of 10,000 orders is not one 200 KB line.
+            const SHOWN: usize = 5;
+            let first: Vec<&str> = ids.iter().take(SHOWN).map(String::as_str).collect();
+            let more = if ids.len() > SHOWN { format!(" and {} more", ids.len() - SHOWN) } else { String::new() };
+            println!("imported {} order(s): {}{more}", ids.len(), first.join(", "));
         }
         OrdersCmd::List { status, sort, json } => {
             let statuses = status.iter().map(|s| Status::parse(s)).collect::<Result<Vec<_>, _>>()?;

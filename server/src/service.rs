@@ -480,7 +480,10 @@ impl Service {
         };
         let after: WorkOrder = match autosurgeon::hydrate(&doc) {
             Ok(a) => a,
-            Err(e) => return Err(reject(RejectCode::ForbiddenField, Some("*"), format!("the merged document is not a work order: {e}"), server_doc())),
+            Err(e) => {
+                let f = onsite_core::sync::shape::explain_unreadable(&doc, &before);
+                return Err(reject(RejectCode::ForbiddenField, Some(&f.field), format!("the merged document is not a work order ({e}): {}", f.reason), server_doc()));
+            }
         };
         if let Err(f) = onsite_core::sync::shape::check_document(&doc, &after) {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));

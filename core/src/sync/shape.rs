@@ -27,16 +27,34 @@ pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidd
     autosurgeon::reconcile(&mut reference, order).map_err(|e| refuse("*", format!("not a work order: {e}")))?;
     for key in doc.keys(ROOT) {
         let owner = owner_of(&key).ok_or_else(|| refuse(&key, "not a field of a work order"))?;
-        let walker = Walker { doc, reference: &reference, owner };
+        let walker = Walker { doc, reference: &reference, owner, lenient: false };
         walker.prop(&ROOT, &ROOT, &key, &key)?;
     }
     Ok(())
+}
+
+/// When a merged document no longer hydrates as a work order, names the first field whose
+/// kind of value differs from the order as it was (`before`), so the refusal says which.
+pub fn explain_unreadable(doc: &AutoCommit, before: &WorkOrder) -> Forbidden {
+    let mut reference = AutoCommit::new();
+    if autosurgeon::reconcile(&mut reference, before).is_ok() {
+        for key in doc.keys(ROOT) {
+            let Some(owner) = owner_of(&key) else { return refuse(&key, "not a field of a work order") };
+            let walker = Walker { doc, reference: &reference, owner, lenient: true };
+            if let Err(f) = walker.prop(&ROOT, &ROOT, &key, &key) {
+                return f;
+            }
+        }
+    }
+    refuse("*", "the merged document is not a work order")
 }
 
 struct Walker<'a> {
     doc: &'a AutoCommit,
     reference: &'a AutoCommit,
     owner: Owner,
+    /// Skip what the reference lacks (naming a kind mismatch, not checking the schema).
+    lenient: bool,
 }
 
 enum Prop<'a> {
@@ -60,6 +78,9 @@ impl Walker<'_> {
         }
         let reference = reference.map_err(|e| refuse(path, e.to_string()))?;
         let Some((ref_value, ref_id)) = reference else {
+            if self.lenient {
+                return Ok(());
+            }
             return Err(refuse(path, "not a field of a work order"));
         };
         // Every conflicting value must have the shape too (only the winner is hydrated).
