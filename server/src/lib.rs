@@ -8,6 +8,7 @@ pub mod client;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod service;

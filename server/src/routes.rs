@@ -9,10 +9,11 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, head, post, put, MethodRouter};
 use axum::{Json, Router};
 use onsite_core::sync::protocol::{self, EnrolRequest, ErrorBody};
 
+use crate::openapi::{Auth, Endpoint};
 use crate::http::{self, limit, Admin, AnyParty, DeviceAuth, Dispatcher, Expert, ExpertOrDispatcher, Limited, Uploader};
 use serde::Deserialize;
 
@@ -80,37 +81,71 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, Error>
 type Small = Limited<{ limit::SMALL }>;
 type Medium = Limited<{ limit::MEDIUM }>;
 
+/// Every operation the server has, with its description: the router and the OpenAPI
+/// document are both built from this list.
+pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
+    const JSON: &str = "application/json";
+    const CBOR: &str = "application/cbor";
+    macro_rules! ep {
+        ($m:literal $path:literal, $auth:ident, $summary:literal, $req:expr, $ok:expr, $errors:expr, $handler:expr) => {
+            (Endpoint { method: $m, path: $path, auth: Auth::$auth, summary: $summary, request: $req, ok: $ok, errors: $errors }, $handler)
+        };
+    }
+    vec![
+        ep!("GET" "/health", None, "liveness and the feed head", None, (200, JSON, "{ok, version, feed_seq}"), &[], get(health)),
+        ep!("GET" "/metrics", None, "Prometheus counters", None, (200, "text/plain", "text format 0.0.4"), &[], get(metrics)),
+        ep!("GET" "/v1/openapi.json", None, "this description", None, (200, JSON, "OpenAPI 3.1"), &[], get(openapi)),
+        ep!("POST" "/v1/admin/providers", Admin, "create a provider", Some((JSON, "{id, name}")), (200, JSON, "{id, dispatcher_token}"), &[409], post(create_provider)),
+        ep!("POST" "/v1/enrolment-codes", Dispatcher, "a one-time enrolment code", Some((JSON, "{engineer_id, ttl_minutes?: 1..43200}")), (200, JSON, "{code, expires_at_ms}"), &[], post(create_code)),
+        ep!("GET" "/v1/devices", Dispatcher, "the provider's devices", None, (200, JSON, "[{id, engineer_id, revoked, journal_seq}]"), &[], get(list_devices)),
+        ep!("POST" "/v1/devices/{id}/revoke", Dispatcher, "revoke a device and its tokens", None, (204, "", "revoked"), &[404], post(revoke_device)),
+        ep!("POST" "/v1/orders", Dispatcher, "import orders (one or an array; deflate accepted)", Some((JSON, "dispatcher order JSON")), (201, JSON, "{created: [ids]}"), &[403, 409], post(create_orders)),
+        ep!("GET" "/v1/orders", Dispatcher, "order summary rows (?engineer=)", None, (200, JSON, "[OrderRow]"), &[], get(list_orders)),
+        ep!("GET" "/v1/orders/{id}", Dispatcher, "one order as JSON", None, (200, JSON, "WorkOrder"), &[404], get(get_order)),
+        ep!("POST" "/v1/orders/{id}/assign", Dispatcher, "reassign", Some((JSON, "{engineer_id, name?}")), (200, JSON, "WorkOrder"), &[404, 409], post(assign)),
+        ep!("POST" "/v1/orders/{id}/cancel", Dispatcher, "cancel (lifecycle rules apply)", Some((JSON, "{reason}")), (200, JSON, "WorkOrder"), &[404, 409], post(cancel)),
+        ep!("POST" "/v1/orders/{id}/priority", Dispatcher, "set the priority", Some((JSON, "{priority: urgent|normal|low}")), (200, JSON, "WorkOrder"), &[404], post(priority)),
+        ep!("POST" "/v1/orders/{id}/close", Dispatcher, "close out a completed order (refused while parts are owed)", Some((JSON, "{by?} or empty")), (200, JSON, "{closed_at}"), &[404, 409], post(close_order)),
+        ep!("GET" "/v1/log/checkpoint", Dispatcher, "a signed checkpoint of the provider's log", None, (200, JSON, "Checkpoint"), &[], get(checkpoint)),
+        ep!("POST" "/v1/enrol", Code, "enrol a device with a one-time code", Some((JSON, "{code, device_id, public_key, signature}")), (200, JSON, "{token, provider, engineer_id, time_authority, log_key}"), &[401, 409, 429], post(enrol)),
+        ep!("POST" "/v1/sync", Device, "push changes, pull the feed (deflate both ways)", Some((CBOR, "SyncRequest")), (200, CBOR, "SyncResponse"), &[], post(sync)),
+        ep!("POST" "/v1/journal", Device, "upload journal entries and receipts into the evidence log", Some((CBOR, "JournalUpload")), (200, JSON, "JournalAck"), &[409, 422], post(journal)),
+        ep!("HEAD" "/v1/blobs/{sha}", Uploader, "upload state (Upload-Offset, Upload-Length)", None, (200, "", "partial or complete"), &[404], head(head_blob)),
+        ep!("PUT" "/v1/blobs/{sha}", Uploader, "one chunk of a resumable upload", Some(("application/octet-stream", "bytes at Upload-Offset of Upload-Length")), (200, "", "201 when complete"), &[409, 422, 429], put(put_blob)),
+        ep!("GET" "/v1/blobs/{sha}", AnyParty, "a stored blob (re-hashed on the way out)", None, (200, "application/octet-stream", "the bytes"), &[404], get(get_blob)),
+        ep!("POST" "/v1/parts/movements", Dispatcher, "the clerk issues or receives a part", Some((JSON, "ClerkMovement")), (200, JSON, "Movement"), &[409], post(clerk_movement)),
+        ep!("GET" "/v1/parts/ledger", Dispatcher, "an engineer's parts (?engineer=)", None, (200, JSON, "{held, pending_returns, anomalies}"), &[], get(parts_ledger)),
+        ep!("POST" "/v1/experts", Dispatcher, "register an expert", Some((JSON, "ExpertInput")), (200, JSON, "{token}"), &[409], post(add_expert)),
+        ep!("GET" "/v1/help", ExpertOrDispatcher, "help requests (an expert sees its own)", None, (200, JSON, "[HelpRow]"), &[], get(help_list)),
+        ep!("GET" "/v1/help/{id}", Expert, "what the engineer shared", None, (200, JSON, "HelpView"), &[403, 404], get(help_view)),
+        ep!("POST" "/v1/help/{id}/answer", Expert, "answer a help request", Some((JSON, "AnswerInput")), (200, JSON, "HelpAnswer"), &[403, 404, 409], post(help_answer)),
+        ep!("POST" "/v1/certifications", Dispatcher, "certify an engineer's level", Some((JSON, "{engineer_id, level}")), (200, JSON, "Certification"), &[], post(certify)),
+    ]
+}
+
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/admin/providers", post(create_provider))
-        .route("/v1/enrolment-codes", post(create_code))
-        .route("/v1/devices", get(list_devices))
-        .route("/v1/devices/{id}/revoke", post(revoke_device))
-        .route("/v1/orders", post(create_orders).get(list_orders))
-        .route("/v1/orders/{id}", get(get_order))
-        .route("/v1/orders/{id}/assign", post(assign))
-        .route("/v1/orders/{id}/cancel", post(cancel))
-        .route("/v1/orders/{id}/priority", post(priority))
-        .route("/v1/log/checkpoint", get(checkpoint))
-        .route("/v1/enrol", post(enrol))
-        .route("/v1/sync", post(sync))
-        .route("/v1/journal", post(journal))
-        .route("/v1/blobs/{sha}", get(get_blob).head(head_blob).put(put_blob))
-        .route("/v1/parts/movements", post(clerk_movement))
-        .route("/v1/parts/ledger", get(parts_ledger))
-        .route("/v1/orders/{id}/close", post(close_order))
-        .route("/v1/experts", post(add_expert))
-        .route("/v1/help", get(help_list))
-        .route("/v1/help/{id}", get(help_view))
-        .route("/v1/help/{id}/answer", post(help_answer))
-        .route("/v1/certifications", post(certify))
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<Service>>)> = Vec::new();
+    for (e, handler) in endpoints() {
+        match by_path.iter_mut().find(|(p, _)| *p == e.path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).merge(handler),
+            None => by_path.push((e.path, handler)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, mr) in by_path {
+        router = router.route(path, mr);
+    }
+    router
         .fallback(http::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(http::json_errors))
         .layer(middleware::from_fn_with_state(service.clone(), count))
         .with_state(service)
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    let endpoints: Vec<Endpoint> = endpoints().into_iter().map(|(e, _)| e).collect();
+    Json(crate::openapi::document(&endpoints))
 }
 
 async fn method_not_allowed() -> Response {

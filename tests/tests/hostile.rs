@@ -313,3 +313,39 @@ fn private_keys_live_outside_the_database_in_private_files() {
     let again = onsite_server::spawn(config).unwrap();
     assert_eq!(again.service.log_key(), key);
 }
+
+#[test]
+fn the_served_openapi_description_matches_the_routes_the_server_has() {
+    let s = TestServer::start();
+    let (status, body) = raw(&s, "GET", "/v1/openapi.json", &[], b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    let doc: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..=text.rfind('}').unwrap()]).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            assert!(op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('2')), "{method} {path}");
+            // Every described operation is routed: not the fallback's 404 and not 405.
+            let concrete = path.replace("{sha}", &"a".repeat(64)).replace("{id}", "X-1");
+            let (status, body) = raw(&s, &method.to_uppercase(), &concrete, &[], b"");
+            assert_ne!(status, 405, "{method} {path} is described but not routed");
+            if status == 404 && method != "head" {
+                assert!(!String::from_utf8_lossy(&body).contains("no such route"), "{method} {path} is described but not routed");
+            }
+        }
+    }
+    assert_eq!(operations, onsite_server::routes::endpoints().len());
+    // And a method the description does not list for a path is not served.
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "delete"] {
+            if item.get(method).is_none() && !(method == "get" && item.get("head").is_some()) {
+                let concrete = path.replace("{sha}", &"a".repeat(64)).replace("{id}", "X-1");
+                let (status, _) = raw(&s, &method.to_uppercase(), &concrete, &[], b"");
+                assert_eq!(status, 405, "{method} {path} is served but not described");
+            }
+        }
+    }
+}
