@@ -187,6 +187,7 @@ pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Opti
         device_key: hexarg("device-key", device_key)?,
         time_authority: hexarg("authority", authority)?,
         log_key: hexarg("log-key", log_key)?,
+        utc_offset_minutes: None,
     };
     let report = bundle::verify_file(path, &opts);
     if json {

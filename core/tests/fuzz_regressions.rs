@@ -65,7 +65,7 @@ fn sync_inputs_never_panic_and_seeds_decode() {
                 let mut doc = automerge::AutoCommit::new();
                 if doc.load_incremental(&push.changes).is_ok() {
                     if let Ok(o) = autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
-                        assert!(authz::check_engineer_change(&o, &o, &[], "dev").is_ok(), "{name}");
+                        assert!(authz::check_engineer_change(&o, &o, &[], "dev", &[]).is_ok(), "{name}");
                     }
                 }
             }

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let mut doc = automerge::AutoCommit::new();
         if doc.load_incremental(&push.changes).is_ok() {
             if let Ok(after) = autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
-                let _ = authz::check_engineer_change(&after, &after, &[], "dev");
+                let _ = authz::check_engineer_change(&after, &after, &[], "dev", &[]);
                 let _ = authz::rebase(&after, &after);
             }
         }

@@ -154,6 +154,8 @@ fn receipts_bundles_and_verify_from_the_command_line() {
     let (ok, out, _) = onsite(&data, &["verify", zs]);
     assert!(ok, "{out}");
     assert!(out.contains("VERDICT: VALID") && out.contains("Who:") && out.contains("When:"), "{out}");
+    assert!(out.contains("(UTC+08:00) = 2026-"), "local time beside UTC: {out}");
+    assert!(out.contains("m from the site"), "the arrival fix's distance from the site: {out}");
     let (ok, out, _) = onsite(&data, &["verify", "--json", zs]);
     assert!(ok);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();

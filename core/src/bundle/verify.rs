@@ -63,6 +63,10 @@ pub struct Summary {
     pub signed_at: Option<String>,
     /// Where the engineer's device was when it recorded the arrival.
     pub arrival_fix: Option<Fix>,
+    /// Metres between the arrival fix and the site's coordinates, when both are known.
+    pub arrival_distance_m: Option<f64>,
+    /// The offset the report shows local times in (the site's; China +08:00 by default).
+    pub utc_offset_minutes: i32,
     /// The real-time interval of the signing, from a server time ticket (RFC 3339).
     pub signed_trusted: Option<(String, String)>,
     /// Where the server's evidence log holds the receipt's journal entry, when proven.
@@ -108,13 +112,15 @@ impl Report {
             }
             o.push_str(&format!("Where: {} - {}\n", s.customer, s.site));
             if let Some(f) = &s.arrival_fix {
-                o.push_str(&format!("       arrival fix {:.6}, {:.6} (+/- {:.0} m){}\n", f.lat, f.lon, f.accuracy_m, if f.mock { " MOCK LOCATION" } else { "" }));
+                let distance = s.arrival_distance_m.map(|d| format!(", {d:.0} m from the site")).unwrap_or_default();
+                o.push_str(&format!("       arrival fix {:.6}, {:.6} (+/- {:.0} m){distance}{}\n", f.lat, f.lon, f.accuracy_m, if f.mock { " MOCK LOCATION" } else { "" }));
             }
+            let t = |v: &Option<String>| v.as_deref().map(|v| local_and_utc(v, s.utc_offset_minutes)).unwrap_or_else(|| "-".into());
             o.push_str(&format!(
-                "When:  arrived {}, finished {}, signed {} (device clock)\n",
-                s.arrived_at.as_deref().unwrap_or("-"),
-                s.finished_at.as_deref().unwrap_or("-"),
-                s.signed_at.as_deref().unwrap_or("-")
+                "When:  arrived {}\n       finished {}\n       signed {} (device clock)\n",
+                t(&s.arrived_at),
+                t(&s.finished_at),
+                t(&s.signed_at)
             ));
             match &s.signed_trusted {
                 Some((a, b)) => o.push_str(&format!("       signed between {a} and {b} (server time ticket)\n")),
@@ -142,6 +148,27 @@ pub struct Options {
     pub time_authority: Option<Vec<u8>>,
     /// The evidence log's key (SEC1); when given, checkpoints must be signed by it.
     pub log_key: Option<Vec<u8>>,
+    /// Local times in the report use this UTC offset (`None`: +08:00, the sites' zone).
+    pub utc_offset_minutes: Option<i32>,
+}
+
+/// Great-circle distance in metres (haversine, mean Earth radius).
+pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let (dp, dl) = ((lat2 - lat1).to_radians(), (lon2 - lon1).to_radians());
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * a.sqrt().asin()
+}
+
+/// `2026-11-23 11:05 (UTC+08:00) = 2026-11-23T03:05:00.000Z`: local beside UTC.
+fn local_and_utc(iso: &str, offset_minutes: i32) -> String {
+    match chrono::FixedOffset::east_opt(offset_minutes * 60) {
+        Some(tz) => {
+            let local = crate::receipt::html::local_time(iso, tz);
+            if local == iso { iso.to_string() } else { format!("{local} = {iso}") }
+        }
+        None => iso.to_string(),
+    }
 }
 
 struct Checks(Vec<Check>);
@@ -530,6 +557,11 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         arrived_at: r.times.arrived_at.clone(),
         finished_at: r.times.finished_at.clone(),
         signed_at: Some(fmt_ms(sr.signed_at_ms)),
+        arrival_distance_m: match (&arrival_fix, r.site.lat, r.site.lon) {
+            (Some(f), Some(lat), Some(lon)) => Some(distance_m(f.lat, f.lon, lat, lon)),
+            _ => None,
+        },
+        utc_offset_minutes: opts.utc_offset_minutes.unwrap_or(480),
         arrival_fix,
         signed_trusted,
         logged: logged.get(&sr.journal_seq).cloned(),

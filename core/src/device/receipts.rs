@@ -170,6 +170,6 @@ impl Device {
         }
         let views: Vec<html::Thumb<'_>> =
             thumbs.iter().map(|(sha, step, jpeg)| html::Thumb { sha256: sha, step: step.as_deref(), jpeg }).collect();
-        Ok(html::customer_copy(&r, &signed.receipt_sha256, svg.as_deref(), &views))
+        Ok(html::customer_copy(&r, &signed.receipt_sha256, svg.as_deref(), &views, self.calendar.offset))
     }
 }

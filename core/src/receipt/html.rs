@@ -36,7 +36,43 @@ fn row(out: &mut String, label: &str, value: &str) {
 
 /// The customer copy. `signature_svg` is the deterministic rendering of the strokes (trusted
 /// markup produced by `signature::render_svg`, embedded as an image so it cannot script).
-pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&str>, thumbs: &[Thumb<'_>]) -> String {
+/// A receipt time (RFC 3339, UTC) as the customer reads it: local time of the site's calendar
+/// with its offset (`2026-11-23 11:05 (UTC+08:00)`); anything unparsable is shown as given.
+pub fn local_time(iso: &str, tz: chrono::FixedOffset) -> String {
+    match chrono::DateTime::parse_from_rfc3339(iso) {
+        Ok(t) => {
+            let local = t.with_timezone(&tz);
+            let secs = tz.local_minus_utc();
+            let sign = if secs < 0 { '-' } else { '+' };
+            format!("{} (UTC{sign}{:02}:{:02})", local.format("%Y-%m-%d %H:%M"), secs.abs() / 3600, secs.abs() % 3600 / 60)
+        }
+        Err(_) => iso.to_string(),
+    }
+}
+
+/// The receipt's machine names (`in_warranty`, `paid`, ...) as words, in both languages.
+pub fn label(name: &str) -> String {
+    let l = match name {
+        "in_warranty" => "保修期内 In warranty",
+        "out_of_warranty" => "已过保 Out of warranty",
+        "unknown" => "未知 Unknown",
+        "extended" => "延保 Extended warranty",
+        "warranty" => "保修 Warranty",
+        "paid" => "有偿 Paid",
+        "mixed" => "部分保修 Partly warranty",
+        "no_charge" => "免费 No charge",
+        "laptop" => "笔记本电脑 Laptop",
+        "desktop" => "台式机 Desktop",
+        "printer" => "打印机 Printer",
+        "server" => "服务器 Server",
+        "monitor" => "显示器 Monitor",
+        other => return other.replace('_', " "),
+    };
+    l.to_string()
+}
+
+pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&str>, thumbs: &[Thumb<'_>], tz: chrono::FixedOffset) -> String {
+    let when = |iso: &str| escape(&local_time(iso, tz));
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut h = String::with_capacity(16 * 1024);
@@ -57,7 +93,7 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
         "<h1>维修服务回执单 / Service receipt</h1><div>工单 Order <b>{}</b> · 版本 Revision {} · {}</div>",
         escape(&r.order),
         r.revision,
-        escape(&r.issued_at)
+        when(&r.issued_at)
     ));
     if let Some(s) = &r.supersedes {
         h.push_str(&format!("<div>更正版本,取代第 {} 版 / Corrects revision {}: {}</div>", s.revision, s.revision, escape(&s.reason)));
@@ -66,8 +102,8 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
     h.push_str("<h2>客户与设备 Customer and equipment</h2><table>");
     row(&mut h, "客户 Customer", &format!("{} · {} · {}", r.customer.company, r.customer.contact, r.customer.phone));
     row(&mut h, "地址 Site", &r.site.address);
-    row(&mut h, "设备 Equipment", &format!("{} {} {} (S/N {})", r.equipment.category, r.equipment.brand, r.equipment.model, r.equipment.serial));
-    row(&mut h, "保修 Warranty", &format!("{}{}", r.equipment.warranty, r.equipment.warranty_ends.as_deref().map(|d| format!(" (至 {d})")).unwrap_or_default()));
+    row(&mut h, "设备 Equipment", &format!("{} {} {} (S/N {})", label(&r.equipment.category), r.equipment.brand, r.equipment.model, r.equipment.serial));
+    row(&mut h, "保修 Warranty", &format!("{}{}", label(&r.equipment.warranty), r.equipment.warranty_ends.as_deref().map(|d| format!(" (至 until {d})")).unwrap_or_default()));
     row(&mut h, "故障 Reported fault", &r.fault.description);
     h.push_str("</table>");
 
@@ -81,9 +117,10 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
             &format!("{} × {} S/N {}{}", p.part_number, p.quantity, p.serial, p.returned_serial.as_deref().map(|s| format!(", 旧件 returned {s}")).unwrap_or_default()),
         );
     }
-    row(&mut h, "到达 Arrived", r.times.arrived_at.as_deref().unwrap_or("-"));
-    row(&mut h, "开始 Started", r.times.started_at.as_deref().unwrap_or("-"));
-    row(&mut h, "完成 Finished", r.times.finished_at.as_deref().unwrap_or("-"));
+    let time_or_dash = |t: &Option<String>| t.as_deref().map(|t| local_time(t, tz)).unwrap_or_else(|| "-".into());
+    row(&mut h, "到达 Arrived", &time_or_dash(&r.times.arrived_at));
+    row(&mut h, "开始 Started", &time_or_dash(&r.times.started_at));
+    row(&mut h, "完成 Finished", &time_or_dash(&r.times.finished_at));
     if let Some(m) = r.times.on_site_minutes {
         row(&mut h, "现场用时 On site", &format!("{m} min"));
     }
@@ -95,7 +132,7 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
         let done = c.steps.iter().filter(|s| s.state == "done").count();
         h.push_str(&format!("<h2>作业清单 Checklist</h2><div>{} v{}: {done}/{} 步完成 steps done</div><table>", escape(&c.template), c.version, c.steps.len()));
         for k in &c.consents {
-            row(&mut h, &format!("同意 Consent ({})", escape(&k.step)), &format!("{} · {}", if k.accepted { "同意 accepted" } else { "拒绝 refused" }, k.at));
+            row(&mut h, &format!("同意 Consent ({})", escape(&k.step)), &format!("{} · {}", if k.accepted { "同意 accepted" } else { "拒绝 refused" }, local_time(&k.at, tz)));
         }
         h.push_str("</table>");
     }

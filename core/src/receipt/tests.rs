@@ -198,4 +198,8 @@ fn the_customer_copy_shows_everything_and_escapes_text() {
     assert_eq!(html.matches("data:image/jpeg;base64,").count(), photos.len(), "a thumbnail per photo");
     assert!(html.contains(&sr.receipt_sha256));
     assert!(html.contains("王女士") && html.contains("CNY 80.00"));
+    // Times in the site's zone with the offset, and words instead of machine names.
+    assert!(html.contains("(UTC+08:00)"), "local times");
+    assert!(!html.contains(".000Z"), "no raw UTC ISO strings: {}", &html[html.find(".000Z").map(|i| i.saturating_sub(200)).unwrap_or(0)..][..300.min(html.len())]);
+    assert!(!html.contains("in_warranty") && html.contains("In warranty"), "human labels");
 }
