@@ -5,6 +5,7 @@
 
 pub mod blobs;
 pub mod client;
+mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;

@@ -391,7 +391,7 @@ impl Service {
     // ----- sync -----
 
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
-        validate_request(&req)?;
+        crate::feed::validate_request(&req)?;
         let mut rejected = Vec::new();
         let mut help = Vec::new();
         for push in &req.push {
@@ -434,7 +434,7 @@ impl Service {
     fn answer(&self, device: &DeviceRow, req: &SyncRequest) -> Result<(u64, Vec<DocPull>, Vec<String>, bool)> {
         let mut out = None;
         self.storage.snapshot(&mut |r: &dyn storage::FeedReader| {
-            out = Some(feed_answer(r, device, req)?);
+            out = Some(crate::feed::answer(r, device, req)?);
             Ok(())
         })?;
         out.ok_or_else(|| internal("the feed snapshot produced no answer"))
@@ -459,7 +459,7 @@ impl Service {
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
-        if let Err(e) = check_changes(changes) {
+        if let Err(e) = crate::feed::check_changes(changes) {
             return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
         }
         if let Err(e) = doc.load_incremental(changes) {
@@ -654,90 +654,6 @@ impl Service {
         }
         Ok(bytes)
     }
-}
-
-/// Refuses a request before any of it is applied: every part must be acceptable first.
-fn validate_request(req: &SyncRequest) -> Result<()> {
-    if req.cursor > i64::MAX as u64 {
-        return Err(Error::BadRequest(format!("cursor {} is beyond any feed position", req.cursor)));
-    }
-    if req.ticket_nonce.as_ref().is_some_and(|n| n.len() > 64 || n.is_empty()) {
-        return Err(Error::BadRequest("ticket_nonce is 1-64 characters".into()));
-    }
-    if req.push.len() > protocol::MAX_PUSH_ORDERS || req.full.len() > protocol::MAX_PUSH_ORDERS {
-        return Err(Error::BadRequest(format!("at most {} orders per request", protocol::MAX_PUSH_ORDERS)));
-    }
-    for id in req.push.iter().map(|p| &p.id).chain(&req.full) {
-        order::import::validate_order_id(id).map_err(|_| Error::BadRequest(format!("`{}` is not an order id", id.chars().take(80).collect::<String>())))?;
-    }
-    Ok(())
-}
-
-/// Pushed bytes must parse completely as Automerge changes or a document (`load_incremental`
-/// alone skips what it cannot read, so garbage would pass as "nothing new").
-fn check_changes(bytes: &[u8]) -> std::result::Result<(), String> {
-    if bytes.is_empty() {
-        return Err("empty".into());
-    }
-    let options = automerge::LoadOptions::new()
-        .on_partial_load(automerge::OnPartialLoad::Error)
-        .verification_mode(automerge::VerificationMode::DontCheck);
-    match automerge::Automerge::load_with_options(bytes, options) {
-        // Every chunk parsed; the changes build on history that only the server's document
-        // has (the usual case for a push).
-        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The feed answer over one snapshot (see [`Service::answer`]).
-fn feed_answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &SyncRequest) -> storage::Result<(u64, Vec<DocPull>, Vec<String>, bool)> {
-    let upto = r.head()?;
-    let rows = r.feed(&device.provider, &device.engineer_id, req.cursor, upto)?;
-    // Orders in order of their first feed row after the cursor; asked-for whole ones first.
-    let mut order_ids: Vec<(String, u64, bool)> = Vec::new();
-    let mut want_full: Vec<&String> = Vec::new();
-    for id in &req.full {
-        if !want_full.contains(&id) {
-            want_full.push(id);
-            order_ids.push((id.clone(), req.cursor + 1, false));
-        }
-    }
-    for f in &rows {
-        let unassigned_from_me = f.kind == "unassign" && f.engineer_id.as_deref() == Some(device.engineer_id.as_str());
-        match order_ids.iter_mut().find(|(id, _, _)| id == &f.order_id) {
-            Some(e) => e.2 |= unassigned_from_me,
-            None => order_ids.push((f.order_id.clone(), f.seq, unassigned_from_me)),
-        }
-    }
-    let mut docs = Vec::new();
-    let mut removed = Vec::new();
-    let mut bytes = 0usize;
-    let mut cursor = upto;
-    let mut more = false;
-    for (id, first_seq, unassigned) in order_ids {
-        let Some(row) = r.order(&device.provider, &id)? else { continue };
-        if row.engineer_id != device.engineer_id {
-            if unassigned {
-                removed.push(id);
-            }
-            continue;
-        }
-        if bytes >= protocol::RESPONSE_SOFT_LIMIT {
-            more = true;
-            cursor = first_seq.saturating_sub(1).max(req.cursor);
-            break;
-        }
-        let whole = want_full.contains(&&id) || row.assigned_seq > req.cursor || row.compacted_seq > req.cursor;
-        let chunks = if whole { r.document(&device.provider, &id)? } else { r.chunks_after(&device.provider, &id, req.cursor, upto, &device.id)? };
-        let data: Vec<u8> = chunks.concat();
-        if data.is_empty() {
-            continue;
-        }
-        bytes += data.len();
-        docs.push(DocPull { id, full: whole, bytes: data });
-    }
-    Ok((cursor, docs, removed, more))
 }
 
 fn check_sha(sha: &str) -> Result<()> {
