@@ -37,11 +37,13 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Change rows per order before the server compacts it into its snapshot.
     pub compact_after: u64,
+    /// Connection cap and timeouts of the accept loop.
+    pub limits: serve::Limits,
 }
 
 impl Config {
     pub fn new(data: impl Into<PathBuf>) -> Self {
-        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER }
+        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER, limits: serve::Limits::default() }
     }
 }
 
@@ -130,6 +132,7 @@ pub fn spawn(config: Config) -> Result<Running, Error> {
     let addr = std_listener.local_addr().map_err(|e| Error::Listen { addr: config.listen, reason: e.to_string() })?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = routes::router(service.clone());
+    let limits = config.limits;
     let thread = std::thread::Builder::new()
         .name("onsite-server".into())
         .spawn(move || {
@@ -142,7 +145,7 @@ pub fn spawn(config: Config) -> Result<Running, Error> {
             };
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
-                let _ = serve::serve(listener, app, async move {
+                let _ = serve::serve(listener, app, limits, async move {
                     let _ = rx.await;
                 })
                 .await;
@@ -163,7 +166,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         // The one line scripts wait for.
         println!("onsite-server listening on http://{addr}");
         let app = routes::router(service);
-        serve::serve(listener, app, async {
+        serve::serve(listener, app, config.limits, async {
                 let ctrl_c = tokio::signal::ctrl_c();
                 #[cfg(unix)]
                 {

@@ -1,5 +1,5 @@
 //! The accept loop: hyper's HTTP/1 connection driver with the limits axum's `serve` lacks.
-//! At most [`MAX_CONNECTIONS`] connections at once (more wait in the kernel's backlog), a
+//! By default at most [`MAX_CONNECTIONS`] connections at once (more wait in the kernel's backlog), a
 //! request's headers must arrive within [`HEADER_TIMEOUT`], and a connection that moves no
 //! byte either way for [`IDLE_TIMEOUT`] is closed, so half-open or trickling clients cannot
 //! hold the server. Each request carries its peer address (`ConnectInfo`) for the limiter.
@@ -24,12 +24,26 @@ use tower::ServiceExt;
 pub const MAX_CONNECTIONS: usize = 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The connection limits (defaults above; tests shrink them).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: MAX_CONNECTIONS, header_timeout: HEADER_TIMEOUT, idle_timeout: IDLE_TIMEOUT }
+    }
+}
 /// How long a shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -56,8 +70,8 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
             app.clone().oneshot(req.map(Body::new))
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(IdleIo::new(stream, IDLE_TIMEOUT)), service));
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(IdleIo::new(stream, limits.idle_timeout)), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended");

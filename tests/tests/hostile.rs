@@ -349,3 +349,33 @@ fn the_served_openapi_description_matches_the_routes_the_server_has() {
         }
     }
 }
+
+#[test]
+fn connections_are_capped_and_idle_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = onsite_server::Config::new(dir.path().join("server"));
+    config.admin_token = Some("admin-secret".into());
+    config.limits = onsite_server::serve::Limits { max_connections: 2, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_millis(2500) };
+    let running = onsite_server::spawn(config).unwrap();
+    let health = |c: &mut TcpStream| -> bool {
+        c.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        if c.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 512];
+        matches!(c.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200"))
+    };
+    // Two kept-alive connections hold both slots: a third is not served meanwhile.
+    let mut a = TcpStream::connect(running.addr).unwrap();
+    let mut b = TcpStream::connect(running.addr).unwrap();
+    assert!(health(&mut a) && health(&mut b));
+    let mut c = TcpStream::connect(running.addr).unwrap();
+    assert!(!health(&mut c), "a third connection waits while two are open");
+    // Idle connections are closed after the idle timeout, which frees the slots.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut buf = [0u8; 16];
+    a.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    assert_eq!(a.read(&mut buf).unwrap_or(0), 0, "the idle connection was closed by the server");
+    let mut d = TcpStream::connect(running.addr).unwrap();
+    assert!(health(&mut d), "a new connection is served once idle ones are gone");
+}
