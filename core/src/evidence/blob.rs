@@ -12,8 +12,10 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("blob i/o at {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The cause is part of the message, not a `source` as well: error chains printed whole
+    /// (`{:#}`) said it twice.
+    #[error("blob i/o at {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("blob {sha256} is damaged: its bytes hash to {actual}")]
     Corrupt { sha256: String, actual: String },
     #[error("blob {sha256} is not stored")]
@@ -25,7 +27,7 @@ pub enum Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |cause| Error::Io { path: path.to_path_buf(), cause }
 }
 
 pub struct BlobStore {
@@ -80,7 +82,7 @@ impl BlobStore {
         let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), unique()));
         let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
         // Held until the file is renamed or removed: `open` in another process leaves it be.
-        file.try_lock().map_err(|e| Error::Io { path: tmp.clone(), source: io::Error::other(e.to_string()) })?;
+        file.try_lock().map_err(|e| Error::Io { path: tmp.clone(), cause: io::Error::other(e.to_string()) })?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
@@ -90,7 +92,7 @@ impl BlobStore {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::Io { path: tmp.clone(), source: e }),
+                    Err(e) => return Err(Error::Io { path: tmp.clone(), cause: e }),
                 };
                 size += n as u64;
                 if size > MAX_BLOB {
@@ -204,5 +206,9 @@ mod tests {
         assert!(!abandoned.exists(), "an old unlocked temp file is abandoned");
         assert!(held_path.exists(), "another writer's temp file stays");
         assert!(young.exists(), "a file between creation and lock stays");
+        // An i/o failure says its cause once, also when a chain is printed whole.
+        let e = Error::Io { path: "p".into(), cause: io::Error::new(io::ErrorKind::NotFound, "gone") };
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(e.to_string().matches("gone").count(), 1);
     }
 }
