@@ -1,6 +1,6 @@
 //! Sync bodies from the network: the CBOR request and response, the deflate layer, and the
-//! Automerge changes a device pushes, applied to a real order and checked for ownership as
-//! the server does.
+//! Automerge changes a device pushes, applied to a real order and checked for ownership, the
+//! lifecycle path and the document's exact shape as the server does.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use onsite_core::sync::{authz, protocol};
@@ -17,9 +17,21 @@ fuzz_target!(|data: &[u8]| {
     for push in req.push.iter().take(4) {
         let mut doc = automerge::AutoCommit::new();
         if doc.load_incremental(&push.changes).is_ok() {
-            if let Ok(after) = autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
-                let _ = authz::check_engineer_change(&after, &after, &[], "dev", &[]);
-                let _ = authz::rebase(&after, &after);
+            match autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
+                Ok(after) => {
+                    let _ = authz::check_engineer_change(&after, &after, &[], "dev", &[]);
+                    let _ = authz::check_history(&after, &authz::LifecycleRule { author: None, delivered_receipts: None });
+                    let _ = onsite_core::sync::shape::check_document(&doc, &after);
+                    let _ = authz::rebase(&after, &after);
+                }
+                Err(_) => {
+                    // What the server names when a push no longer hydrates.
+                    if let Ok(base) = onsite_core::order::import::parse_orders(include_str!("../../cli/samples/orders.json"), onsite_core::order::Timestamp(0)) {
+                        if let Some(o) = base.first() {
+                            let _ = onsite_core::sync::shape::explain_unreadable(&doc, o);
+                        }
+                    }
+                }
             }
         }
     }
