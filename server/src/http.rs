@@ -103,12 +103,12 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 /// Runs a credential check on the blocking pool, behind the per-address limiter.
 async fn credential<T: Send + 'static>(parts: &Parts, svc: &Arc<Service>, check: impl FnOnce(&Service, Option<&str>) -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
     let ip = client_ip(parts);
-    svc.limiter.check(ip)?;
+    svc.limiter().check(ip)?;
     let token = bearer(&parts.headers);
     let s = svc.clone();
     let out = tokio::task::spawn_blocking(move || check(&s, token.as_deref())).await.map_err(|e| Error::Internal(format!("worker failed: {e}")))?;
     if matches!(out, Err(Error::Unauthorized)) {
-        svc.limiter.fail(ip);
+        svc.limiter().fail(ip);
     }
     out
 }

@@ -5,7 +5,6 @@
 
 pub mod blobs;
 pub mod client;
-mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;
@@ -39,11 +38,13 @@ pub struct Config {
     pub compact_after: u64,
     /// Connection cap and timeouts of the accept loop.
     pub limits: serve::Limits,
+    /// The storage backend. `None`: the embedded SQLite file `DATA/server.sqlite3`.
+    pub storage: Option<Arc<dyn storage::Storage>>,
 }
 
 impl Config {
     pub fn new(data: impl Into<PathBuf>) -> Self {
-        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER, limits: serve::Limits::default() }
+        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER, limits: serve::Limits::default(), storage: None }
     }
 }
 
@@ -84,7 +85,10 @@ fn admin_token(config: &Config) -> Result<String, Error> {
 /// Opens storage and keys in `config.data`.
 pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
     blobs::private_dir(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
-    let storage = Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?);
+    let storage: Arc<dyn storage::Storage> = match &config.storage {
+        Some(s) => s.clone(),
+        None => Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?),
+    };
     let keys = keys::FileKeys::new(config.data.join(KEYS_DIR));
     let blobs = blobs::Blobs::open(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;

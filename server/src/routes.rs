@@ -154,24 +154,24 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn count(State(svc): Svc, req: Request, next: Next) -> Response {
-    svc.metrics.requests.inc();
+    svc.metrics().requests.inc();
     let resp = next.run(req).await;
     if resp.status().is_client_error() {
-        svc.metrics.errors_4xx.inc();
+        svc.metrics().errors_4xx.inc();
     } else if resp.status().is_server_error() {
-        svc.metrics.errors_5xx.inc();
+        svc.metrics().errors_5xx.inc();
     }
     resp
 }
 
 async fn health(State(svc): Svc) -> Result<Json<serde_json::Value>, Error> {
     let s = svc.clone();
-    let seq = blocking(move || Ok(s.storage.max_seq()?)).await?;
+    let seq = blocking(move || s.head()).await?;
     Ok(Json(serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION"), "feed_seq": seq })))
 }
 
 async fn metrics(State(svc): Svc) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], svc.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], svc.metrics().render())
 }
 
 #[derive(Deserialize)]
@@ -200,7 +200,7 @@ async fn create_code(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(
 }
 
 async fn list_devices(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
-    let devices = blocking(move || Ok(svc.storage.devices(&provider)?)).await?;
+    let devices = blocking(move || svc.devices(&provider)).await?;
     let list: Vec<_> = devices
         .iter()
         .map(|d| serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq }))
@@ -284,19 +284,19 @@ async fn checkpoint(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result
 /// Enrolment has no token: the one-time code is the credential, so failures count against
 /// the caller's address like a wrong token.
 async fn enrol(State(svc): Svc, client: http::ClientIp, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
-    svc.limiter.check(client.0)?;
+    svc.limiter().check(client.0)?;
     let req: EnrolRequest = json(&body)?;
     let s = svc.clone();
     let resp = blocking(move || s.enrol(&req)).await;
     if matches!(resp, Err(Error::Unauthorized)) {
-        svc.limiter.fail(client.0);
+        svc.limiter().fail(client.0);
     }
     to_json(&resp?)
 }
 
 async fn sync(State(svc): Svc, DeviceAuth(device): DeviceAuth, headers: HeaderMap, Limited(body): Limited<{ limit::SYNC }>) -> Result<Response, Error> {
-    svc.metrics.sync_requests.inc();
-    svc.metrics.sync_bytes_in.add(body.len() as u64);
+    svc.metrics().sync_requests.inc();
+    svc.metrics().sync_bytes_in.add(body.len() as u64);
     let bytes = http::decoded(&headers, body, limit::SYNC).await?;
     let s = svc.clone();
     let out = blocking(move || {
@@ -307,7 +307,7 @@ async fn sync(State(svc): Svc, DeviceAuth(device): DeviceAuth, headers: HeaderMa
     .await?;
     let resp = encoded(&headers, "application/cbor", out);
     if let Some(len) = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        svc.metrics.sync_bytes_out.add(len);
+        svc.metrics().sync_bytes_out.add(len);
     }
     Ok(resp)
 }

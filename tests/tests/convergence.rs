@@ -107,7 +107,7 @@ fn run(devices: usize, rounds: usize, compact_after: u64) -> Vec<String> {
         }
     }
     for id in &ids {
-        let chunks = running.service.storage.document(PROVIDER, id).unwrap();
+        let chunks = running.service.storage().document(PROVIDER, id).unwrap();
         let server = sorted_heads(&chunks.concat());
         let notes = running.service.order(PROVIDER, id).unwrap().notes.len();
         for (i, d) in devs.iter().enumerate() {
@@ -116,13 +116,13 @@ fn run(devices: usize, rounds: usize, compact_after: u64) -> Vec<String> {
                 let mine = d.get(id).unwrap().order.notes;
                 let all = running.service.order(PROVIDER, id).unwrap().notes;
                 let missing: Vec<&str> = all.iter().filter(|n| !mine.contains(n)).map(|n| n.text.as_str()).collect();
-                let row = running.service.storage.order(PROVIDER, id).unwrap().unwrap();
+                let row = running.service.storage().order(PROVIDER, id).unwrap().unwrap();
                 problems.push(format!(
                     "device {i} ({}) differs on {id}: {} of {notes} notes, missing {missing:?}; cursor {:?}, head {}, compacted_seq {}",
                     &d.device_id()[..6],
                     mine.len(),
                     d.store().meta("sync.cursor").unwrap(),
-                    running.service.storage.max_seq().unwrap(),
+                    running.service.storage().max_seq().unwrap(),
                     row.compacted_seq
                 ));
                 d.store().set_meta("sync.cursor", "0").unwrap();

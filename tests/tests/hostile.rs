@@ -299,7 +299,7 @@ fn private_keys_live_outside_the_database_in_private_files() {
     for name in ["log_key", "time_authority_key"] {
         let f = data.join("keys").join(format!("{name}.key"));
         assert_eq!(mode(&f), 0o600, "{name}");
-        assert_eq!(s.running.service.storage.meta(name).unwrap().as_deref().unwrap_or(""), "", "{name} is not in the database");
+        assert_eq!(s.running.service.storage().meta(name).unwrap().as_deref().unwrap_or(""), "", "{name} is not in the database");
     }
     assert_eq!(mode(&data.join("keys")), 0o700);
     assert_eq!(mode(&data.join("server.sqlite3")), 0o600);

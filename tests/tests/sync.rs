@@ -473,8 +473,8 @@ fn a_damaged_photo_is_wedged_with_its_reason() {
     assert!(st.wedged[0].1.contains("hash"), "{:?}", st.wedged);
     assert_eq!(st.pending_blobs, 0, "wedged items are not pending");
     assert_eq!(st.pending_orders, 0, "the order and the good photo went through");
-    assert!(s.running.service.storage.has_blob(PROVIDER, &good.sha256).unwrap());
-    assert!(!s.running.service.storage.has_blob(PROVIDER, &bad.sha256).unwrap());
+    assert!(s.running.service.storage().has_blob(PROVIDER, &good.sha256).unwrap());
+    assert!(!s.running.service.storage().has_blob(PROVIDER, &bad.sha256).unwrap());
 }
 
 /// Many changes on one order make the server compact its history; a device that was away
@@ -497,9 +497,9 @@ fn server_compaction_keeps_devices_converging() {
             s.dispatcher.set_priority(id, if i % 20 == 0 { "low" } else { "normal" }).unwrap();
         }
     }
-    let row = s.running.service.storage.order(PROVIDER, id).unwrap().unwrap();
+    let row = s.running.service.storage().order(PROVIDER, id).unwrap().unwrap();
     assert!(row.compacted_seq > row.assigned_seq, "the server compacted: {row:?}");
-    assert!(s.running.service.storage.change_rows(PROVIDER, id).unwrap() < onsite_server::service::COMPACT_AFTER);
+    assert!(s.running.service.storage().change_rows(PROVIDER, id).unwrap() < onsite_server::service::COMPACT_AFTER);
     a.sync(&t, &fast(), None).unwrap();
     let b = device(db.path(), &c);
     s.enrol(&b, "eng-1");

@@ -1,203 +1,37 @@
-//! The server's storage, behind [`Storage`] so a PostgreSQL backend can follow
-//! (docs/adr/0009-sync-server.md). The embedded backend is one SQLite file in WAL mode with
-//! numbered migrations; blobs live beside it as files named by SHA-256 (see `blobs.rs`).
-//!
-//! The order feed: every server-side change to an order is a row of `feed` with a global
-//! sequence number. A device's cursor is the highest seq it applied; answering a sync reads
-//! the feed after the cursor (indexed), never every document.
+//! The embedded backend: one SQLite file in WAL mode, numbered migrations (`migrations/`),
+//! one writer connection and one reader connection. The order feed: every server-side
+//! change to an order is a row of `feed` with a global AUTOINCREMENT sequence; a device's
+//! cursor is the highest seq it applied, and answering a sync reads the feed after the
+//! cursor (indexed), never every document.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the database has schema version {found}, newer than this server supports ({supported})")]
-    TooNew { found: u32, supported: u32 },
-    #[error("{0} already exists")]
-    Exists(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
+use super::{
+    CertificationRow, Compaction, DeviceRow, MetaKey, Enrolled, Error, ExpertRow, FeedReader, FeedRow, HelpRow, JournalRow, MovementRecord, NewChange,
+    OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
+};
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Backend(Box::new(e))
+    }
 }
 
-pub type Result<T> = std::result::Result<T, Error>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpertRow {
-    pub provider: String,
-    pub id: String,
-    pub name: String,
-    pub categories: Vec<String>,
-    pub brands: Vec<String>,
-    pub fee_cents: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HelpRow {
-    pub provider: String,
-    pub id: String,
-    pub order_id: String,
-    pub engineer: String,
-    pub expert_id: Option<String>,
-    pub status: String,
-    pub cost_cents: i64,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
-    pub id: String,
-    pub provider: String,
-    pub engineer_id: String,
-    pub public_key: Vec<u8>,
-    pub revoked: bool,
-    pub journal_seq: u64,
-    pub journal_head: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct OrderRow {
-    pub provider: String,
-    pub id: String,
-    pub engineer_id: String,
-    pub status: String,
-    pub priority: String,
-    pub customer: String,
-    pub updated_seq: u64,
-    pub assigned_seq: u64,
-    pub compacted_seq: u64,
-}
-
-/// One feed row after a cursor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedRow {
-    pub seq: u64,
-    pub order_id: String,
-    pub kind: String,
-    pub origin: String,
-    pub engineer_id: Option<String>,
-}
-
-/// A verified journal entry to store and log.
-#[derive(Debug, Clone)]
-pub struct JournalRow {
-    pub seq: u64,
-    pub order_id: Option<String>,
-    pub kind: String,
-    pub body: Vec<u8>,
-    pub hash: String,
-    pub signature: Vec<u8>,
-    pub leaf: [u8; 32],
-}
-
-#[derive(Debug, Clone)]
-pub struct ReceiptRow {
-    pub order_id: String,
-    pub revision: u32,
-    pub sha256: String,
-    pub canonical: Vec<u8>,
-    pub strokes: Option<Vec<u8>>,
-    pub message: Vec<u8>,
-    pub signature: Vec<u8>,
-    pub journal_seq: u64,
-}
-
-/// Reads of the order feed; inside [`Storage::snapshot`] they all see one committed state.
-pub trait FeedReader {
-    /// The highest feed position ever handed out (never goes backwards, even when
-    /// compaction removed the newest rows).
-    fn head(&self) -> Result<u64>;
-    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>>;
-    /// The stored document: the snapshot followed by the change chunks after it.
-    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>>;
-    /// Feed rows after `cursor` up to `upto` concerning `engineer` (their orders, and orders
-    /// taken away from them).
-    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>>;
-    /// Change chunks of one order with seq in `(after, upto]`, skipping `origin`.
-    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>>;
-}
-
-/// Everything the server persists outside blob files.
-pub trait Storage: Send + Sync {
-    fn meta(&self, key: &str) -> Result<Option<String>>;
-    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
-
-    fn create_provider(&self, id: &str, name: &str, token_hash: &str, at_ms: i64) -> Result<()>;
-    fn provider_by_token(&self, token_hash: &str) -> Result<Option<String>>;
-
-    fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()>;
-    /// Redeems a one-time code and registers the device with its token, atomically.
-    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<(String, String)>;
-    fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>>;
-    fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>>;
-    fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()>;
-
-    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>>;
-    fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>>;
-    /// The stored document: the snapshot followed by the change chunks after it.
-    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>>;
-    /// A new order: its snapshot and an `assign` feed row. Returns the seq.
-    fn create_order(&self, row: &OrderRow, snapshot: &[u8]) -> Result<u64>;
-    /// A change to an order: a `change` feed row, the summary columns, and when the
-    /// engineer changed, `unassign`/`assign` rows. Returns the seq.
-    fn append_change(&self, row: &OrderRow, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64>;
-    /// Replaces the snapshot by `snapshot` (which holds every change up to `upto_seq`) and
-    /// drops the change rows it covers, leaving a `compacted` marker row at `upto_seq`.
-    fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()>;
-    fn change_rows(&self, provider: &str, id: &str) -> Result<u64>;
-
-    /// The feed head ([`FeedReader::head`]).
-    fn max_seq(&self) -> Result<u64>;
-    /// Runs `f` with a reader whose every read sees the same committed state (a read
-    /// transaction): a sync answer computed inside never mixes before and after a compaction.
-    fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()>;
-    /// Canonical SHA-256s of an order's signed receipts that a journal upload delivered.
-    fn receipt_hashes(&self, provider: &str, order_id: &str) -> Result<Vec<String>>;
-
-    /// Appends verified journal entries of a device and their leaves to the provider's log.
-    /// Returns the leaf index of each entry.
-    fn append_journal(&self, device: &DeviceRow, entries: &[JournalRow], receipts: &[ReceiptRow]) -> Result<Vec<u64>>;
-    fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>>;
-    fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>>;
-    fn receipt_count(&self, provider: &str) -> Result<u64>;
-
-    fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;
-    fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool>;
-    fn blob_count(&self, provider: &str) -> Result<u64>;
-
-    /// Adds part movements (id, order, author, JSON body); known ids are skipped. Returns
-    /// how many were new.
-    fn add_movements(&self, provider: &str, engineer: &str, rows: &[(String, Option<String>, String, String)]) -> Result<usize>;
-    /// (seq, body) of an engineer's movements after `after`.
-    fn movements_after(&self, provider: &str, engineer: &str, after: u64) -> Result<Vec<(u64, String)>>;
-    fn close_order(&self, provider: &str, order_id: &str, at_ms: i64, by: &str) -> Result<()>;
-    fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>>;
-
-    fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()>;
-    fn experts(&self, provider: &str) -> Result<Vec<ExpertRow>>;
-    fn expert_by_token(&self, token_hash: &str) -> Result<Option<ExpertRow>>;
-    fn upsert_help(&self, h: &HelpRow) -> Result<()>;
-    fn help(&self, provider: &str, id: &str) -> Result<Option<HelpRow>>;
-    fn help_requests(&self, provider: &str, expert: Option<&str>) -> Result<Vec<HelpRow>>;
-
-    fn add_certification(&self, id: &str, provider: &str, engineer: &str, body: &str, signature: &str) -> Result<()>;
-    /// (id, body, signature) of an engineer's certifications.
-    fn certifications(&self, provider: &str, engineer: &str) -> Result<Vec<(String, String, String)>>;
+/// A stored JSON list of strings; unreadable text is an error, never an empty list.
+fn string_list(column: usize, text: String) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str::<Vec<String>>(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn expert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExpertRow> {
-    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     Ok(ExpertRow {
         provider: r.get(0)?,
         id: r.get(1)?,
         name: r.get(2)?,
-        categories: list(r.get(3)?),
-        brands: list(r.get(4)?),
+        categories: string_list(3, r.get(3)?)?,
+        brands: string_list(4, r.get(4)?)?,
         fee_cents: r.get(5)?,
     })
 }
@@ -285,6 +119,36 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
     })
 }
 
+/// A feed position as SQLite's integer: positions past `i64::MAX` (never handed out) mean
+/// "the end", not a negative number that matches nothing.
+fn pos(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn change_rows(c: &Connection, provider: &str, id: &str) -> Result<u64> {
+    let n: i64 = c.query_row("SELECT count(*) FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change'", [provider, id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Replaces the snapshot by `snapshot` (every change up to `upto_seq`) and drops the change
+/// rows it covers. The order keeps one feed row at `upto_seq` (kind `compacted`, no bytes):
+/// a device behind it still finds the order in the feed and, its cursor being below
+/// `compacted_seq`, receives it whole. Without it the order vanished from the feed and such
+/// a device passed its changes.
+fn compact(tx: &rusqlite::Transaction<'_>, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()> {
+    tx.execute("UPDATE docs SET snapshot = ?3 WHERE provider = ?1 AND order_id = ?2", params![provider, id, snapshot])?;
+    tx.execute(
+        "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind IN ('change', 'compacted') AND seq < ?3",
+        params![provider, id, upto_seq as i64],
+    )?;
+    tx.execute(
+        "UPDATE feed SET kind = 'compacted', bytes = NULL WHERE provider = ?1 AND order_id = ?2 AND seq = ?3 AND kind = 'change'",
+        params![provider, id, upto_seq as i64],
+    )?;
+    tx.execute("UPDATE orders SET compacted_seq = ?3 WHERE provider = ?1 AND id = ?2", params![provider, id, upto_seq as i64])?;
+    Ok(())
+}
+
 fn next_seq(tx: &rusqlite::Transaction<'_>, provider: &str, order: &str, kind: &str, origin: &str, engineer: Option<&str>, bytes: Option<&[u8]>) -> Result<u64> {
     tx.prepare_cached("INSERT INTO feed (provider, order_id, kind, origin, engineer_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![provider, order, kind, origin, engineer, bytes])?;
@@ -341,7 +205,7 @@ impl FeedReader for SqliteReader<'_> {
                AND (o.engineer_id = ?2 OR (f.kind = 'unassign' AND f.engineer_id = ?2)) \
              ORDER BY f.seq",
         )?;
-        let rows = st.query_map(params![provider, engineer, cursor as i64, upto as i64], |r| {
+        let rows = st.query_map(params![provider, engineer, pos(cursor), pos(upto)], |r| {
             Ok(FeedRow { seq: r.get::<_, i64>(0)? as u64, order_id: r.get(1)?, kind: r.get(2)?, origin: r.get(3)?, engineer_id: r.get(4)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -352,18 +216,18 @@ impl FeedReader for SqliteReader<'_> {
         let mut st = c.prepare_cached(
             "SELECT bytes FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq > ?3 AND seq <= ?4 AND origin != ?5 ORDER BY seq",
         )?;
-        let rows = st.query_map(params![provider, id, after as i64, upto as i64, skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
+        let rows = st.query_map(params![provider, id, pos(after), pos(upto), skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
 impl Storage for SqliteStorage {
-    fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(lock(&self.writer).query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    fn meta(&self, key: MetaKey) -> Result<Option<String>> {
+        Ok(lock(&self.writer).query_row("SELECT value FROM meta WHERE key = ?1", [key.as_str()], |r| r.get(0)).optional()?)
     }
 
-    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        lock(&self.writer).execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])?;
+    fn set_meta(&self, key: MetaKey, value: &str) -> Result<()> {
+        lock(&self.writer).execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key.as_str(), value])?;
         Ok(())
     }
 
@@ -391,7 +255,7 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<(String, String)> {
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<Enrolled> {
         let mut c = lock(&self.writer);
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let code: Option<(String, String, i64, Option<i64>)> = tx
@@ -432,7 +296,7 @@ impl Storage for SqliteStorage {
         tx.execute("UPDATE enrol_codes SET used_at = ?2, device_id = ?3 WHERE code_hash = ?1", params![code_hash, now_ms, device_id])?;
         tx.execute("INSERT INTO tokens (hash, device_id, issued_at) VALUES (?1, ?2, ?3)", params![token_hash, device_id, now_ms])?;
         tx.commit()?;
-        Ok((provider, engineer))
+        Ok(Enrolled { provider, engineer_id: engineer })
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>> {
@@ -497,7 +361,8 @@ impl Storage for SqliteStorage {
         Ok(seq)
     }
 
-    fn append_change(&self, row: &OrderRow, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64> {
+    fn store_change(&self, change: &NewChange<'_>, compaction: Compaction<'_>) -> Result<StoredChange> {
+        let NewChange { row, origin, chunk, previous_engineer } = *change;
         let mut c = lock(&self.writer);
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seq = next_seq(&tx, &row.provider, &row.id, "change", origin, None, Some(chunk))?;
@@ -515,38 +380,16 @@ impl Storage for SqliteStorage {
         if n != 1 {
             return Err(Error::NotFound(format!("order `{}`", row.id)));
         }
+        let compacted = change_rows(&tx, &row.provider, &row.id)? > compaction.after_rows;
+        if compacted {
+            compact(&tx, &row.provider, &row.id, &(compaction.snapshot)(), seq)?;
+        }
         tx.commit()?;
-        Ok(seq)
-    }
-
-    fn compact(&self, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()> {
-        let mut c = lock(&self.writer);
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE docs SET snapshot = ?3 WHERE provider = ?1 AND order_id = ?2", params![provider, id, snapshot])?;
-        // The change rows folded into the snapshot go, but the order keeps one feed row at
-        // `upto_seq` (kind `compacted`, no bytes): a device behind it still finds the order in
-        // the feed and, its cursor being below `compacted_seq`, receives it whole. Without
-        // it the order vanished from the feed and such a device passed its changes.
-        tx.execute(
-            "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind IN ('change', 'compacted') AND seq < ?3",
-            params![provider, id, upto_seq as i64],
-        )?;
-        tx.execute(
-            "UPDATE feed SET kind = 'compacted', bytes = NULL WHERE provider = ?1 AND order_id = ?2 AND seq = ?3 AND kind = 'change'",
-            params![provider, id, upto_seq as i64],
-        )?;
-        tx.execute("UPDATE orders SET compacted_seq = ?3 WHERE provider = ?1 AND id = ?2", params![provider, id, upto_seq as i64])?;
-        tx.commit()?;
-        Ok(())
+        Ok(StoredChange { seq, compacted })
     }
 
     fn change_rows(&self, provider: &str, id: &str) -> Result<u64> {
-        let n: i64 = lock(&self.writer).query_row(
-            "SELECT count(*) FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change'",
-            [provider, id],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
+        change_rows(&lock(&self.writer), provider, id)
     }
 
     fn max_seq(&self) -> Result<u64> {
@@ -648,23 +491,23 @@ impl Storage for SqliteStorage {
         Ok(n as u64)
     }
 
-    fn add_movements(&self, provider: &str, engineer: &str, rows: &[(String, Option<String>, String, String)]) -> Result<usize> {
+    fn add_movements(&self, provider: &str, engineer: &str, rows: &[MovementRecord]) -> Result<usize> {
         let mut c = lock(&self.writer);
         let tx = c.transaction()?;
         let mut n = 0;
-        for (id, order, author, body) in rows {
+        for m in rows {
             n += tx
                 .prepare_cached("INSERT OR IGNORE INTO part_movements (id, provider, engineer, order_id, author, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![id, provider, engineer, order, author, body])?;
+                .execute(params![m.id, provider, engineer, m.order_id, m.author, m.body])?;
         }
         tx.commit()?;
         Ok(n)
     }
 
-    fn movements_after(&self, provider: &str, engineer: &str, after: u64) -> Result<Vec<(u64, String)>> {
+    fn movements_after(&self, provider: &str, engineer: &str, after: u64) -> Result<Vec<StoredMovement>> {
         let c = lock(&self.reader);
         let mut stmt = c.prepare_cached("SELECT seq, body FROM part_movements WHERE provider = ?1 AND engineer = ?2 AND seq > ?3 ORDER BY seq")?;
-        let rows = stmt.query_map(params![provider, engineer, after as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        let rows = stmt.query_map(params![provider, engineer, pos(after)], |r| Ok(StoredMovement { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)? }))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -685,10 +528,10 @@ impl Storage for SqliteStorage {
 
     fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()> {
         let c = lock(&self.writer);
-        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let json = |v: &Vec<String>| serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()));
         c.execute(
             "INSERT INTO experts (provider, id, name, categories, brands, fee_cents, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![e.provider, e.id, e.name, json(&e.categories), json(&e.brands), e.fee_cents, token_hash],
+            params![e.provider, e.id, e.name, json(&e.categories)?, json(&e.brands)?, e.fee_cents, token_hash],
         )
         .map_err(|err| match err {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => Error::Exists(format!("expert {}", e.id)),
@@ -746,10 +589,10 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn certifications(&self, provider: &str, engineer: &str) -> Result<Vec<(String, String, String)>> {
+    fn certifications(&self, provider: &str, engineer: &str) -> Result<Vec<CertificationRow>> {
         let c = lock(&self.reader);
         let mut stmt = c.prepare_cached("SELECT id, body, signature FROM certifications WHERE provider = ?1 AND engineer = ?2 ORDER BY id")?;
-        let rows = stmt.query_map(params![provider, engineer], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map(params![provider, engineer], |r| Ok(CertificationRow { id: r.get(0)?, body: r.get(1)?, signature: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
@@ -768,28 +611,9 @@ mod tests {
         assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported: 2 })));
     }
 
-    #[test]
-    fn codes_are_single_use_and_expire() {
+    crate::storage_conformance!(|| {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStorage::open(&dir.path().join("s.sqlite3")).unwrap();
-        s.create_provider("p", "P", "tok", 0).unwrap();
-        assert!(matches!(s.create_provider("p", "P", "tok2", 0), Err(Error::Exists(_))));
-        s.create_code("c1", "p", "eng-1", 1_000).unwrap();
-        s.create_code("c2", "p", "eng-1", 1_000).unwrap();
-        assert!(matches!(s.enrol("c1", 2_000, "d1", b"key", "t1"), Err(Error::Conflict(_))), "expired");
-        s.create_code("c3", "p", "eng-1", 10_000).unwrap();
-        assert_eq!(s.enrol("c3", 2_000, "d1", b"key", "t1").unwrap(), ("p".into(), "eng-1".into()));
-        assert!(matches!(s.enrol("c3", 2_000, "d2", b"key2", "t2"), Err(Error::Conflict(_))), "used");
-        assert!(matches!(s.enrol("nope", 2_000, "d2", b"key2", "t2"), Err(Error::NotFound(_))));
-        assert_eq!(s.device_by_token("t1").unwrap().unwrap().engineer_id, "eng-1");
-        s.revoke_device("p", "d1", 3_000).unwrap();
-        assert!(s.device_by_token("t1").unwrap().is_none(), "revoked tokens stop working");
-        // Re-enrolment needs the same key.
-        s.create_code("c4", "p", "eng-2", 10_000).unwrap();
-        assert!(matches!(s.enrol("c4", 4_000, "d1", b"other-key", "t3"), Err(Error::Conflict(_))));
-        s.create_code("c5", "p", "eng-2", 10_000).unwrap();
-        s.enrol("c5", 4_000, "d1", b"key", "t4").unwrap();
-        let d = s.device_by_token("t4").unwrap().unwrap();
-        assert_eq!((d.engineer_id.as_str(), d.revoked), ("eng-2", false));
-    }
+        (dir, s)
+    });
 }

@@ -1,37 +1,10 @@
-//! The service's issue-8 systems: the spare-part ledger (device sync, the clerk's records,
-//! close-out), expert help (experts, routing, answers into the order's document) and
-//! certifications. A child module of `service`, so it shares the service's keys and locks.
+//! Expert help: experts, routing of requests, what an expert sees, answers into the order.
 
-use onsite_core::order::{HelpAnswer, HelpRequest, Status, Timestamp, WorkOrder};
-use onsite_core::parts::{Kind, Ledger, Movement};
-use onsite_core::profile::{Certification, SignedCertification};
-use onsite_core::sync::protocol::{PartsSyncRequest, PartsSyncResponse};
+use onsite_core::order::{HelpAnswer, HelpRequest, Timestamp, WorkOrder};
 use serde::{Deserialize, Serialize};
 
 use super::{random_hex, token_hash, Error, Result, Service};
 use crate::storage::{ExpertRow, HelpRow};
-
-/// What the parts clerk records (through the dispatcher API).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClerkMovement {
-    pub engineer_id: String,
-    /// `issue` (handed out) or `receive` (got back).
-    pub kind: String,
-    pub part_number: String,
-    #[serde(default)]
-    pub serial: Option<String>,
-    #[serde(default = "one")]
-    pub quantity: u32,
-    #[serde(default)]
-    pub order_id: Option<String>,
-    pub clerk: String,
-    #[serde(default)]
-    pub note: String,
-}
-
-fn one() -> u32 {
-    1
-}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExpertInput {
@@ -69,13 +42,6 @@ pub struct HelpView {
     pub notes: Vec<String>,
 }
 
-/// The closeout refusal: what an order still owes.
-#[derive(Debug, Clone, Serialize)]
-pub struct Unaccounted {
-    pub held: Vec<onsite_core::parts::Held>,
-    pub pending_returns: Vec<onsite_core::parts::PendingReturn>,
-}
-
 fn lower(v: &[String]) -> Vec<String> {
     v.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
 }
@@ -100,112 +66,6 @@ pub fn route<'a>(experts: &'a [ExpertRow], open: &dyn Fn(&str) -> usize, categor
 }
 
 impl Service {
-    // ----- spare parts -----
-
-    /// A device's movements in, the engineer's other movements and certifications out.
-    pub fn parts_sync(&self, device: &crate::storage::DeviceRow, req: PartsSyncRequest) -> Result<PartsSyncResponse> {
-        let author = format!("device:{}", device.id);
-        let mut rows = Vec::new();
-        for m in &req.movements {
-            m.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
-            if m.engineer != device.engineer_id || m.actor != author || m.kind.is_clerk() {
-                return Err(Error::Forbidden(format!("movement {} is not this device's to record", m.id)));
-            }
-            let body = serde_json::to_string(m).map_err(super::internal)?;
-            rows.push((m.id.clone(), m.order_id.clone(), author.clone(), body));
-        }
-        self.storage.add_movements(&device.provider, &device.engineer_id, &rows)?;
-        let mut cursor = req.cursor;
-        let mut movements = Vec::new();
-        for (seq, body) in self.storage.movements_after(&device.provider, &device.engineer_id, req.cursor)? {
-            cursor = cursor.max(seq);
-            let m: Movement = serde_json::from_str(&body).map_err(super::internal)?;
-            if m.actor != author {
-                movements.push(m);
-            }
-        }
-        let all = self.storage.certifications(&device.provider, &device.engineer_id)?;
-        let certifications = if all.len() as u32 == req.certs_known {
-            Vec::new()
-        } else {
-            all.into_iter().map(|(_, body, signature)| SignedCertification { body, signature }).collect()
-        };
-        Ok(PartsSyncResponse { cursor, acked: req.movements.iter().map(|m| m.id.clone()).collect(), movements, certifications })
-    }
-
-    /// The clerk hands a part out or takes one back. Clerk records are never refused for
-    /// custody (they are what happened at the desk); contradictions show as anomalies.
-    pub fn clerk_movement(&self, provider: &str, input: ClerkMovement) -> Result<Movement> {
-        let kind = match input.kind.as_str() {
-            "issue" => Kind::ClerkIssue,
-            "receive" => Kind::ClerkReceive,
-            _ => return Err(Error::BadRequest("kind is issue or receive".into())),
-        };
-        if input.clerk.trim().is_empty() || input.engineer_id.trim().is_empty() {
-            return Err(Error::BadRequest("clerk and engineer_id are required".into()));
-        }
-        let m = Movement {
-            id: format!("clerk-{}", random_hex(8)),
-            kind,
-            engineer: input.engineer_id.clone(),
-            part_number: input.part_number.trim().to_string(),
-            serial: input.serial.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
-            quantity: input.quantity,
-            order_id: input.order_id,
-            removed_serial: None,
-            at_ms: self.now_ms(),
-            actor: format!("clerk:{}", input.clerk.trim()),
-            note: input.note,
-            lamport: 0,
-        };
-        // After everything the server knows of this engineer's ledger.
-        let known = self.storage.movements_after(provider, &input.engineer_id, 0)?;
-        let lamport = known.iter().filter_map(|(_, b)| serde_json::from_str::<Movement>(b).ok()).map(|m| m.lamport).max().unwrap_or(0) + 1;
-        let m = Movement { lamport, ..m };
-        m.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
-        let body = serde_json::to_string(&m).map_err(super::internal)?;
-        self.storage.add_movements(provider, &m.engineer, &[(m.id.clone(), m.order_id.clone(), m.actor.clone(), body)])?;
-        Ok(m)
-    }
-
-    pub fn parts_ledger(&self, provider: &str, engineer: &str) -> Result<Ledger> {
-        let rows = self.storage.movements_after(provider, engineer, 0)?;
-        let moves: Vec<Movement> = rows.iter().filter_map(|(_, b)| serde_json::from_str(b).ok()).collect();
-        Ok(Ledger::replay(moves.iter()))
-    }
-
-    /// The coordinator confirms the order done (seed 003: only after the parts are back):
-    /// refused while the order is not completed or its engineer's ledger still holds parts
-    /// for it, or returns the clerk has not received.
-    pub fn close_order(&self, provider: &str, order_id: &str, by: &str) -> Result<i64> {
-        let order = self.order(provider, order_id)?;
-        if order.status != Status::Completed {
-            return Err(Error::Conflict { reason: format!("the order is {}, not completed", order.status), acked_seq: None, offset: None });
-        }
-        if let Some(at) = self.storage.closeout(provider, order_id)? {
-            return Ok(at);
-        }
-        let ledger = self.parts_ledger(provider, &order.engineer.id)?;
-        let (held, pending) = ledger.unaccounted(order_id);
-        if !held.is_empty() || !pending.is_empty() {
-            let owed = Unaccounted { held: held.into_iter().cloned().collect(), pending_returns: pending.into_iter().cloned().collect() };
-            return Err(Error::Conflict {
-                reason: format!("parts not accounted for: {}", serde_json::to_string(&owed).unwrap_or_default()),
-                acked_seq: None,
-                offset: None,
-            });
-        }
-        let at = self.now_ms();
-        self.storage.close_order(provider, order_id, at, by)?;
-        Ok(at)
-    }
-
-    pub fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>> {
-        Ok(self.storage.closeout(provider, order_id)?)
-    }
-
-    // ----- experts and help -----
-
     /// Registers an expert; returns the expert's bearer token (shown once).
     pub fn add_expert(&self, provider: &str, input: ExpertInput) -> Result<String> {
         if input.id.trim().is_empty() || input.name.trim().is_empty() || input.fee_cents < 0 {
@@ -337,19 +197,8 @@ impl Service {
         self.storage.upsert_help(&HelpRow { status: "answered".into(), cost_cents: view.request.cost_cents + expert.fee_cents, ..view.request })?;
         Ok(answer)
     }
-
-    // ----- certifications -----
-
-    /// Issues a certification level (seed 001) to an engineer, signed with the log key.
-    pub fn certify(&self, provider: &str, engineer: &str, level: u8) -> Result<SignedCertification> {
-        let issued = chrono::DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let id = format!("cert-{}", random_hex(8));
-        let c = Certification::new(&id, provider, engineer, level, &issued).map_err(Error::BadRequest)?;
-        let signed = c.sign(&self.log_key).map_err(super::internal)?;
-        self.storage.add_certification(&id, provider, engineer, &signed.body, &signed.signature)?;
-        Ok(signed)
-    }
 }
+
 
 #[cfg(test)]
 mod tests {

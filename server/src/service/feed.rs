@@ -4,7 +4,7 @@
 use onsite_core::order;
 use onsite_core::sync::protocol::{self, DocPull, SyncRequest};
 
-use crate::service::{Error, Result};
+use super::{Error, Result};
 use crate::storage::{self, DeviceRow};
 
 /// Refuses a request before any of it is applied: every part must be acceptable first.
@@ -42,7 +42,18 @@ pub(crate) fn check_changes(bytes: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// The feed answer over one snapshot (see `Service::answer`).
-pub(crate) fn answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &SyncRequest) -> storage::Result<(u64, Vec<DocPull>, Vec<String>, bool)> {
+/// What a sync answer carries from the feed.
+pub(crate) struct FeedAnswer {
+    /// The cursor to hand back: no change at or below it is left out of `docs`.
+    pub cursor: u64,
+    pub docs: Vec<DocPull>,
+    /// Orders taken away from the engineer.
+    pub removed: Vec<String>,
+    /// More rows remain after `cursor` (the answer was cut at its size budget).
+    pub more: bool,
+}
+
+pub(crate) fn answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &SyncRequest) -> storage::Result<FeedAnswer> {
     let upto = r.head()?;
     let rows = r.feed(&device.provider, &device.engineer_id, req.cursor, upto)?;
     // Orders in order of their first feed row after the cursor; asked-for whole ones first.
@@ -88,6 +99,6 @@ pub(crate) fn answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &Sync
         bytes += data.len();
         docs.push(DocPull { id, full: whole, bytes: data });
     }
-    Ok((cursor, docs, removed, more))
+    Ok(FeedAnswer { cursor, docs, removed, more })
 }
 

@@ -1,0 +1,111 @@
+//! Journal uploads: verify the chain, signatures and receipts, append to the provider's
+//! Merkle log, return a signed checkpoint with inclusion proofs.
+
+use onsite_core::evidence::journal::{self, Entry, ZERO_HASH};
+use onsite_core::hash::{hex, sha256_hex, unhex};
+use onsite_core::sync::merkle::{self, Checkpoint, InclusionProof};
+use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
+
+use super::{internal, Error, Result, Service};
+use crate::storage::{self, DeviceRow, JournalRow, ReceiptRow};
+
+impl Service {
+    pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
+        let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
+        entries.sort_by_key(|e| e.seq);
+        // Entries the server already has must be the same entries (a retry or duplicate).
+        let mut fresh: Vec<Entry> = Vec::new();
+        for e in entries {
+            if e.seq <= device.journal_seq {
+                match self.storage.journal_hash(&device.id, e.seq)? {
+                    Some(h) if h == e.hash => continue,
+                    _ => {
+                        return Err(Error::Conflict {
+                            reason: format!("entry {} differs from the one already logged", e.seq),
+                            acked_seq: Some(device.journal_seq),
+                            offset: None,
+                        })
+                    }
+                }
+            }
+            fresh.push(e);
+        }
+        let Some(first) = fresh.first() else {
+            return Ok(JournalAck { acked_seq: device.journal_seq, checkpoint: None, proofs: Vec::new() });
+        };
+        if first.seq != device.journal_seq + 1 {
+            return Err(Error::Conflict {
+                reason: format!("expected entry {} next, got {}", device.journal_seq + 1, first.seq),
+                acked_seq: Some(device.journal_seq),
+                offset: None,
+            });
+        }
+        let prev = device.journal_head.clone().unwrap_or_else(|| ZERO_HASH.to_string());
+        let report = journal::verify(&fresh, &device.public_key, &device.id, Some(&prev));
+        if let Some(p) = report.first_problem {
+            return Err(Error::Unprocessable(format!("the journal does not verify: {p:?}")));
+        }
+        let mut rows = Vec::with_capacity(fresh.len());
+        for e in &fresh {
+            let body = e.body().map_err(|err| Error::Unprocessable(err.to_string()))?;
+            // The leaf input is the entry's hash; the tree stores its RFC 9162 leaf hash.
+            let entry_hash = unhex(&e.hash).filter(|h| h.len() == 32).ok_or_else(|| Error::Unprocessable("entry hash".into()))?;
+            let leaf = merkle::leaf_hash(&entry_hash);
+            rows.push(JournalRow { seq: e.seq, order_id: body.order, kind: body.kind, body: e.body.clone(), hash: e.hash.clone(), signature: e.signature.clone(), leaf });
+        }
+        let last_seq = fresh.last().map(|e| e.seq).unwrap_or(device.journal_seq);
+        let mut receipts = Vec::new();
+        for r in upload.receipts {
+            let sr = onsite_core::receipt::SignedReceipt {
+                order: r.order_id.clone(),
+                revision: r.revision,
+                receipt_sha256: sha256_hex(&r.canonical),
+                strokes_sha256: r.strokes.as_deref().map(sha256_hex),
+                canonical: r.canonical,
+                strokes: r.strokes,
+                message: r.message,
+                signature: r.signature,
+                journal_seq: r.journal_seq,
+                signed_at_ms: 0,
+            };
+            onsite_core::receipt::verify(&sr, &device.public_key).map_err(|p| Error::Unprocessable(format!("receipt of {}: {}: {}", r.order_id, p.check, p.detail)))?;
+            let bound = rows.iter().any(|row| row.seq == r.journal_seq && row.kind == "receipt_signed" && row.order_id.as_deref() == Some(r.order_id.as_str()));
+            if !bound && r.journal_seq > device.journal_seq {
+                return Err(Error::Unprocessable(format!("receipt of {} is not signed by a journal entry of this upload", r.order_id)));
+            }
+            receipts.push(ReceiptRow {
+                order_id: sr.order,
+                revision: sr.revision,
+                sha256: sr.receipt_sha256,
+                canonical: sr.canonical,
+                strokes: sr.strokes,
+                message: sr.message,
+                signature: sr.signature,
+                journal_seq: sr.journal_seq,
+            });
+        }
+        let indices = self.storage.append_journal(device, &rows, &receipts).map_err(|e| match e {
+            storage::Error::Conflict(reason) => Error::Conflict { reason, acked_seq: Some(device.journal_seq), offset: None },
+            other => other.into(),
+        })?;
+        self.metrics.journal_entries.add(rows.len() as u64);
+        // Checkpoint the provider's log and prove the entries that matter later.
+        let leaves = self.storage.log_leaves(&device.provider)?;
+        let root = merkle::root(&leaves);
+        let checkpoint = Checkpoint::sign(&format!("onsite/{}", device.provider), leaves.len() as u64, &root, self.now_ms(), &self.log_key).map_err(internal)?;
+        let mut proofs = Vec::new();
+        for (row, idx) in rows.iter().zip(&indices) {
+            if row.kind == "receipt_signed" || row.seq == last_seq {
+                let path = merkle::inclusion_proof(*idx, &leaves).map_err(internal)?;
+                proofs.push(InclusionProof { seq: row.seq, index: *idx, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
+            }
+        }
+        Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
+    }
+
+    /// The latest checkpoint of a provider's log.
+    pub fn checkpoint(&self, provider: &str) -> Result<Checkpoint> {
+        let leaves = self.storage.log_leaves(provider)?;
+        Checkpoint::sign(&format!("onsite/{provider}"), leaves.len() as u64, &merkle::root(&leaves), self.now_ms(), &self.log_key).map_err(internal)
+    }
+}

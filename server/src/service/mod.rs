@@ -1,0 +1,217 @@
+//! What the server does, independent of HTTP: enrolment, dispatcher edits, batched sync with
+//! field ownership, journal verification into the evidence log, resumable blobs.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::ActorId;
+use onsite_core::clock::Clock;
+use onsite_core::evidence::signer::{Signer, SoftwareSigner};
+use onsite_core::evidence::time::TimeAuthority;
+use onsite_core::hash::{hex, sha256_hex, unhex};
+
+mod access;
+mod blobs;
+mod feed;
+mod help;
+mod journal;
+mod orders;
+mod parts;
+mod profile;
+mod sync;
+
+pub use help::{route, AnswerInput, ExpertInput, HelpView};
+pub use parts::{ClerkMovement, Unaccounted};
+
+use crate::blobs::Blobs;
+use crate::metrics::Metrics;
+use crate::storage::{self, MetaKey, Storage};
+
+/// Change rows per order before the server folds them into the snapshot.
+pub const COMPACT_AFTER: u64 = 64;
+/// Enrolment codes live this long unless the dispatcher says otherwise.
+pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
+/// The longest a dispatcher may make a code live (30 days).
+pub const MAX_CODE_TTL_MINUTES: i64 = 30 * 24 * 60;
+/// Origin of dispatcher edits in the feed (devices never have this id).
+pub use onsite_core::sync::authz::SERVER_ORIGIN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing, unknown or revoked credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{reason}")]
+    Conflict { reason: String, acked_seq: Option<u64>, offset: Option<u64> },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TooMany(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<storage::Error> for Error {
+    fn from(e: storage::Error) -> Self {
+        match e {
+            storage::Error::NotFound(what) => Error::NotFound(format!("{what} not found")),
+            storage::Error::Exists(what) => Error::Conflict { reason: format!("{what} already exists"), acked_seq: None, offset: None },
+            storage::Error::Conflict(reason) => Error::Conflict { reason, acked_seq: None, offset: None },
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub fn token_hash(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex(&b)
+}
+
+/// Order documents are read, merged and written under their order's lock: pushes to one
+/// order serialize, different orders proceed in parallel. A fixed set of shards (an order
+/// hashes to one) keeps memory bounded; two orders sharing a shard only wait for each other.
+pub(crate) struct OrderLocks {
+    shards: Vec<Mutex<()>>,
+}
+
+impl OrderLocks {
+    const SHARDS: usize = 256;
+
+    fn new() -> Self {
+        Self { shards: (0..Self::SHARDS).map(|_| Mutex::new(())).collect() }
+    }
+
+    fn shard(&self, provider: &str, id: &str) -> usize {
+        let h = sha256_hex(format!("{provider}\u{0}{id}").as_bytes());
+        usize::from_str_radix(&h[..8], 16).map_or(0, |n| n % self.shards.len())
+    }
+
+    /// The lock of one order.
+    pub(crate) fn lock(&self, provider: &str, id: &str) -> MutexGuard<'_, ()> {
+        let m = &self.shards[self.shard(provider, id)];
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The locks of several orders, taken in shard order (so two callers never deadlock).
+    pub(crate) fn lock_all<'a>(&self, provider: &str, ids: impl IntoIterator<Item = &'a str>) -> Vec<MutexGuard<'_, ()>> {
+        let mut shards: Vec<usize> = ids.into_iter().map(|id| self.shard(provider, id)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        shards.into_iter().map(|i| self.shards[i].lock().unwrap_or_else(|p| p.into_inner())).collect()
+    }
+}
+
+pub struct Service {
+    storage: Arc<dyn Storage>,
+    blobs: Blobs,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    /// Failed credential attempts per source address (see `http::FailureLimiter`).
+    limiter: crate::http::FailureLimiter,
+    time_authority: TimeAuthority,
+    log_key: SoftwareSigner,
+    actor: ActorId,
+    admin_token_hash: String,
+    locks: OrderLocks,
+    /// Change rows per order before compaction ([`COMPACT_AFTER`] unless configured).
+    compact_after: u64,
+}
+
+impl Service {
+    /// Opens the service over `storage`, creating the server's keys on first start.
+    pub fn new(storage: Arc<dyn Storage>, keys: &dyn crate::keys::KeyStore, blobs: Blobs, clock: Arc<dyn Clock>, admin_token: &str) -> Result<Self> {
+        let key = |name: MetaKey| -> Result<SoftwareSigner> {
+            if let Some(secret) = keys.get(name.as_str()).map_err(internal)? {
+                return SoftwareSigner::from_secret(&secret).map_err(internal);
+            }
+            // Databases from before the key store kept the keys in `meta`: move them out.
+            let k = match storage.meta(name)? {
+                Some(h) if !h.is_empty() => SoftwareSigner::from_secret(&unhex(&h).ok_or_else(|| internal("bad key"))?).map_err(internal)?,
+                // Never created, or moved out (an emptied entry) before: a new key.
+                _ => SoftwareSigner::generate().map_err(internal)?,
+            };
+            keys.create(name.as_str(), &k.secret()).map_err(internal)?;
+            storage.set_meta(name, "")?;
+            Ok(k)
+        };
+        let time_authority = TimeAuthority::new(Box::new(key(MetaKey::TimeAuthorityKey)?));
+        let log_key = key(MetaKey::LogKey)?;
+        let actor = match storage.meta(MetaKey::Actor)? {
+            Some(a) => ActorId::from(unhex(&a).ok_or_else(|| internal("bad actor"))?),
+            None => {
+                let a = ActorId::random();
+                storage.set_meta(MetaKey::Actor, &a.to_hex_string())?;
+                a
+            }
+        };
+        Ok(Self {
+            storage,
+            blobs,
+            clock,
+            metrics: Metrics::default(),
+            limiter: Default::default(),
+            time_authority,
+            log_key,
+            actor,
+            admin_token_hash: token_hash(admin_token),
+            locks: OrderLocks::new(),
+            compact_after: COMPACT_AFTER,
+        })
+    }
+
+    /// Compacts an order after `n` change rows (tests use small values to compact often).
+    pub fn with_compact_after(mut self, n: u64) -> Self {
+        self.compact_after = n.max(1);
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    pub fn time_authority_key(&self) -> Vec<u8> {
+        self.time_authority.public_key()
+    }
+
+    pub fn log_key(&self) -> Vec<u8> {
+        self.log_key.public_key()
+    }
+
+    /// The storage, for tests and tools that inspect it (routes go through the methods).
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Failed credential attempts per source address.
+    pub fn limiter(&self) -> &crate::http::FailureLimiter {
+        &self.limiter
+    }
+
+    /// The feed's head: the highest position handed out.
+    pub fn head(&self) -> Result<u64> {
+        Ok(self.storage.max_seq()?)
+    }
+}

@@ -1,0 +1,126 @@
+//! Order documents on the server: dispatch (create), dispatcher edits (assign, cancel,
+//! priority), reads, and storing a merged change (with compaction, in one storage call).
+
+use automerge::AutoCommit;
+use onsite_core::order::{self, lifecycle, Actor, Event, Priority, TransitionRecord, WorkOrder};
+
+use super::{internal, Error, Result, Service, SERVER_ORIGIN};
+use crate::storage::{Compaction, NewChange, OrderRow};
+
+impl Service {
+    pub(super) fn load(&self, provider: &str, id: &str) -> Result<(AutoCommit, Vec<Vec<u8>>)> {
+        let chunks = self.storage.document(provider, id)?;
+        let mut doc = AutoCommit::load(&chunks[0]).map_err(internal)?;
+        for c in &chunks[1..] {
+            doc.load_incremental(c).map_err(internal)?;
+        }
+        Ok((doc.with_actor(self.actor.clone()), chunks))
+    }
+
+    pub(super) fn row_of(provider: &str, o: &WorkOrder) -> OrderRow {
+        OrderRow {
+            provider: provider.to_string(),
+            id: o.id.clone(),
+            engineer_id: o.engineer.id.clone(),
+            status: o.status.as_str().to_string(),
+            priority: o.priority.as_str().to_string(),
+            customer: o.customer.company.clone(),
+            updated_seq: 0,
+            assigned_seq: 0,
+            compacted_seq: 0,
+        }
+    }
+
+    /// Stores a new chunk of `after.id`, compacting the order in the same transaction once
+    /// it has more than `compact_after` change rows.
+    pub(super) fn store_change(&self, provider: &str, doc: &mut AutoCommit, after: &WorkOrder, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64> {
+        let row = Self::row_of(provider, after);
+        let change = NewChange { row: &row, origin, chunk, previous_engineer };
+        let mut snapshot = || doc.save();
+        let stored = self.storage.store_change(&change, Compaction { after_rows: self.compact_after, snapshot: &mut snapshot })?;
+        Ok(stored.seq)
+    }
+
+    pub fn create_orders(&self, provider: &str, json: &str) -> Result<Vec<String>> {
+        let now = order::Timestamp(self.now_ms());
+        let orders = order::import::parse_orders(json, now).map_err(|e| Error::BadRequest(e.to_string()))?;
+        if let Some(o) = orders.iter().find(|o| o.provider.id != provider) {
+            return Err(Error::Forbidden(format!("order `{}` names provider `{}`, not yours", o.id, o.provider.id)));
+        }
+        let _guards = self.locks.lock_all(provider, orders.iter().map(|o| o.id.as_str()));
+        for o in &orders {
+            if self.storage.order(provider, &o.id)?.is_some() {
+                return Err(Error::Conflict { reason: format!("order `{}` already exists", o.id), acked_seq: None, offset: None });
+            }
+        }
+        let mut ids = Vec::new();
+        for o in orders {
+            let mut doc = AutoCommit::new().with_actor(self.actor.clone());
+            autosurgeon::reconcile(&mut doc, &o).map_err(internal)?;
+            doc.commit_with(automerge::transaction::CommitOptions::default().with_message("dispatch").with_time(now.0 / 1000));
+            self.storage.create_order(&Self::row_of(provider, &o), &doc.save())?;
+            ids.push(o.id);
+        }
+        self.metrics.orders_created.add(ids.len() as u64);
+        Ok(ids)
+    }
+
+    pub fn order(&self, provider: &str, id: &str) -> Result<WorkOrder> {
+        let (doc, _) = self.load(provider, id)?;
+        autosurgeon::hydrate(&doc).map_err(internal)
+    }
+
+    pub fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
+        Ok(self.storage.orders(provider, engineer)?)
+    }
+
+    /// A dispatcher's edit: `f` changes the order; the change goes to the feed.
+    pub(super) fn dispatcher_edit(&self, provider: &str, id: &str, f: impl FnOnce(&mut WorkOrder, i64) -> Result<()>) -> Result<WorkOrder> {
+        let _guard = self.locks.lock(provider, id);
+        let (mut doc, _) = self.load(provider, id)?;
+        let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(internal)?;
+        let mut after = before.clone();
+        let now = self.now_ms();
+        f(&mut after, now)?;
+        if after == before {
+            return Ok(after);
+        }
+        let heads = doc.get_heads();
+        autosurgeon::reconcile(&mut doc, &after).map_err(internal)?;
+        doc.commit_with(automerge::transaction::CommitOptions::default().with_message("dispatcher").with_time(now / 1000));
+        let chunk = doc.save_after(&heads);
+        self.store_change(provider, &mut doc, &after, SERVER_ORIGIN, &chunk, Some(&before.engineer.id))?;
+        Ok(after)
+    }
+
+    pub fn assign(&self, provider: &str, id: &str, engineer_id: &str, name: &str) -> Result<WorkOrder> {
+        if engineer_id.trim().is_empty() {
+            return Err(Error::BadRequest("engineer_id is required".into()));
+        }
+        self.dispatcher_edit(provider, id, |o, _| {
+            if o.status.is_terminal() {
+                return Err(Error::Conflict { reason: format!("order is {}", o.status.as_str()), acked_seq: None, offset: None });
+            }
+            o.engineer = order::Engineer { id: engineer_id.to_string(), name: name.to_string() };
+            Ok(())
+        })
+    }
+
+    pub fn cancel(&self, provider: &str, id: &str, reason: &str) -> Result<WorkOrder> {
+        self.dispatcher_edit(provider, id, |o, now| {
+            let event = Event::Cancel { reason: reason.to_string() };
+            let to = lifecycle::next_status(o.status, &event, Actor::Dispatcher).map_err(|e| Error::Conflict { reason: e.to_string(), acked_seq: None, offset: None })?;
+            o.transitions.push(TransitionRecord { from: o.status, to, event, at: order::Timestamp(now), monotonic_ms: 0, device: SERVER_ORIGIN.into(), fix: None });
+            o.status = to;
+            Ok(())
+        })
+    }
+
+    pub fn set_priority(&self, provider: &str, id: &str, priority: &str) -> Result<WorkOrder> {
+        let p = Priority::parse(priority).ok_or_else(|| Error::BadRequest("priority is urgent, normal or low".into()))?;
+        self.dispatcher_edit(provider, id, |o, _| {
+            o.priority = p;
+            Ok(())
+        })
+    }
+}

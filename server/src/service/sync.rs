@@ -1,0 +1,121 @@
+//! The batched sync: validate the whole request, merge each push under its order's lock
+//! with ownership, lifecycle and shape checks, then answer from one feed snapshot.
+
+use automerge::{AutoCommit, ReadDoc};
+use onsite_core::order::{self, WorkOrder};
+use onsite_core::sync::authz;
+use onsite_core::sync::protocol::{self, RejectCode, Rejection, SyncRequest, SyncResponse};
+
+use super::feed::{self, FeedAnswer};
+use super::{internal, Error, Result, Service};
+use crate::storage::{self, DeviceRow};
+
+impl Service {
+    pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
+        feed::validate_request(&req)?;
+        let mut rejected = Vec::new();
+        let mut help = Vec::new();
+        for push in &req.push {
+            match self.apply_push(device, &push.id, &push.changes) {
+                Err(r) => {
+                    self.metrics.pushes_rejected.inc();
+                    tracing::warn!(device = %device.id, order = %push.id, code = ?r.code, field = ?r.field, "push refused");
+                    rejected.push(r);
+                }
+                Ok(new_help) => {
+                    self.metrics.pushes_applied.inc();
+                    if !new_help.is_empty() {
+                        help.push((push.id.clone(), new_help));
+                    }
+                }
+            }
+        }
+        // New help requests are routed now, so the answer below already says where they went.
+        for (order_id, requests) in help {
+            if let Err(e) = self.route_help(&device.provider, &order_id, &requests) {
+                tracing::error!(order = %order_id, error = %e, "help routing failed; retried with the next push");
+            }
+        }
+        let parts = match req.parts.clone() {
+            Some(p) => Some(self.parts_sync(device, p)?),
+            None => None,
+        };
+        let FeedAnswer { cursor, docs, removed, more } = self.answer(device, &req)?;
+        let ticket = match &req.ticket_nonce {
+            Some(n) => Some(self.time_authority.issue(&device.id, n, self.now_ms()).map_err(internal)?),
+            None => None,
+        };
+        self.metrics.docs_sent.add(docs.len() as u64);
+        Ok(SyncResponse { v: protocol::VERSION, cursor, docs, rejected, removed, more, ticket, parts })
+    }
+
+    /// The feed after the device's cursor, read from one consistent snapshot of storage: the
+    /// cursor handed back never passes a change the answer leaves out (a compaction that
+    /// commits meanwhile is either wholly visible, and the order goes whole, or not at all).
+    fn answer(&self, device: &DeviceRow, req: &SyncRequest) -> Result<FeedAnswer> {
+        let mut out = None;
+        self.storage.snapshot(&mut |r: &dyn storage::FeedReader| {
+            out = Some(feed::answer(r, device, req)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| internal("the feed snapshot produced no answer"))
+    }
+
+    /// Merges a device's changes to one order; returns the help requests it added.
+    fn apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<Vec<order::HelpRequest>, Rejection> {
+        let reject = |code, field: Option<&str>, reason: String, server_doc: Option<Vec<u8>>| Rejection {
+            id: id.to_string(),
+            code,
+            field: field.map(str::to_string),
+            reason,
+            server_doc,
+        };
+        let internal_reject = |e: Error| reject(RejectCode::Invalid, None, format!("server error: {e}"), None);
+        let _guard = self.locks.lock(&device.provider, id);
+        let row = self.storage.order(&device.provider, id).map_err(|e| internal_reject(e.into()))?;
+        match row {
+            Some(r) if r.engineer_id == device.engineer_id => {}
+            _ => return Err(reject(RejectCode::NotInScope, None, "this order is not assigned to this device's engineer".into(), None)),
+        }
+        let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
+        let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
+        let heads = doc.get_heads();
+        if let Err(e) = feed::check_changes(changes) {
+            return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
+        }
+        if let Err(e) = doc.load_incremental(changes) {
+            return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
+        }
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return Err(reject(RejectCode::ResendFull, None, "the changes depend on history this server does not have".into(), None));
+        }
+        if doc.get_heads() == heads {
+            return Ok(Vec::new());
+        }
+        let server_doc = || {
+            let mut d = AutoCommit::load(&stored[0]).ok()?;
+            for c in &stored[1..] {
+                d.load_incremental(c).ok()?;
+            }
+            Some(d.save())
+        };
+        let after: WorkOrder = match autosurgeon::hydrate(&doc) {
+            Ok(a) => a,
+            Err(e) => {
+                let f = onsite_core::sync::shape::explain_unreadable(&doc, &before);
+                return Err(reject(RejectCode::ForbiddenField, Some(&f.field), format!("the merged document is not a work order ({e}): {}", f.reason), server_doc()));
+            }
+        };
+        if let Err(f) = onsite_core::sync::shape::check_document(&doc, &after) {
+            return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
+        }
+        let keys: Vec<String> = doc.keys(automerge::ROOT).collect();
+        let delivered = self.storage.receipt_hashes(&device.provider, id).map_err(|e| internal_reject(e.into()))?;
+        if let Err(f) = authz::check_engineer_change(&before, &after, &keys, &device.id, &delivered) {
+            return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
+        }
+        let chunk = doc.save_after(&heads);
+        self.store_change(&device.provider, &mut doc, &after, &device.id, &chunk, None).map_err(internal_reject)?;
+        Ok(after.help.iter().filter(|h| !before.help.contains(h)).cloned().collect())
+    }
+}
