@@ -5,7 +5,8 @@ use std::time::SystemTime;
 use onsite_core::device::ChecklistView as CoreView;
 use onsite_core::sop;
 
-use crate::types::{from_time, to_time};
+use crate::orders::{from_time, to_time};
+use crate::signature::{strokes_in, strokes_out, Stroke};
 use crate::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -101,19 +102,6 @@ pub enum StepFlag {
     ObservationShort { seconds: i64, min_seconds: u32 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
-pub struct StrokePoint {
-    pub x: f32,
-    pub y: f32,
-    pub t_ms: u32,
-    pub pressure: f32,
-}
-
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Stroke {
-    pub points: Vec<StrokePoint>,
-}
-
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct PhotoRef {
     pub sha256: String,
@@ -163,15 +151,7 @@ impl TryFrom<StepAnswer> for sop::Answer {
             StepAnswer::Observation { started, stopped, reproduced } => {
                 sop::Answer::Observation { started: from_time(started), stopped: from_time(stopped), reproduced }
             }
-            StepAnswer::Consent { accepted, risk_sha256, signer, strokes } => {
-                let strokes: Vec<onsite_core::signature::Stroke> = strokes
-                    .into_iter()
-                    .map(|s| s.points.into_iter().map(|p| onsite_core::signature::StrokePoint { x: p.x, y: p.y, t_ms: p.t_ms, pressure: p.pressure }).collect())
-                    .collect();
-                let encoded = onsite_core::signature::encode(&strokes)?;
-                let strokes_sha256 = onsite_core::signature::strokes_sha256(&encoded);
-                sop::Answer::Consent { accepted, risk_sha256, signer, strokes: encoded.into(), strokes_sha256 }
-            }
+            StepAnswer::Consent { accepted, risk_sha256, signer, strokes } => sop::Answer::consent(accepted, risk_sha256, signer, &strokes_in(strokes))?,
             StepAnswer::NotApplicable { reason } => sop::Answer::NotApplicable { reason },
         })
     }
@@ -206,13 +186,7 @@ impl From<&sop::Answer> for StepAnswer {
                 accepted: *accepted,
                 risk_sha256: risk_sha256.clone(),
                 signer: signer.clone(),
-                // Strokes from another device that do not decode are shown as none; the raw
-                // bytes and their hash stay in the document.
-                strokes: onsite_core::signature::decode(strokes)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|s| Stroke { points: s.into_iter().map(|p| StrokePoint { x: p.x, y: p.y, t_ms: p.t_ms, pressure: p.pressure }).collect() })
-                    .collect(),
+                strokes: strokes_out(strokes),
             },
             sop::Answer::NotApplicable { reason } => StepAnswer::NotApplicable { reason: reason.clone() },
         }
@@ -338,7 +312,7 @@ impl From<CoreView> for ChecklistView {
 /// The SOP checklist of an order (seed 003): templates, answers, gates.
 #[derive(uniffi::Object)]
 pub struct ChecklistApi {
-    pub(crate) device: crate::store::Handle,
+    pub(crate) device: crate::onsite::Handle,
 }
 
 #[uniffi::export]

@@ -3,7 +3,7 @@
 
 use onsite_core::{bundle, order, receipt, signature, sop, store};
 
-use crate::types::OrderStatus;
+use crate::orders::OrderStatus;
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum ApiError {
@@ -61,6 +61,20 @@ impl From<onsite_core::Error> for ApiError {
             onsite_core::Error::Sync(e) => e.into(),
             onsite_core::Error::Cancelled => ApiError::Cancelled,
             onsite_core::Error::Parts(e) => e.into(),
+            onsite_core::Error::Profile(e) => e.into(),
+        }
+    }
+}
+
+impl From<onsite_core::profile::Error> for ApiError {
+    fn from(e: onsite_core::profile::Error) -> Self {
+        use onsite_core::profile::Error as E;
+        let reason = e.to_string();
+        match e {
+            E::NoLogKey => ApiError::Unauthorized { reason },
+            E::Certification(_) | E::OtherEngineer => ApiError::InvalidInput { field: "certification".into(), reason },
+            E::Io(_) => ApiError::Storage { reason },
+            E::Record(_) => ApiError::Internal { reason },
         }
     }
 }
@@ -87,6 +101,7 @@ impl From<store::Error> for ApiError {
             store::Error::TooNew { found, supported } => ApiError::DatabaseTooNew { found, supported },
             store::Error::Corrupt { .. } => ApiError::Corrupt { reason },
             store::Error::Open { .. } | store::Error::Sqlite(_) => ApiError::Storage { reason },
+            store::Error::Meta { .. } => ApiError::Corrupt { reason },
             store::Error::Document { .. } | store::Error::Refused { .. } => ApiError::InvalidInput { field: "document".into(), reason },
             store::Error::MissingHistory { .. } => ApiError::Conflict { reason },
             store::Error::Journal(_) | store::Error::NoSigner => ApiError::Internal { reason },
@@ -176,9 +191,9 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for ApiError {
     }
 }
 
-impl From<onsite_core::sync::client::Error> for ApiError {
-    fn from(e: onsite_core::sync::client::Error) -> Self {
-        use onsite_core::sync::client::Error as E;
+impl From<onsite_core::device::SyncError> for ApiError {
+    fn from(e: onsite_core::device::SyncError) -> Self {
+        use onsite_core::device::SyncError as E;
         let reason = e.to_string();
         match e {
             E::NotEnrolled | E::Unauthorized(_) => ApiError::Unauthorized { reason },

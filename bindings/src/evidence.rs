@@ -166,8 +166,8 @@ pub struct PhotoInfo {
     pub journal_seq: u64,
 }
 
-impl From<onsite_core::store::PhotoRow> for PhotoInfo {
-    fn from(r: onsite_core::store::PhotoRow) -> Self {
+impl From<onsite_core::evidence::photo::PhotoRecord> for PhotoInfo {
+    fn from(r: onsite_core::evidence::photo::PhotoRecord) -> Self {
         Self {
             captured_at: r.exif.get("captured_at").and_then(|v| v.as_str()).map(String::from),
             sha256: r.sha256,
@@ -177,7 +177,7 @@ impl From<onsite_core::store::PhotoRow> for PhotoInfo {
             height: r.height,
             size: r.size,
             thumb_sha256: r.thumb_sha256,
-            ingested_at: crate::types::to_time(onsite_core::order::Timestamp(r.ingested_at)),
+            ingested_at: crate::orders::to_time(onsite_core::order::Timestamp(r.ingested_at)),
             problems: r.problems,
             journal_seq: r.journal_seq,
         }
@@ -187,7 +187,7 @@ impl From<onsite_core::store::PhotoRow> for PhotoInfo {
 /// Photos and the operation log.
 #[derive(uniffi::Object)]
 pub struct EvidenceApi {
-    pub(crate) device: crate::store::Handle,
+    pub(crate) device: crate::onsite::Handle,
 }
 
 #[uniffi::export]
@@ -201,7 +201,7 @@ impl EvidenceApi {
         order_id: String,
         step_id: Option<String>,
         path: String,
-        fix: Option<crate::types::GpsFix>,
+        fix: Option<crate::orders::GpsFix>,
         cancel_token: Option<Arc<crate::task::CancelToken>>,
     ) -> Result<IngestReport, ApiError> {
         let device = self.device.get()?;
@@ -220,7 +220,7 @@ impl EvidenceApi {
         order_id: String,
         step_id: Option<String>,
         bytes: Vec<u8>,
-        fix: Option<crate::types::GpsFix>,
+        fix: Option<crate::orders::GpsFix>,
         cancel_token: Option<Arc<crate::task::CancelToken>>,
     ) -> Result<IngestReport, ApiError> {
         let device = self.device.get()?;

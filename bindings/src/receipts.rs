@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use onsite_core::{bundle, receipt};
 
-use crate::checklist::Stroke;
-use crate::types::to_time;
+use crate::signature::{strokes_in, Stroke};
+use crate::orders::to_time;
 use crate::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -115,13 +115,6 @@ impl From<bundle::Report> for BundleReport {
     }
 }
 
-fn strokes_in(strokes: Vec<Stroke>) -> Vec<onsite_core::signature::Stroke> {
-    strokes
-        .into_iter()
-        .map(|s| s.points.into_iter().map(|p| onsite_core::signature::StrokePoint { x: p.x, y: p.y, t_ms: p.t_ms, pressure: p.pressure }).collect())
-        .collect()
-}
-
 impl From<ReceiptRequest> for receipt::ReceiptInput {
     fn from(r: ReceiptRequest) -> Self {
         Self {
@@ -151,14 +144,14 @@ impl From<ReceiptRequest> for receipt::ReceiptInput {
     }
 }
 
-pub(crate) fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
-    let parsed: Option<receipt::Receipt> = serde_json::from_slice(&s.canonical).ok();
-    SignedReceiptInfo {
-        decision: match parsed.as_ref().map(|r| &r.outcome) {
-            Some(receipt::Outcome::Refused { .. }) => "refused".into(),
-            _ => "signed".into(),
+pub(crate) fn info(s: receipt::SignedReceipt) -> Result<SignedReceiptInfo, ApiError> {
+    let parsed = s.receipt().map_err(|e| ApiError::Internal { reason: format!("stored receipt of {} is unreadable: {e}", s.order) })?;
+    Ok(SignedReceiptInfo {
+        decision: match parsed.outcome {
+            receipt::Outcome::Refused { .. } => "refused".into(),
+            receipt::Outcome::Signed { .. } => "signed".into(),
         },
-        supersedes_sha256: parsed.and_then(|r| r.supersedes).map(|s| s.sha256),
+        supersedes_sha256: parsed.supersedes.map(|s| s.sha256),
         order_id: s.order,
         revision: s.revision,
         receipt_sha256: s.receipt_sha256,
@@ -167,13 +160,13 @@ pub(crate) fn info(s: receipt::SignedReceipt) -> SignedReceiptInfo {
         journal_seq: s.journal_seq,
         canonical_json: String::from_utf8_lossy(&s.canonical).into_owned(),
         signature: s.signature,
-    }
+    })
 }
 
 /// Receipts the customer signs, the customer copy, and the arbitration bundle.
 #[derive(uniffi::Object)]
 pub struct ReceiptsApi {
-    pub(crate) device: crate::store::Handle,
+    pub(crate) device: crate::onsite::Handle,
 }
 
 #[uniffi::export]
@@ -182,12 +175,12 @@ impl ReceiptsApi {
     /// or their refusal, are part of it). Needs the order awaiting signature; a correction
     /// of a signed receipt is a new revision with a reason.
     pub fn sign(&self, order_id: String, request: ReceiptRequest) -> Result<SignedReceiptInfo, ApiError> {
-        Ok(info(self.device.get()?.sign_receipt(&order_id, &request.into())?))
+        info(self.device.get()?.sign_receipt(&order_id, &request.into())?)
     }
 
     /// Every receipt revision of the order, oldest first.
     pub fn list(&self, order_id: String) -> Result<Vec<SignedReceiptInfo>, ApiError> {
-        Ok(self.device.get()?.receipts(&order_id)?.into_iter().map(info).collect())
+        self.device.get()?.receipts(&order_id)?.into_iter().map(info).collect()
     }
 
     /// The printable customer copy (客户联) as self-contained HTML (`None`: latest revision).
@@ -229,23 +222,6 @@ impl ReceiptsApi {
 pub fn verify_bundle(path: String, device_key: Option<Vec<u8>>) -> BundleReport {
     bundle::verify_file(std::path::Path::new(&path), &bundle::verify::Options { device_key, ..Default::default() }).into()
 }
-
-/// Renders signature strokes as a PNG (ink on white) for a preview.
-#[uniffi::export]
-pub fn render_signature_png(strokes: Vec<Stroke>, max_width: u32, max_height: u32) -> Result<Vec<u8>, ApiError> {
-    let strokes = strokes_in(strokes);
-    onsite_core::signature::encode(&strokes)?;
-    Ok(onsite_core::signature::render_png(&strokes, max_width.clamp(1, 4096), max_height.clamp(1, 4096))?)
-}
-
-/// Renders signature strokes as the deterministic SVG that bundles carry.
-#[uniffi::export]
-pub fn render_signature_svg(strokes: Vec<Stroke>) -> Result<String, ApiError> {
-    let strokes = strokes_in(strokes);
-    onsite_core::signature::encode(&strokes)?;
-    Ok(onsite_core::signature::render_svg(&strokes))
-}
-
 
 /// Parses an amount the user typed in 元 (`80`, `80.5`, `80.50`) into exact 分, by the one
 /// rule the CLI and the server use: at most two decimals, no sign or exponent.

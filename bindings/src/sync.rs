@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use onsite_core::sync::{client, HttpTransport, SyncOptions};
+use onsite_core::device::{self as client, SyncOptions};
+use onsite_core::sync::HttpTransport;
 
-use crate::types::to_time;
+use crate::orders::to_time;
 use crate::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -113,21 +114,17 @@ fn transport(url: &str) -> Result<HttpTransport, ApiError> {
     HttpTransport::new(url).map_err(|e| ApiError::Network { reason: e.to_string() })
 }
 
-pub(crate) fn conflict((field, values): (String, Vec<(serde_json::Value, String)>)) -> FieldConflict {
+pub(crate) fn conflict(c: onsite_core::order::document::FieldConflict) -> FieldConflict {
     FieldConflict {
-        field,
-        values: values
-            .into_iter()
-            .enumerate()
-            .map(|(i, (v, author))| ConflictValue { value_json: v.to_string(), author, kept: i == 0 })
-            .collect(),
+        field: c.field,
+        values: c.values.into_iter().enumerate().map(|(i, v)| ConflictValue { value_json: v.value.to_string(), author: v.actor, kept: i == 0 }).collect(),
     }
 }
 
 /// Enrolment, sync passes and the sync screen's state.
 #[derive(uniffi::Object)]
 pub struct SyncApi {
-    pub(crate) device: crate::store::Handle,
+    pub(crate) device: crate::onsite::Handle,
 }
 
 #[uniffi::export]
@@ -164,7 +161,7 @@ impl SyncApi {
                 journal_uploaded: r.journal_uploaded,
                 orders_pushed: r.orders_pushed,
                 orders_pulled: r.orders_pulled,
-                orders_rejected: r.orders_rejected.into_iter().map(|(order_id, code, field)| RejectedOrder { order_id, code, field }).collect(),
+                orders_rejected: r.orders_rejected.into_iter().map(|r| RejectedOrder { order_id: r.id, code: r.code, field: r.field }).collect(),
                 orders_rebased: r.orders_rebased,
                 orders_removed: r.orders_removed,
                 changed_orders: r.changed_orders,
@@ -193,6 +190,6 @@ impl SyncApi {
 
     /// Puts wedged photos back in the outbox (after the cause was fixed); returns how many.
     pub fn retry_wedged(&self) -> Result<u64, ApiError> {
-        Ok(self.device.get()?.store().retry_wedged()? as u64)
+        Ok(self.device.get()?.retry_wedged()? as u64)
     }
 }

@@ -144,8 +144,8 @@ fn store(n: usize) -> Result<()> {
         d.sign_receipt(&id, &crate::demo::receipt_input("王女士"))?;
         d.transition(&id, Event::Complete, Actor::Engineer, Some(fix))?;
     }
-    let (bytes, count) = d.store().document_footprint()?;
-    emit("store.bytes_per_order", bytes as f64 / count as f64, "bytes");
+    let (f, _) = d.footprint()?;
+    emit("store.bytes_per_order", f.bytes as f64 / f.orders as f64, "bytes");
     let plain = serde_json::to_vec(&d.get("BENCH-00000")?.order)?.len();
     emit("store.json_bytes_per_order_baseline", plain as f64, "bytes");
     Ok(())

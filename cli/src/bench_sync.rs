@@ -11,7 +11,7 @@ use automerge::sync::SyncDoc;
 use automerge::AutoCommit;
 use onsite_core::order::{TimeWindow, Timestamp};
 use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
-use onsite_core::sync::SyncOptions;
+use onsite_core::device::SyncOptions;
 use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix};
 use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
 

@@ -142,35 +142,12 @@ fn answer_from(device: &Device, a: &AnswerArgs) -> Result<Answer> {
         };
         let signer = a.signer.clone().context("--consent needs --signer NAME")?;
         let strokes: Vec<onsite_core::signature::Stroke> = match &a.strokes {
-            Some(f) => {
-                let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(&std::fs::read_to_string(f)?)?;
-                raw.into_iter()
-                    .map(|s| {
-                        s.into_iter()
-                            .map(|p| {
-                                Ok(onsite_core::signature::StrokePoint {
-                                    x: p["x"].as_f64().context("x")? as f32,
-                                    y: p["y"].as_f64().context("y")? as f32,
-                                    t_ms: p["t_ms"].as_u64().context("t_ms")? as u32,
-                                    pressure: p["pressure"].as_f64().context("pressure")? as f32,
-                                })
-                            })
-                            .collect::<Result<Vec<_>>>()
-                    })
-                    .collect::<Result<_>>()?
-            }
+            Some(f) => serde_json::from_str(&std::fs::read_to_string(f)?).with_context(|| format!("{}: strokes are [[{{x, y, t_ms, pressure}}, ...], ...]", f.display()))?,
             None => Vec::new(),
         };
-        let encoded = onsite_core::signature::encode(&strokes)?;
         let sop::StepKind::Consent { risk, risk_sha256 } = &step.kind else { bail!("`{}` is not a consent step", a.step) };
         println!("risk shown to the customer:\n  {}\n  {}", risk.zh, risk.en);
-        Answer::Consent {
-            accepted,
-            risk_sha256: risk_sha256.clone(),
-            signer,
-            strokes_sha256: onsite_core::signature::strokes_sha256(&encoded),
-            strokes: encoded.into(),
-        }
+        Answer::consent(accepted, risk_sha256.clone(), signer, &strokes)?
     })
 }
 

@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
 use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
 use onsite_core::sla::ClockState;
 use onsite_core::device::{ExportOptions, PhotoSource};
 use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
 use onsite_core::sop::{Answer, PhotoRef, StepKind};
-use onsite_core::sync::{HttpTransport, SyncOptions};
+use onsite_core::device::SyncOptions;
+use onsite_core::sync::HttpTransport;
 use onsite_core::{Actor, Clock, Device, DeviceOptions, Event, GpsFix, ManualClock, OrderFilter, OrderSummary, OrderView};
 
 /// What the engineer and customer put on a demo receipt.
@@ -247,8 +248,8 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     print_order(&device.get(&id)?);
     println!();
     print_list(&device.list(&OrderFilter::default())?);
-    let (bytes, count) = device.store().document_footprint()?;
-    println!("\n{count} orders, {bytes} bytes of Automerge documents in {}", device.store().path().display());
+    let (f, path) = device.footprint()?;
+    println!("\n{} orders, {} bytes of Automerge documents in {}", f.orders, f.bytes, path.display());
 
     // Meanwhile the dispatcher reprioritised another open order; now the device is back online.
     if let Some(other) = device.list(&OrderFilter::default())?.into_iter().find(|o| o.id != id && !o.status.is_terminal()) {
@@ -270,7 +271,7 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     }
     let proofs = device.log_proofs()?;
     let journal = device.journal(None)?;
-    let log_key = onsite_core::hash::unhex(&device.store().meta("sync.log_key")?.unwrap_or_default()).unwrap_or_default();
+    let log_key = device.log_key()?.context("the device is enrolled but has no log key")?;
     let verified = proofs
         .iter()
         .filter(|p| journal.iter().any(|e| e.seq == p.seq && p.verify(&e.hash, Some(&log_key)).is_ok()))

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use onsite_core::sync::{HttpTransport, SyncObserver, SyncOptions, SyncProgress};
+use onsite_core::device::{SyncObserver, SyncOptions, SyncProgress};
+use onsite_core::sync::HttpTransport;
 use onsite_core::Device;
 
 #[derive(Subcommand)]
@@ -96,14 +97,14 @@ pub fn run(device: &Device, cmd: SyncCmd) -> Result<()> {
             if c.is_empty() {
                 println!("no concurrent values in {id}");
             }
-            for (field, values) in c {
-                println!("{field}:");
-                for (i, (v, actor)) in values.iter().enumerate() {
-                    println!("  {} {v} by {actor}", if i == 0 { "kept   " } else { "dropped" });
+            for conflict in c {
+                println!("{}:", conflict.field);
+                for (i, v) in conflict.values.iter().enumerate() {
+                    println!("  {} {} by {}", if i == 0 { "kept   " } else { "dropped" }, v.value, v.actor);
                 }
             }
         }
-        SyncCmd::RetryWedged => println!("{} photos queued again", device.store().retry_wedged()?),
+        SyncCmd::RetryWedged => println!("{} photos queued again", device.retry_wedged()?),
     }
     Ok(())
 }

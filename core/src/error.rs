@@ -1,7 +1,7 @@
 //! The crate-level error: each module's own error, wrapped. The FFI crate maps this to the
 //! one public `ApiError`.
 
-use crate::{bundle, evidence, order, parts, receipt, signature, sop, store, sync};
+use crate::{bundle, device, evidence, order, parts, profile, receipt, signature, sop, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,7 +20,9 @@ pub enum Error {
     #[error(transparent)]
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
-    Sync(#[from] sync::client::Error),
+    Sync(#[from] device::SyncError),
+    #[error(transparent)]
+    Profile(#[from] profile::Error),
     #[error(transparent)]
     Parts(#[from] parts::Error),
     /// The caller cancelled the operation; what was committed before stays committed.

@@ -1,9 +1,10 @@
 //! Onsite core: the offline-first logic of the field engineer's app.
 //!
-//! Layers (see ARCHITECTURE.md): `order` (model, lifecycle, import; pure), `sla` (pure),
-//! `sop` (checklist templates and gate evaluation; pure), `signature` (stroke encoding),
-//! `store` (SQLite + Automerge persistence), `device` (the entry point that ties them to an
-//! injected clock). Nothing here knows about FFI.
+//! Rooms (see ARCHITECTURE.md): `order` (model, Automerge document, checklist, lifecycle,
+//! import; pure), `sla` and `sop` (pure rules), `signature`, `evidence` (keys, journal, log,
+//! time, blobs, photos), `receipt` and `bundle` (what third parties verify), `sync` (what
+//! device and server share), `store` (SQLite + Automerge persistence), `device` (the entry
+//! point that ties them to injected clock, signer and location). Nothing here knows FFI.
 
 pub mod bundle;
 pub mod cancel;
@@ -30,7 +31,7 @@ pub use cancel::Cancel;
 pub use changes::{ChangeFeed, ChangeListener, ChangeOrigin, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use location::LocationSource;
-pub use device::{Device, DeviceOptions, OrderFilter, OrderView};
+pub use device::{Device, DeviceOptions, OrderFilter, OrderScreen, OrderView};
 pub use error::{Error, Result};
 pub use order::{Actor, Event, GpsFix, Status, WorkOrder};
 pub use store::OrderSummary;

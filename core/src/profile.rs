@@ -17,7 +17,7 @@ use crate::evidence::journal::{self, Entry};
 use crate::evidence::signer::{self, Signer};
 use crate::hash::{hex, sha256_hex, unhex};
 use crate::receipt::{self, Outcome, SignedReceipt};
-use crate::sync::merkle::InclusionProof;
+use crate::evidence::log::InclusionProof;
 
 pub const RECORD_FORMAT: &str = "onsite-service-record";
 pub const RECORD_VERSION: u32 = 1;
@@ -31,6 +31,23 @@ pub const LEVELS: [&str; 5] = [
     "技术专家级售后工程师(四级)",
     "顾问级售后工程师(五级)",
 ];
+
+
+/// What building, exporting or checking a service record on the device can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The device is not enrolled, so it has no provider log key to check against.
+    #[error("no provider log key (enrol first)")]
+    NoLogKey,
+    #[error("the certification does not verify: {0}")]
+    Certification(String),
+    #[error("the certification names another engineer")]
+    OtherEngineer,
+    #[error("cannot build the service record: {0}")]
+    Record(String),
+    #[error("cannot write the service record: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certification {
@@ -162,6 +179,15 @@ pub struct ServiceRecord {
     pub certifications: Vec<SignedCertification>,
 }
 
+impl ServiceRecord {
+    /// The highest certification level (and its title) that verifies under the record's log
+    /// key and names the record's engineer; `None` without a log key or a valid one.
+    pub fn level(&self) -> Option<(u8, String)> {
+        let key = crate::hash::unhex(self.log_key.as_deref()?)?;
+        self.certifications.iter().filter_map(|c| c.verify(&key).ok()).filter(|c| c.engineer == self.engineer).map(|c| (c.level, c.title)).max()
+    }
+}
+
 /// The file an engineer shows: the record and the device's signature over its canonical JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignedRecord {
@@ -290,6 +316,18 @@ pub struct VerifyOptions {
     /// The provider's log key: every order must then be proven in its log, and
     /// certifications must be signed by it.
     pub log_key: Option<Vec<u8>>,
+}
+
+/// [`verify_record`] of a file; a file that cannot be read is a failed check, not an empty
+/// record.
+pub fn verify_record_file(path: &std::path::Path, opts: &VerifyOptions) -> RecordReport {
+    match std::fs::read(path) {
+        Ok(bytes) => verify_record(&bytes, opts),
+        Err(e) => {
+            let checks = vec![Check { check: "record.read".into(), subject: path.display().to_string(), passed: false, detail: e.to_string() }];
+            finish(None, checks, 0, 0, None)
+        }
+    }
 }
 
 /// Verifies a service record file. Never panics on hostile bytes: every problem is a failed

@@ -101,6 +101,19 @@ pub enum SlaKind {
     OnSite,
 }
 
+impl SlaKind {
+    pub const ALL: [SlaKind; 3] = [SlaKind::Response, SlaKind::FirstContact, SlaKind::OnSite];
+
+    /// The JSON spelling (stored in the summary row's `sla_kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaKind::Response => "response",
+            SlaKind::FirstContact => "first_contact",
+            SlaKind::OnSite => "on_site",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ClockState {

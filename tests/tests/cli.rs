@@ -167,7 +167,7 @@ fn receipts_bundles_and_verify_from_the_command_line() {
     assert!(report["summary"]["logged"].as_str().is_some_and(|l| l.contains("onsite/prov-bj-chaoyang")), "{}", report["summary"]);
     let log_key = {
         let d = onsite_core::Device::open(onsite_core::DeviceOptions::new(&data)).unwrap();
-        (d.store().meta("sync.log_key").unwrap().unwrap(), onsite_core::hash::hex(&d.public_key()))
+        (d.store().meta(onsite_core::store::MetaKey::SyncLogKey).unwrap().unwrap(), onsite_core::hash::hex(&d.public_key()))
     };
     let (ok, _, _) = onsite(&data, &["verify", "--log-key", &log_key.0, zs]);
     assert!(ok, "the pinned log key holds");

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Barrier};
 
 use onsite_core::clock::ManualClock;
-use onsite_core::sync::SyncOptions;
+use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::PROVIDER;
@@ -121,11 +121,11 @@ fn run(devices: usize, rounds: usize, compact_after: u64) -> Vec<String> {
                     "device {i} ({}) differs on {id}: {} of {notes} notes, missing {missing:?}; cursor {:?}, head {}, compacted_seq {}",
                     &d.device_id()[..6],
                     mine.len(),
-                    d.store().meta("sync.cursor").unwrap(),
+                    d.store().meta(onsite_core::store::MetaKey::SyncCursor).unwrap(),
                     running.service.storage().max_seq().unwrap(),
                     row.compacted_seq
                 ));
-                d.store().set_meta("sync.cursor", "0").unwrap();
+                d.store().set_meta(onsite_core::store::MetaKey::SyncCursor, "0").unwrap();
                 d.sync(&t, &options, None).unwrap();
                 let again = sorted_heads(&d.document_bytes(id).unwrap()) == server;
                 problems.push(format!("after a sync from cursor 0 the device {} the server", if again { "matches" } else { "still differs from" }));

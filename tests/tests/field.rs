@@ -10,7 +10,7 @@ use onsite_core::device::{HelpQuestion, MovementInput, PhotoSource};
 use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
 use onsite_core::parts::{self, Kind};
 use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
-use onsite_core::sync::SyncOptions;
+use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions};
 use onsite_server::client::{sample_orders, ExpertClient};
 use onsite_tests::net::{TestServer, PROVIDER};
@@ -226,7 +226,7 @@ fn a_help_request_round_trip_through_the_server() {
     autosurgeon::reconcile(&mut doc, &o).unwrap();
     let push = onsite_core::sync::protocol::DocPush { id: id.clone(), changes: doc.save_after(&heads) };
     let body = onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
-    let token = d.store().meta("sync.token").unwrap().unwrap();
+    let token = d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap();
     use onsite_core::sync::transport::{Method, Request, Transport};
     let resp = t.send(&Request::new(Method::Post, "/v1/sync").header("authorization", format!("Bearer {token}")).body(body)).unwrap();
     assert_eq!(resp.status, 200);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use onsite_core::clock::ManualClock;
 use onsite_core::order::{Actor, Event, Status, Timestamp, TransitionRecord};
 use onsite_core::sync::protocol::{self, DocPush, SyncRequest};
-use onsite_core::sync::SyncOptions;
+use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{TestServer, PROVIDER};
@@ -70,7 +70,7 @@ fn field() -> Field {
 }
 
 fn token(d: &Device) -> String {
-    d.store().meta("sync.token").unwrap().unwrap()
+    d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap()
 }
 
 fn post_sync(f: &Field, req: &SyncRequest) -> (u16, Vec<u8>) {
@@ -296,10 +296,11 @@ fn private_keys_live_outside_the_database_in_private_files() {
     let s = TestServer::start();
     let data = s.dir.path().join("server");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    for name in ["log_key", "time_authority_key"] {
+    for key in [onsite_server::storage::MetaKey::LogKey, onsite_server::storage::MetaKey::TimeAuthorityKey] {
+        let name = key.as_str();
         let f = data.join("keys").join(format!("{name}.key"));
         assert_eq!(mode(&f), 0o600, "{name}");
-        assert_eq!(s.running.service.storage().meta(name).unwrap().as_deref().unwrap_or(""), "", "{name} is not in the database");
+        assert_eq!(s.running.service.storage().meta(key).unwrap().as_deref().unwrap_or(""), "", "{name} is not in the database");
     }
     assert_eq!(mode(&data.join("keys")), 0o700);
     assert_eq!(mode(&data.join("server.sqlite3")), 0o600);

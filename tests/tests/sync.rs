@@ -6,9 +6,9 @@ use std::sync::Arc;
 use onsite_core::clock::ManualClock;
 use onsite_core::device::PhotoSource;
 use onsite_core::order::{Actor, Event, Priority, Status, TimeWindow, Timestamp};
-use onsite_core::sync::client::Error as SyncError;
+use onsite_core::device::{RejectedOrder, SyncError};
 use onsite_core::sync::transport::{Method, Request, Transport};
-use onsite_core::sync::SyncOptions;
+use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{Fault, FaultyTransport, TestServer, PROVIDER};
@@ -123,7 +123,7 @@ fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
     b.add_note(&ids[1], "B's note survives the rebase").unwrap();
     a.sync(&t, &fast(), None).unwrap();
     let rb = b.sync(&t, &fast(), None).unwrap();
-    assert_eq!(rb.orders_rejected, vec![(ids[1].clone(), "forbidden_field".into(), Some("transitions".into()))], "{rb:?}");
+    assert_eq!(rb.orders_rejected, vec![RejectedOrder { id: ids[1].clone(), code: "forbidden_field".into(), field: Some("transitions".into()) }], "{rb:?}");
     assert_eq!(rb.orders_rebased, 1);
     for d in [&b, &a] {
         d.sync(&t, &fast(), None).unwrap();
@@ -142,7 +142,7 @@ fn raw_push(s: &TestServer, d: &Device, id: &str, doc: &automerge::AutoCommit) -
     let mut doc = doc.clone();
     let push = onsite_core::sync::protocol::DocPush { id: id.into(), changes: doc.save() };
     let body = onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
-    let token = d.store().meta("sync.token").unwrap().expect("enrolled");
+    let token = d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().expect("enrolled");
     let req = Request::new(Method::Post, "/v1/sync").header("authorization", format!("Bearer {token}")).body(body);
     let resp = s.transport().send(&req).unwrap();
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
@@ -172,7 +172,7 @@ fn authorization_is_enforced() {
     cdev.merge_document(&a.document_bytes(&ids[0]).unwrap()).unwrap();
     cdev.add_note(&ids[0], "not my order").unwrap();
     let r = cdev.sync(&t, &fast(), None).unwrap();
-    assert_eq!(r.orders_rejected, vec![(ids[0].clone(), "not_in_scope".into(), None)]);
+    assert_eq!(r.orders_rejected, vec![RejectedOrder { id: ids[0].clone(), code: "not_in_scope".into(), field: None }]);
     refused += 1;
     assert!(server_order(&s, &ids[0]).notes.is_empty());
 
@@ -186,7 +186,7 @@ fn authorization_is_enforced() {
         refused += 1;
     }
     // A device token is not a dispatcher token, and the reverse.
-    let token = a.store().meta("sync.token").unwrap().unwrap();
+    let token = a.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap();
     let req = Request::new(Method::Get, "/v1/orders").header("authorization", format!("Bearer {token}"));
     assert_eq!(t.send(&req).unwrap().status, 401);
     refused += 1;
@@ -207,7 +207,7 @@ fn authorization_is_enforced() {
     assert_eq!(a.get(id).unwrap().order.priority, Priority::Low);
     a.store().forget_synced(id).unwrap();
     let r = a.sync(&t, &fast(), None).unwrap();
-    assert_eq!(r.orders_rejected, vec![(id.clone(), "forbidden_field".into(), Some("priority".into()))], "{r:?}");
+    assert_eq!(r.orders_rejected, vec![RejectedOrder { id: id.clone(), code: "forbidden_field".into(), field: Some("priority".into()) }], "{r:?}");
     refused += 1;
     assert_eq!(r.orders_rebased, 1);
     let local = a.get(id).unwrap().order;
@@ -251,7 +251,7 @@ fn authorization_is_enforced() {
     a.add_note(&ids[1], "still mine?").unwrap();
     a.store().set_doc_state(&ids[1], onsite_core::store::sync_store::DocState::Active, None).unwrap();
     let r = a.sync(&t, &fast(), None).unwrap();
-    assert_eq!(r.orders_rejected.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), ["not_in_scope"]);
+    assert_eq!(r.orders_rejected.iter().map(|x| x.code.as_str()).collect::<Vec<_>>(), ["not_in_scope"]);
     refused += 1;
     assert!(!server_order(&s, &ids[1]).notes.iter().any(|n| n.text == "still mine?"));
 
@@ -341,10 +341,10 @@ fn faults_between_client_and_server_converge() {
     let device_journal = a.journal(None).unwrap();
     let devices = s.dispatcher.devices().unwrap();
     assert_eq!(devices[0]["journal_seq"].as_u64().unwrap(), device_journal.last().unwrap().seq);
-    let leaves = svc.storage.log_leaves(PROVIDER).unwrap();
+    let leaves = svc.storage().log_leaves(PROVIDER).unwrap();
     assert_eq!(leaves.len() as u64, device_journal.last().unwrap().seq, "one log leaf per entry, no duplicates");
     // Blobs: each stored once, byte-exact.
-    assert_eq!(svc.storage.blob_count(PROVIDER).unwrap(), photos.len() as u64);
+    assert_eq!(svc.storage().blob_count(PROVIDER).unwrap(), photos.len() as u64);
     for (sha, size) in &photos {
         let bytes = s.dispatcher.blob(sha).unwrap();
         assert_eq!(bytes.len() as u64, *size);

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::archive::{self, Archive};
 use super::{roles, Manifest, SignedPart, FORMAT, MANIFEST, MANIFEST_SIG, VERSION};
-use crate::evidence::journal::{self, Entry};
+use crate::evidence::journal::{self, Entry, JournalKind};
 use crate::evidence::{signer, time};
 use crate::hash::{is_sha256_hex, sha256_hex, unhex};
 use crate::receipt::{self, Outcome, Receipt, SignedReceipt};
@@ -341,7 +341,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         Some(path) => match parse_entries(path) {
             Ok(t) => {
                 let r = journal::verify_standalone(&t, &public_key, device);
-                let kinds_ok = t.iter().all(|e| e.body().map(|b| b.kind == "time_ticket").unwrap_or(false));
+                let kinds_ok = t.iter().all(|e| e.body().map(|b| b.is(JournalKind::TimeTicket)).unwrap_or(false));
                 match (r.first_problem, kinds_ok) {
                     (None, true) => c.pass("journal.tickets", path, format!("{} time-ticket entries", t.len())),
                     (Some(p), _) => c.fail("journal.tickets", path, format!("{p:?}")),
@@ -361,7 +361,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     // ---- the server's evidence log ----
     let mut logged: BTreeMap<u64, String> = BTreeMap::new();
     if let Some(path) = by_role.get(roles::LOG_PROOFS).and_then(|p| p.first()) {
-        match small.get(*path).map(|b| serde_json::from_slice::<Vec<crate::sync::merkle::InclusionProof>>(b)) {
+        match small.get(*path).map(|b| serde_json::from_slice::<Vec<crate::evidence::log::InclusionProof>>(b)) {
             Some(Ok(proofs)) => {
                 for p in proofs {
                     let subject = format!("{path} #{}", p.seq);
@@ -429,7 +429,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
             }
         };
         // The signing is a journal entry that binds the same hashes, signature and head.
-        let bound = bodies.get(&sr.journal_seq).filter(|b| b.kind == "receipt_signed").and_then(|b| b.payload.clone());
+        let bound = bodies.get(&sr.journal_seq).filter(|b| b.is(JournalKind::ReceiptSigned)).and_then(|b| b.payload.clone());
         let binding = match bound {
             None => Err(format!("no receipt_signed journal entry #{} in the order's journal", sr.journal_seq)),
             Some(p) => {
@@ -492,7 +492,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
             c.pass("photo.binding", &subject, "recorded by another device: bound by the receipt's hash only");
             continue;
         };
-        let entry = bodies.get(&seq).filter(|b| b.kind == "photo").and_then(|b| b.payload.clone());
+        let entry = bodies.get(&seq).filter(|b| b.is(JournalKind::Photo)).and_then(|b| b.payload.clone());
         let Some(payload) = entry else {
             c.fail("photo.binding", &subject, format!("no photo journal entry #{seq}"));
             continue;
@@ -527,7 +527,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     if let Some((lo, hi)) = &signed_trusted {
         c.pass("time.ticket", &format!("journal #{}", sr.journal_seq), format!("signed between {lo} and {hi}"));
     }
-    let arrival_fix = bodies.values().find(|b| b.kind == "transition" && b.payload.as_ref().and_then(|p| p.get("to")).and_then(|v| v.as_str()) == Some("on_site")).and_then(|b| b.fix).map(|f| Fix {
+    let arrival_fix = bodies.values().find(|b| b.is(JournalKind::Transition) && b.payload.as_ref().and_then(|p| p.get("to")).and_then(|v| v.as_str()) == Some("on_site")).and_then(|b| b.fix).map(|f| Fix {
         lat: f.lat,
         lon: f.lon,
         accuracy_m: f.accuracy_m,

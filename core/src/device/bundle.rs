@@ -89,7 +89,7 @@ impl Device {
         }
         // The server's inclusion proofs for this order's entries (once the journal synced).
         let seqs: BTreeSet<u64> = entries.iter().map(|e| e.seq).collect();
-        let proofs: Vec<crate::sync::merkle::InclusionProof> = self.log_proofs()?.into_iter().filter(|p| seqs.contains(&p.seq)).collect();
+        let proofs: Vec<crate::evidence::log::InclusionProof> = self.log_proofs()?.into_iter().filter(|p| seqs.contains(&p.seq)).collect();
         if !proofs.is_empty() {
             let bytes = serde_json::to_vec(&proofs).map_err(|e| bundle::Error::Build(e.to_string()))?;
             add("log/proofs.json".into(), roles::LOG_PROOFS, bytes);
@@ -117,7 +117,7 @@ impl Device {
             device: DeviceKey {
                 id: self.device_id().to_string(),
                 public_key: hex(&self.public_key()),
-                time_authority: self.store.meta("time_authority")?,
+                time_authority: self.store.meta(crate::store::MetaKey::TimeAuthority)?,
             },
             thumbnails_only: opts.thumbnails_only,
             members: members.iter().map(|(m, _, _)| m.clone()).collect(),

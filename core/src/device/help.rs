@@ -3,6 +3,7 @@
 //! sync; the server routes it to an expert and the answers come back the same way.
 
 use super::Device;
+use crate::evidence::journal::{Draft, JournalKind};
 use crate::order::{self, HelpAnswer, HelpRequest, Timestamp, WorkOrder};
 use crate::store::Change;
 use crate::Result;
@@ -24,6 +25,8 @@ pub struct HelpQuestion {
 pub struct HelpThread {
     pub request: HelpRequest,
     pub answers: Vec<HelpAnswer>,
+    /// The request has reached the server (the order has no unsent changes).
+    pub sent: bool,
 }
 
 /// One expert answer's cost, for the reimbursement claim (seed 000 2.1).
@@ -80,7 +83,7 @@ impl Device {
                         return Err(invalid("step", format!("`{step}` is not a step of this order's checklist")));
                     }
                 }
-                let draft = crate::evidence::journal::Draft::new("help_request", Some(order_id), serde_json::to_value(&r).unwrap_or_default());
+                let draft = Draft::of(JournalKind::HelpRequest, Some(order_id), &r).map_err(crate::store::Error::from)?;
                 o.help.push(r);
                 Ok(((), vec![Change::AppendHelp], Some(draft)))
             },
@@ -93,10 +96,15 @@ impl Device {
 
     /// The order's help requests with their answers, oldest first.
     pub fn help_threads(&self, order_id: &str) -> Result<Vec<HelpThread>> {
-        let o = self.store.get(order_id)?;
+        self.help_threads_of(&self.store.get(order_id)?)
+    }
+
+    /// The help threads of a loaded order.
+    pub(crate) fn help_threads_of(&self, o: &WorkOrder) -> Result<Vec<HelpThread>> {
+        let sent = !self.store.pending_docs()?.iter().any(|p| p.id == o.id);
         Ok(o.help
             .iter()
-            .map(|r| HelpThread { request: r.clone(), answers: o.help_answers.iter().filter(|a| a.request_id == r.id).cloned().collect() })
+            .map(|r| HelpThread { request: r.clone(), answers: o.help_answers.iter().filter(|a| a.request_id == r.id).cloned().collect(), sent })
             .collect())
     }
 

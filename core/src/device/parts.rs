@@ -4,9 +4,11 @@ use super::Device;
 use crate::parts::{BorrowPolicy, Held, Kind, Ledger, Movement, PendingReturn};
 use crate::sop::{LedgerRole, PartUse};
 use crate::store::parts_store::MovementRow;
+use crate::store::MetaKey;
 use crate::Result;
 
-const META_POLICY: &str = "parts.borrow_policy";
+/// The engineer of a device not enrolled with a provider.
+pub const LOCAL_ENGINEER: &str = "local";
 
 /// A movement the engineer records outside a checklist (at the clerk's desk).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,21 +34,27 @@ impl Closeout {
     pub fn is_clear(&self) -> bool {
         self.held.is_empty() && self.pending_returns.is_empty()
     }
+
+    /// What the order still owes before close-out: parts held plus returns not received.
+    pub fn owed(&self) -> usize {
+        self.held.len() + self.pending_returns.len()
+    }
 }
 
 impl Device {
     /// The engineer this device works for (after enrolment), else `local`.
     pub fn engineer_id(&self) -> Result<String> {
-        Ok(self.store.meta(super::sync::META_ENGINEER)?.unwrap_or_else(|| "local".into()))
+        Ok(self.store.meta(MetaKey::SyncEngineer)?.unwrap_or_else(|| LOCAL_ENGINEER.into()))
     }
 
     pub fn borrow_policy(&self) -> Result<BorrowPolicy> {
-        Ok(self.store.meta(META_POLICY)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+        // No policy set: the default rule (docs/adr/0011).
+        Ok(self.store.meta_json(MetaKey::PartsBorrowPolicy)?.unwrap_or_default())
     }
 
     pub fn set_borrow_policy(&self, policy: BorrowPolicy) -> Result<()> {
         let json = serde_json::to_string(&policy).map_err(|e| crate::parts::Error::Invalid { field: "policy".into(), reason: e.to_string() })?;
-        Ok(self.store.set_meta(META_POLICY, &json)?)
+        Ok(self.store.set_meta(MetaKey::PartsBorrowPolicy, &json)?)
     }
 
     pub(crate) fn new_movement_id(&self) -> String {
@@ -100,6 +108,11 @@ impl Device {
     /// Parts an order still owes: held for it, or returned but not yet received by the clerk.
     pub fn closeout(&self, order_id: &str) -> Result<Closeout> {
         self.store.get(order_id)?;
+        self.closeout_of(order_id)
+    }
+
+    /// [`Device::closeout`] for an order already known to exist (no document load).
+    pub(crate) fn closeout_of(&self, order_id: &str) -> Result<Closeout> {
         let ledger = self.store.ledger()?;
         let (held, pending) = ledger.unaccounted(order_id);
         Ok(Closeout { order_id: order_id.to_string(), held: held.into_iter().cloned().collect(), pending_returns: pending.into_iter().cloned().collect() })

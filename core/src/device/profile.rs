@@ -4,27 +4,27 @@ use std::path::Path;
 
 use super::Device;
 use crate::order::Status;
-use crate::profile::{self, OrderRecord, ServiceRecord, SignedCertification, SignedRecord};
+use crate::profile::{self, Error, OrderRecord, ServiceRecord, SignedCertification, SignedRecord};
+use crate::store::MetaKey;
 use crate::Result;
 
-fn build_error(e: impl std::fmt::Display) -> crate::Error {
-    crate::bundle::Error::Build(e.to_string()).into()
-}
+/// The provider of a record made on a device never enrolled with one.
+const NO_PROVIDER: &str = "";
 
 impl Device {
     /// Stores a certification the provider signed, if it verifies under the log key this
     /// device pinned at enrolment and names this device's engineer. Returns true when new.
     pub fn accept_certification(&self, c: &SignedCertification) -> Result<bool> {
-        let key = self.store.meta("sync.log_key")?.and_then(|h| crate::hash::unhex(&h)).ok_or_else(|| build_error("no provider log key (enrol first)"))?;
-        let cert = c.verify(&key).map_err(build_error)?;
+        let key = self.store.meta(MetaKey::SyncLogKey)?.and_then(|h| crate::hash::unhex(&h)).ok_or(Error::NoLogKey)?;
+        let cert = c.verify(&key).map_err(Error::Certification)?;
         if cert.engineer != self.engineer_id()? {
-            return Err(build_error("the certification names another engineer"));
+            return Err(Error::OtherEngineer.into());
         }
         Ok(self.store.save_certification(&cert.id, &c.body, &c.signature, self.now().0)?)
     }
 
     pub fn certifications(&self) -> Result<Vec<SignedCertification>> {
-        Ok(self.store.certifications()?.into_iter().map(|(_, body, signature)| SignedCertification { body, signature }).collect())
+        Ok(self.store.certifications()?)
     }
 
     /// The service record: every completed order whose newest receipt the customer signed.
@@ -34,13 +34,13 @@ impl Device {
         let mut orders: Vec<OrderRecord> = Vec::new();
         for s in self.store.list(&[Status::Completed], crate::store::SortBy::Updated)? {
             let Some(sr) = self.store.receipts(&s.id)?.into_iter().max_by_key(|r| r.revision) else { continue };
-            let parsed: Option<crate::receipt::Receipt> = serde_json::from_slice(&sr.canonical).ok();
-            if !matches!(parsed.map(|r| r.outcome), Some(crate::receipt::Outcome::Signed { .. })) {
+            let parsed = sr.receipt().map_err(|e| Error::Record(format!("receipt of {}: {e}", s.id)))?;
+            if !matches!(parsed.outcome, crate::receipt::Outcome::Signed { .. }) {
                 continue;
             }
             let journal = self.store.journal_entries(Some(&s.id))?;
             let proof = proofs.iter().find(|p| p.seq == sr.journal_seq).cloned();
-            orders.push(profile::order_record(&sr, &key, journal, proof).map_err(build_error)?);
+            orders.push(profile::order_record(&sr, &key, journal, proof).map_err(Error::Record)?);
         }
         orders.sort_by(|a, b| a.receipt.signed_at_ms.cmp(&b.receipt.signed_at_ms).then_with(|| a.order_id.cmp(&b.order_id)));
         let aggregates = profile::aggregate(&orders);
@@ -48,11 +48,11 @@ impl Device {
             format: profile::RECORD_FORMAT.into(),
             version: profile::RECORD_VERSION,
             engineer: self.engineer_id()?,
-            provider: self.store.meta("sync.provider")?.unwrap_or_default(),
+            provider: self.store.meta(MetaKey::SyncProvider)?.unwrap_or_else(|| NO_PROVIDER.to_string()),
             device_id: self.device_id().to_string(),
             device_key: crate::hash::hex(&key),
             generated_at: crate::receipt::build::rfc3339(self.now()),
-            log_key: self.store.meta("sync.log_key")?,
+            log_key: self.store.meta(MetaKey::SyncLogKey)?,
             orders,
             aggregates,
             certifications: self.certifications()?,
@@ -62,11 +62,11 @@ impl Device {
     /// Signs the service record with the device key and writes it to `out` (JSON).
     pub fn export_service_record(&self, out: &Path) -> Result<SignedRecord> {
         let signer = self.store.signer().ok_or(crate::store::Error::NoSigner)?;
-        let signed = profile::sign_record(self.service_record()?, signer.as_ref()).map_err(build_error)?;
-        let bytes = serde_json::to_vec(&signed).map_err(build_error)?;
+        let signed = profile::sign_record(self.service_record()?, signer.as_ref()).map_err(Error::Record)?;
+        let bytes = serde_json::to_vec(&signed).map_err(|e| Error::Record(e.to_string()))?;
         let tmp = out.with_extension("tmp");
-        std::fs::write(&tmp, &bytes).map_err(crate::bundle::Error::from)?;
-        std::fs::rename(&tmp, out).map_err(crate::bundle::Error::from)?;
+        std::fs::write(&tmp, &bytes).map_err(Error::from)?;
+        std::fs::rename(&tmp, out).map_err(Error::from)?;
         Ok(signed)
     }
 }

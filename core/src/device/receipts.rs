@@ -84,7 +84,7 @@ impl Device {
                     receipt::Outcome::Refused { .. } => "refused",
                 };
                 let draft = Draft::new(
-                    "receipt_signed",
+                    crate::evidence::journal::JournalKind::ReceiptSigned,
                     Some(&o.id),
                     serde_json::json!({
                         "revision": revision,

@@ -26,6 +26,8 @@ pub enum Error {
     Signer(#[from] signer::Error),
     #[error("journal entry {seq} is malformed: {reason}")]
     Malformed { seq: u64, reason: String },
+    #[error("the payload of a `{kind}` entry cannot be written: {reason}")]
+    Payload { kind: &'static str, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,18 +58,106 @@ pub struct Body {
     pub fix: Option<GpsFix>,
 }
 
+/// What a journal entry records. The body keeps the spelling (`as_str`), so a verifier
+/// reads entries of kinds it does not know; everything that writes one names it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JournalKind {
+    Import,
+    Transition,
+    Note,
+    ChecklistStart,
+    Answer,
+    Consent,
+    PhotoStep,
+    PartMovement,
+    Photo,
+    ReceiptSigned,
+    HelpRequest,
+    TimeTicket,
+    Merge,
+    SyncReset,
+    MonotonicReset,
+    ClockJump,
+}
+
+impl JournalKind {
+    pub const ALL: [JournalKind; 16] = [
+        JournalKind::Import,
+        JournalKind::Transition,
+        JournalKind::Note,
+        JournalKind::ChecklistStart,
+        JournalKind::Answer,
+        JournalKind::Consent,
+        JournalKind::PhotoStep,
+        JournalKind::PartMovement,
+        JournalKind::Photo,
+        JournalKind::ReceiptSigned,
+        JournalKind::HelpRequest,
+        JournalKind::TimeTicket,
+        JournalKind::Merge,
+        JournalKind::SyncReset,
+        JournalKind::MonotonicReset,
+        JournalKind::ClockJump,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalKind::Import => "import",
+            JournalKind::Transition => "transition",
+            JournalKind::Note => "note",
+            JournalKind::ChecklistStart => "checklist_start",
+            JournalKind::Answer => "answer",
+            JournalKind::Consent => "consent",
+            JournalKind::PhotoStep => "photo_step",
+            JournalKind::PartMovement => "part_movement",
+            JournalKind::Photo => "photo",
+            JournalKind::ReceiptSigned => "receipt_signed",
+            JournalKind::HelpRequest => "help_request",
+            JournalKind::TimeTicket => "time_ticket",
+            JournalKind::Merge => "merge",
+            JournalKind::SyncReset => "sync_reset",
+            JournalKind::MonotonicReset => "monotonic_reset",
+            JournalKind::ClockJump => "clock_jump",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for JournalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Body {
+    /// Whether this entry is of `kind`.
+    pub fn is(&self, kind: JournalKind) -> bool {
+        self.kind == kind.as_str()
+    }
+}
+
 /// What a change asks to be journaled; the journal fills in seq, chain, times and signature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
-    pub kind: String,
+    pub kind: JournalKind,
     pub order: Option<String>,
     pub payload: serde_json::Value,
     pub fix: Option<GpsFix>,
 }
 
 impl Draft {
-    pub fn new(kind: &str, order: Option<&str>, payload: serde_json::Value) -> Self {
-        Self { kind: kind.to_string(), order: order.map(str::to_string), payload, fix: None }
+    pub fn new(kind: JournalKind, order: Option<&str>, payload: serde_json::Value) -> Self {
+        Self { kind, order: order.map(str::to_string), payload, fix: None }
+    }
+
+    /// A draft whose payload is `value` as JSON. A value that cannot be serialized is an
+    /// error: it is never signed as `null`.
+    pub fn of<T: Serialize + ?Sized>(kind: JournalKind, order: Option<&str>, value: &T) -> Result<Self, Error> {
+        let payload = serde_json::to_value(value).map_err(|e| Error::Payload { kind: kind.as_str(), reason: e.to_string() })?;
+        Ok(Self::new(kind, order, payload))
     }
 
     pub fn with_fix(mut self, fix: Option<GpsFix>) -> Self {
@@ -131,7 +221,7 @@ pub fn seal_linked(
     if head.seq > 0 {
         if mono_ms < head.mono_ms {
             let p = serde_json::json!({ "previous_mono_ms": head.mono_ms, "mono_ms": mono_ms, "at_ms": at_ms });
-            let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("monotonic_reset", None, p), None, signer, None)?;
+            let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new(JournalKind::MonotonicReset, None, p), None, signer, None)?;
             head = next_head(&head, &e, at_ms, mono_ms, None);
             out.push(e);
         } else {
@@ -140,7 +230,7 @@ pub fn seal_linked(
             if (wall - mono).abs() > CLOCK_JUMP_MS {
                 let p = serde_json::json!({ "wall_delta_ms": wall, "mono_delta_ms": mono });
                 let anchor = anchor(&head, mono_ms);
-                let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new("clock_jump", None, p), None, signer, anchor)?;
+                let e = seal_one(&head, device, at_ms, mono_ms, &Draft::new(JournalKind::ClockJump, None, p), None, signer, anchor)?;
                 head = next_head(&head, &e, at_ms, mono_ms, head.ticket);
                 out.push(e);
             }
@@ -148,7 +238,7 @@ pub fn seal_linked(
     }
     let anchor = anchor(&head, mono_ms);
     let e = seal_one(&head, device, at_ms, mono_ms, draft, order_prev, signer, anchor)?;
-    let ticket = if draft.kind == "time_ticket" { Some((e.seq, mono_ms)) } else { head.ticket };
+    let ticket = if draft.kind == JournalKind::TimeTicket { Some((e.seq, mono_ms)) } else { head.ticket };
     head = next_head(&head, &e, at_ms, mono_ms, ticket);
     out.push(e);
     Ok((out, head))
@@ -181,7 +271,7 @@ fn seal_one(
         at_ms,
         mono_ms,
         ticket,
-        kind: draft.kind.clone(),
+        kind: draft.kind.as_str().to_string(),
         order: draft.order.clone(),
         order_prev: order_prev.map(str::to_string),
         payload_sha256: sha256_hex(&payload_bytes),
@@ -328,7 +418,7 @@ mod tests {
         let mut head = Head::genesis();
         let mut out = Vec::new();
         for i in 0..n {
-            let d = Draft::new("note", Some("WO-1"), serde_json::json!({ "i": i, "text": "x" }));
+            let d = Draft::new(JournalKind::Note, Some("WO-1"), serde_json::json!({ "i": i, "text": "x" }));
             let (es, h) = seal(&head, "dev", 1_000 + i as i64 * 1000, 10 + i as u64 * 1000, &d, signer).unwrap();
             out.extend(es);
             head = h;
@@ -372,14 +462,14 @@ mod tests {
     #[test]
     fn clock_jumps_and_monotonic_resets_are_journaled() {
         let s = SoftwareSigner::generate().unwrap();
-        let (e1, h) = seal(&Head::genesis(), "dev", 1_000_000, 5_000, &Draft::new("a", None, serde_json::json!(1)), &s).unwrap();
+        let (e1, h) = seal(&Head::genesis(), "dev", 1_000_000, 5_000, &Draft::new(JournalKind::Note, None, serde_json::json!(1)), &s).unwrap();
         assert_eq!(e1.len(), 1);
         // The wall clock moves an hour while the monotonic clock moves a second.
-        let (e2, h) = seal(&h, "dev", 1_000_000 + 3_600_000, 6_000, &Draft::new("b", None, serde_json::json!(2)), &s).unwrap();
+        let (e2, h) = seal(&h, "dev", 1_000_000 + 3_600_000, 6_000, &Draft::new(JournalKind::Note, None, serde_json::json!(2)), &s).unwrap();
         assert_eq!(e2.len(), 2);
         assert_eq!(e2[0].body().unwrap().kind, "clock_jump");
         // A reboot: the monotonic clock starts again.
-        let (e3, _) = seal(&h, "dev", 1_000_000 + 3_700_000, 100, &Draft::new("c", None, serde_json::json!(3)), &s).unwrap();
+        let (e3, _) = seal(&h, "dev", 1_000_000 + 3_700_000, 100, &Draft::new(JournalKind::Note, None, serde_json::json!(3)), &s).unwrap();
         assert_eq!(e3[0].body().unwrap().kind, "monotonic_reset");
         let all: Vec<Entry> = e1.into_iter().chain(e2).chain(e3).collect();
         assert!(verify(&all, &s.public_key(), "dev", Some(ZERO_HASH)).ok());

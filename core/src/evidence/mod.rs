@@ -1,8 +1,10 @@
 //! Evidence: device keys (`signer`), the signed hash-chained operation log (`journal`),
-//! trusted time (`time`), content-addressed blobs (`blob`) and photo analysis (`photo`).
+//! the provider's Merkle log with checkpoints and proofs (`log`), trusted time (`time`),
+//! content-addressed blobs (`blob`), photo analysis and records (`photo`).
 
 pub mod blob;
 pub mod journal;
+pub mod log;
 pub mod photo;
 pub mod signer;
 pub mod time;

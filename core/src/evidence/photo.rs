@@ -41,6 +41,20 @@ pub enum Format {
     Unknown,
 }
 
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Jpeg, Format::Png, Format::Heic, Format::Unknown];
+
+    /// The JSON spelling (stored in the photo row and journaled).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Heic => "heic",
+            Format::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ExifInfo {
     /// `DateTimeOriginal` as written by the camera (local time, "YYYY:MM:DD HH:MM:SS").
@@ -342,6 +356,34 @@ fn read_exif(raw: Vec<u8>, problems: &mut Vec<String>) -> ExifInfo {
 pub fn hamming(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
 }
+
+/// A photo as recorded on an order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PhotoRecord {
+    pub order_id: String,
+    pub sha256: String,
+    pub step: Option<String>,
+    pub phash: Option<u64>,
+    pub format: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub size: u64,
+    pub exif: serde_json::Value,
+    pub thumb_sha256: Option<String>,
+    pub problems: Vec<String>,
+    pub ingested_at: i64,
+    pub journal_seq: u64,
+}
+
+/// The same or a near-identical photo already used on another order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReuseHit {
+    pub order_id: String,
+    pub sha256: String,
+    /// Hamming distance of the perceptual hashes (0: identical bytes or look).
+    pub distance: u32,
+}
+
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -87,7 +87,7 @@ pub struct TicketReceipt {
 pub fn trusted_interval(entry: &Body, entries: &[Entry], authority: &[u8]) -> Option<(i64, i64)> {
     let anchor = entry.ticket?;
     let ticket_entry = entries.iter().find(|e| e.seq == anchor.seq)?.body().ok()?;
-    if ticket_entry.kind != "time_ticket" {
+    if !ticket_entry.is(crate::evidence::journal::JournalKind::TimeTicket) {
         return None;
     }
     let receipt: TicketReceipt = serde_json::from_value(ticket_entry.payload?).ok()?;
@@ -117,10 +117,10 @@ mod tests {
         assert!(!forged.verify(&authority.public_key(), "dev"));
 
         let receipt = TicketReceipt { ticket, round_trip_ms: 120 };
-        let d = Draft::new("time_ticket", None, serde_json::to_value(&receipt).unwrap());
+        let d = Draft::new(crate::evidence::journal::JournalKind::TimeTicket, None, serde_json::to_value(&receipt).unwrap());
         // The phone's wall clock is a year off; it does not matter.
         let (mut entries, head) = seal(&Head::genesis(), "dev", 1_700_000_000_000, 50_000, &d, &device).unwrap();
-        let (more, _) = seal(&head, "dev", 1_700_000_060_000, 110_000, &Draft::new("arrive", Some("WO-1"), serde_json::json!({})), &device).unwrap();
+        let (more, _) = seal(&head, "dev", 1_700_000_060_000, 110_000, &Draft::new(crate::evidence::journal::JournalKind::Transition, Some("WO-1"), serde_json::json!({})), &device).unwrap();
         entries.extend(more);
         let arrive = entries[1].body().unwrap();
         let (lo, hi) = trusted_interval(&arrive, &entries, &authority.public_key()).unwrap();

@@ -205,7 +205,7 @@ impl DispatchOrder {
             status: Status::Assigned,
             transitions: Vec::new(),
             notes: Vec::new(),
-            checklist: crate::sop::Checklist::default(),
+            checklist: super::checklist::Checklist::default(),
             receipts: Vec::new(),
             help: Vec::new(),
             help_answers: Vec::new(),

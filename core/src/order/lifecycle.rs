@@ -197,6 +197,31 @@ pub fn next_status(from: Status, event: &Event, actor: Actor) -> Result<Status, 
 }
 
 /// Names of the events an engineer can raise from `from` (for UI buttons).
+/// Who raised an event, when and where: what the transition record keeps besides the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raised {
+    pub actor: Actor,
+    pub at: super::Timestamp,
+    pub monotonic_ms: u64,
+    /// The device id (or the server's origin for dispatcher events).
+    pub device: String,
+    pub fix: Option<super::GpsFix>,
+}
+
+/// Applies an event to an order, the one way device and server do it: checks the edge,
+/// appends the transition record, sets the status, and takes a new appointment window the
+/// event carries. Returns the new status; on an error the order is unchanged.
+pub fn apply(order: &mut super::WorkOrder, event: Event, raised: Raised) -> Result<Status, Error> {
+    let to = next_status(order.status, &event, raised.actor)?;
+    if let Some(w) = event.new_window() {
+        order.appointment = Some(w);
+    }
+    let Raised { at, monotonic_ms, device, fix, .. } = raised;
+    order.transitions.push(super::TransitionRecord { from: order.status, to, event, at, monotonic_ms, device, fix });
+    order.status = to;
+    Ok(to)
+}
+
 pub fn engineer_events(from: Status) -> Vec<&'static str> {
     let w = TimeWindow { start: super::Timestamp(0), end: super::Timestamp(1) };
     let samples = [

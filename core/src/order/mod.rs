@@ -1,6 +1,9 @@
-//! Work orders: the document model, the dispatcher import, the lifecycle state machine and
-//! field ownership. Pure logic; persistence lives in `store`.
+//! Work orders: the document model, its Automerge form (`document`), the checklist inside
+//! it, the dispatcher import, the lifecycle state machine and field ownership. Pure logic;
+//! persistence lives in `store` (device) and the server's storage.
 
+pub mod checklist;
+pub mod document;
 pub mod import;
 pub mod lifecycle;
 pub mod model;

@@ -89,6 +89,19 @@ pub enum WarrantyStatus {
     Unknown,
 }
 
+impl WarrantyStatus {
+    pub const ALL: [WarrantyStatus; 3] = [WarrantyStatus::InWarranty, WarrantyStatus::OutOfWarranty, WarrantyStatus::Unknown];
+
+    /// The JSON spelling (what templates and receipts compare against).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarrantyStatus::InWarranty => "in_warranty",
+            WarrantyStatus::OutOfWarranty => "out_of_warranty",
+            WarrantyStatus::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
 pub struct Equipment {
     pub category: String,
@@ -115,6 +128,22 @@ pub enum Channel {
     Email,
     WalkIn,
     Other,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 6] = [Channel::Phone, Channel::Web, Channel::App, Channel::Email, Channel::WalkIn, Channel::Other];
+
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Phone => "phone",
+            Channel::Web => "web",
+            Channel::App => "app",
+            Channel::Email => "email",
+            Channel::WalkIn => "walk_in",
+            Channel::Other => "other",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
@@ -221,7 +250,7 @@ pub struct WorkOrder {
     pub notes: Vec<EngineerNote>,
     /// The SOP checklist: pinned template and append-only answers (created empty with the
     /// order, so concurrent first answers from two devices land in the same list).
-    pub checklist: crate::sop::Checklist,
+    pub checklist: super::checklist::Checklist,
     /// Signed receipts, one per revision (append-only; the canonical bytes live in the
     /// device's store and in bundles, the document carries what binds them).
     #[autosurgeon(missing = "Vec::new")]

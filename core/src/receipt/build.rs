@@ -7,7 +7,7 @@ use super::*;
 use crate::order::{Status, Timestamp, WorkOrder};
 use crate::sla::WorkCalendar;
 use crate::sop::{self, Answer, StepState, Template};
-use crate::store::PhotoRow;
+use crate::evidence::photo::PhotoRecord;
 
 /// The step of the seed templates whose choice classifies the fault (硬件 / 软件 / 人为损坏).
 pub const FAULT_KIND_STEP: &str = "fault_kind";
@@ -21,16 +21,13 @@ pub struct BuildContext<'a> {
     pub calendar: &'a WorkCalendar,
     /// The order's pinned checklist template, if a checklist was started.
     pub template: Option<&'a Template>,
-    pub photos: &'a [PhotoRow],
+    pub photos: &'a [PhotoRecord],
 }
 
 pub(crate) fn rfc3339(t: Timestamp) -> String {
     t.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn name_of<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-}
 
 fn minutes(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<i64> {
     Some((to?.0 - from?.0) / 60_000)
@@ -192,13 +189,13 @@ pub fn build(order: &WorkOrder, input: &ReceiptInput, ctx: &BuildContext<'_>) ->
             brand: order.equipment.brand.clone(),
             model: order.equipment.model.clone(),
             serial: order.equipment.serial.clone(),
-            warranty: name_of(&order.equipment.warranty),
+            warranty: order.equipment.warranty.as_str().to_string(),
             warranty_ends: order.equipment.warranty_ends.clone(),
         },
         fault: FaultPart {
             description: order.fault.description.clone(),
             reported_at: rfc3339(order.fault.reported_at),
-            channel: name_of(&order.fault.channel),
+            channel: order.fault.channel.as_str().to_string(),
         },
         diagnosis: Diagnosis { fault_kind, text: input.diagnosis.trim().to_string() },
         work_done: input.work_done.trim().to_string(),

@@ -196,6 +196,18 @@ pub struct SignedReceipt {
     pub signed_at_ms: i64,
 }
 
+impl SignedReceipt {
+    /// The receipt parsed back from its canonical JSON.
+    pub fn receipt(&self) -> Result<Receipt, serde_json::Error> {
+        serde_json::from_slice(&self.canonical)
+    }
+
+    /// Whether the customer refused to sign (read from the receipt itself).
+    pub fn refused(&self) -> Result<bool, serde_json::Error> {
+        Ok(matches!(self.receipt()?.outcome, Outcome::Refused { .. }))
+    }
+}
+
 /// One failed check of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::answer::{Answer, AnswerRecord, Checklist};
+use crate::order::checklist::{Answer, AnswerRecord, Checklist};
 use super::template::{Condition, Step, StepKind, Template, Text};
 use super::Error;
 use crate::order::{Status, WorkOrder};
@@ -176,18 +176,15 @@ fn step_is(step: &Step, answer: &Answer, is: &str, order: &WorkOrder, parts: Opt
     }
 }
 
-fn enum_str<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
 
 fn field_value(order: &WorkOrder, field: &str) -> Option<String> {
     Some(match field {
-        "equipment.warranty" => enum_str(&order.equipment.warranty),
+        "equipment.warranty" => order.equipment.warranty.as_str().to_string(),
         "equipment.category" => order.equipment.category.clone(),
         "equipment.brand" => order.equipment.brand.clone(),
         "priority" => order.priority.as_str().to_string(),
         "site.in_service_area" => order.site.in_service_area.to_string(),
-        "fault.channel" => enum_str(&order.fault.channel),
+        "fault.channel" => order.fault.channel.as_str().to_string(),
         _ => return None,
     })
 }

@@ -1,12 +1,12 @@
-//! The on-site SOP checklist engine: data-driven templates (`template`), the answers kept in
-//! the work-order document (`answer`), and gate evaluation (`engine`). Pure: no I/O.
+//! The on-site SOP checklist engine: data-driven templates (`template`) and gate evaluation
+//! (`engine`) over the answers kept in the work-order document (`order::checklist`). Pure:
+//! no I/O.
 
-pub mod answer;
 pub mod demo;
 pub mod engine;
 pub mod template;
 
-pub use answer::{Answer, AnswerRecord, Checklist, PartUse, PhotoRef, TemplateRef};
+pub use crate::order::checklist::{Answer, AnswerRecord, Checklist, PartUse, PhotoRef, TemplateRef};
 pub use engine::{check_answer, evaluate, Blocker, Evaluation, Flag, NaReason, StepState, StepStatus};
 pub use template::{LedgerRole, Registry, Step, StepKind, Template, Text};
 

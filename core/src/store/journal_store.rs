@@ -5,35 +5,9 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{load_head, Error, Stamp, Store};
+use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::journal::{self, Draft, Entry, Head};
 use crate::evidence::Signer;
-
-/// A photo as recorded on an order.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PhotoRow {
-    pub order_id: String,
-    pub sha256: String,
-    pub step: Option<String>,
-    pub phash: Option<u64>,
-    pub format: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub size: u64,
-    pub exif: serde_json::Value,
-    pub thumb_sha256: Option<String>,
-    pub problems: Vec<String>,
-    pub ingested_at: i64,
-    pub journal_seq: u64,
-}
-
-/// The same or a near-identical photo already used on another order.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ReuseHit {
-    pub order_id: String,
-    pub sha256: String,
-    /// Hamming distance of the perceptual hashes (0: identical bytes or look).
-    pub distance: u32,
-}
 
 impl Store {
     pub fn set_signer(&self, signer: Arc<dyn Signer>) {
@@ -110,7 +84,7 @@ impl Store {
 
     /// Records a photo on an order and its journal entry in one transaction, and vouches for
     /// the blobs (they were hashed while being stored).
-    pub fn record_photo(&self, row: &PhotoRow, stamp: Stamp, draft: &Draft, blobs: &[(&str, u64)]) -> Result<u64, Error> {
+    pub fn record_photo(&self, row: &PhotoRecord, stamp: Stamp, draft: &Draft, blobs: &[(&str, u64)]) -> Result<u64, Error> {
         let mut w = self.writer();
         let w = &mut *w;
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -152,14 +126,14 @@ impl Store {
         Ok(seq)
     }
 
-    pub fn photos(&self, order: &str) -> Result<Vec<PhotoRow>, Error> {
+    pub fn photos(&self, order: &str) -> Result<Vec<PhotoRecord>, Error> {
         let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT order_id, sha256, step, phash, format, width, height, size, exif, thumb_sha256, problems, ingested_at, journal_seq \
              FROM photos WHERE order_id = ?1 ORDER BY journal_seq",
         )?;
         let rows = st.query_map([order], |r| {
-            Ok(PhotoRow {
+            Ok(PhotoRecord {
                 order_id: r.get(0)?,
                 sha256: r.get(1)?,
                 step: r.get(2)?,
@@ -206,16 +180,5 @@ impl Store {
     pub fn blob_vouched(&self, sha256: &str) -> Result<bool, Error> {
         let conn = self.reader();
         Ok(conn.query_row("SELECT 1 FROM blobs WHERE sha256 = ?1", [sha256], |_| Ok(())).optional()?.is_some())
-    }
-
-    pub fn meta(&self, key: &str) -> Result<Option<String>, Error> {
-        let w = self.writer();
-        Ok(w.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
-    }
-
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
-        let w = self.writer();
-        w.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key, value])?;
-        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Error, Stamp, Store};
-use crate::evidence::journal::Draft;
+use crate::evidence::journal::{Draft, JournalKind};
 use crate::parts::{BorrowPolicy, Ledger, Movement};
 
 /// A stored movement and where it came from.
@@ -113,8 +113,8 @@ impl Store {
         let moves = &moves[..];
         let drafts: Vec<Draft> = moves
             .iter()
-            .map(|m| Draft::new("part_movement", m.order_id.as_deref(), serde_json::to_value(m).unwrap_or_default()))
-            .collect();
+            .map(|m| Draft::of(JournalKind::PartMovement, m.order_id.as_deref(), m))
+            .collect::<Result<_, _>>()?;
         let head = self.journal_tx(&tx, &mut w.head.clone(), stamp, &drafts)?;
         let first = head.seq + 1 - moves.len() as u64;
         let seqs: Vec<u64> = (first..=head.seq).collect();
@@ -166,10 +166,11 @@ impl Store {
     }
 
     /// (id, canonical body, signature hex), oldest first.
-    pub fn certifications(&self) -> Result<Vec<(String, String, String)>, Error> {
+    /// The signed certifications this device accepted, in the order they arrived.
+    pub fn certifications(&self) -> Result<Vec<crate::profile::SignedCertification>, Error> {
         let r = self.reader();
-        let mut stmt = r.prepare_cached("SELECT id, body, signature FROM certifications ORDER BY received_at, id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = r.prepare_cached("SELECT body, signature FROM certifications ORDER BY received_at, id")?;
+        let rows = stmt.query_map([], |r| Ok(crate::profile::SignedCertification { body: r.get(0)?, signature: r.get(1)? }))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

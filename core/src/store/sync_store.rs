@@ -5,11 +5,12 @@
 use automerge::{AutoCommit, ChangeHash};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{append_chunk, doc_error, hydrate_order, load_doc, merge_draft, write_summary, Error, Stamp, Store};
-use crate::evidence::journal::Draft;
+use super::documents::{append_chunk, hydrate_order, merge_draft};
+use super::summary::{write_summary, OrderSummary};
+use super::{doc_error, Error, Stamp, Store};
+use crate::evidence::journal::{Draft, JournalKind};
 use crate::evidence::Entry;
 use crate::order::WorkOrder;
-use crate::store::OrderSummary;
 
 /// Marks an order as having unsent local edits (in the edit's transaction).
 pub(crate) fn mark_dirty(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<()> {
@@ -88,6 +89,13 @@ pub struct ReceiptRow {
     pub journal_seq: u64,
 }
 
+/// An inclusion proof the server returned, as stored (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProof {
+    pub seq: u64,
+    pub json: String,
+}
+
 impl Store {
     pub fn pending_docs(&self) -> Result<Vec<PendingDoc>, Error> {
         // From here on, an edit of these orders must bump `gen` again.
@@ -104,7 +112,7 @@ impl Store {
     /// and the document's heads.
     pub fn changes_since(&self, id: &str, synced: &[ChangeHash]) -> Result<(Vec<u8>, Vec<ChangeHash>), Error> {
         let conn = self.reader();
-        let (mut doc, _) = load_doc(&conn, id)?;
+        let (mut doc, _) = self.load_doc(&conn, id)?;
         let bytes = if synced.is_empty() { doc.save() } else { doc.save_after(synced) };
         Ok((bytes, doc.get_heads()))
     }
@@ -188,7 +196,7 @@ impl Store {
             return Ok(Some(order));
         }
         w.cache.remove(id);
-        let (doc, layout) = load_doc(&w.conn, id)?;
+        let (doc, layout) = self.load_doc(&w.conn, id)?;
         let mut doc = doc.with_actor(self.actor.clone());
         let before = doc.get_heads();
         doc.load_incremental(bytes).map_err(|e| doc_error(id, e))?;
@@ -250,7 +258,7 @@ impl Store {
         let mut w = self.writer();
         let w = &mut *w;
         w.cache.remove(id);
-        let (mut local_doc, _) = load_doc(&w.conn, id)?;
+        let (mut local_doc, _) = self.load_doc(&w.conn, id)?;
         let local = hydrate_order(id, &local_doc)?;
         let mut doc = AutoCommit::load(server_doc).map_err(|e| doc_error(id, e))?.with_actor(self.actor.clone());
         let server = hydrate_order(id, &doc)?;
@@ -260,7 +268,7 @@ impl Store {
         let server_heads = doc.get_heads();
         let rebuilt = rebuild(&server, &local);
         autosurgeon::reconcile(&mut doc, &rebuilt).map_err(|e| doc_error(id, e))?;
-        doc.commit_with(automerge::transaction::CommitOptions::default().with_message("sync_reset").with_time(stamp.at_ms / 1000));
+        crate::order::document::commit(&mut doc, JournalKind::SyncReset.as_str(), stamp.at_ms);
         let merged = hydrate_order(id, &doc)?;
         let snapshot = doc.save();
         let dropped: Vec<String> = local_doc.get_heads().iter().map(|h| h.to_string()).collect();
@@ -272,7 +280,7 @@ impl Store {
             "UPDATE sync_docs SET synced_heads = ?2, dirty = 1, gen = gen + 1, state = 'active', reason = NULL WHERE order_id = ?1",
             params![id, heads_to_bytes(&server_heads)],
         )?;
-        let draft = Draft::new("sync_reset", Some(id), serde_json::json!({ "reason": reason, "dropped_heads": dropped }));
+        let draft = Draft::new(JournalKind::SyncReset, Some(id), serde_json::json!({ "reason": reason, "dropped_heads": dropped }));
         let head = self.journal_tx(&tx, &mut w.head, stamp, &[draft])?;
         tx.commit()?;
         w.head = Some(head);
@@ -368,84 +376,10 @@ impl Store {
         Ok(())
     }
 
-    pub fn proofs(&self) -> Result<Vec<(u64, String)>, Error> {
+    pub fn proofs(&self) -> Result<Vec<StoredProof>, Error> {
         let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT seq, proof FROM log_proofs ORDER BY seq")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        let rows = st.query_map([], |r| Ok(StoredProof { seq: r.get::<_, i64>(0)? as u64, json: r.get(1)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-
-    /// The concurrent values Automerge resolved in `id`'s top-level fields (and the
-    /// checklist's template): field, then (value as JSON, author actor hex), winner first.
-    pub fn conflicts(&self, id: &str) -> Result<Vec<(String, Vec<(serde_json::Value, String)>)>, Error> {
-        use automerge::ReadDoc;
-        let conn = self.reader();
-        let (doc, _) = load_doc(&conn, id)?;
-        let mut out = Vec::new();
-        let keys: Vec<String> = doc.keys(automerge::ROOT).collect();
-        for key in keys {
-            let all = doc.get_all(automerge::ROOT, key.as_str()).map_err(|e| doc_error(id, e))?;
-            if all.len() < 2 {
-                continue;
-            }
-            let mut values = Vec::new();
-            for (value, exid) in all.iter().rev() {
-                let json = match value {
-                    automerge::Value::Scalar(s) => scalar_json(s),
-                    automerge::Value::Object(_) => object_json(&doc, exid, 0),
-                };
-                values.push((json, actor_of(exid)));
-            }
-            out.push((key, values));
-        }
-        Ok(out)
-    }
-}
-
-fn scalar_json(s: &automerge::ScalarValue) -> serde_json::Value {
-    use automerge::ScalarValue as S;
-    match s {
-        S::Str(t) => serde_json::Value::String(t.to_string()),
-        S::Int(i) => (*i).into(),
-        S::Uint(u) => (*u).into(),
-        S::F64(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
-        S::Boolean(b) => (*b).into(),
-        S::Null => serde_json::Value::Null,
-        S::Timestamp(t) => (*t).into(),
-        other => serde_json::Value::String(other.to_string()),
-    }
-}
-
-/// A nested map or list as JSON (depth-limited: documents are shallow).
-fn object_json(doc: &AutoCommit, obj: &automerge::ObjId, depth: usize) -> serde_json::Value {
-    use automerge::{ObjType, ReadDoc, Value};
-    if depth > 16 {
-        return serde_json::Value::Null;
-    }
-    let value = |v: Value<'_>, id: automerge::ObjId| match v {
-        Value::Scalar(s) => scalar_json(&s),
-        Value::Object(_) => object_json(doc, &id, depth + 1),
-    };
-    match doc.object_type(obj) {
-        Ok(ObjType::Map) | Ok(ObjType::Table) => {
-            let mut m = serde_json::Map::new();
-            for key in doc.keys(obj) {
-                if let Ok(Some((v, id))) = doc.get(obj, key.as_str()) {
-                    m.insert(key, value(v, id));
-                }
-            }
-            serde_json::Value::Object(m)
-        }
-        Ok(ObjType::List) => {
-            (0..doc.length(obj)).filter_map(|i| doc.get(obj, i).ok().flatten()).map(|(v, id)| value(v, id)).collect()
-        }
-        Ok(ObjType::Text) => doc.text(obj).map(serde_json::Value::String).unwrap_or(serde_json::Value::Null),
-        Err(_) => serde_json::Value::Null,
-    }
-}
-
-/// The actor (hex) of an operation id, `counter@actor` in Automerge's display form.
-fn actor_of(id: &automerge::ObjId) -> String {
-    let s = id.to_string();
-    s.split_once('@').map(|(_, a)| a.to_string()).unwrap_or(s)
 }

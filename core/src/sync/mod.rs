@@ -1,12 +1,11 @@
-//! Sync between devices and the server: the wire protocol, field ownership at the boundary,
-//! the evidence log's Merkle proofs, and the client engine (outbox, retries, progress).
+//! What the device and the server share about sync: the wire protocol (`protocol`), what a
+//! push may change (`authz`: ownership, lifecycle path, rebase; `shape`: exact document
+//! shape) and the HTTP transport (`transport`). The client engine is `device::sync`, the
+//! server's side `onsite-server`.
 
 pub mod authz;
-pub mod client;
-pub mod merkle;
 pub mod protocol;
 pub mod shape;
 pub mod transport;
 
-pub use client::{SyncObserver, SyncOptions, SyncProgress, SyncReport, SyncStatus};
 pub use transport::{HttpTransport, Method, NetError, Request, Response, Transport};

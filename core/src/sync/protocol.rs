@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::time::TimeTicket;
 use crate::evidence::Entry;
-use crate::sync::merkle::{Checkpoint, InclusionProof};
+use crate::evidence::log::{Checkpoint, InclusionProof};
 
 pub const VERSION: u32 = 1;
 /// Largest sync body either side accepts.
@@ -101,6 +101,20 @@ pub enum RejectCode {
     ResendFull,
     /// The bytes are not an Automerge document of a work order.
     Invalid,
+}
+
+impl RejectCode {
+    pub const ALL: [RejectCode; 4] = [RejectCode::NotInScope, RejectCode::ForbiddenField, RejectCode::ResendFull, RejectCode::Invalid];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::NotInScope => "not_in_scope",
+            RejectCode::ForbiddenField => "forbidden_field",
+            RejectCode::ResendFull => "resend_full",
+            RejectCode::Invalid => "invalid",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,7 +357,7 @@ mod tests {
     #[test]
     fn journal_uploads_round_trip_with_recomputed_hashes() {
         let key = crate::evidence::SoftwareSigner::generate().unwrap();
-        let draft = crate::evidence::journal::Draft::new("note", Some("WO-1"), serde_json::json!({ "text": "hi" }));
+        let draft = crate::evidence::journal::Draft::new(crate::evidence::journal::JournalKind::Note, Some("WO-1"), serde_json::json!({ "text": "hi" }));
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
         let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
         let back = decode_journal_upload(&encode(&upload).unwrap()).unwrap();
@@ -383,7 +397,7 @@ mod tests {
         std::fs::write(dir.join("response.cbor"), encode(&resp).unwrap()).unwrap();
         std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap())).unwrap();
         let key = crate::evidence::SoftwareSigner::generate().unwrap();
-        let draft = crate::evidence::journal::Draft::new("note", Some("WO-1"), serde_json::json!({ "text": "hi" }));
+        let draft = crate::evidence::journal::Draft::new(crate::evidence::journal::JournalKind::Note, Some("WO-1"), serde_json::json!({ "text": "hi" }));
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
         let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
         std::fs::write(dir.join("journal-upload.cbor"), encode(&upload).unwrap()).unwrap();

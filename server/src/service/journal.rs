@@ -3,7 +3,7 @@
 
 use onsite_core::evidence::journal::{self, Entry, ZERO_HASH};
 use onsite_core::hash::{hex, sha256_hex, unhex};
-use onsite_core::sync::merkle::{self, Checkpoint, InclusionProof};
+use onsite_core::evidence::log::{self, Checkpoint, InclusionProof};
 use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
 
 use super::{internal, Error, Result, Service};
@@ -50,7 +50,7 @@ impl Service {
             let body = e.body().map_err(|err| Error::Unprocessable(err.to_string()))?;
             // The leaf input is the entry's hash; the tree stores its RFC 9162 leaf hash.
             let entry_hash = unhex(&e.hash).filter(|h| h.len() == 32).ok_or_else(|| Error::Unprocessable("entry hash".into()))?;
-            let leaf = merkle::leaf_hash(&entry_hash);
+            let leaf = log::leaf_hash(&entry_hash);
             rows.push(JournalRow { seq: e.seq, order_id: body.order, kind: body.kind, body: e.body.clone(), hash: e.hash.clone(), signature: e.signature.clone(), leaf });
         }
         let last_seq = fresh.last().map(|e| e.seq).unwrap_or(device.journal_seq);
@@ -91,12 +91,12 @@ impl Service {
         self.metrics.journal_entries.add(rows.len() as u64);
         // Checkpoint the provider's log and prove the entries that matter later.
         let leaves = self.storage.log_leaves(&device.provider)?;
-        let root = merkle::root(&leaves);
+        let root = log::root(&leaves);
         let checkpoint = Checkpoint::sign(&format!("onsite/{}", device.provider), leaves.len() as u64, &root, self.now_ms(), &self.log_key).map_err(internal)?;
         let mut proofs = Vec::new();
         for (row, idx) in rows.iter().zip(&indices) {
             if row.kind == "receipt_signed" || row.seq == last_seq {
-                let path = merkle::inclusion_proof(*idx, &leaves).map_err(internal)?;
+                let path = log::inclusion_proof(*idx, &leaves).map_err(internal)?;
                 proofs.push(InclusionProof { seq: row.seq, index: *idx, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
             }
         }
@@ -106,6 +106,6 @@ impl Service {
     /// The latest checkpoint of a provider's log.
     pub fn checkpoint(&self, provider: &str) -> Result<Checkpoint> {
         let leaves = self.storage.log_leaves(provider)?;
-        Checkpoint::sign(&format!("onsite/{provider}"), leaves.len() as u64, &merkle::root(&leaves), self.now_ms(), &self.log_key).map_err(internal)
+        Checkpoint::sign(&format!("onsite/{provider}"), leaves.len() as u64, &log::root(&leaves), self.now_ms(), &self.log_key).map_err(internal)
     }
 }

@@ -2,19 +2,17 @@
 //! priority), reads, and storing a merged change (with compaction, in one storage call).
 
 use automerge::AutoCommit;
-use onsite_core::order::{self, lifecycle, Actor, Event, Priority, TransitionRecord, WorkOrder};
+use onsite_core::order::lifecycle::{self, Raised};
+use onsite_core::order::{self, document, Actor, Event, Priority, WorkOrder};
 
 use super::{internal, Error, Result, Service, SERVER_ORIGIN};
 use crate::storage::{Compaction, NewChange, OrderRow};
 
 impl Service {
     pub(super) fn load(&self, provider: &str, id: &str) -> Result<(AutoCommit, Vec<Vec<u8>>)> {
-        let chunks = self.storage.document(provider, id)?;
-        let mut doc = AutoCommit::load(&chunks[0]).map_err(internal)?;
-        for c in &chunks[1..] {
-            doc.load_incremental(c).map_err(internal)?;
-        }
-        Ok((doc.with_actor(self.actor.clone()), chunks))
+        let stored = self.storage.document(provider, id)?;
+        let doc = document::load_stored(&stored).map_err(internal)?;
+        Ok((doc.with_actor(self.actor.clone()), stored))
     }
 
     pub(super) fn row_of(provider: &str, o: &WorkOrder) -> OrderRow {
@@ -55,9 +53,7 @@ impl Service {
         }
         let mut ids = Vec::new();
         for o in orders {
-            let mut doc = AutoCommit::new().with_actor(self.actor.clone());
-            autosurgeon::reconcile(&mut doc, &o).map_err(internal)?;
-            doc.commit_with(automerge::transaction::CommitOptions::default().with_message("dispatch").with_time(now.0 / 1000));
+            let mut doc = document::create(&o, self.actor.clone(), "dispatch", now.0).map_err(internal)?;
             self.storage.create_order(&Self::row_of(provider, &o), &doc.save())?;
             ids.push(o.id);
         }
@@ -67,7 +63,7 @@ impl Service {
 
     pub fn order(&self, provider: &str, id: &str) -> Result<WorkOrder> {
         let (doc, _) = self.load(provider, id)?;
-        autosurgeon::hydrate(&doc).map_err(internal)
+        document::hydrate(&doc).map_err(internal)
     }
 
     pub fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
@@ -78,17 +74,14 @@ impl Service {
     pub(super) fn dispatcher_edit(&self, provider: &str, id: &str, f: impl FnOnce(&mut WorkOrder, i64) -> Result<()>) -> Result<WorkOrder> {
         let _guard = self.locks.lock(provider, id);
         let (mut doc, _) = self.load(provider, id)?;
-        let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(internal)?;
+        let before = document::hydrate(&doc).map_err(internal)?;
         let mut after = before.clone();
         let now = self.now_ms();
         f(&mut after, now)?;
         if after == before {
             return Ok(after);
         }
-        let heads = doc.get_heads();
-        autosurgeon::reconcile(&mut doc, &after).map_err(internal)?;
-        doc.commit_with(automerge::transaction::CommitOptions::default().with_message("dispatcher").with_time(now / 1000));
-        let chunk = doc.save_after(&heads);
+        let chunk = document::reconcile_commit(&mut doc, &after, "dispatcher", now).map_err(internal)?;
         self.store_change(provider, &mut doc, &after, SERVER_ORIGIN, &chunk, Some(&before.engineer.id))?;
         Ok(after)
     }
@@ -109,9 +102,8 @@ impl Service {
     pub fn cancel(&self, provider: &str, id: &str, reason: &str) -> Result<WorkOrder> {
         self.dispatcher_edit(provider, id, |o, now| {
             let event = Event::Cancel { reason: reason.to_string() };
-            let to = lifecycle::next_status(o.status, &event, Actor::Dispatcher).map_err(|e| Error::Conflict { reason: e.to_string(), acked_seq: None, offset: None })?;
-            o.transitions.push(TransitionRecord { from: o.status, to, event, at: order::Timestamp(now), monotonic_ms: 0, device: SERVER_ORIGIN.into(), fix: None });
-            o.status = to;
+            let raised = Raised { actor: Actor::Dispatcher, at: order::Timestamp(now), monotonic_ms: 0, device: SERVER_ORIGIN.into(), fix: None };
+            lifecycle::apply(o, event, raised).map_err(|e| Error::Conflict { reason: e.to_string(), acked_seq: None, offset: None })?;
             Ok(())
         })
     }

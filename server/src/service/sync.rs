@@ -1,8 +1,8 @@
 //! The batched sync: validate the whole request, merge each push under its order's lock
 //! with ownership, lifecycle and shape checks, then answer from one feed snapshot.
 
-use automerge::{AutoCommit, ReadDoc};
-use onsite_core::order::{self, WorkOrder};
+use automerge::ReadDoc;
+use onsite_core::order::{self, document, WorkOrder};
 use onsite_core::sync::authz;
 use onsite_core::sync::protocol::{self, RejectCode, Rejection, SyncRequest, SyncResponse};
 
@@ -78,7 +78,7 @@ impl Service {
             _ => return Err(reject(RejectCode::NotInScope, None, "this order is not assigned to this device's engineer".into(), None)),
         }
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
-        let before: WorkOrder = autosurgeon::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
+        let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
         if let Err(e) = feed::check_changes(changes) {
             return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
@@ -92,14 +92,8 @@ impl Service {
         if doc.get_heads() == heads {
             return Ok(Vec::new());
         }
-        let server_doc = || {
-            let mut d = AutoCommit::load(&stored[0]).ok()?;
-            for c in &stored[1..] {
-                d.load_incremental(c).ok()?;
-            }
-            Some(d.save())
-        };
-        let after: WorkOrder = match autosurgeon::hydrate(&doc) {
+        let server_doc = || document::load_stored(&stored).ok().map(|mut d| d.save());
+        let after: WorkOrder = match document::hydrate(&doc) {
             Ok(a) => a,
             Err(e) => {
                 let f = onsite_core::sync::shape::explain_unreadable(&doc, &before);

@@ -1,11 +1,18 @@
-//! Records and enums that cross the boundary, converted from and to the core's types.
-//! Times cross as `SystemTime` (Kotlin `java.time.Instant`, Swift `Date`).
+//! Work orders at the boundary: the records and enums of the list and detail screens
+//! (converted from and to the core's types) and `OrdersApi`. Times cross as `SystemTime`
+//! (Kotlin `java.time.Instant`, Swift `Date`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use onsite_core::order::{self, Timestamp};
 use onsite_core::sla;
 
+use onsite_core::Actor;
+
+use crate::checklist::{Blocker, ChecklistView};
+use crate::evidence::PhotoInfo;
+use crate::receipts::SignedReceiptInfo;
+use crate::sync::FieldConflict;
 use crate::ApiError;
 
 pub(crate) fn to_time(t: Timestamp) -> SystemTime {
@@ -27,7 +34,7 @@ pub(crate) fn from_time(t: SystemTime) -> Timestamp {
     }
 }
 
-fn ms_to_time(ms: i64) -> SystemTime {
+pub(crate) fn ms_to_time(ms: i64) -> SystemTime {
     to_time(Timestamp(ms))
 }
 
@@ -432,6 +439,93 @@ impl From<onsite_core::OrderView> for OrderDetail {
                 .collect(),
             next_events: v.next_events.into_iter().map(String::from).collect(),
         }
+    }
+}
+
+/// Everything the order detail screen shows, in one call.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct OrderScreen {
+    pub detail: OrderDetail,
+    /// `None` until the checklist is started.
+    pub checklist: Option<ChecklistView>,
+    /// Why the order cannot be completed yet (empty when it can).
+    pub blockers: Vec<Blocker>,
+    pub photos: Vec<PhotoInfo>,
+    pub receipts: Vec<SignedReceiptInfo>,
+    /// Fields whose concurrent edits merge resolved (see `orders().conflicts(id)`).
+    pub conflicted_fields: Vec<String>,
+    /// Expert-help requests and answers (show each answer with its step).
+    pub help: Vec<crate::help::HelpThread>,
+    /// What the order still owes in spare parts before close-out.
+    pub parts_owed: u32,
+}
+
+/// Work orders: the list and detail screens, lifecycle events, notes, peer merge.
+#[derive(uniffi::Object)]
+pub struct OrdersApi {
+    pub(crate) device: crate::onsite::Handle,
+}
+
+#[uniffi::export]
+impl OrdersApi {
+    /// Imports one order or an array of orders (the dispatcher's JSON); returns their ids.
+    pub fn import_json(&self, json: String) -> Result<Vec<String>, ApiError> {
+        Ok(self.device.get()?.import_orders_json(&json)?)
+    }
+
+    /// The list screen: summary rows only (no document is loaded).
+    pub fn list(&self, filter: OrderFilter) -> Result<Vec<OrderSummary>, ApiError> {
+        let filter = onsite_core::OrderFilter {
+            statuses: filter.statuses.into_iter().map(Into::into).collect(),
+            sort: filter.sort.into(),
+        };
+        Ok(self.device.get()?.list(&filter)?.into_iter().map(Into::into).collect())
+    }
+
+    pub fn get(&self, id: String) -> Result<OrderDetail, ApiError> {
+        Ok(self.device.get()?.get(&id)?.into())
+    }
+
+    /// The detail screen in one record: order, checklist, blockers, photos, receipts
+    /// (assembled by the core from one load of the order's document).
+    pub fn screen(&self, id: String) -> Result<OrderScreen, ApiError> {
+        let s = self.device.get()?.screen(&id)?;
+        Ok(OrderScreen {
+            detail: s.view.into(),
+            checklist: s.checklist.map(Into::into),
+            blockers: s.blockers.iter().map(Into::into).collect(),
+            photos: s.photos.into_iter().map(Into::into).collect(),
+            receipts: s.receipts.into_iter().map(crate::receipts::info).collect::<Result<_, _>>()?,
+            conflicted_fields: s.conflicts.into_iter().map(|c| c.field).collect(),
+            help: s.help.into_iter().map(crate::help::thread).collect(),
+            parts_owed: s.closeout.owed() as u32,
+        })
+    }
+
+    /// Applies a lifecycle event as the engineer. Without a fix, the location provider is
+    /// asked (when the app gave one).
+    pub fn transition(&self, id: String, request: TransitionRequest, fix: Option<GpsFix>) -> Result<OrderDetail, ApiError> {
+        let fix = fix.map(TryInto::try_into).transpose()?;
+        Ok(self.device.get()?.transition(&id, request.into(), Actor::Engineer, fix)?.into())
+    }
+
+    pub fn add_note(&self, id: String, text: String) -> Result<OrderDetail, ApiError> {
+        Ok(self.device.get()?.add_note(&id, &text)?.into())
+    }
+
+    /// The order's Automerge document (bytes to hand to a peer).
+    pub fn document_bytes(&self, id: String) -> Result<Vec<u8>, ApiError> {
+        Ok(self.device.get()?.document_bytes(&id)?)
+    }
+
+    /// Merges a document from a peer; returns the merged order.
+    pub fn merge_document(&self, bytes: Vec<u8>) -> Result<OrderDetail, ApiError> {
+        Ok(self.device.get()?.merge_document(&bytes)?.into())
+    }
+
+    /// Fields of an order whose concurrent values merge resolved, with their authors.
+    pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
+        Ok(self.device.get()?.conflicts(&order_id)?.into_iter().map(crate::sync::conflict).collect())
     }
 }
 

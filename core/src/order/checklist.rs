@@ -72,6 +72,14 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// A consent answer: the customer's strokes in the canonical encoding and its hash,
+    /// the one way every front end builds one.
+    pub fn consent(accepted: bool, risk_sha256: String, signer: String, strokes: &[crate::signature::Stroke]) -> Result<Self, crate::signature::Error> {
+        let encoded = crate::signature::encode(strokes)?;
+        let strokes_sha256 = crate::signature::strokes_sha256(&encoded);
+        Ok(Answer::Consent { accepted, risk_sha256, signer, strokes: encoded.into(), strokes_sha256 })
+    }
+
     /// The step kind this answer is for (`None` for not-applicable, which fits any kind).
     pub fn kind(&self) -> Option<&'static str> {
         Some(match self {

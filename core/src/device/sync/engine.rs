@@ -1,38 +1,16 @@
-//! The client sync engine. One pass, evidence first:
-//! 1. journal entries after the server's acknowledged seq (with the receipts they sign);
-//! 2. orders: one batched `POST /v1/sync` carrying every dirty order's unsent Automerge
-//!    changes and the cursor, answered with every change in the device's scope since the
-//!    cursor (repeated only while the server says `more`);
-//! 3. photos: resumable chunked uploads by SHA-256.
-//!
-//! Every step is idempotent (a retried or duplicated request changes nothing twice) and its
-//! progress is persisted before the next begins, so killing the app mid-sync loses nothing:
-//! the next pass resumes from the store.
+//! One sync pass: journal, orders, parts, photos (see the module above for the order and
+//! the guarantees).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Instant;
 
-use super::Device;
-use crate::evidence::signer;
+use super::report::{classify, Error as SyncError, Phase, RejectedOrder, SyncObserver, SyncOptions, SyncProgress, SyncReport};
+use crate::device::Device;
 use crate::store::sync_store::DocState;
-use crate::sync::client::{classify, Error as SyncError, Phase, SyncObserver, SyncOptions, SyncProgress, SyncReport, SyncStatus};
-use crate::sync::merkle::InclusionProof;
-use crate::sync::protocol::{self, DocPush, EnrolRequest, EnrolResponse, JournalAck, JournalUpload, ReceiptUpload, RejectCode, SyncRequest};
+use crate::store::MetaKey;
+use crate::sync::protocol::{self, DocPush, JournalAck, JournalUpload, ReceiptUpload, RejectCode, SyncRequest};
 use crate::sync::transport::{Method, Request, Response, Transport};
 use crate::Result;
-
-const META_SERVER: &str = "sync.server";
-const META_TOKEN: &str = "sync.token";
-const META_PROVIDER: &str = "sync.provider";
-pub(crate) const META_ENGINEER: &str = "sync.engineer";
-const META_CURSOR: &str = "sync.cursor";
-const META_JOURNAL_ACKED: &str = "sync.journal_acked";
-const META_LAST_SUCCESS: &str = "sync.last_success";
-const META_LAST_ERROR: &str = "sync.last_error";
-const META_LOG_KEY: &str = "sync.log_key";
-const META_LAST_TICKET: &str = "sync.last_ticket_at";
-const META_PARTS_CURSOR: &str = "sync.parts_cursor";
-const META_FETCH: &str = "sync.fetch_blobs";
 
 /// Orders' changes per sync request (bytes, before compression).
 const PUSH_BATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -40,135 +18,24 @@ const PUSH_BATCH_BYTES: usize = 8 * 1024 * 1024;
 const MAX_SYNC_ROUNDS: usize = 64;
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
-struct Pass<'a> {
-    device: &'a Device,
-    transport: &'a dyn Transport,
-    options: &'a SyncOptions,
-    observer: Option<&'a dyn SyncObserver>,
-    token: String,
-    report: SyncReport,
-    entropy: u64,
-    ticket_accepted: bool,
+pub(super) struct Pass<'a> {
+    pub(super) device: &'a Device,
+    pub(super) transport: &'a dyn Transport,
+    pub(super) options: &'a SyncOptions,
+    pub(super) observer: Option<&'a dyn SyncObserver>,
+    pub(super) token: String,
+    pub(super) report: SyncReport,
+    pub(super) entropy: u64,
+    pub(super) ticket_accepted: bool,
 }
 
-impl Device {
-    /// Enrols this device with a server using a one-time code from the dispatcher: proves
-    /// possession of the device key, stores the access token and the server's keys.
-    pub fn enrol(&self, transport: &dyn Transport, server_url: &str, code: &str) -> Result<EnrolResponse> {
-        let public_key = crate::hash::hex(&self.public_key());
-        let message = protocol::enrol_message(code, self.device_id(), &public_key);
-        let signer = self.store.signer().ok_or(crate::store::Error::NoSigner)?;
-        let to_err = |e: signer::Error| crate::store::Error::Journal(crate::evidence::journal::Error::from(e));
-        let sig = signer::normalize(&signer.sign(message.as_bytes()).map_err(to_err)?).map_err(to_err)?;
-        let body = EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig) };
-        let req = Request::new(Method::Post, "/v1/enrol")
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).map_err(|e| SyncError::Protocol(e.to_string()))?);
-        let resp = transport.send(&req).map_err(SyncError::from)?;
-        if !resp.is_success() {
-            return Err(classify(&resp).into());
-        }
-        let enrolled: EnrolResponse = serde_json::from_slice(&resp.body).map_err(|e| SyncError::Protocol(e.to_string()))?;
-        let authority = crate::hash::unhex(&enrolled.time_authority).ok_or_else(|| SyncError::Protocol("time_authority".into()))?;
-        self.store.set_meta(META_SERVER, server_url)?;
-        self.store.set_meta(META_TOKEN, &enrolled.token)?;
-        self.store.set_meta(META_PROVIDER, &enrolled.provider)?;
-        self.store.set_meta(META_ENGINEER, &enrolled.engineer_id)?;
-        self.store.set_meta(META_LOG_KEY, &enrolled.log_key)?;
-        self.store.set_meta("time_authority", &crate::hash::hex(&authority))?;
-        tracing::info!(provider = %enrolled.provider, engineer = %enrolled.engineer_id, "enrolled");
-        Ok(enrolled)
-    }
-
-    /// Points the device at its server's new address (same server, same data, moved).
-    pub fn set_sync_server(&self, url: &str) -> Result<()> {
-        if self.store.meta(META_TOKEN)?.is_none() {
-            return Err(SyncError::NotEnrolled.into());
-        }
-        Ok(self.store.set_meta(META_SERVER, url)?)
-    }
-
-    /// The server this device is enrolled with, if any.
-    pub fn sync_server(&self) -> Result<Option<String>> {
-        Ok(self.store.meta(META_SERVER)?)
-    }
-
-    fn meta_u64(&self, key: &str) -> Result<u64> {
-        Ok(self.store.meta(key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
-    }
-
-    /// Sync status from local state only (no network).
-    pub fn sync_status(&self) -> Result<SyncStatus> {
-        let acked = self.meta_u64(META_JOURNAL_ACKED)?;
-        let counts = self.store.sync_counts(acked)?;
-        Ok(SyncStatus {
-            enrolled: self.store.meta(META_TOKEN)?.is_some(),
-            server: self.store.meta(META_SERVER)?,
-            provider: self.store.meta(META_PROVIDER)?,
-            engineer: self.store.meta(META_ENGINEER)?,
-            pending_journal: counts.pending_journal,
-            pending_orders: counts.pending_orders,
-            pending_blobs: counts.pending_blobs,
-            removed_orders: counts.removed_orders,
-            wedged: counts.wedged_blobs,
-            last_success_at: self.store.meta(META_LAST_SUCCESS)?.and_then(|v| v.parse().ok()),
-            last_error: self.store.meta(META_LAST_ERROR)?.filter(|e| !e.is_empty()),
-        })
-    }
-
-    /// The inclusion proofs the server returned for this device's journal entries.
-    pub fn log_proofs(&self) -> Result<Vec<InclusionProof>> {
-        Ok(self.store.proofs()?.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect())
-    }
-
-    /// Fields of an order whose concurrent values Automerge resolved, with each value's
-    /// author (device id, or the server's actor for dispatcher edits); the winner first.
-    pub fn conflicts(&self, order_id: &str) -> Result<Vec<(String, Vec<(serde_json::Value, String)>)>> {
-        Ok(self.store.conflicts(order_id)?)
-    }
-
-    /// One sync pass. Errors that stop the pass (not enrolled, revoked) are returned; work
-    /// that failed transiently stays in the outbox and is listed in the report's `errors`.
-    pub fn sync(&self, transport: &dyn Transport, options: &SyncOptions, observer: Option<&dyn SyncObserver>) -> Result<SyncReport> {
-        let token = self.store.meta(META_TOKEN)?.ok_or(SyncError::NotEnrolled)?;
-        let entropy = {
-            let mut b = [0u8; 8];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-            u64::from_le_bytes(b)
-        };
-        let mut pass = Pass { device: self, transport, options, observer, token, report: SyncReport::default(), entropy, ticket_accepted: false };
-        let result = pass.run();
-        // Screens refresh for what merged, even when the pass stopped part-way.
-        self.changed_many(pass.report.changed_orders.clone(), crate::changes::ChangeOrigin::Remote);
-        let now = self.now().0;
-        match &result {
-            Ok(()) if pass.report.errors.is_empty() => {
-                self.store.set_meta(META_LAST_SUCCESS, &now.to_string())?;
-                self.store.set_meta(META_LAST_ERROR, "")?;
-            }
-            Ok(()) => self.store.set_meta(META_LAST_ERROR, &pass.report.errors.join("; "))?,
-            Err(crate::Error::Cancelled) => {}
-            Err(e) => self.store.set_meta(META_LAST_ERROR, &e.to_string())?,
-        }
-        result?;
-        tracing::info!(
-            round_trips = pass.report.round_trips,
-            sent = pass.report.bytes_sent,
-            received = pass.report.bytes_received,
-            pushed = pass.report.orders_pushed,
-            pulled = pass.report.orders_pulled,
-            "sync pass"
-        );
-        Ok(pass.report)
-    }
-}
 
 impl Pass<'_> {
     fn wire(&self) -> u64 {
         self.report.bytes_sent + self.report.bytes_received
     }
 
-    fn run(&mut self) -> Result<()> {
+    pub(super) fn run(&mut self) -> Result<()> {
         // Evidence first: a later phase failing must not hold the journal back.
         self.phase(Phase::Journal, Self::journal)?;
         self.phase(Phase::Orders, Self::orders)?;
@@ -266,7 +133,7 @@ impl Pass<'_> {
 
     fn journal(&mut self) -> Result<()> {
         let d = self.device;
-        let mut acked = d.meta_u64(META_JOURNAL_ACKED)?;
+        let mut acked = d.store.meta_u64(MetaKey::SyncJournalAcked)?;
         let total = d.store.sync_counts(acked)?.pending_journal;
         let mut done = 0;
         loop {
@@ -306,7 +173,7 @@ impl Pass<'_> {
                     return Err(SyncError::Refused(format!("journal upload refused: {}", e.reason)).into());
                 }
                 acked = at.min(last);
-                d.store.set_meta(META_JOURNAL_ACKED, &acked.to_string())?;
+                d.store.set_meta(MetaKey::SyncJournalAcked, &acked.to_string())?;
                 continue;
             }
             if !resp.is_success() {
@@ -321,7 +188,7 @@ impl Pass<'_> {
                 return Err(SyncError::Protocol(format!("the server acknowledged {} after {acked}", ack.acked_seq)).into());
             }
             acked = ack.acked_seq;
-            d.store.set_meta(META_JOURNAL_ACKED, &acked.to_string())?;
+            d.store.set_meta(MetaKey::SyncJournalAcked, &acked.to_string())?;
             self.report.journal_uploaded += count;
             self.report.receipts_uploaded += n_receipts;
             done += count;
@@ -343,7 +210,7 @@ impl Pass<'_> {
         let mut want_full: Vec<String> = Vec::new();
         let mut asked_full: Vec<String> = Vec::new();
         for _ in 0..MAX_SYNC_ROUNDS {
-            let mut cursor = d.meta_u64(META_CURSOR)?;
+            let mut cursor = d.store.meta_u64(MetaKey::SyncCursor)?;
             let mut push = Vec::new();
             let mut pushed = Vec::new();
             let mut size = 0;
@@ -357,13 +224,16 @@ impl Pass<'_> {
                 push.push(DocPush { id: p.id.clone(), changes });
                 pushed.push((p, heads));
             }
-            let last_ticket: i64 = d.store.meta(META_LAST_TICKET)?.and_then(|v| v.parse().ok()).unwrap_or(i64::MIN);
+            let last_ticket = match d.store.meta(MetaKey::SyncLastTicket)? {
+                Some(v) => v.parse::<i64>().map_err(|_| crate::store::Error::Meta { key: MetaKey::SyncLastTicket.as_str(), value: v })?,
+                None => i64::MIN,
+            };
             let now = d.now().0;
             let ticket_nonce = (now.saturating_sub(last_ticket) >= self.options.ticket_every_ms).then(|| format!("{:016x}", self.entropy ^ now as u64));
             // The part ledger goes with the first request of the pass.
             let parts = if first_round {
                 Some(protocol::PartsSyncRequest {
-                    cursor: d.meta_u64(META_PARTS_CURSOR)?,
+                    cursor: d.store.meta_u64(MetaKey::SyncPartsCursor)?,
                     movements: d.store.unsynced_movements()?,
                     certs_known: d.store.certifications()?.len() as u32,
                 })
@@ -431,7 +301,7 @@ impl Pass<'_> {
             if let Some(ticket) = response.ticket {
                 match d.accept_time_ticket(ticket, rtt) {
                     Ok(_) => {
-                        d.store.set_meta(META_LAST_TICKET, &now.to_string())?;
+                        d.store.set_meta(MetaKey::SyncLastTicket, &now.to_string())?;
                         self.ticket_accepted = true;
                     }
                     Err(e) => self.report.errors.push(format!("time ticket: {e}")),
@@ -439,7 +309,7 @@ impl Pass<'_> {
             }
             if all_applied && response.cursor > cursor {
                 cursor = response.cursor;
-                d.store.set_meta(META_CURSOR, &cursor.to_string())?;
+                d.store.set_meta(MetaKey::SyncCursor, &cursor.to_string())?;
             }
             self.progress(Phase::Orders, done, total);
             if !want_full.is_empty() {
@@ -458,7 +328,7 @@ impl Pass<'_> {
         let d = self.device;
         d.store.mark_movements_synced(&parts.acked)?;
         let new = d.store.merge_movements(&parts.movements)?;
-        d.store.set_meta(META_PARTS_CURSOR, &parts.cursor.to_string())?;
+        d.store.set_meta(MetaKey::SyncPartsCursor, &parts.cursor.to_string())?;
         self.report.movements_pulled += new as u64;
         self.report.movements_pushed += parts.acked.len() as u64;
         for c in &parts.certifications {
@@ -473,13 +343,13 @@ impl Pass<'_> {
 
     fn rejected(&mut self, r: &protocol::Rejection) -> Result<()> {
         let d = self.device;
-        let code = serde_json::to_value(r.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        self.report.orders_rejected.push((r.id.clone(), code, r.field.clone()));
+        let code = r.code.as_str();
+        self.report.orders_rejected.push(RejectedOrder { id: r.id.clone(), code: code.to_string(), field: r.field.clone() });
         tracing::warn!(order = %r.id, code = ?r.code, field = ?r.field, reason = %r.reason, "push refused");
         match r.code {
             RejectCode::NotInScope => {
                 let known = d.store.doc_state(&r.id)?.is_some();
-                let state = if d.meta_u64(META_CURSOR)? > 0 && known { DocState::Removed } else { DocState::LocalOnly };
+                let state = if d.store.meta_u64(MetaKey::SyncCursor)? > 0 && known { DocState::Removed } else { DocState::LocalOnly };
                 d.store.set_doc_state(&r.id, state, Some(&r.reason))?;
             }
             RejectCode::ResendFull => d.store.forget_synced(&r.id)?,
@@ -536,7 +406,7 @@ impl Pass<'_> {
     fn fetch_reference_photos(&mut self) -> Result<()> {
         let d = self.device;
         let mut wanted: std::collections::BTreeSet<String> =
-            d.store.meta(META_FETCH)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            d.store.meta_json(MetaKey::SyncFetchBlobs)?.unwrap_or_default();
         let mut changed = self.report.changed_orders.clone();
         changed.sort();
         changed.dedup();
@@ -572,7 +442,7 @@ impl Pass<'_> {
             }
             self.report.photos_fetched += 1;
         }
-        d.store.set_meta(META_FETCH, &serde_json::to_string(&left).unwrap_or_else(|_| "[]".into()))?;
+        d.store.set_meta(MetaKey::SyncFetchBlobs, &serde_json::to_string(&left).map_err(|e| SyncError::Protocol(e.to_string()))?)?;
         Ok(())
     }
 

@@ -1,10 +1,10 @@
-//! The client side's vocabulary: options, progress, report, status, errors and the retry
-//! policy. The engine itself runs on a [`crate::Device`] (`device/sync.rs`), whose store
-//! holds the outbox: unacknowledged journal entries, dirty orders, photos to upload.
+//! The sync engine's vocabulary: options, progress, report, status, errors and the retry
+//! policy. The engine (`engine.rs`) runs on a [`crate::Device`], whose store holds the
+//! outbox: unacknowledged journal entries, dirty orders, photos to upload.
 
 use serde::Serialize;
 
-use super::transport::{NetError, Response};
+use crate::sync::transport::{NetError, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -106,6 +106,16 @@ pub trait SyncObserver: Send + Sync {
     fn progress(&self, progress: &SyncProgress);
 }
 
+/// An order the server refused in a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedOrder {
+    pub id: String,
+    /// The server's reason code (`RejectCode::as_str`).
+    pub code: String,
+    /// The field that broke a rule, when one did.
+    pub field: Option<String>,
+}
+
 /// What one sync pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SyncReport {
@@ -121,8 +131,8 @@ pub struct SyncReport {
     pub receipts_uploaded: u64,
     pub orders_pushed: u64,
     pub orders_pulled: u64,
-    /// Orders refused by the server: (id, code, field).
-    pub orders_rejected: Vec<(String, String, Option<String>)>,
+    /// Orders refused by the server.
+    pub orders_rejected: Vec<RejectedOrder>,
     /// Orders rebuilt on the server's version after a refusal.
     pub orders_rebased: u64,
     pub orders_removed: Vec<String>,

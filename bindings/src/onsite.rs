@@ -6,13 +6,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use onsite_core::{Actor, Clock, Device, DeviceOptions};
+use onsite_core::{Clock, Device, DeviceOptions};
 
-use crate::checklist::{Blocker, ChecklistApi, ChecklistView};
-use crate::evidence::{DeviceSigner, EvidenceApi, ForeignSigner, PhotoInfo};
-use crate::receipts::{ReceiptsApi, SignedReceiptInfo};
-use crate::sync::{FieldConflict, SyncApi};
-use crate::types::{from_time, GpsFix, OrderDetail, OrderFilter, OrderSummary, TransitionRequest};
+use crate::checklist::ChecklistApi;
+use crate::evidence::{DeviceSigner, EvidenceApi, ForeignSigner};
+use crate::help::HelpApi;
+use crate::orders::{from_time, GpsFix, OrdersApi};
+use crate::parts::PartsApi;
+use crate::profile::ProfileApi;
+use crate::receipts::ReceiptsApi;
+use crate::sync::SyncApi;
 use crate::ApiError;
 
 /// A clock the app provides (tests use it to control time). A failing callback never takes
@@ -195,18 +198,18 @@ impl Onsite {
     }
 
     /// The spare-part ledger (备件借用).
-    pub fn parts(&self) -> Arc<crate::field::PartsApi> {
-        crate::field::handles(&self.device).0
+    pub fn parts(&self) -> Arc<PartsApi> {
+        Arc::new(PartsApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     /// Expert help from an order (专家求助).
-    pub fn help(&self) -> Arc<crate::field::HelpApi> {
-        crate::field::handles(&self.device).1
+    pub fn help(&self) -> Arc<HelpApi> {
+        Arc::new(HelpApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     /// The engineer's signed service record (数字化履历).
-    pub fn profile(&self) -> Arc<crate::field::ProfileApi> {
-        crate::field::handles(&self.device).2
+    pub fn profile(&self) -> Arc<ProfileApi> {
+        Arc::new(ProfileApi { device: Handle(Arc::downgrade(&self.device)) })
     }
 
     /// Registers `listener` for order changes; keep the handle as long as the screen lives.
@@ -227,94 +230,3 @@ impl Handle {
     }
 }
 
-/// Everything the order detail screen shows, in one call.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct OrderScreen {
-    pub detail: OrderDetail,
-    /// `None` until the checklist is started.
-    pub checklist: Option<ChecklistView>,
-    /// Why the order cannot be completed yet (empty when it can).
-    pub blockers: Vec<Blocker>,
-    pub photos: Vec<PhotoInfo>,
-    pub receipts: Vec<SignedReceiptInfo>,
-    /// Fields whose concurrent edits merge resolved (see `orders().conflicts(id)`).
-    pub conflicted_fields: Vec<String>,
-    /// Expert-help requests and answers (show each answer with its step).
-    pub help: Vec<crate::field::HelpThread>,
-    /// What the order still owes in spare parts before close-out.
-    pub parts_owed: u32,
-}
-
-/// Work orders: the list and detail screens, lifecycle events, notes, peer merge.
-#[derive(uniffi::Object)]
-pub struct OrdersApi {
-    device: crate::store::Handle,
-}
-
-#[uniffi::export]
-impl OrdersApi {
-    /// Imports one order or an array of orders (the dispatcher's JSON); returns their ids.
-    pub fn import_json(&self, json: String) -> Result<Vec<String>, ApiError> {
-        Ok(self.device.get()?.import_orders_json(&json)?)
-    }
-
-    /// The list screen: summary rows only (no document is loaded).
-    pub fn list(&self, filter: OrderFilter) -> Result<Vec<OrderSummary>, ApiError> {
-        let filter = onsite_core::OrderFilter {
-            statuses: filter.statuses.into_iter().map(Into::into).collect(),
-            sort: filter.sort.into(),
-        };
-        Ok(self.device.get()?.list(&filter)?.into_iter().map(Into::into).collect())
-    }
-
-    pub fn get(&self, id: String) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.get()?.get(&id)?.into())
-    }
-
-    /// The detail screen in one record: order, checklist, blockers, photos, receipts.
-    pub fn screen(&self, id: String) -> Result<OrderScreen, ApiError> {
-        let device = self.device.get()?;
-        let view = device.get(&id)?;
-        let started = view.order.checklist.template.is_some();
-        let checklist = if started { Some(device.checklist(&id)?.into()) } else { None };
-        Ok(OrderScreen {
-            detail: view.into(),
-            checklist,
-            blockers: device.blockers(&id)?.iter().map(Into::into).collect(),
-            photos: device.photos(&id)?.into_iter().map(Into::into).collect(),
-            receipts: device.receipts(&id)?.into_iter().map(crate::receipts::info).collect(),
-            conflicted_fields: device.conflicts(&id)?.into_iter().map(|(field, _)| field).collect(),
-            help: crate::field::threads(&device, &id)?,
-            parts_owed: {
-                let c = device.closeout(&id)?;
-                (c.held.len() + c.pending_returns.len()) as u32
-            },
-        })
-    }
-
-    /// Applies a lifecycle event as the engineer. Without a fix, the location provider is
-    /// asked (when the app gave one).
-    pub fn transition(&self, id: String, request: TransitionRequest, fix: Option<GpsFix>) -> Result<OrderDetail, ApiError> {
-        let fix = fix.map(TryInto::try_into).transpose()?;
-        Ok(self.device.get()?.transition(&id, request.into(), Actor::Engineer, fix)?.into())
-    }
-
-    pub fn add_note(&self, id: String, text: String) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.get()?.add_note(&id, &text)?.into())
-    }
-
-    /// The order's Automerge document (bytes to hand to a peer).
-    pub fn document_bytes(&self, id: String) -> Result<Vec<u8>, ApiError> {
-        Ok(self.device.get()?.document_bytes(&id)?)
-    }
-
-    /// Merges a document from a peer; returns the merged order.
-    pub fn merge_document(&self, bytes: Vec<u8>) -> Result<OrderDetail, ApiError> {
-        Ok(self.device.get()?.merge_document(&bytes)?.into())
-    }
-
-    /// Fields of an order whose concurrent values merge resolved, with their authors.
-    pub fn conflicts(&self, order_id: String) -> Result<Vec<FieldConflict>, ApiError> {
-        Ok(self.device.get()?.conflicts(&order_id)?.into_iter().map(crate::sync::conflict).collect())
-    }
-}
