@@ -76,7 +76,7 @@ impl From<onsite_core::device::IngestReport> for IngestReport {
             sha256: r.sha256,
             size: r.size,
             new_blob: r.new_blob,
-            format: serde_json::to_value(a.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            format: a.format.as_str().to_string(),
             width: a.width,
             height: a.height,
             exif: ExifSummary {

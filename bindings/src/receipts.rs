@@ -110,7 +110,8 @@ impl From<bundle::Report> for BundleReport {
             signer_name: s.map(|s| s.signer_name.clone()),
             checks: r.checks.iter().map(|c| BundleCheck { check: c.check.clone(), subject: c.subject.clone(), passed: c.passed, detail: c.detail.clone() }).collect(),
             text: r.render_text(),
-            json: serde_json::to_string(&r).unwrap_or_default(),
+            // The report is plain data; serializing it fails only when memory does.
+            json: serde_json::to_string(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod hash;
 pub mod jcs;
 pub mod location;
+pub mod migrate;
 pub mod money;
 pub mod order;
 pub mod parts;

@@ -355,7 +355,14 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
         "record",
         if rec.format == RECORD_FORMAT && rec.version == RECORD_VERSION { Ok(format!("{} v{}", rec.format, rec.version)) } else { Err("unknown format".into()) },
     );
-    let device_key = unhex(&rec.device_key).unwrap_or_default();
+    let device_key = match unhex(&rec.device_key) {
+        Some(k) => k,
+        None => {
+            // No key: every signature check below fails too, each saying so.
+            add("record.device_key", "record", Err("the record's device key is not hex".into()));
+            Vec::new()
+        }
+    };
     if let Some(pinned) = &opts.device_key {
         add("record.device_key", "record", if pinned == &device_key { Ok("the pinned device key".into()) } else { Err("signed by another device key".into()) });
     }
@@ -369,6 +376,10 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
     let mut recomputed = Vec::new();
     for o in &rec.orders {
         let subject = o.order_id.as_str();
+        let Some(signature) = unhex(&o.receipt.signature) else {
+            add("order.receipt", subject, Err("the receipt signature is not hex".into()));
+            continue;
+        };
         let sr = SignedReceipt {
             order: o.order_id.clone(),
             revision: o.receipt.revision,
@@ -377,7 +388,7 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
             strokes: None,
             strokes_sha256: o.receipt.strokes_sha256.clone(),
             message: o.receipt.message.clone().into_bytes(),
-            signature: unhex(&o.receipt.signature).unwrap_or_default(),
+            signature,
             journal_seq: o.receipt.journal_seq,
             signed_at_ms: o.receipt.signed_at_ms,
         };
@@ -452,7 +463,10 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
     for c in &rec.certifications {
         let result = match &opts.log_key {
             Some(k) => c.verify(k),
-            None => unhex(rec.log_key.as_deref().unwrap_or_default()).ok_or_else(|| "no log key".to_string()).and_then(|k| c.verify(&k)),
+            None => match rec.log_key.as_deref().and_then(unhex) {
+                Some(k) => c.verify(&k),
+                None => Err("no log key".to_string()),
+            },
         };
         match result {
             Ok(cert) if cert.engineer == rec.engineer => {

@@ -12,6 +12,13 @@ pub enum ClientError {
     Http { status: u16, body: String },
     #[error("bad answer: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the answer has no `{0}`")]
+    Missing(&'static str),
+}
+
+/// A string field the server's answer must carry (a missing one is an error, never "").
+fn field(v: &Value, name: &'static str) -> Result<String, ClientError> {
+    v[name].as_str().map(str::to_string).ok_or(ClientError::Missing(name))
 }
 
 pub struct DispatcherClient {
@@ -39,7 +46,7 @@ pub fn create_provider(base_url: &str, admin_token: &str, id: &str, name: &str) 
     let http = HttpTransport::new(base_url)?;
     let body = serde_json::to_vec(&serde_json::json!({ "id": id, "name": name }))?;
     let v = call(&http, admin_token, Method::Post, "/v1/admin/providers", Some(body))?;
-    Ok(v["dispatcher_token"].as_str().unwrap_or_default().to_string())
+    field(&v, "dispatcher_token")
 }
 
 impl DispatcherClient {
@@ -58,12 +65,13 @@ impl DispatcherClient {
     /// Creates orders from the import JSON format (an array or one object).
     pub fn create_orders(&self, json: &str) -> Result<Vec<String>, ClientError> {
         let v = call(&self.http, &self.token, Method::Post, "/v1/orders", Some(json.as_bytes().to_vec()))?;
-        Ok(v["created"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default())
+        let created = v["created"].as_array().ok_or(ClientError::Missing("created"))?;
+        created.iter().map(|x| x.as_str().map(str::to_string).ok_or(ClientError::Missing("created[]"))).collect()
     }
 
     pub fn enrolment_code(&self, engineer_id: &str) -> Result<String, ClientError> {
         let v = self.post("/v1/enrolment-codes", &serde_json::json!({ "engineer_id": engineer_id }))?;
-        Ok(v["code"].as_str().unwrap_or_default().to_string())
+        field(&v, "code")
     }
 
     pub fn order(&self, id: &str) -> Result<Value, ClientError> {
@@ -114,7 +122,7 @@ impl DispatcherClient {
 
     /// Registers an expert; returns the expert's token.
     pub fn add_expert(&self, body: &Value) -> Result<String, ClientError> {
-        Ok(self.post("/v1/experts", body)?["token"].as_str().unwrap_or_default().to_string())
+        field(&self.post("/v1/experts", body)?, "token")
     }
 
     pub fn help_requests(&self) -> Result<Value, ClientError> {

@@ -61,8 +61,11 @@ fn wants_deflate(headers: &HeaderMap) -> bool {
 }
 
 fn encoded(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
-    let deflate = wants_deflate(headers);
-    let body = if deflate { protocol::deflate(&body) } else { body };
+    // Compression fails only when memory does; the answer then goes uncompressed.
+    let (deflate, body) = match wants_deflate(headers).then(|| protocol::deflate(&body)) {
+        Some(Ok(compressed)) => (true, compressed),
+        _ => (false, body),
+    };
     let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
     if deflate {
         resp.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("deflate"));

@@ -275,7 +275,7 @@ fn every_refusal_is_json_and_slow_clients_are_cut_off() {
     assert_eq!(status, 400, "a missing query parameter");
     error_json(&body);
     // A deflate body that inflates past the limit stops at the limit.
-    let bomb = protocol::deflate(&vec![0u8; 40 * 1024 * 1024]);
+    let bomb = protocol::deflate(&vec![0u8; 40 * 1024 * 1024]).unwrap();
     let dt = format!("Bearer {}", token(&f.device));
     let (status, body) = raw(&f.s, "POST", "/v1/sync", &[("authorization", &dt), ("content-encoding", "deflate")], &bomb);
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));

@@ -402,15 +402,30 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
             }
         };
         let strokes_path = format!("signature/r{n}.oss1");
+        let Some(canonical) = small.get(path).cloned() else {
+            c.fail("receipt.signature", &subject, "the receipt member could not be read");
+            continue;
+        };
+        let message = match part.message.canonical() {
+            Ok(m) => m,
+            Err(e) => {
+                c.fail("receipt.signature", &signed_path, format!("the signed message cannot be canonicalized: {e}"));
+                continue;
+            }
+        };
+        let Some(signature) = unhex(&part.signature) else {
+            c.fail("receipt.signature", &signed_path, "the signature is not hex");
+            continue;
+        };
         let sr = SignedReceipt {
             order: manifest.order.clone(),
             revision: n,
-            canonical: small.get(path).cloned().unwrap_or_default(),
+            canonical,
             receipt_sha256: part.message.receipt_sha256.clone(),
             strokes: small.get(&strokes_path).cloned(),
             strokes_sha256: part.message.strokes_sha256.clone(),
-            message: part.message.canonical().unwrap_or_default(),
-            signature: unhex(&part.signature).unwrap_or_default(),
+            message,
+            signature,
             journal_seq: part.journal_seq,
             signed_at_ms: part.signed_at_ms,
         };

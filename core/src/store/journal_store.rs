@@ -9,6 +9,11 @@ use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::journal::{self, Draft, Entry, Head};
 use crate::evidence::Signer;
 
+/// A stored JSON column that no longer parses: an error, never an empty value.
+fn json_column(column: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+}
+
 impl Store {
     pub fn set_signer(&self, signer: Arc<dyn Signer>) {
         *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Some(signer);
@@ -142,9 +147,9 @@ impl Store {
                 width: r.get(5)?,
                 height: r.get(6)?,
                 size: r.get::<_, i64>(7)? as u64,
-                exif: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or(serde_json::Value::Null),
+                exif: serde_json::from_str(&r.get::<_, String>(8)?).map_err(|e| json_column(8, e))?,
                 thumb_sha256: r.get(9)?,
-                problems: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
+                problems: serde_json::from_str(&r.get::<_, String>(10)?).map_err(|e| json_column(10, e))?,
                 ingested_at: r.get(11)?,
                 journal_seq: r.get::<_, i64>(12)? as u64,
             })

@@ -1,6 +1,6 @@
-//! Numbered migrations applied with `PRAGMA user_version`, all in one IMMEDIATE transaction.
+//! The device store's numbered migrations (run by the shared `crate::migrate`).
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use super::Error;
 
@@ -16,28 +16,16 @@ const MIGRATIONS: &[&str] = &[
 
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
 
-pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-}
+#[cfg(test)]
+use crate::migrate::version;
 
 /// Brings the schema to `CURRENT_VERSION`, or refuses a database written by newer code.
 pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    let found = version(conn)?;
-    if found > CURRENT_VERSION {
-        return Err(Error::TooNew { found, supported: CURRENT_VERSION });
+    match crate::migrate::run(conn, MIGRATIONS) {
+        Ok(_) => Ok(()),
+        Err(crate::migrate::Error::TooNew { found, supported }) => Err(Error::TooNew { found, supported }),
+        Err(crate::migrate::Error::Sqlite(e)) => Err(Error::Sqlite(e)),
     }
-    if found == CURRENT_VERSION {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Re-read inside the write lock: another process may have migrated meanwhile.
-    let found = version(&tx)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -202,13 +202,13 @@ mod opt_bytes {
     }
 }
 
-/// `Content-Encoding: deflate` bodies (zlib, RFC 1950).
-pub fn deflate(bytes: &[u8]) -> Vec<u8> {
+/// `Content-Encoding: deflate` bodies (zlib, RFC 1950). Compression into memory fails only
+/// if memory does; the error is returned rather than an empty body sent.
+pub fn deflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(bytes.len() / 3 + 64), flate2::Compression::new(6));
-    // Writing to a Vec cannot fail.
-    let _ = e.write_all(bytes);
-    e.finish().unwrap_or_default()
+    e.write_all(bytes)?;
+    e.finish()
 }
 
 /// Inflates at most `max` bytes; a body that expands further is refused (a zip bomb).
@@ -369,8 +369,8 @@ mod tests {
     #[test]
     fn deflate_round_trips_and_bombs_are_refused() {
         let data = b"onsite ".repeat(1000);
-        assert_eq!(inflate(&deflate(&data), 10_000).unwrap(), data);
-        let bomb = deflate(&vec![0u8; 10_000_000]);
+        assert_eq!(inflate(&deflate(&data).unwrap(), 10_000).unwrap(), data);
+        let bomb = deflate(&vec![0u8; 10_000_000]).unwrap();
         assert!(bomb.len() < 20_000);
         assert_eq!(inflate(&bomb, 1_000_000), Err(Error::TooLarge(1_000_001)));
         assert!(matches!(inflate(b"not zlib", 100), Err(Error::Malformed(_))));
@@ -395,7 +395,7 @@ mod tests {
             rejected: vec![Rejection { id: "WO-3".into(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(full) }],
         };
         std::fs::write(dir.join("response.cbor"), encode(&resp).unwrap()).unwrap();
-        std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap())).unwrap();
+        std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap()).unwrap()).unwrap();
         let key = crate::evidence::SoftwareSigner::generate().unwrap();
         let draft = crate::evidence::journal::Draft::new(crate::evidence::journal::JournalKind::Note, Some("WO-1"), serde_json::json!({ "text": "hi" }));
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();

@@ -121,8 +121,9 @@ impl Service {
                 request_id: r.id.clone(),
                 at: Timestamp(now),
                 kind: if chosen.is_some() { "routed" } else { "unrouted" }.into(),
-                expert_id: chosen.map(|e| e.id.clone()).unwrap_or_default(),
-                expert_name: chosen.map(|e| e.name.clone()).unwrap_or_default(),
+                // An unrouted note names no expert (empty id and name).
+                expert_id: chosen.map_or_else(String::new, |e| e.id.clone()),
+                expert_name: chosen.map_or_else(String::new, |e| e.name.clone()),
                 text: match chosen {
                     Some(e) => format!("sent to {} ({} / {})", e.name, order.equipment.category, order.equipment.brand),
                     None => "no expert covers this equipment yet; the dispatcher was told".into(),

@@ -72,18 +72,10 @@ impl SqliteStorage {
         w.busy_timeout(std::time::Duration::from_secs(10))?;
         let _: String = w.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         w.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-        let found: u32 = w.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let supported = MIGRATIONS.len() as u32;
-        if found > supported {
-            return Err(Error::TooNew { found, supported });
-        }
-        let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as u32)?;
-        }
-        tx.commit()?;
+        onsite_core::migrate::run(&mut w, MIGRATIONS).map_err(|e| match e {
+            onsite_core::migrate::Error::TooNew { found, supported } => Error::TooNew { found, supported },
+            onsite_core::migrate::Error::Sqlite(e) => e.into(),
+        })?;
         let r = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         r.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r) })

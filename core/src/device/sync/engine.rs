@@ -161,7 +161,7 @@ impl Pass<'_> {
                 .header("content-type", "application/cbor")
                 .header("content-encoding", "deflate")
                 .header("accept-encoding", "deflate")
-                .body(protocol::deflate(&body));
+                .body(protocol::deflate(&body).map_err(|e| SyncError::Protocol(e.to_string()))?);
             let resp = self.call(req)?;
             let bytes = Self::decode_body(&resp)?;
             if resp.status == 409 {
@@ -249,7 +249,7 @@ impl Pass<'_> {
                 .header("content-type", "application/cbor")
                 .header("content-encoding", "deflate")
                 .header("accept-encoding", "deflate")
-                .body(protocol::deflate(&body));
+                .body(protocol::deflate(&body).map_err(|e| SyncError::Protocol(e.to_string()))?);
             let started = Instant::now();
             let resp = self.call(req)?;
             let rtt = started.elapsed().as_millis() as u64;
