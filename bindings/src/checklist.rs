@@ -53,15 +53,33 @@ pub struct ChoiceOption {
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum StepKind {
     Confirmation,
-    Photo { min: u32, max: u32 },
-    Measurement { unit: String, min: Option<f64>, max: Option<f64> },
+    Photo {
+        min: u32,
+        max: u32,
+    },
+    Measurement {
+        unit: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Note,
-    Choice { options: Vec<ChoiceOption>, multiple: bool },
-    Barcode { expected_field: Option<String>, expected_from_step: Option<String> },
+    Choice {
+        options: Vec<ChoiceOption>,
+        multiple: bool,
+    },
+    Barcode {
+        expected_field: Option<String>,
+        expected_from_step: Option<String>,
+    },
     Parts,
-    Timer { min_seconds: u32 },
+    Timer {
+        min_seconds: u32,
+    },
     /// Show `risk` exactly; send back `risk_sha256` with the customer's answer.
-    Consent { risk: LocalizedText, risk_sha256: String },
+    Consent {
+        risk: LocalizedText,
+        risk_sha256: String,
+    },
 }
 
 impl From<&sop::StepKind> for StepKind {
@@ -71,10 +89,9 @@ impl From<&sop::StepKind> for StepKind {
             sop::StepKind::Photo { min, max } => StepKind::Photo { min: *min, max: *max },
             sop::StepKind::Measurement { unit, min, max } => StepKind::Measurement { unit: unit.clone(), min: *min, max: *max },
             sop::StepKind::Note => StepKind::Note,
-            sop::StepKind::Choice { options, multiple } => StepKind::Choice {
-                options: options.iter().map(|o| ChoiceOption { id: o.id.clone(), label: (&o.label).into() }).collect(),
-                multiple: *multiple,
-            },
+            sop::StepKind::Choice { options, multiple } => {
+                StepKind::Choice { options: options.iter().map(|o| ChoiceOption { id: o.id.clone(), label: (&o.label).into() }).collect(), multiple: *multiple }
+            }
             sop::StepKind::Barcode { expected_field, expected_from_step, .. } => {
                 StepKind::Barcode { expected_field: expected_field.clone(), expected_from_step: expected_from_step.clone() }
             }
@@ -87,11 +104,15 @@ impl From<&sop::StepKind> for StepKind {
 
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum StepState {
-    Locked { waiting_for: Vec<String> },
+    Locked {
+        waiting_for: Vec<String>,
+    },
     Open,
     Done,
     /// `reason` is the engineer's when marked by hand, `None` when the step's condition is false.
-    NotApplicable { reason: Option<String> },
+    NotApplicable {
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -182,12 +203,9 @@ impl From<&sop::Answer> for StepAnswer {
             sop::Answer::Observation { started, stopped, reproduced } => {
                 StepAnswer::Observation { started: to_time(*started), stopped: to_time(*stopped), reproduced: *reproduced }
             }
-            sop::Answer::Consent { accepted, risk_sha256, signer, strokes, .. } => StepAnswer::Consent {
-                accepted: *accepted,
-                risk_sha256: risk_sha256.clone(),
-                signer: signer.clone(),
-                strokes: strokes_out(strokes),
-            },
+            sop::Answer::Consent { accepted, risk_sha256, signer, strokes, .. } => {
+                StepAnswer::Consent { accepted: *accepted, risk_sha256: risk_sha256.clone(), signer: signer.clone(), strokes: strokes_out(strokes) }
+            }
             sop::Answer::NotApplicable { reason } => StepAnswer::NotApplicable { reason: reason.clone() },
         }
     }
@@ -275,22 +293,16 @@ impl From<CoreView> for ChecklistView {
                     sop::StepState::Open => StepState::Open,
                     sop::StepState::Done => StepState::Done,
                     sop::StepState::NotApplicable { reason: sop::NaReason::Condition } => StepState::NotApplicable { reason: None },
-                    sop::StepState::NotApplicable { reason: sop::NaReason::Marked { reason } } => {
-                        StepState::NotApplicable { reason: Some(reason.clone()) }
-                    }
+                    sop::StepState::NotApplicable { reason: sop::NaReason::Marked { reason } } => StepState::NotApplicable { reason: Some(reason.clone()) },
                 },
                 flags: st
                     .flags
                     .iter()
                     .map(|f| match f {
                         sop::Flag::OutOfRange { value, min, max } => StepFlag::OutOfRange { value: *value, min: *min, max: *max },
-                        sop::Flag::BarcodeMismatch { scanned, expected } => {
-                            StepFlag::BarcodeMismatch { scanned: scanned.clone(), expected: expected.clone() }
-                        }
+                        sop::Flag::BarcodeMismatch { scanned, expected } => StepFlag::BarcodeMismatch { scanned: scanned.clone(), expected: expected.clone() },
                         sop::Flag::ConsentRefused => StepFlag::ConsentRefused,
-                        sop::Flag::ObservationShort { seconds, min_seconds } => {
-                            StepFlag::ObservationShort { seconds: *seconds, min_seconds: *min_seconds }
-                        }
+                        sop::Flag::ObservationShort { seconds, min_seconds } => StepFlag::ObservationShort { seconds: *seconds, min_seconds: *min_seconds },
                     })
                     .collect(),
                 current: st.current.and_then(|i| v.answers.get(i)).map(Into::into),

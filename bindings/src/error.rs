@@ -85,9 +85,7 @@ impl From<order::Error> for ApiError {
             order::Error::Invalid { field, reason } => ApiError::InvalidInput { field, reason },
             order::Error::IllegalTransition { from, event } => ApiError::IllegalTransition { from: from.into(), event },
             e @ order::Error::NotPermitted { .. } => ApiError::NotPermitted { reason: e.to_string() },
-            order::Error::UnknownStatus { value } => {
-                ApiError::InvalidInput { field: "status".into(), reason: format!("unknown status `{value}`") }
-            }
+            order::Error::UnknownStatus { value } => ApiError::InvalidInput { field: "status".into(), reason: format!("unknown status `{value}`") },
         }
     }
 }
@@ -121,16 +119,13 @@ impl From<sop::Error> for ApiError {
                 },
                 reason,
             },
-            sop::Error::VersionExists { .. } | sop::Error::NotStarted | sop::Error::AlreadyStarted { .. } => {
-                ApiError::Conflict { reason }
-            }
+            sop::Error::VersionExists { .. } | sop::Error::NotStarted | sop::Error::AlreadyStarted { .. } => ApiError::Conflict { reason },
             sop::Error::UnknownTemplate { id } => ApiError::NotFound { id },
             sop::Error::TemplateMissing { id, version } => ApiError::NotFound { id: format!("{id} v{version}") },
             sop::Error::UnknownStep { step } => ApiError::NotFound { id: step },
-            sop::Error::OutOfOrder { step, .. }
-            | sop::Error::NotApplicable { step }
-            | sop::Error::Closed { step, .. }
-            | sop::Error::NaNotAllowed { step } => ApiError::StepRefused { step, reason },
+            sop::Error::OutOfOrder { step, .. } | sop::Error::NotApplicable { step } | sop::Error::Closed { step, .. } | sop::Error::NaNotAllowed { step } => {
+                ApiError::StepRefused { step, reason }
+            }
             sop::Error::WrongType { step, .. } => ApiError::InvalidInput { field: step, reason },
             sop::Error::Invalid { step, field, reason } => ApiError::InvalidInput { field: format!("{step}.{field}"), reason },
             sop::Error::Blocked { count, first } => ApiError::Blocked { count: count as u32, first_step: first },

@@ -141,11 +141,7 @@ pub struct JournalReport {
 
 impl From<evidence::journal::Report> for JournalReport {
     fn from(r: evidence::journal::Report) -> Self {
-        Self {
-            entries: r.entries as u64,
-            ok: r.ok(),
-            problem: r.first_problem.map(|p| serde_json::to_string(&p).unwrap_or_else(|_| format!("{p:?}"))),
-        }
+        Self { entries: r.entries as u64, ok: r.ok(), problem: r.first_problem.map(|p| serde_json::to_string(&p).unwrap_or_else(|_| format!("{p:?}"))) }
     }
 }
 

@@ -95,7 +95,14 @@ impl HelpApi {
             .get()?
             .help_costs()?
             .into_iter()
-            .map(|c| HelpCost { order_id: c.order_id, request_id: c.request_id, expert_id: c.expert_id, expert_name: c.expert_name, cost_cents: c.cost_cents, at: ms_to_time(c.at.0) })
+            .map(|c| HelpCost {
+                order_id: c.order_id,
+                request_id: c.request_id,
+                expert_id: c.expert_id,
+                expert_name: c.expert_name,
+                cost_cents: c.cost_cents,
+                at: ms_to_time(c.at.0),
+            })
             .collect())
     }
 }
@@ -103,7 +110,13 @@ impl HelpApi {
 /// One core help thread as the boundary's record.
 pub(crate) fn thread(t: onsite_core::device::HelpThread) -> HelpThread {
     HelpThread {
-        request: HelpRequestInfo { id: t.request.id, at: ms_to_time(t.request.at.0), question: t.request.question, step_id: t.request.step, photos: t.request.photos },
+        request: HelpRequestInfo {
+            id: t.request.id,
+            at: ms_to_time(t.request.at.0),
+            question: t.request.question,
+            step_id: t.request.step,
+            photos: t.request.photos,
+        },
         answers: t
             .answers
             .into_iter()

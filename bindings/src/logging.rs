@@ -112,11 +112,7 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
         if let Some(sink) = sink {
             let mut m = Message::default();
             event.record(&mut m);
-            let record = LogRecord {
-                level: level_of(event.metadata().level()),
-                target: event.metadata().target().to_string(),
-                message: m.text + &m.fields,
-            };
+            let record = LogRecord { level: level_of(event.metadata().level()), target: event.metadata().target().to_string(), message: m.text + &m.fields };
             // A failing sink loses this line only.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.log(record)));
         }
@@ -129,9 +125,7 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
 #[uniffi::export]
 pub fn set_log_sink(sink: Option<Arc<dyn LogSink>>, level: LogLevel) -> Result<(), ApiError> {
     INSTALLED
-        .get_or_init(|| {
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(SinkLayer)).map_err(|e| e.to_string())
-        })
+        .get_or_init(|| tracing::subscriber::set_global_default(tracing_subscriber::registry().with(SinkLayer)).map_err(|e| e.to_string()))
         .clone()
         .map_err(|reason| ApiError::Conflict { reason: format!("a tracing subscriber is already installed: {reason}") })?;
     let on = sink.is_some();

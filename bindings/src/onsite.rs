@@ -229,4 +229,3 @@ impl Handle {
         self.0.upgrade().ok_or(ApiError::Closed)
     }
 }
-

@@ -71,10 +71,11 @@ macro_rules! mirror_enum {
     };
 }
 
-mirror_enum!(OrderStatus, order::Status, [
-    Assigned, Accepted, CustomerContacted, EnRoute, OnSite, InProgress, AwaitingSignature,
-    Completed, Rescheduled, CarriedToWorkshop, Cancelled, Unresolved
-]);
+mirror_enum!(
+    OrderStatus,
+    order::Status,
+    [Assigned, Accepted, CustomerContacted, EnRoute, OnSite, InProgress, AwaitingSignature, Completed, Rescheduled, CarriedToWorkshop, Cancelled, Unresolved]
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Priority {
@@ -182,17 +183,28 @@ impl TryFrom<GpsFix> for order::GpsFix {
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum TransitionRequest {
     Accept,
-    ContactCustomer { window: TimeWindow },
+    ContactCustomer {
+        window: TimeWindow,
+    },
     Depart,
     Arrive,
     StartWork,
     RequestSignature,
     Complete,
-    Reschedule { reason: String, window: TimeWindow },
-    CarryToWorkshop { reason: String },
-    MarkUnresolved { reason: String },
+    Reschedule {
+        reason: String,
+        window: TimeWindow,
+    },
+    CarryToWorkshop {
+        reason: String,
+    },
+    MarkUnresolved {
+        reason: String,
+    },
     /// Dispatcher only: a device raising it gets `NotPermitted`.
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }
 
 impl From<TransitionRequest> for order::Event {
@@ -397,11 +409,7 @@ impl From<onsite_core::OrderView> for OrderDetail {
                 warranty: o.equipment.warranty.into(),
                 warranty_ends: o.equipment.warranty_ends,
             },
-            fault: FaultReport {
-                description: o.fault.description,
-                reported_at: to_time(o.fault.reported_at),
-                channel: o.fault.channel.into(),
-            },
+            fault: FaultReport { description: o.fault.description, reported_at: to_time(o.fault.reported_at), channel: o.fault.channel.into() },
             priority: o.priority.into(),
             appointment: o.appointment.map(Into::into),
             engineer_id: o.engineer.id,
@@ -475,10 +483,7 @@ impl OrdersApi {
 
     /// The list screen: summary rows only (no document is loaded).
     pub fn list(&self, filter: OrderFilter) -> Result<Vec<OrderSummary>, ApiError> {
-        let filter = onsite_core::OrderFilter {
-            statuses: filter.statuses.into_iter().map(Into::into).collect(),
-            sort: filter.sort.into(),
-        };
+        let filter = onsite_core::OrderFilter { statuses: filter.statuses.into_iter().map(Into::into).collect(), sort: filter.sort.into() };
         Ok(self.device.get()?.list(&filter)?.into_iter().map(Into::into).collect())
     }
 

@@ -105,7 +105,6 @@ pub struct PartMovementRequest {
     pub note: String,
 }
 
-
 fn held(h: &parts::Held) -> HeldPart {
     HeldPart {
         part_number: h.part_number.clone(),

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use onsite_core::{bundle, receipt};
 
-use crate::signature::{strokes_in, Stroke};
 use crate::orders::to_time;
+use crate::signature::{strokes_in, Stroke};
 use crate::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -108,7 +108,11 @@ impl From<bundle::Report> for BundleReport {
             revision: s.map(|s| s.revision),
             decision: s.map(|s| s.decision.clone()),
             signer_name: s.map(|s| s.signer_name.clone()),
-            checks: r.checks.iter().map(|c| BundleCheck { check: c.check.clone(), subject: c.subject.clone(), passed: c.passed, detail: c.detail.clone() }).collect(),
+            checks: r
+                .checks
+                .iter()
+                .map(|c| BundleCheck { check: c.check.clone(), subject: c.subject.clone(), passed: c.passed, detail: c.detail.clone() })
+                .collect(),
             text: r.render_text(),
             // The report is plain data; serializing it fails only when memory does.
             json: serde_json::to_string(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),

@@ -194,7 +194,9 @@ pub fn sixty_step_template() -> String {
         let (kind, extra) = match i % 6 {
             0 => ("confirmation", String::new()),
             1 => ("measurement", "unit = \"V\"\nmin = 11.4\nmax = 12.6\n".to_string()),
-            2 => ("choice", "options = [{ id = \"a\", label = { zh = \"甲\", en = \"A\" } }, { id = \"b\", label = { zh = \"乙\", en = \"B\" } }]\n".to_string()),
+            2 => {
+                ("choice", "options = [{ id = \"a\", label = { zh = \"甲\", en = \"A\" } }, { id = \"b\", label = { zh = \"乙\", en = \"B\" } }]\n".to_string())
+            }
             3 => ("note", format!("when = {{ step = \"s{}\", is = \"a\" }}\n", i - 1)),
             4 => ("photo", "min = 1\nmax = 3\n".to_string()),
             _ => ("confirmation", format!("when = {{ any = [{{ step = \"s{}\", is = \"a\" }}, {{ field = \"priority\", is = \"urgent\" }}] }}\n", i - 3)),
@@ -231,13 +233,7 @@ fn sop_bench() -> Result<()> {
     let last = template.step("s59").cloned().ok_or_else(|| anyhow::anyhow!("no s59"))?;
     let eval = sop::evaluate(&template, &order, &order.checklist);
     let answer = sop::demo::answer_for(&template, &eval, &order, &last, device.now());
-    order.checklist.answers.push(sop::AnswerRecord {
-        step: "s59".into(),
-        value: answer,
-        at: device.now(),
-        monotonic_ms: 0,
-        device: device.device_id().into(),
-    });
+    order.checklist.answers.push(sop::AnswerRecord { step: "s59".into(), value: answer, at: device.now(), monotonic_ms: 0, device: device.device_id().into() });
     const RUNS: usize = 2000;
     let mut samples = Vec::with_capacity(RUNS);
     let mut blockers = 0;

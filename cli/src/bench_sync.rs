@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use automerge::sync::SyncDoc;
 use automerge::AutoCommit;
+use onsite_core::device::SyncOptions;
 use onsite_core::order::{TimeWindow, Timestamp};
 use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
-use onsite_core::device::SyncOptions;
 use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix};
 use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
 
@@ -56,10 +56,7 @@ fn server_cpu_ms(url: &str) -> Result<f64> {
     let t = HttpTransport::new(url)?;
     let r = t.send(&Request::new(Method::Get, "/metrics"))?;
     let text = String::from_utf8_lossy(&r.body);
-    text.lines()
-        .find_map(|l| l.strip_prefix("onsite_process_cpu_ms "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no onsite_process_cpu_ms in /metrics")
+    text.lines().find_map(|l| l.strip_prefix("onsite_process_cpu_ms ")).and_then(|v| v.trim().parse().ok()).context("no onsite_process_cpu_ms in /metrics")
 }
 
 /// Plain Automerge sync of one document between two peers with fresh sync states, as a

@@ -12,13 +12,26 @@ use onsite_core::Device;
 #[derive(Subcommand)]
 pub enum ChecklistCmd {
     /// Start the order's checklist (pins the template's latest version).
-    Start { order: String, #[arg(long, default_value = "onsite-repair")] template: String },
+    Start {
+        order: String,
+        #[arg(long, default_value = "onsite-repair")]
+        template: String,
+    },
     /// Steps with their state, what is open, what blocks completion.
-    Show { order: String, #[arg(long)] json: bool },
+    Show {
+        order: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Answer a step (a correction is a new answer).
     Answer(AnswerArgs),
     /// Mark a step not applicable (only where the template allows), with a reason.
-    Na { order: String, step: String, #[arg(long)] reason: String },
+    Na {
+        order: String,
+        step: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Why the order cannot be completed yet.
     Blockers { order: String },
     /// Every answer given to a step.
@@ -32,7 +45,9 @@ pub enum ChecklistCmd {
 pub enum TemplatesCmd {
     List,
     /// Publish a template version (TOML) to this device.
-    Publish { file: PathBuf },
+    Publish {
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -142,7 +157,8 @@ fn answer_from(device: &Device, a: &AnswerArgs) -> Result<Answer> {
         };
         let signer = a.signer.clone().context("--consent needs --signer NAME")?;
         let strokes: Vec<onsite_core::signature::Stroke> = match &a.strokes {
-            Some(f) => serde_json::from_str(&std::fs::read_to_string(f)?).with_context(|| format!("{}: strokes are [[{{x, y, t_ms, pressure}}, ...], ...]", f.display()))?,
+            Some(f) => serde_json::from_str(&std::fs::read_to_string(f)?)
+                .with_context(|| format!("{}: strokes are [[{{x, y, t_ms, pressure}}, ...], ...]", f.display()))?,
             None => Vec::new(),
         };
         let sop::StepKind::Consent { risk, risk_sha256 } = &step.kind else { bail!("`{}` is not a consent step", a.step) };

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{Duration, FixedOffset, TimeZone, Utc};
-use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
-use onsite_core::sla::ClockState;
-use onsite_core::device::{ExportOptions, PhotoSource};
-use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
-use onsite_core::sop::{Answer, PhotoRef, StepKind};
 use onsite_core::device::SyncOptions;
+use onsite_core::device::{ExportOptions, PhotoSource};
+use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
+use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
+use onsite_core::sla::ClockState;
+use onsite_core::sop::{Answer, PhotoRef, StepKind};
 use onsite_core::sync::HttpTransport;
 use onsite_core::{Actor, Clock, Device, DeviceOptions, Event, GpsFix, ManualClock, OrderFilter, OrderSummary, OrderView};
 
@@ -185,12 +185,7 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
         dispatcher
     };
     let first = device.sync(&transport, &SyncOptions::default(), None)?;
-    println!(
-        "sync: {} orders received in {} round trips, {} bytes",
-        first.orders_pulled,
-        first.round_trips,
-        first.bytes_sent + first.bytes_received
-    );
+    println!("sync: {} orders received in {} round trips, {} bytes", first.orders_pulled, first.round_trips, first.bytes_sent + first.bytes_received);
     println!();
     print_list(&device.list(&OrderFilter::default())?);
 
@@ -200,10 +195,8 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     let id = target.id;
     let site = device.get(&id)?.order.site.location;
     let fix = site.map(|p| GpsFix { lat: p.lat + 0.0002, lon: p.lon - 0.0001, accuracy_m: 6.5, source: LocationSource::Gps, mock: false });
-    let window = TimeWindow {
-        start: Timestamp::from_datetime(clock.now() + Duration::hours(1)),
-        end: Timestamp::from_datetime(clock.now() + Duration::hours(3)),
-    };
+    let window =
+        TimeWindow { start: Timestamp::from_datetime(clock.now() + Duration::hours(1)), end: Timestamp::from_datetime(clock.now() + Duration::hours(3)) };
     let steps: Vec<(i64, Event, &str)> = vec![
         (5, Event::Accept, "accepted the order"),
         (20, Event::ContactCustomer { window }, "called the customer, appointment agreed"),
@@ -259,25 +252,39 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     let r = device.sync(&transport, &SyncOptions::default(), None)?;
     println!(
         "sync: {} round trips, {} bytes sent, {} received; journal +{} entries, {} receipt(s), {} order(s) pushed, {} pulled, {} photo(s) uploaded ({} bytes)",
-        r.round_trips, r.bytes_sent, r.bytes_received, r.journal_uploaded, r.receipts_uploaded, r.orders_pushed, r.orders_pulled, r.blobs_uploaded, r.blob_bytes
+        r.round_trips,
+        r.bytes_sent,
+        r.bytes_received,
+        r.journal_uploaded,
+        r.receipts_uploaded,
+        r.orders_pushed,
+        r.orders_pulled,
+        r.blobs_uploaded,
+        r.blob_bytes
     );
     if !r.complete() {
         anyhow::bail!("sync left work pending: {:?}", r.errors);
     }
     let on_server: serde_json::Value = dispatcher.order(&id)?;
-    println!("server now has {id} as {} with {} transitions", on_server["status"].as_str().unwrap_or("?"), on_server["transitions"].as_array().map_or(0, |a| a.len()));
+    println!(
+        "server now has {id} as {} with {} transitions",
+        on_server["status"].as_str().unwrap_or("?"),
+        on_server["transitions"].as_array().map_or(0, |a| a.len())
+    );
     if on_server != serde_json::to_value(device.get(&id)?.order)? {
         anyhow::bail!("the server's copy differs from the device's");
     }
     let proofs = device.log_proofs()?;
     let journal = device.journal(None)?;
     let log_key = device.log_key()?.context("the device is enrolled but has no log key")?;
-    let verified = proofs
-        .iter()
-        .filter(|p| journal.iter().any(|e| e.seq == p.seq && p.verify(&e.hash, Some(&log_key)).is_ok()))
-        .count();
+    let verified = proofs.iter().filter(|p| journal.iter().any(|e| e.seq == p.seq && p.verify(&e.hash, Some(&log_key)).is_ok())).count();
     if let Some(p) = proofs.last() {
-        println!("evidence log: checkpoint of {} leaves, root {}…; {verified}/{} inclusion proofs verify on the device", p.checkpoint.size, &p.checkpoint.root[..16], proofs.len());
+        println!(
+            "evidence log: checkpoint of {} leaves, root {}…; {verified}/{} inclusion proofs verify on the device",
+            p.checkpoint.size,
+            &p.checkpoint.root[..16],
+            proofs.len()
+        );
     }
     let status = device.sync_status()?;
     println!("pending after sync: {} journal, {} orders, {} photos", status.pending_journal, status.pending_orders, status.pending_blobs);

@@ -71,7 +71,12 @@ pub fn run(device: &Device, cmd: EvidenceCmd) -> Result<()> {
                 println!("  note: {p}");
             }
             for h in &r.reused_on {
-                println!("  WARNING: {} photo already used on order {} ({})", if h.distance == 0 { "the same" } else { "a near-identical" }, h.order_id, h.sha256);
+                println!(
+                    "  WARNING: {} photo already used on order {} ({})",
+                    if h.distance == 0 { "the same" } else { "a near-identical" },
+                    h.order_id,
+                    h.sha256
+                );
             }
             println!("  journal entry {}", r.journal_seq);
         }
@@ -111,7 +116,14 @@ pub fn journal(device: &Device, cmd: JournalCmd) -> Result<()> {
         JournalCmd::Show { order } => {
             for e in device.journal(order.as_deref())? {
                 let b = e.body()?;
-                println!("{:>5} {} {:<16} {:<20} {}", e.seq, onsite_core::order::Timestamp(b.at_ms).to_datetime().to_rfc3339(), b.kind, b.order.as_deref().unwrap_or("-"), &e.hash[..16]);
+                println!(
+                    "{:>5} {} {:<16} {:<20} {}",
+                    e.seq,
+                    onsite_core::order::Timestamp(b.at_ms).to_datetime().to_rfc3339(),
+                    b.kind,
+                    b.order.as_deref().unwrap_or("-"),
+                    &e.hash[..16]
+                );
             }
         }
     }

@@ -59,7 +59,13 @@ pub enum PartsCmd {
 pub fn parts(device: &Device, cmd: PartsCmd) -> Result<()> {
     let record = |kind, part_number: String, serial, order, quantity, removed| -> Result<()> {
         let m = device.record_part(MovementInput { kind, part_number, serial, quantity, order_id: order, removed_serial: removed, note: String::new() })?;
-        println!("{} {} {} {}", m.kind.as_str(), m.part_number, m.serial.as_deref().unwrap_or(&format!("x{}", m.quantity)), m.order_id.as_deref().unwrap_or("-"));
+        println!(
+            "{} {} {} {}",
+            m.kind.as_str(),
+            m.part_number,
+            m.serial.as_deref().unwrap_or(&format!("x{}", m.quantity)),
+            m.order_id.as_deref().unwrap_or("-")
+        );
         Ok(())
     };
     match cmd {
@@ -70,17 +76,33 @@ pub fn parts(device: &Device, cmd: PartsCmd) -> Result<()> {
             let l = device.ledger()?;
             if json {
                 let held: Vec<_> = l.held().into_iter().cloned().collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "held": held, "pending_returns": l.pending_returns, "anomalies": l.anomalies }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "held": held, "pending_returns": l.pending_returns, "anomalies": l.anomalies }))?
+                );
                 return Ok(());
             }
             println!("held ({}):", l.held().len());
             for h in l.held() {
-                let state = if h.faulty { "faulty, to return" } else if h.clerk_confirmed { "issued by the clerk" } else { "borrowed" };
+                let state = if h.faulty {
+                    "faulty, to return"
+                } else if h.clerk_confirmed {
+                    "issued by the clerk"
+                } else {
+                    "borrowed"
+                };
                 println!("  {} {} x{} for {} ({state})", h.part_number, h.serial.as_deref().unwrap_or("-"), h.quantity, h.order_id.as_deref().unwrap_or("-"));
             }
             println!("returned, awaiting the clerk ({}):", l.pending_returns.len());
             for p in &l.pending_returns {
-                println!("  {} {} x{} of {}{}", p.part_number, p.serial.as_deref().unwrap_or("-"), p.quantity, p.order_id.as_deref().unwrap_or("-"), if p.faulty { " (faulty)" } else { "" });
+                println!(
+                    "  {} {} x{} of {}{}",
+                    p.part_number,
+                    p.serial.as_deref().unwrap_or("-"),
+                    p.quantity,
+                    p.order_id.as_deref().unwrap_or("-"),
+                    if p.faulty { " (faulty)" } else { "" }
+                );
             }
             for a in &l.anomalies {
                 println!("anomaly: {a}");
@@ -188,8 +210,18 @@ pub fn expert(device: Option<&Device>, cmd: ExpertCmd) -> Result<()> {
             for r in list.as_array().cloned().unwrap_or_default() {
                 let id = r["id"].as_str().unwrap_or_default();
                 let view = e.request(id)?;
-                println!("{id} [{}] order {}: {}", r["status"].as_str().unwrap_or(""), r["order_id"].as_str().unwrap_or(""), view["question"].as_str().unwrap_or(""));
-                println!("    {} | step {} | {} photo(s)", view["equipment"].as_str().unwrap_or(""), view["step"].as_str().unwrap_or("-"), view["photos"].as_array().map_or(0, |a| a.len()));
+                println!(
+                    "{id} [{}] order {}: {}",
+                    r["status"].as_str().unwrap_or(""),
+                    r["order_id"].as_str().unwrap_or(""),
+                    view["question"].as_str().unwrap_or("")
+                );
+                println!(
+                    "    {} | step {} | {} photo(s)",
+                    view["equipment"].as_str().unwrap_or(""),
+                    view["step"].as_str().unwrap_or("-"),
+                    view["photos"].as_array().map_or(0, |a| a.len())
+                );
             }
         }
         ExpertCmd::Answer { id, text, step, suggest, photo, server, token } => {
@@ -272,7 +304,13 @@ pub fn profile(device: &Device, cmd: ProfileCmd) -> Result<()> {
         }
         ProfileCmd::Export { out } => {
             let s = device.export_service_record(&out)?;
-            println!("service record of {} written to {}: {} orders, signed by device {}", s.record.engineer, out.display(), s.record.orders.len(), s.record.device_id);
+            println!(
+                "service record of {} written to {}: {} orders, signed by device {}",
+                s.record.engineer,
+                out.display(),
+                s.record.orders.len(),
+                s.record.device_id
+            );
         }
     }
     Ok(())

@@ -3,10 +3,10 @@
 mod alloc;
 mod bench;
 mod bench_sync;
-mod field;
 mod checklist;
 mod demo;
 mod evidence;
+mod field;
 mod receipt;
 mod sync;
 
@@ -119,7 +119,13 @@ enum Command {
     },
     /// Test support: append notes to ORDER in a loop, printing `ack N` after each durable edit.
     #[command(hide = true)]
-    EditLoop { order: String, #[arg(long, default_value_t = u64::MAX)] count: u64, #[arg(long, default_value_t = 0)] start: u64 },
+    EditLoop {
+        order: String,
+        #[arg(long, default_value_t = u64::MAX)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,7 +143,11 @@ enum OrdersCmd {
         json: bool,
     },
     /// Show one order with its SLA clocks and history.
-    Show { id: String, #[arg(long)] json: bool },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply a lifecycle event: accept, contact_customer, depart, arrive, start_work,
     /// request_signature, complete, reschedule, carry_to_workshop, mark_unresolved, cancel.
     Transition(TransitionArgs),
@@ -265,9 +275,7 @@ fn event_from(args: &TransitionArgs) -> Result<Event> {
             _ => bail!("`{}` needs --window-start and --window-end", args.event),
         }
     };
-    let reason = || -> Result<String> {
-        args.reason.clone().with_context(|| format!("`{}` needs --reason", args.event))
-    };
+    let reason = || -> Result<String> { args.reason.clone().with_context(|| format!("`{}` needs --reason", args.event)) };
     Ok(match args.event.as_str() {
         "accept" => Event::Accept,
         "contact_customer" => Event::ContactCustomer { window: window()? },

@@ -156,7 +156,12 @@ pub enum DispatchCmd {
     /// A one-time enrolment code for an engineer's device.
     Code { engineer: String },
     /// Reassign an order.
-    Assign { id: String, engineer: String, #[arg(long, default_value = "")] name: String },
+    Assign {
+        id: String,
+        engineer: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
     /// Cancel an order.
     Cancel { id: String, reason: String },
     /// Change an order's priority (urgent, normal, low).
@@ -182,7 +187,11 @@ pub enum DispatchCmd {
     /// An engineer's part ledger as the server folds it.
     Ledger { engineer: String },
     /// The coordinator confirms an order done; refused while its parts are unaccounted for.
-    Close { id: String, #[arg(long, default_value = "coordinator")] by: String },
+    Close {
+        id: String,
+        #[arg(long, default_value = "coordinator")]
+        by: String,
+    },
     /// Register an expert (routing: categories and brands, lowercase); prints the token.
     Expert {
         id: String,

@@ -88,9 +88,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.wall_ms.load(Ordering::SeqCst))
-            .single()
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        Utc.timestamp_millis_opt(self.wall_ms.load(Ordering::SeqCst)).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
     }
 
     fn monotonic_ms(&self) -> u64 {

@@ -188,7 +188,13 @@ fn closest_shortest(digits: String, e: i32, x: f64) -> String {
         match ord {
             Less => a,
             Greater => b,
-            Equal => if a % 2 == 0 { a } else { b },
+            Equal => {
+                if a % 2 == 0 {
+                    a
+                } else {
+                    b
+                }
+            }
         }
     };
     let mut best = d;
@@ -251,7 +257,8 @@ mod tests {
           "literals": [null, true, false]
         }"#;
         let v: Value = serde_json::from_str(input).unwrap();
-        let want = "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"\u{20ac}$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
+        let want =
+            "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"\u{20ac}$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
         assert_eq!(String::from_utf8(to_vec(&v).unwrap()).unwrap(), want);
     }
 

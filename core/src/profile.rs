@@ -14,24 +14,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::journal::{self, Entry};
+use crate::evidence::log::InclusionProof;
 use crate::evidence::signer::{self, Signer};
 use crate::hash::{hex, sha256_hex, unhex};
 use crate::receipt::{self, Outcome, SignedReceipt};
-use crate::evidence::log::InclusionProof;
 
 pub const RECORD_FORMAT: &str = "onsite-service-record";
 pub const RECORD_VERSION: u32 = 1;
 pub const CERT_KIND: &str = "onsite-certification";
 
 /// The five levels of seed 001.
-pub const LEVELS: [&str; 5] = [
-    "初级售后工程师(一级)",
-    "中级售后工程师(二级)",
-    "高级售后工程师(三级)",
-    "技术专家级售后工程师(四级)",
-    "顾问级售后工程师(五级)",
-];
-
+pub const LEVELS: [&str; 5] = ["初级售后工程师(一级)", "中级售后工程师(二级)", "高级售后工程师(三级)", "技术专家级售后工程师(四级)", "顾问级售后工程师(五级)"];
 
 /// What building, exporting or checking a service record on the device can fail on.
 #[derive(Debug, thiserror::Error)]
@@ -353,7 +346,11 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
     add(
         "record.format",
         "record",
-        if rec.format == RECORD_FORMAT && rec.version == RECORD_VERSION { Ok(format!("{} v{}", rec.format, rec.version)) } else { Err("unknown format".into()) },
+        if rec.format == RECORD_FORMAT && rec.version == RECORD_VERSION {
+            Ok(format!("{} v{}", rec.format, rec.version))
+        } else {
+            Err("unknown format".into())
+        },
     );
     let device_key = match unhex(&rec.device_key) {
         Some(k) => k,
@@ -371,7 +368,15 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
         .zip(unhex(&signed.signature))
         .map(|(bytes, sig)| signer::verify(&device_key, &bytes, &sig).unwrap_or(false))
         .unwrap_or(false);
-    add("record.signature", "record", if sig_ok { Ok("device signature over the canonical record".into()) } else { Err("the record was changed after signing, or not signed by its device key".into()) });
+    add(
+        "record.signature",
+        "record",
+        if sig_ok {
+            Ok("device signature over the canonical record".into())
+        } else {
+            Err("the record was changed after signing, or not signed by its device key".into())
+        },
+    );
 
     let mut recomputed = Vec::new();
     for o in &rec.orders {
@@ -413,7 +418,11 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
         add(
             "order.receipt_entry",
             subject,
-            if bound.as_deref() == Some(o.receipt.receipt_sha256.as_str()) { Ok(format!("journal entry {} binds the receipt", o.receipt.journal_seq)) } else { Err("no journal entry binds this receipt".into()) },
+            if bound.as_deref() == Some(o.receipt.receipt_sha256.as_str()) {
+                Ok(format!("journal entry {} binds the receipt", o.receipt.journal_seq))
+            } else {
+                Err("no journal entry binds this receipt".into())
+            },
         );
         let (visits, ftf, help) = derive(subject, &r, &o.journal);
         let fields_ok = o.category == r.equipment.category
@@ -425,7 +434,11 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
             && o.first_time_fix == ftf
             && o.help_requests == help
             && matches!(r.outcome, Outcome::Signed { .. });
-        add("order.fields", subject, if fields_ok { Ok("read from the receipt and the journal".into()) } else { Err("the entry claims what its receipt and journal do not say".into()) });
+        add(
+            "order.fields",
+            subject,
+            if fields_ok { Ok("read from the receipt and the journal".into()) } else { Err("the entry claims what its receipt and journal do not say".into()) },
+        );
         let logged = match (&o.proof, entry) {
             (Some(p), Some(e)) => match p.verify(&e.hash, opts.log_key.as_deref()) {
                 Ok(()) if p.seq == e.seq => {

@@ -208,9 +208,7 @@ pub fn sample_strokes() -> Vec<Stroke> {
         let t = i as f32 / 39.0;
         a.push(StrokePoint { x: 10.0 + 120.0 * t, y: 40.0 + 18.0 * (t * 9.0).sin(), t_ms: i * 12, pressure: 0.35 + 0.3 * (t * 3.0).sin().abs() });
     }
-    let b = (0..12u32)
-        .map(|i| StrokePoint { x: 60.0 + 4.0 * i as f32, y: 20.0 + 5.0 * i as f32, t_ms: 700 + i * 15, pressure: 0.6 })
-        .collect();
+    let b = (0..12u32).map(|i| StrokePoint { x: 60.0 + 4.0 * i as f32, y: 20.0 + 5.0 * i as f32, t_ms: 700 + i * 15, pressure: 0.6 }).collect();
     vec![a, b]
 }
 

@@ -60,11 +60,7 @@ impl WorkCalendar {
             }
         }
         let next_midnight = day.succ_opt().unwrap_or(day).and_hms_opt(0, 0, 0).unwrap_or_default();
-        self.offset
-            .from_local_datetime(&next_midnight)
-            .single()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(from)
+        self.offset.from_local_datetime(&next_midnight).single().map(|t| t.with_timezone(&Utc)).unwrap_or(from)
     }
 }
 
@@ -119,8 +115,12 @@ impl SlaKind {
 pub enum ClockState {
     Pending,
     Breached,
-    Met { at: Timestamp },
-    MetLate { at: Timestamp },
+    Met {
+        at: Timestamp,
+    },
+    MetLate {
+        at: Timestamp,
+    },
     /// The order ended (cancelled, carried back) before this clock mattered.
     Stopped,
 }
@@ -140,10 +140,7 @@ pub struct SlaReport {
 impl SlaReport {
     /// The earliest deadline still running (pending or breached): what list screens sort by.
     pub fn next_deadline(&self) -> Option<&SlaClock> {
-        self.clocks
-            .iter()
-            .filter(|c| matches!(c.state, ClockState::Pending | ClockState::Breached))
-            .min_by_key(|c| c.deadline)
+        self.clocks.iter().filter(|c| matches!(c.state, ClockState::Pending | ClockState::Breached)).min_by_key(|c| c.deadline)
     }
 
     pub fn breached(&self) -> bool {

@@ -13,7 +13,10 @@ pub enum PutOutcome {
     /// Stored up to this offset; more to come.
     Partial(u64),
     /// A partial upload of this blob exists with another declared length (it is kept).
-    LengthMismatch { declared: u64, at: u64 },
+    LengthMismatch {
+        declared: u64,
+        at: u64,
+    },
     /// The provider has too many partial uploads open (or too many bytes in them).
     Quota,
     /// The client's offset is stale; the upload stands here.

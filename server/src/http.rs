@@ -101,7 +101,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Runs a credential check on the blocking pool, behind the per-address limiter.
-async fn credential<T: Send + 'static>(parts: &Parts, svc: &Arc<Service>, check: impl FnOnce(&Service, Option<&str>) -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+async fn credential<T: Send + 'static>(
+    parts: &Parts,
+    svc: &Arc<Service>,
+    check: impl FnOnce(&Service, Option<&str>) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     let ip = client_ip(parts);
     svc.limiter().check(ip)?;
     let token = bearer(&parts.headers);

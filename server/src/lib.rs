@@ -44,7 +44,15 @@ pub struct Config {
 
 impl Config {
     pub fn new(data: impl Into<PathBuf>) -> Self {
-        Self { data: data.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), admin_token: None, clock: SystemClock::shared(), compact_after: service::COMPACT_AFTER, limits: serve::Limits::default(), storage: None }
+        Self {
+            data: data.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_token: None,
+            clock: SystemClock::shared(),
+            compact_after: service::COMPACT_AFTER,
+            limits: serve::Limits::default(),
+            storage: None,
+        }
     }
 }
 
@@ -171,21 +179,21 @@ pub fn run(config: Config) -> Result<(), Error> {
         println!("onsite-server listening on http://{addr}");
         let app = routes::router(service);
         serve::serve(listener, app, config.limits, async {
-                let ctrl_c = tokio::signal::ctrl_c();
-                #[cfg(unix)]
-                {
-                    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(t) => t,
-                        Err(_) => {
-                            let _ = ctrl_c.await;
-                            return;
-                        }
-                    };
-                    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-                }
-                #[cfg(not(unix))]
-                let _ = ctrl_c.await;
-                tracing::info!("shutting down");
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+            tracing::info!("shutting down");
         })
         .await
         .map_err(|e| Error::Listen { addr, reason: e.to_string() })

@@ -71,7 +71,10 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         let cpu = process_cpu_ms();
-        let _ = writeln!(out, "# HELP onsite_process_cpu_ms CPU time used by the server process\n# TYPE onsite_process_cpu_ms counter\nonsite_process_cpu_ms {cpu}");
+        let _ = writeln!(
+            out,
+            "# HELP onsite_process_cpu_ms CPU time used by the server process\n# TYPE onsite_process_cpu_ms counter\nonsite_process_cpu_ms {cpu}"
+        );
         out
     }
 }

@@ -79,7 +79,10 @@ pub fn document(endpoints: &[Endpoint]) -> Value {
             .collect();
         let mut responses = Map::new();
         let (status, media, desc) = e.ok;
-        responses.insert(status.to_string(), if media.is_empty() { json!({ "description": desc }) } else { json!({ "description": desc, "content": { media: {} } }) });
+        responses.insert(
+            status.to_string(),
+            if media.is_empty() { json!({ "description": desc }) } else { json!({ "description": desc, "content": { media: {} } }) },
+        );
         let mut codes: Vec<u16> = e.errors.to_vec();
         codes.extend([400, 405, 500]);
         if e.auth != Auth::None {
@@ -91,7 +94,10 @@ pub fn document(endpoints: &[Endpoint]) -> Value {
         codes.sort_unstable();
         codes.dedup();
         for c in codes {
-            responses.insert(c.to_string(), json!({ "description": error_description(c), "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }));
+            responses.insert(
+                c.to_string(),
+                json!({ "description": error_description(c), "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+            );
         }
         let mut op = json!({
             "operationId": format!("{}{}", e.method.to_lowercase(), e.path.replace(['/', '{', '}', '-'], "_")),

@@ -13,8 +13,8 @@ use axum::routing::{get, head, post, put, MethodRouter};
 use axum::{Json, Router};
 use onsite_core::sync::protocol::{self, EnrolRequest, ErrorBody};
 
-use crate::openapi::{Auth, Endpoint};
 use crate::http::{self, limit, Admin, AnyParty, DeviceAuth, Dispatcher, Expert, ExpertOrDispatcher, Limited, Uploader};
+use crate::openapi::{Auth, Endpoint};
 use serde::Deserialize;
 
 use crate::service::{Error, Service};
@@ -204,10 +204,8 @@ async fn create_code(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(
 
 async fn list_devices(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
     let devices = blocking(move || svc.devices(&provider)).await?;
-    let list: Vec<_> = devices
-        .iter()
-        .map(|d| serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq }))
-        .collect();
+    let list: Vec<_> =
+        devices.iter().map(|d| serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq })).collect();
     Ok(Json(serde_json::Value::Array(list)))
 }
 
@@ -216,7 +214,12 @@ async fn revoke_device(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(i
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_orders(State(svc): Svc, Dispatcher(provider): Dispatcher, headers: HeaderMap, Limited(body): Limited<{ limit::ORDERS }>) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
+async fn create_orders(
+    State(svc): Svc,
+    Dispatcher(provider): Dispatcher,
+    headers: HeaderMap,
+    Limited(body): Limited<{ limit::ORDERS }>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
     let bytes = http::decoded(&headers, body, limit::ORDERS).await?;
     let text = String::from_utf8(bytes).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
     let ids = blocking(move || svc.create_orders(&provider, &text)).await?;
@@ -339,14 +342,16 @@ async fn head_blob(State(svc): Svc, Uploader(provider): Uploader, Path(sha): Pat
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Result<u64, Error> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::BadRequest(format!("the `{name}` header is required")))
+    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| Error::BadRequest(format!("the `{name}` header is required")))
 }
 
-async fn put_blob(State(svc): Svc, Uploader(provider): Uploader, headers: HeaderMap, Path(sha): Path<String>, Limited(body): Limited<{ limit::BLOB_CHUNK }>) -> Result<Response, Error> {
+async fn put_blob(
+    State(svc): Svc,
+    Uploader(provider): Uploader,
+    headers: HeaderMap,
+    Path(sha): Path<String>,
+    Limited(body): Limited<{ limit::BLOB_CHUNK }>,
+) -> Result<Response, Error> {
     let offset = header_u64(&headers, protocol::UPLOAD_OFFSET)?;
     let length = header_u64(&headers, protocol::UPLOAD_LENGTH)?;
     let (at, complete) = blocking(move || svc.blob_put(&provider, &sha, offset, length, &body)).await?;
@@ -382,7 +387,12 @@ struct CloseBody {
     by: String,
 }
 
-async fn close_order(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): Path<String>, Limited(body): Small) -> Result<Json<serde_json::Value>, Error> {
+async fn close_order(
+    State(svc): Svc,
+    Dispatcher(provider): Dispatcher,
+    Path(id): Path<String>,
+    Limited(body): Small,
+) -> Result<Json<serde_json::Value>, Error> {
     let c: CloseBody = if body.is_empty() { CloseBody { by: String::new() } } else { json(&body)? };
     let at = blocking(move || {
         let by = if c.by.trim().is_empty() { "coordinator".to_string() } else { c.by };

@@ -147,4 +147,3 @@ impl AsyncWrite for IdleIo {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
-

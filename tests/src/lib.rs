@@ -146,7 +146,9 @@ pub mod net {
                     let _ = self.inner.send(request);
                     self.inner.send(request)
                 }
-                Some(Fault::Unavailable) => Ok(Response { status: 503, headers: vec![], body: b"{\"error\":\"unavailable\",\"reason\":\"injected\"}".to_vec() }),
+                Some(Fault::Unavailable) => {
+                    Ok(Response { status: 503, headers: vec![], body: b"{\"error\":\"unavailable\",\"reason\":\"injected\"}".to_vec() })
+                }
                 Some(Fault::BadGateway) => {
                     let _ = self.inner.send(request);
                     Ok(Response { status: 502, headers: vec![], body: b"{\"error\":\"bad_gateway\",\"reason\":\"injected\"}".to_vec() })

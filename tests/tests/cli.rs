@@ -107,7 +107,11 @@ fn checklist_from_the_command_line() {
     let (ok, out, err) = onsite(&data, &["templates", "list"]);
     assert!(ok && out.contains("workshop-intake"), "{out}{err}");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "id = \"x\"\nversion = 1\ntitle = { zh = \"x\", en = \"x\" }\n[[steps]]\nid = \"a\"\nkind = \"hologram\"\nlabel = { zh = \"a\", en = \"a\" }\n").unwrap();
+    std::fs::write(
+        &bad,
+        "id = \"x\"\nversion = 1\ntitle = { zh = \"x\", en = \"x\" }\n[[steps]]\nid = \"a\"\nkind = \"hologram\"\nlabel = { zh = \"a\", en = \"a\" }\n",
+    )
+    .unwrap();
     let (ok, _, err) = onsite(&data, &["templates", "publish", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("bad.toml: step `a`: field `kind`: unknown step kind `hologram`"), "{err}");
 }
@@ -203,14 +207,32 @@ fn receipts_bundles_and_verify_from_the_command_line() {
     let (ok, _, err) = onsite(&data, &["receipt", "html", "--order", "WO-20261123-0001", html.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(std::fs::read_to_string(&html).unwrap().contains("维修服务回执单"));
-    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0001", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature"]);
+    let (ok, _, err) =
+        onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0001", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature"]);
     assert!(!ok && err.contains("correction_reason"), "{err}");
     let (ok, out, err) = onsite(
         &data,
-        &["receipt", "sign", "--order", "WO-20261123-0001", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature", "--charge", "上门费=80", "--correction", "fee added"],
+        &[
+            "receipt",
+            "sign",
+            "--order",
+            "WO-20261123-0001",
+            "--diagnosis",
+            "d",
+            "--work-done",
+            "w",
+            "--signer",
+            "王女士",
+            "--sample-signature",
+            "--charge",
+            "上门费=80",
+            "--correction",
+            "fee added",
+        ],
     );
     assert!(ok && out.contains("receipt r2"), "{out}{err}");
-    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0002", "--diagnosis", "d", "--work-done", "w", "--signer", "x", "--refused", "too early"]);
+    let (ok, _, err) =
+        onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0002", "--diagnosis", "d", "--work-done", "w", "--signer", "x", "--refused", "too early"]);
     assert!(!ok && err.contains("awaits signature"), "{err}");
 
     // Export again (two revisions), thumbnails only; extract it; verify it.
@@ -236,14 +258,11 @@ fn dispatch_enrol_and_sync_from_the_command_line() {
     let file = dir.path().join("orders.json");
     std::fs::write(&file, SAMPLE_ORDERS).unwrap();
     let dispatch = |args: &[&str]| {
-        let out = Command::new(onsite_bin())
-            .args(["dispatch", "--server", &url, "--token", server.dispatcher_token()])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = Command::new(onsite_bin()).args(["dispatch", "--server", &url, "--token", server.dispatcher_token()]).args(args).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let (ok, ids, err) = dispatch(&["orders", file.to_str().unwrap(), "--provider", onsite_tests::net::PROVIDER, "--engineer", "eng-cli", "--id-prefix", "WO-CLI"]);
+    let (ok, ids, err) =
+        dispatch(&["orders", file.to_str().unwrap(), "--provider", onsite_tests::net::PROVIDER, "--engineer", "eng-cli", "--id-prefix", "WO-CLI"]);
     assert!(ok, "{err}");
     assert_eq!(ids, "WO-CLI-0001 WO-CLI-0002 WO-CLI-0003");
     let (ok, code, err) = dispatch(&["code", "eng-cli"]);
@@ -316,6 +335,23 @@ fn charges_are_exact_decimal_amounts() {
     let data = dir.path().join("device");
     let (ok, _, err) = onsite(&data, &["demo"]);
     assert!(ok, "{err}");
-    let (ok, _, err) = onsite(&data, &["receipt", "sign", "--order", "WO-20261123-0002", "--diagnosis", "d", "--work-done", "w", "--signer", "王女士", "--sample-signature", "--charge", "a=0.005"]);
+    let (ok, _, err) = onsite(
+        &data,
+        &[
+            "receipt",
+            "sign",
+            "--order",
+            "WO-20261123-0002",
+            "--diagnosis",
+            "d",
+            "--work-done",
+            "w",
+            "--signer",
+            "王女士",
+            "--sample-signature",
+            "--charge",
+            "a=0.005",
+        ],
+    );
     assert!(!ok && err.contains("two decimals"), "sub-分 input is refused: {err}");
 }

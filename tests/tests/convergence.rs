@@ -23,7 +23,9 @@ fn sorted_heads(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
 
 fn health_seq(url: &str) -> u64 {
     let t = onsite_core::sync::transport::HttpTransport::new(url).unwrap();
-    let r = onsite_core::sync::transport::Transport::send(&t, &onsite_core::sync::transport::Request::new(onsite_core::sync::transport::Method::Get, "/health")).unwrap();
+    let r =
+        onsite_core::sync::transport::Transport::send(&t, &onsite_core::sync::transport::Request::new(onsite_core::sync::transport::Method::Get, "/health"))
+            .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     v["feed_seq"].as_u64().unwrap()
 }

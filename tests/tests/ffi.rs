@@ -29,12 +29,11 @@ fn lifecycle_through_the_boundary() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        store.orders().transition(id.clone(), TransitionRequest::Cancel { reason: "x".into() }, None),
-        Err(ApiError::NotPermitted { .. })
-    ));
+    assert!(matches!(store.orders().transition(id.clone(), TransitionRequest::Cancel { reason: "x".into() }, None), Err(ApiError::NotPermitted { .. })));
     let fix = GpsFix { lat: 91.0, lon: 0.0, accuracy_m: 5.0, source: LocationSource::Gps, mock: false };
-    assert!(matches!(store.orders().transition(id.clone(), TransitionRequest::Depart, Some(fix)), Err(ApiError::InvalidInput { ref field, .. }) if field == "fix.lat"));
+    assert!(
+        matches!(store.orders().transition(id.clone(), TransitionRequest::Depart, Some(fix)), Err(ApiError::InvalidInput { ref field, .. }) if field == "fix.lat")
+    );
     let rows = store.orders().list(OrderFilter { statuses: vec![OrderStatus::CustomerContacted], sort: SortBy::Updated }).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].appointment, Some(window));

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use onsite_core::clock::ManualClock;
+use onsite_core::device::SyncOptions;
 use onsite_core::device::{HelpQuestion, MovementInput, PhotoSource};
 use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
 use onsite_core::parts::{self, Kind};
 use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
-use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions};
 use onsite_server::client::{sample_orders, ExpertClient};
 use onsite_tests::net::{TestServer, PROVIDER};
@@ -109,8 +109,14 @@ fn parts_custody_the_borrow_rule_the_clerk_and_close_out() {
     // Stock never goes negative: 2 thermal pads borrowed, 3 fitted is refused; an unheld
     // serial cannot be returned.
     d.record_part(part(Kind::Borrow, "PAD", None, 2, Some(&ids[1]))).unwrap();
-    assert!(matches!(d.record_part(part(Kind::Install, "PAD", None, 3, Some(&ids[1]))), Err(onsite_core::Error::Store(onsite_core::store::Error::Parts(parts::Error::Custody(_))))));
-    assert!(matches!(d.record_part(part(Kind::Return, "FRU-X", Some("NOPE"), 1, None)), Err(onsite_core::Error::Store(onsite_core::store::Error::Parts(parts::Error::Custody(_))))));
+    assert!(matches!(
+        d.record_part(part(Kind::Install, "PAD", None, 3, Some(&ids[1]))),
+        Err(onsite_core::Error::Store(onsite_core::store::Error::Parts(parts::Error::Custody(_))))
+    ));
+    assert!(matches!(
+        d.record_part(part(Kind::Return, "FRU-X", Some("NOPE"), 1, None)),
+        Err(onsite_core::Error::Store(onsite_core::store::Error::Parts(parts::Error::Custody(_))))
+    ));
     d.record_part(part(Kind::Install, "PAD", None, 2, Some(&ids[1]))).unwrap();
     // The refusals left nothing behind: 3 + 1 + 2 movements, all journaled.
     assert_eq!(d.part_movements().unwrap().len(), 6);
@@ -199,8 +205,11 @@ fn a_help_request_round_trip_through_the_server() {
     let sha = e.upload(&reference).unwrap();
     let other = ExpertClient::new(&s.url(), &add("laptop-2", &["laptop"], &[], 1)).unwrap();
     assert!(other.answer(&req.id, &serde_json::json!({ "text": "not mine" })).is_err(), "only the routed expert answers");
-    e.answer(&req.id, &serde_json::json!({ "text": "Reseat the eDP cable at J3.", "suggested_steps": ["power off", "reseat eDP at J3"], "reference_photos": [sha] }))
-        .unwrap();
+    e.answer(
+        &req.id,
+        &serde_json::json!({ "text": "Reseat the eDP cable at J3.", "suggested_steps": ["power off", "reseat eDP at J3"], "reference_photos": [sha] }),
+    )
+    .unwrap();
 
     // The answer arrives in the order with its step; the reference photo is downloaded.
     let on_server = s.dispatcher.order(id).unwrap();
@@ -225,7 +234,8 @@ fn a_help_request_round_trip_through_the_server() {
     o.help_answers.push(onsite_core::order::HelpAnswer { cost_cents: 0, text: "self-approved".into(), ..answer.clone() });
     autosurgeon::reconcile(&mut doc, &o).unwrap();
     let push = onsite_core::sync::protocol::DocPush { id: id.clone(), changes: doc.save_after(&heads) };
-    let body = onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
+    let body =
+        onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
     let token = d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap();
     use onsite_core::sync::transport::{Method, Request, Transport};
     let resp = t.send(&Request::new(Method::Post, "/v1/sync").header("authorization", format!("Bearer {token}")).body(body)).unwrap();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onsite_core::clock::ManualClock;
+use onsite_core::device::SyncOptions;
 use onsite_core::order::{Actor, Event, Status, Timestamp, TransitionRecord};
 use onsite_core::sync::protocol::{self, DocPush, SyncRequest};
-use onsite_core::device::SyncOptions;
 use onsite_core::{Device, DeviceOptions, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{TestServer, PROVIDER};
@@ -106,7 +106,11 @@ fn a_device_cannot_write_the_lifecycle_without_the_lifecycle() {
     let r = forged_push(&f, &id, |o| {
         let steps = [
             (Status::Assigned, Event::Accept, Status::Accepted),
-            (Status::Accepted, Event::ContactCustomer { window: onsite_core::order::TimeWindow { start: Timestamp(1), end: Timestamp(2) } }, Status::CustomerContacted),
+            (
+                Status::Accepted,
+                Event::ContactCustomer { window: onsite_core::order::TimeWindow { start: Timestamp(1), end: Timestamp(2) } },
+                Status::CustomerContacted,
+            ),
             (Status::CustomerContacted, Event::Depart, Status::EnRoute),
             (Status::EnRoute, Event::Arrive, Status::OnSite),
             (Status::OnSite, Event::StartWork, Status::InProgress),
@@ -117,13 +121,27 @@ fn a_device_cannot_write_the_lifecycle_without_the_lifecycle() {
             o.transitions.push(TransitionRecord { from, to, event, at: Timestamp(3), monotonic_ms: 1, device: me.clone(), fix: None });
         }
         o.status = Status::Completed;
-        o.receipts.push(onsite_core::order::ReceiptRef { revision: 1, sha256: "cd".repeat(32), decision: "signed".into(), signed_at: Timestamp(3), device: me.clone() });
+        o.receipts.push(onsite_core::order::ReceiptRef {
+            revision: 1,
+            sha256: "cd".repeat(32),
+            decision: "signed".into(),
+            signed_at: Timestamp(3),
+            device: me.clone(),
+        });
     });
     assert_eq!(r.rejected.len(), 1, "{r:?}");
     assert!(r.rejected[0].reason.contains("receipt"), "{r:?}");
     // A jump that is not an edge.
     let r = forged_push(&f, &id, |o| {
-        o.transitions.push(TransitionRecord { from: Status::Assigned, to: Status::OnSite, event: Event::Arrive, at: Timestamp(3), monotonic_ms: 1, device: me.clone(), fix: None });
+        o.transitions.push(TransitionRecord {
+            from: Status::Assigned,
+            to: Status::OnSite,
+            event: Event::Arrive,
+            at: Timestamp(3),
+            monotonic_ms: 1,
+            device: me.clone(),
+            fix: None,
+        });
         o.status = Status::OnSite;
     });
     assert_eq!(r.rejected[0].field.as_deref(), Some("transitions"));
@@ -179,7 +197,10 @@ fn requests_are_validated_whole_before_any_part_is_applied() {
     let f = field();
     let id = f.ids[0].clone();
     // Garbage as changes: `invalid`, not silently nothing.
-    let (status, body) = post_sync(&f, &SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.clone(), changes: b"garbage, not automerge".to_vec() }], ..Default::default() });
+    let (status, body) = post_sync(
+        &f,
+        &SyncRequest { v: 1, cursor: 0, push: vec![DocPush { id: id.clone(), changes: b"garbage, not automerge".to_vec() }], ..Default::default() },
+    );
     assert_eq!(status, 200);
     let r = protocol::decode_response(&body).unwrap();
     assert_eq!(r.rejected.iter().map(|x| x.code).collect::<Vec<_>>(), vec![protocol::RejectCode::Invalid]);

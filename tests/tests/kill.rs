@@ -71,14 +71,8 @@ fn acknowledged_edits_survive_sigkill() {
     assert!(killed_mid_run >= ROUNDS / 2, "the child must really be killed while editing");
     assert!(acked.len() > ROUNDS, "too few edits acknowledged ({}) to prove anything", acked.len());
     let device = Device::open(DeviceOptions::new(dir.path())).unwrap();
-    let present: BTreeSet<u64> = device
-        .get(order)
-        .unwrap()
-        .order
-        .notes
-        .iter()
-        .filter_map(|n| n.text.strip_prefix("edit ").and_then(|n| n.parse().ok()))
-        .collect();
+    let present: BTreeSet<u64> =
+        device.get(order).unwrap().order.notes.iter().filter_map(|n| n.text.strip_prefix("edit ").and_then(|n| n.parse().ok())).collect();
     let lost: Vec<&u64> = acked.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged edits lost after SIGKILL: {lost:?} (seed {seed})");
     eprintln!("{} acknowledged edits, all present; {} notes in total", acked.len(), present.len());

@@ -73,7 +73,15 @@ fn memory_is_bounded_on_every_input() {
         ("truncated.jpg", camera[..camera.len() / 3].to_vec(), 64 << 20),
         ("bomb-60000.jpg", with_header_size(jpeg(64, 64, false), 60000, 60000), 64 << 20),
         ("bomb-20000x3000.jpg", with_header_size(jpeg(64, 64, false), 20000, 3000), 64 << 20),
-        ("zeros.jpg", { let mut z = vec![0xFF, 0xD8, 0xFF, 0xE0]; z.extend(vec![0u8; 100_000]); z }, 64 << 20),
+        (
+            "zeros.jpg",
+            {
+                let mut z = vec![0xFF, 0xD8, 0xFF, 0xE0];
+                z.extend(vec![0u8; 100_000]);
+                z
+            },
+            64 << 20,
+        ),
         ("heic.heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(), 64 << 20),
         ("text.txt", b"not a photo".to_vec(), 64 << 20),
     ];

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use onsite_core::clock::ManualClock;
 use onsite_core::device::PhotoSource;
-use onsite_core::order::{Actor, Event, Priority, Status, TimeWindow, Timestamp};
-use onsite_core::device::{RejectedOrder, SyncError};
-use onsite_core::sync::transport::{Method, Request, Transport};
 use onsite_core::device::SyncOptions;
+use onsite_core::device::{RejectedOrder, SyncError};
+use onsite_core::order::{Actor, Event, Priority, Status, TimeWindow, Timestamp};
+use onsite_core::sync::transport::{Method, Request, Transport};
 use onsite_core::{Device, DeviceOptions, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{Fault, FaultyTransport, TestServer, PROVIDER};
@@ -141,7 +141,8 @@ fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
 fn raw_push(s: &TestServer, d: &Device, id: &str, doc: &automerge::AutoCommit) -> onsite_core::sync::protocol::SyncResponse {
     let mut doc = doc.clone();
     let push = onsite_core::sync::protocol::DocPush { id: id.into(), changes: doc.save() };
-    let body = onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
+    let body =
+        onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
     let token = d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().expect("enrolled");
     let req = Request::new(Method::Post, "/v1/sync").header("authorization", format!("Bearer {token}")).body(body);
     let resp = s.transport().send(&req).unwrap();
@@ -178,7 +179,8 @@ fn authorization_is_enforced() {
 
     // Forged and missing tokens.
     for auth in ["Bearer dev_forged", "Bearer ", ""] {
-        let mut req = Request::new(Method::Post, "/v1/sync").body(onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, ..Default::default() }).unwrap());
+        let mut req = Request::new(Method::Post, "/v1/sync")
+            .body(onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, ..Default::default() }).unwrap());
         if !auth.is_empty() {
             req = req.header("authorization", auth);
         }
@@ -200,10 +202,28 @@ fn authorization_is_enforced() {
     use automerge::transaction::Transactable;
     doc.put(automerge::ROOT, "priority", "Low").unwrap();
     doc.commit();
-    a.store().merge(&doc.save(), |o| onsite_core::OrderSummary {
-        id: o.id.clone(), status: o.status, priority: "low".into(), customer: String::new(), site: String::new(), equipment: String::new(),
-        engineer_id: o.engineer.id.clone(), reported_at: 0, appointment_start: None, appointment_end: None, sla_deadline: None, sla_kind: None, updated_at: 0, breached: false,
-    }, a.stamp()).unwrap();
+    a.store()
+        .merge(
+            &doc.save(),
+            |o| onsite_core::OrderSummary {
+                id: o.id.clone(),
+                status: o.status,
+                priority: "low".into(),
+                customer: String::new(),
+                site: String::new(),
+                equipment: String::new(),
+                engineer_id: o.engineer.id.clone(),
+                reported_at: 0,
+                appointment_start: None,
+                appointment_end: None,
+                sla_deadline: None,
+                sla_kind: None,
+                updated_at: 0,
+                breached: false,
+            },
+            a.stamp(),
+        )
+        .unwrap();
     assert_eq!(a.get(id).unwrap().order.priority, Priority::Low);
     a.store().forget_synced(id).unwrap();
     let r = a.sync(&t, &fast(), None).unwrap();
@@ -226,7 +246,15 @@ fn authorization_is_enforced() {
     // Cancelling is the dispatcher's: a device claiming it is refused.
     let mut doc = automerge::AutoCommit::load(&a.document_bytes(&ids[1]).unwrap()).unwrap();
     let mut o: WorkOrder = autosurgeon::hydrate(&doc).unwrap();
-    o.transitions.push(onsite_core::order::TransitionRecord { from: o.status, to: Status::Cancelled, event: Event::Cancel { reason: "me".into() }, at: Timestamp(1), monotonic_ms: 1, device: a.device_id().into(), fix: None });
+    o.transitions.push(onsite_core::order::TransitionRecord {
+        from: o.status,
+        to: Status::Cancelled,
+        event: Event::Cancel { reason: "me".into() },
+        at: Timestamp(1),
+        monotonic_ms: 1,
+        device: a.device_id().into(),
+        fix: None,
+    });
     o.status = Status::Cancelled;
     autosurgeon::reconcile(&mut doc, &o).unwrap();
     doc.commit();

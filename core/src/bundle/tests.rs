@@ -66,7 +66,10 @@ fn an_exported_bundle_verifies_and_reports_who_what_where_when() {
     assert_eq!(json["ok"], true);
     // Another registered key: refused.
     let other = crate::evidence::SoftwareSigner::generate().unwrap();
-    let r = verify_bytes(&bytes, &Options { device_key: Some(crate::evidence::Signer::public_key(&other)), time_authority: None, log_key: None, utc_offset_minutes: None });
+    let r = verify_bytes(
+        &bytes,
+        &Options { device_key: Some(crate::evidence::Signer::public_key(&other)), time_authority: None, log_key: None, utc_offset_minutes: None },
+    );
     assert_eq!(failed(&r), vec!["device.key manifest.json"]);
 }
 
@@ -129,7 +132,11 @@ fn raw_archive_corruption_is_caught() {
         // A flip in zip padding fields (e.g. timestamps, version-made-by) may be harmless;
         // content is always covered by hashes and CRCs.
         if r.ok {
-            assert_eq!(members(&b).iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), members(&bytes).iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), "byte {pos}");
+            assert_eq!(
+                members(&b).iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+                members(&bytes).iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+                "byte {pos}"
+            );
         }
     }
     for cut in [0, 10, 100, bytes.len() / 2, bytes.len() - 1] {

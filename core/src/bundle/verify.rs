@@ -113,7 +113,13 @@ impl Report {
             o.push_str(&format!("Where: {} - {}\n", s.customer, s.site));
             if let Some(f) = &s.arrival_fix {
                 let distance = s.arrival_distance_m.map(|d| format!(", {d:.0} m from the site")).unwrap_or_default();
-                o.push_str(&format!("       arrival fix {:.6}, {:.6} (+/- {:.0} m){distance}{}\n", f.lat, f.lon, f.accuracy_m, if f.mock { " MOCK LOCATION" } else { "" }));
+                o.push_str(&format!(
+                    "       arrival fix {:.6}, {:.6} (+/- {:.0} m){distance}{}\n",
+                    f.lat,
+                    f.lon,
+                    f.accuracy_m,
+                    if f.mock { " MOCK LOCATION" } else { "" }
+                ));
             }
             let t = |v: &Option<String>| v.as_deref().map(|v| local_and_utc(v, s.utc_offset_minutes)).unwrap_or_else(|| "-".into());
             o.push_str(&format!(
@@ -133,7 +139,13 @@ impl Report {
         }
         o.push_str("Checks:\n");
         for c in &self.checks {
-            o.push_str(&format!("  {}  {:<28} {}{}\n", if c.passed { "PASS" } else { "FAIL" }, c.check, c.subject, if c.detail.is_empty() { String::new() } else { format!(" - {}", c.detail) }));
+            o.push_str(&format!(
+                "  {}  {:<28} {}{}\n",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.check,
+                c.subject,
+                if c.detail.is_empty() { String::new() } else { format!(" - {}", c.detail) }
+            ));
         }
         o
     }
@@ -165,7 +177,11 @@ fn local_and_utc(iso: &str, offset_minutes: i32) -> String {
     match chrono::FixedOffset::east_opt(offset_minutes * 60) {
         Some(tz) => {
             let local = crate::receipt::html::local_time(iso, tz);
-            if local == iso { iso.to_string() } else { format!("{local} = {iso}") }
+            if local == iso {
+                iso.to_string()
+            } else {
+                format!("{local} = {iso}")
+            }
         }
         None => iso.to_string(),
     }
@@ -238,11 +254,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     };
     let version = value.get("version").and_then(|v| v.as_u64()).map(|v| v as u32);
     if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) || version != Some(VERSION) {
-        c.fail(
-            "manifest.version",
-            MANIFEST,
-            format!("format {:?} version {:?}; this verifier reads {FORMAT} version {VERSION}", value.get("format"), version),
-        );
+        c.fail("manifest.version", MANIFEST, format!("format {:?} version {:?}; this verifier reads {FORMAT} version {VERSION}", value.get("format"), version));
         return (version, None);
     }
     let manifest: Manifest = match serde_json::from_value(value) {
@@ -306,7 +318,9 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         };
         match got {
             Ok((sha, size)) if sha == m.sha256 && size == m.size => c.pass("member.hash", &m.path, ""),
-            Ok((sha, size)) => c.fail("member.hash", &m.path, format!("holds {size} bytes with SHA-256 {sha}; the manifest says {} bytes, {}", m.size, m.sha256)),
+            Ok((sha, size)) => {
+                c.fail("member.hash", &m.path, format!("holds {size} bytes with SHA-256 {sha}; the manifest says {} bytes, {}", m.size, m.sha256))
+            }
             Err(e) => c.fail("member.hash", &m.path, e.to_string()),
         }
     }
@@ -394,13 +408,14 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         };
         let subject = format!("receipt r{n}");
         let signed_path = format!("receipt/r{n}.signed.json");
-        let part: SignedPart = match small.get(&signed_path).ok_or_else(|| "missing".to_string()).and_then(|b| serde_json::from_slice(b).map_err(|e| e.to_string())) {
-            Ok(p) => p,
-            Err(e) => {
-                c.fail("receipt.signature", &signed_path, e);
-                continue;
-            }
-        };
+        let part: SignedPart =
+            match small.get(&signed_path).ok_or_else(|| "missing".to_string()).and_then(|b| serde_json::from_slice(b).map_err(|e| e.to_string())) {
+                Ok(p) => p,
+                Err(e) => {
+                    c.fail("receipt.signature", &signed_path, e);
+                    continue;
+                }
+            };
         let strokes_path = format!("signature/r{n}.oss1");
         let Some(canonical) = small.get(path).cloned() else {
             c.fail("receipt.signature", &subject, "the receipt member could not be read");
@@ -523,9 +538,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
             Some(format!("photos/{}.jpg", p.sha256))
         };
         match member {
-            Some(m) if paths.contains(m.as_str()) => {
-                c.pass("photo.binding", &m, format!("step {} - journal entry #{seq}", p.step.as_deref().unwrap_or("-")))
-            }
+            Some(m) if paths.contains(m.as_str()) => c.pass("photo.binding", &m, format!("step {} - journal entry #{seq}", p.step.as_deref().unwrap_or("-"))),
             Some(m) => c.fail("photo.present", &m, "the photo the receipt names is not in the bundle"),
             None => c.fail("photo.present", &subject, "no thumbnail was recorded for this photo"),
         }
@@ -542,12 +555,11 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     if let Some((lo, hi)) = &signed_trusted {
         c.pass("time.ticket", &format!("journal #{}", sr.journal_seq), format!("signed between {lo} and {hi}"));
     }
-    let arrival_fix = bodies.values().find(|b| b.is(JournalKind::Transition) && b.payload.as_ref().and_then(|p| p.get("to")).and_then(|v| v.as_str()) == Some("on_site")).and_then(|b| b.fix).map(|f| Fix {
-        lat: f.lat,
-        lon: f.lon,
-        accuracy_m: f.accuracy_m,
-        mock: f.mock,
-    });
+    let arrival_fix = bodies
+        .values()
+        .find(|b| b.is(JournalKind::Transition) && b.payload.as_ref().and_then(|p| p.get("to")).and_then(|v| v.as_str()) == Some("on_site"))
+        .and_then(|b| b.fix)
+        .map(|f| Fix { lat: f.lat, lon: f.lon, accuracy_m: f.accuracy_m, mock: f.mock });
     let (decision, signer_name, refusal_reason) = match &r.outcome {
         Outcome::Signed { signer_name, .. } => ("signed", signer_name.clone(), None),
         Outcome::Refused { signer_name, reason } => ("refused", signer_name.clone(), Some(reason.clone())),

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::Device;
-use crate::cancel::Cancel;
 use crate::bundle::{self, archive, roles, DeviceKey, Manifest, MemberRef, SignedPart};
+use crate::cancel::Cancel;
 use crate::hash::{hex, sha256_hex};
 use crate::receipt::SigningMessage;
 use crate::Result;

@@ -117,13 +117,8 @@ impl Device {
     /// Records an answer (a correction is just a newer answer; nothing is cleared).
     pub fn answer(&self, id: &str, step: &str, value: Answer) -> Result<ChecklistView> {
         let stamp = self.stamp();
-        let record = AnswerRecord {
-            step: step.to_string(),
-            value,
-            at: Timestamp(stamp.at_ms),
-            monotonic_ms: stamp.mono_ms,
-            device: self.device_id().to_string(),
-        };
+        let record =
+            AnswerRecord { step: step.to_string(), value, at: Timestamp(stamp.at_ms), monotonic_ms: stamp.mono_ms, device: self.device_id().to_string() };
         let policy = self.borrow_policy()?;
         let engineer = self.engineer_id()?;
         let (moves, order) = self.store.edit_bound(
@@ -146,7 +141,9 @@ impl Device {
                 };
                 let mut payload = serde_json::json!({ "step": step, "value": &record.value });
                 if !moves.is_empty() {
-                    payload["movements"] = serde_json::to_value(&moves).map_err(|e| crate::evidence::journal::Error::Payload { kind: kind.as_str(), reason: e.to_string() }).map_err(crate::store::Error::from)?;
+                    payload["movements"] = serde_json::to_value(&moves)
+                        .map_err(|e| crate::evidence::journal::Error::Payload { kind: kind.as_str(), reason: e.to_string() })
+                        .map_err(crate::store::Error::from)?;
                 }
                 let draft = Draft::new(kind, Some(id), payload);
                 o.checklist.answers.push(record);

@@ -33,11 +33,7 @@ impl Device {
 
     /// Accepts a server-signed time ticket and journals it; later entries are anchored to it.
     pub fn accept_time_ticket(&self, ticket: crate::evidence::time::TimeTicket, round_trip_ms: u64) -> Result<u64> {
-        let authority = self
-            .store
-            .meta(MetaKey::TimeAuthority)?
-            .and_then(|h| crate::hash::unhex(&h))
-            .ok_or(EvidenceError::NoAuthority)?;
+        let authority = self.store.meta(MetaKey::TimeAuthority)?.and_then(|h| crate::hash::unhex(&h)).ok_or(EvidenceError::NoAuthority)?;
         if !ticket.verify(&authority, self.device_id()) {
             return Err(EvidenceError::Ticket("not signed by this device's time authority for this device".into()).into());
         }

@@ -13,9 +13,9 @@ mod receipts;
 mod screen;
 mod sync;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
 
 pub use bundle::{ExportOptions, ExportSummary};
 pub use checklist::ChecklistView;

@@ -111,11 +111,7 @@ impl Device {
     pub fn add_note(&self, id: &str, text: &str) -> Result<OrderView> {
         let text = text.trim();
         if text.is_empty() || text.chars().count() > NOTE_MAX_CHARS {
-            return Err(order::Error::Invalid {
-                field: "text".into(),
-                reason: format!("a note has 1 to {NOTE_MAX_CHARS} characters"),
-            }
-            .into());
+            return Err(order::Error::Invalid { field: "text".into(), reason: format!("a note has 1 to {NOTE_MAX_CHARS} characters") }.into());
         }
         let stamp = self.stamp();
         let note = EngineerNote { at: Timestamp(stamp.at_ms), device: self.device_id().to_string(), text: text.to_string() };

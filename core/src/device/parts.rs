@@ -122,13 +122,22 @@ impl Device {
     /// by an earlier answer to the same step (a correction adds, it never un-happens a
     /// movement: to undo a borrow, return the part).
     /// Runs inside the answer's write: it must not take the writer lock (no `meta` reads).
-    pub(crate) fn movements_for_answer(&self, order_id: &str, step: &str, role: LedgerRole, parts: &[PartUse], engineer: &str, at_ms: i64) -> Result<Vec<Movement>> {
+    pub(crate) fn movements_for_answer(
+        &self,
+        order_id: &str,
+        step: &str,
+        role: LedgerRole,
+        parts: &[PartUse],
+        engineer: &str,
+        at_ms: i64,
+    ) -> Result<Vec<Movement>> {
         let done = self.store.step_movements(order_id, step)?;
         // The writer lock is held by the answer's edit: committed state is the latest.
         let base = self.store.max_lamport()?;
         let mut out = Vec::new();
         for p in parts {
-            let already = done.iter().chain(out.iter()).any(|m: &Movement| m.serial.as_deref() == Some(p.serial.trim()) && m.part_number == p.part_number.trim());
+            let already =
+                done.iter().chain(out.iter()).any(|m: &Movement| m.serial.as_deref() == Some(p.serial.trim()) && m.part_number == p.part_number.trim());
             if already {
                 continue;
             }

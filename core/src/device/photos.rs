@@ -84,7 +84,9 @@ impl Device {
             width: analysis.width,
             height: analysis.height,
             size: stored.size,
-            exif: serde_json::to_value(&analysis.exif).map_err(|e| crate::evidence::journal::Error::Payload { kind: JournalKind::Photo.as_str(), reason: e.to_string() }).map_err(crate::store::Error::from)?,
+            exif: serde_json::to_value(&analysis.exif)
+                .map_err(|e| crate::evidence::journal::Error::Payload { kind: JournalKind::Photo.as_str(), reason: e.to_string() })
+                .map_err(crate::store::Error::from)?,
             thumb_sha256: thumb.as_ref().map(|t| t.sha256.clone()),
             problems: analysis.problems.clone(),
             ingested_at: stamp.at_ms,
@@ -117,15 +119,7 @@ impl Device {
         if !reused_on.is_empty() {
             tracing::warn!(order = order_id, photo = %stored.sha256, hits = reused_on.len(), "photo already used on another order");
         }
-        Ok(IngestReport {
-            sha256: stored.sha256,
-            size: stored.size,
-            new_blob: stored.new,
-            analysis,
-            thumb_sha256: row.thumb_sha256,
-            reused_on,
-            journal_seq,
-        })
+        Ok(IngestReport { sha256: stored.sha256, size: stored.size, new_blob: stored.new, analysis, thumb_sha256: row.thumb_sha256, reused_on, journal_seq })
     }
 
     pub fn photos(&self, order_id: &str) -> Result<Vec<PhotoRecord>> {

@@ -36,7 +36,11 @@ impl Device {
                         .into())
                     }
                     (s, Some(_)) => {
-                        return Err(receipt::Error::WrongStatus { status: s.to_string(), reason: "only a receipt of an order awaiting signature or completed can be corrected".into() }.into())
+                        return Err(receipt::Error::WrongStatus {
+                            status: s.to_string(),
+                            reason: "only a receipt of an order awaiting signature or completed can be corrected".into(),
+                        }
+                        .into())
                     }
                 }
                 let supersedes = match &last {
@@ -147,8 +151,7 @@ impl Device {
 
     /// Verifies a stored receipt against this device's key and returns its content.
     pub fn verify_receipt(&self, signed: &SignedReceipt) -> Result<Receipt> {
-        receipt::verify(signed, &self.public_key())
-            .map_err(|p| receipt::Error::Invalid { field: p.check.to_string(), reason: p.detail }.into())
+        receipt::verify(signed, &self.public_key()).map_err(|p| receipt::Error::Invalid { field: p.check.to_string(), reason: p.detail }.into())
     }
 
     /// The printable customer copy (客户联) of a revision (`None`: the latest) as HTML, with
@@ -168,8 +171,7 @@ impl Device {
                 thumbs.push((p.sha256.clone(), p.step.clone(), bytes));
             }
         }
-        let views: Vec<html::Thumb<'_>> =
-            thumbs.iter().map(|(sha, step, jpeg)| html::Thumb { sha256: sha, step: step.as_deref(), jpeg }).collect();
+        let views: Vec<html::Thumb<'_>> = thumbs.iter().map(|(sha, step, jpeg)| html::Thumb { sha256: sha, step: step.as_deref(), jpeg }).collect();
         Ok(html::customer_copy(&r, &signed.receipt_sha256, svg.as_deref(), &views, self.calendar.offset))
     }
 }

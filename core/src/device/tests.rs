@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::order::{self, Actor, Event, GpsFix, Status, Timestamp};
-use crate::sop;
 use crate::order::import::tests::sample_json;
-use crate::order::{TimeWindow, LocationSource};
+use crate::order::{self, Actor, Event, GpsFix, Status, Timestamp};
+use crate::order::{LocationSource, TimeWindow};
+use crate::sop;
 use chrono::TimeZone;
 
 fn device(dir: &std::path::Path, clock: Arc<ManualClock>) -> Device {
@@ -30,15 +30,8 @@ fn full_lifecycle_is_recorded_and_survives_reopen() {
     assert_eq!(d.import_orders_json(&sample_json("WO-1")).unwrap(), vec!["WO-1"]);
     let fix = GpsFix { lat: 39.9, lon: 116.4, accuracy_m: 8.0, source: LocationSource::Gps, mock: false };
     let w = window(&d);
-    let events = [
-        Event::Accept,
-        Event::ContactCustomer { window: w },
-        Event::Depart,
-        Event::Arrive,
-        Event::StartWork,
-        Event::RequestSignature,
-        Event::Complete,
-    ];
+    let events =
+        [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork, Event::RequestSignature, Event::Complete];
     for e in events {
         clock.advance(chrono::Duration::minutes(10));
         if e == Event::Complete {
@@ -85,10 +78,7 @@ fn illegal_transition_changes_nothing() {
     let v = d.get("WO-1").unwrap();
     assert_eq!(v.order.status, Status::Assigned);
     assert!(v.order.transitions.is_empty());
-    assert!(matches!(
-        d.transition("nope", Event::Accept, Actor::Engineer, None),
-        Err(crate::Error::Store(crate::store::Error::NotFound { .. }))
-    ));
+    assert!(matches!(d.transition("nope", Event::Accept, Actor::Engineer, None), Err(crate::Error::Store(crate::store::Error::NotFound { .. }))));
     assert!(matches!(d.add_note("WO-1", "   "), Err(crate::Error::Order(order::Error::Invalid { .. }))));
 }
 
@@ -120,10 +110,7 @@ fn list_filters_and_sorts_by_sla_deadline() {
     let rows = d.list(&OrderFilter::default()).unwrap();
     let breached: Vec<&str> = rows.iter().filter(|s| s.breached).map(|s| s.id.as_str()).collect();
     assert_eq!(breached, ["WO-URGENT", "WO-LOW"], "the contacted order's on-site clock still runs");
-    assert!(matches!(
-        d.import_orders_json(&sample_json("WO-LOW")),
-        Err(crate::Error::Store(crate::store::Error::AlreadyExists { .. }))
-    ));
+    assert!(matches!(d.import_orders_json(&sample_json("WO-LOW")), Err(crate::Error::Store(crate::store::Error::AlreadyExists { .. }))));
 }
 
 #[test]

@@ -245,12 +245,7 @@ mod tests {
         assert_eq!(forged.verify(None), Err(Error::BadSignature));
         let stranger = SoftwareSigner::generate().unwrap();
         assert_eq!(cp.verify(Some(&stranger.public_key())), Err(Error::BadSignature));
-        let proof = InclusionProof {
-            seq: 3,
-            index: 2,
-            path: inclusion_proof(2, &l).unwrap().iter().map(|h| crate::hash::hex(h)).collect(),
-            checkpoint: cp,
-        };
+        let proof = InclusionProof { seq: 3, index: 2, path: inclusion_proof(2, &l).unwrap().iter().map(|h| crate::hash::hex(h)).collect(), checkpoint: cp };
         // Leaves here are hashes of strings; a real leaf is the entry hash itself.
         assert!(proof.verify(&crate::hash::hex(&[7u8; 32]), None).is_err());
     }

@@ -384,7 +384,6 @@ pub struct ReuseHit {
     pub distance: u32,
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -419,7 +418,7 @@ pub(crate) mod tests {
     pub fn exif_orientation(o: u16) -> Vec<u8> {
         let mut t = b"II*\0\x08\0\0\0".to_vec();
         t.extend_from_slice(&2u16.to_le_bytes()); // 2 entries
-        // Make (0x010F), ASCII, count 5, offset 38
+                                                  // Make (0x010F), ASCII, count 5, offset 38
         t.extend_from_slice(&0x010Fu16.to_le_bytes());
         t.extend_from_slice(&2u16.to_le_bytes());
         t.extend_from_slice(&5u32.to_le_bytes());

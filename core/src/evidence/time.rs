@@ -120,7 +120,15 @@ mod tests {
         let d = Draft::new(crate::evidence::journal::JournalKind::TimeTicket, None, serde_json::to_value(&receipt).unwrap());
         // The phone's wall clock is a year off; it does not matter.
         let (mut entries, head) = seal(&Head::genesis(), "dev", 1_700_000_000_000, 50_000, &d, &device).unwrap();
-        let (more, _) = seal(&head, "dev", 1_700_000_060_000, 110_000, &Draft::new(crate::evidence::journal::JournalKind::Transition, Some("WO-1"), serde_json::json!({})), &device).unwrap();
+        let (more, _) = seal(
+            &head,
+            "dev",
+            1_700_000_060_000,
+            110_000,
+            &Draft::new(crate::evidence::journal::JournalKind::Transition, Some("WO-1"), serde_json::json!({})),
+            &device,
+        )
+        .unwrap();
         entries.extend(more);
         let arrive = entries[1].body().unwrap();
         let (lo, hi) = trusted_interval(&arrive, &entries, &authority.public_key()).unwrap();

@@ -51,13 +51,29 @@ pub struct PartUse {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Answer {
     Confirmed,
-    Photos { photos: Vec<PhotoRef> },
-    Measurement { value: f64 },
-    Note { text: String },
-    Choice { selected: Vec<String> },
-    Barcode { scanned: String },
-    Parts { parts: Vec<PartUse> },
-    Observation { started: Timestamp, stopped: Timestamp, reproduced: bool },
+    Photos {
+        photos: Vec<PhotoRef>,
+    },
+    Measurement {
+        value: f64,
+    },
+    Note {
+        text: String,
+    },
+    Choice {
+        selected: Vec<String>,
+    },
+    Barcode {
+        scanned: String,
+    },
+    Parts {
+        parts: Vec<PartUse>,
+    },
+    Observation {
+        started: Timestamp,
+        stopped: Timestamp,
+        reproduced: bool,
+    },
     /// The customer's decision on the exact risk text shown (its hash), with the signature
     /// strokes in the canonical encoding of `signature::encode` and their hash.
     Consent {
@@ -68,7 +84,9 @@ pub enum Answer {
         strokes: autosurgeon::bytes::ByteVec,
         strokes_sha256: String,
     },
-    NotApplicable { reason: String },
+    NotApplicable {
+        reason: String,
+    },
 }
 
 impl Answer {

@@ -132,9 +132,7 @@ fn object_json(doc: &AutoCommit, obj: &automerge::ObjId, depth: usize) -> serde_
             }
             serde_json::Value::Object(m)
         }
-        Ok(ObjType::List) => {
-            (0..doc.length(obj)).filter_map(|i| doc.get(obj, i).ok().flatten()).map(|(v, id)| value(v, id)).collect()
-        }
+        Ok(ObjType::List) => (0..doc.length(obj)).filter_map(|i| doc.get(obj, i).ok().flatten()).map(|(v, id)| value(v, id)).collect(),
         Ok(ObjType::Text) => doc.text(obj).map(serde_json::Value::String).unwrap_or(serde_json::Value::Null),
         Err(_) => serde_json::Value::Null,
     }

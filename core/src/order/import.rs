@@ -168,10 +168,7 @@ impl DispatchOrder {
         Ok(WorkOrder {
             schema: DOC_SCHEMA,
             id: self.id,
-            provider: Provider {
-                id: non_empty("provider.id", &self.provider.id, 64)?,
-                name: non_empty("provider.name", &self.provider.name, 200)?,
-            },
+            provider: Provider { id: non_empty("provider.id", &self.provider.id, 64)?, name: non_empty("provider.name", &self.provider.name, 200)? },
             customer: Customer {
                 company: non_empty("customer.company", &self.customer.company, 200)?,
                 contact: non_empty("customer.contact", &self.customer.contact, 100)?,
@@ -198,10 +195,7 @@ impl DispatchOrder {
             },
             priority: self.priority,
             appointment: self.appointment,
-            engineer: Engineer {
-                id: non_empty("engineer.id", &self.engineer.id, 64)?,
-                name: non_empty("engineer.name", &self.engineer.name, 100)?,
-            },
+            engineer: Engineer { id: non_empty("engineer.id", &self.engineer.id, 64)?, name: non_empty("engineer.name", &self.engineer.name, 100)? },
             status: Status::Assigned,
             transitions: Vec::new(),
             notes: Vec::new(),

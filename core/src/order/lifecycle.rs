@@ -64,10 +64,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Result<Self, Error> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| Error::UnknownStatus { value: s.to_string() })
+        Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| Error::UnknownStatus { value: s.to_string() })
     }
 
     /// No event leaves these states (a carried-back device continues as a workshop order).
@@ -97,16 +94,27 @@ pub enum Actor {
 pub enum Event {
     Accept,
     /// First contact with the customer; the appointment window was agreed.
-    ContactCustomer { window: TimeWindow },
+    ContactCustomer {
+        window: TimeWindow,
+    },
     Depart,
     Arrive,
     StartWork,
     RequestSignature,
     Complete,
-    Reschedule { reason: String, window: TimeWindow },
-    CarryToWorkshop { reason: String },
-    Cancel { reason: String },
-    MarkUnresolved { reason: String },
+    Reschedule {
+        reason: String,
+        window: TimeWindow,
+    },
+    CarryToWorkshop {
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    MarkUnresolved {
+        reason: String,
+    },
 }
 
 impl Event {
@@ -145,17 +153,11 @@ impl Event {
     fn validate(&self) -> Result<(), Error> {
         if let Some(w) = self.new_window() {
             if w.end <= w.start {
-                return Err(Error::Invalid {
-                    field: "window".into(),
-                    reason: "the window must end after it starts".into(),
-                });
+                return Err(Error::Invalid { field: "window".into(), reason: "the window must end after it starts".into() });
             }
         }
         match self {
-            Event::Reschedule { reason, .. }
-            | Event::CarryToWorkshop { reason }
-            | Event::Cancel { reason }
-            | Event::MarkUnresolved { reason }
+            Event::Reschedule { reason, .. } | Event::CarryToWorkshop { reason } | Event::Cancel { reason } | Event::MarkUnresolved { reason }
                 if reason.trim().is_empty() =>
             {
                 Err(Error::Invalid { field: "reason".into(), reason: "a reason is required".into() })
@@ -176,9 +178,7 @@ fn edge(from: Status, event: &Event) -> Option<Status> {
         (OnSite, Event::StartWork) => InProgress,
         (InProgress, Event::RequestSignature) => AwaitingSignature,
         (AwaitingSignature, Event::Complete) => Completed,
-        (Accepted | CustomerContacted | EnRoute | OnSite | Rescheduled | Unresolved, Event::Reschedule { .. }) => {
-            Rescheduled
-        }
+        (Accepted | CustomerContacted | EnRoute | OnSite | Rescheduled | Unresolved, Event::Reschedule { .. }) => Rescheduled,
         (OnSite | InProgress | AwaitingSignature, Event::CarryToWorkshop { .. }) => CarriedToWorkshop,
         (OnSite | InProgress | AwaitingSignature, Event::MarkUnresolved { .. }) => Unresolved,
         (s, Event::Cancel { .. }) if !s.is_terminal() => Cancelled,
@@ -251,15 +251,8 @@ mod tests {
 
     #[test]
     fn happy_path_reaches_completed() {
-        let path = [
-            Event::Accept,
-            Event::ContactCustomer { window: w() },
-            Event::Depart,
-            Event::Arrive,
-            Event::StartWork,
-            Event::RequestSignature,
-            Event::Complete,
-        ];
+        let path =
+            [Event::Accept, Event::ContactCustomer { window: w() }, Event::Depart, Event::Arrive, Event::StartWork, Event::RequestSignature, Event::Complete];
         let mut s = Status::Assigned;
         for e in &path {
             s = next_status(s, e, Actor::Engineer).unwrap();
@@ -279,10 +272,7 @@ mod tests {
     #[test]
     fn only_dispatcher_cancels() {
         let cancel = Event::Cancel { reason: "customer withdrew".into() };
-        assert!(matches!(
-            next_status(Status::Accepted, &cancel, Actor::Engineer),
-            Err(Error::NotPermitted { .. })
-        ));
+        assert!(matches!(next_status(Status::Accepted, &cancel, Actor::Engineer), Err(Error::NotPermitted { .. })));
         assert_eq!(next_status(Status::Accepted, &cancel, Actor::Dispatcher).unwrap(), Status::Cancelled);
         assert!(next_status(Status::Completed, &cancel, Actor::Dispatcher).is_err());
         assert!(matches!(next_status(Status::Accepted, &Event::Accept, Actor::Dispatcher), Err(Error::NotPermitted { .. })));

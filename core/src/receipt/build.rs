@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::evidence::photo::PhotoRecord;
 use crate::order::{Status, Timestamp, WorkOrder};
 use crate::sla::WorkCalendar;
 use crate::sop::{self, Answer, StepState, Template};
-use crate::evidence::photo::PhotoRecord;
 
 /// The step of the seed templates whose choice classifies the fault (硬件 / 软件 / 人为损坏).
 pub const FAULT_KIND_STEP: &str = "fault_kind";
@@ -27,7 +27,6 @@ pub struct BuildContext<'a> {
 pub(crate) fn rfc3339(t: Timestamp) -> String {
     t.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
-
 
 fn minutes(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<i64> {
     Some((to?.0 - from?.0) / 60_000)
@@ -173,11 +172,7 @@ pub fn build(order: &WorkOrder, input: &ReceiptInput, ctx: &BuildContext<'_>) ->
         device: ctx.device.to_string(),
         provider: Party { id: order.provider.id.clone(), name: order.provider.name.clone() },
         engineer: Party { id: order.engineer.id.clone(), name: order.engineer.name.clone() },
-        customer: CustomerPart {
-            company: order.customer.company.clone(),
-            contact: order.customer.contact.clone(),
-            phone: order.customer.phone.clone(),
-        },
+        customer: CustomerPart { company: order.customer.company.clone(), contact: order.customer.contact.clone(), phone: order.customer.phone.clone() },
         site: SitePart {
             address: order.site.address.clone(),
             lat: order.site.location.map(|l| l.lat),

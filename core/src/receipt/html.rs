@@ -103,18 +103,32 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
     row(&mut h, "客户 Customer", &format!("{} · {} · {}", r.customer.company, r.customer.contact, r.customer.phone));
     row(&mut h, "地址 Site", &r.site.address);
     row(&mut h, "设备 Equipment", &format!("{} {} {} (S/N {})", label(&r.equipment.category), r.equipment.brand, r.equipment.model, r.equipment.serial));
-    row(&mut h, "保修 Warranty", &format!("{}{}", label(&r.equipment.warranty), r.equipment.warranty_ends.as_deref().map(|d| format!(" (至 until {d})")).unwrap_or_default()));
+    row(
+        &mut h,
+        "保修 Warranty",
+        &format!("{}{}", label(&r.equipment.warranty), r.equipment.warranty_ends.as_deref().map(|d| format!(" (至 until {d})")).unwrap_or_default()),
+    );
     row(&mut h, "故障 Reported fault", &r.fault.description);
     h.push_str("</table>");
 
     h.push_str("<h2>维修 Service</h2><table>");
-    row(&mut h, "诊断 Diagnosis", &format!("{}{}", if r.diagnosis.fault_kind.is_empty() { String::new() } else { format!("[{}] ", r.diagnosis.fault_kind.join(", ")) }, r.diagnosis.text));
+    row(
+        &mut h,
+        "诊断 Diagnosis",
+        &format!("{}{}", if r.diagnosis.fault_kind.is_empty() { String::new() } else { format!("[{}] ", r.diagnosis.fault_kind.join(", ")) }, r.diagnosis.text),
+    );
     row(&mut h, "处理 Work done", &r.work_done);
     for p in &r.parts {
         row(
             &mut h,
             &format!("备件 Part ({})", escape(&p.step)),
-            &format!("{} × {} S/N {}{}", p.part_number, p.quantity, p.serial, p.returned_serial.as_deref().map(|s| format!(", 旧件 returned {s}")).unwrap_or_default()),
+            &format!(
+                "{} × {} S/N {}{}",
+                p.part_number,
+                p.quantity,
+                p.serial,
+                p.returned_serial.as_deref().map(|s| format!(", 旧件 returned {s}")).unwrap_or_default()
+            ),
         );
     }
     let time_or_dash = |t: &Option<String>| t.as_deref().map(|t| local_time(t, tz)).unwrap_or_else(|| "-".into());
@@ -132,20 +146,38 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
         let done = c.steps.iter().filter(|s| s.state == "done").count();
         h.push_str(&format!("<h2>作业清单 Checklist</h2><div>{} v{}: {done}/{} 步完成 steps done</div><table>", escape(&c.template), c.version, c.steps.len()));
         for k in &c.consents {
-            row(&mut h, &format!("同意 Consent ({})", escape(&k.step)), &format!("{} · {}", if k.accepted { "同意 accepted" } else { "拒绝 refused" }, local_time(&k.at, tz)));
+            row(
+                &mut h,
+                &format!("同意 Consent ({})", escape(&k.step)),
+                &format!("{} · {}", if k.accepted { "同意 accepted" } else { "拒绝 refused" }, local_time(&k.at, tz)),
+            );
         }
         h.push_str("</table>");
     }
 
     h.push_str("<h2>费用 Charges</h2><table>");
     for l in &r.charges.lines {
-        row(&mut h, &escape(&l.description), &format!("{} ({})", money(l.amount_cents, &r.charges.currency), if l.basis == super::ChargeBasis::Warranty { "保修 warranty" } else { "有偿 paid" }));
+        row(
+            &mut h,
+            &escape(&l.description),
+            &format!(
+                "{} ({})",
+                money(l.amount_cents, &r.charges.currency),
+                if l.basis == super::ChargeBasis::Warranty { "保修 warranty" } else { "有偿 paid" }
+            ),
+        );
     }
     row(&mut h, "应付 Payable", &money(r.charges.payable_cents, &r.charges.currency));
     h.push_str("</table>");
 
     if let Some(rt) = &r.rating {
-        h.push_str(&format!("<h2>评价 Rating</h2><div>{}{} {}/5</div><div>{}</div>", "★".repeat(rt.score as usize), "☆".repeat(5 - rt.score as usize), rt.score, escape(&rt.comment)));
+        h.push_str(&format!(
+            "<h2>评价 Rating</h2><div>{}{} {}/5</div><div>{}</div>",
+            "★".repeat(rt.score as usize),
+            "☆".repeat(5 - rt.score as usize),
+            rt.score,
+            escape(&rt.comment)
+        ));
     }
 
     if !thumbs.is_empty() {
@@ -169,7 +201,11 @@ pub fn customer_copy(r: &Receipt, receipt_sha256: &str, signature_svg: Option<&s
         }
         (Outcome::Signed { signer_name, .. }, None) => h.push_str(&format!("<div>{}</div>", escape(signer_name))),
         (Outcome::Refused { signer_name, reason }, _) => {
-            h.push_str(&format!("<div class=\"refused\">客户拒绝签字 / The customer refused to sign: {}</div><div>{}</div>", escape(reason), escape(signer_name)));
+            h.push_str(&format!(
+                "<div class=\"refused\">客户拒绝签字 / The customer refused to sign: {}</div><div>{}</div>",
+                escape(reason),
+                escape(signer_name)
+            ));
         }
     }
     h.push_str("</div>");

@@ -173,9 +173,7 @@ fn receipts_refuse_bad_input_and_the_wrong_moment() {
     assert_eq!(field_of(i), "refusal_reason");
     // Strokes with NaN are refused by the encoder, not stored.
     let mut i = input();
-    i.decision = CustomerDecision::Signed {
-        strokes: vec![vec![crate::signature::StrokePoint { x: f32::NAN, y: 0.0, t_ms: 0, pressure: 0.5 }]],
-    };
+    i.decision = CustomerDecision::Signed { strokes: vec![vec![crate::signature::StrokePoint { x: f32::NAN, y: 0.0, t_ms: 0, pressure: 0.5 }]] };
     assert!(matches!(d.sign_receipt("WO-1", &i), Err(crate::Error::Receipt(Error::Strokes(_)))));
     assert!(d.receipts("WO-1").unwrap().is_empty(), "nothing was stored by refused attempts");
     assert_eq!(d.get("WO-1").unwrap().order.status, Status::AwaitingSignature);
@@ -200,6 +198,10 @@ fn the_customer_copy_shows_everything_and_escapes_text() {
     assert!(html.contains("王女士") && html.contains("CNY 80.00"));
     // Times in the site's zone with the offset, and words instead of machine names.
     assert!(html.contains("(UTC+08:00)"), "local times");
-    assert!(!html.contains(".000Z"), "no raw UTC ISO strings: {}", &html[html.find(".000Z").map(|i| i.saturating_sub(200)).unwrap_or(0)..][..300.min(html.len())]);
+    assert!(
+        !html.contains(".000Z"),
+        "no raw UTC ISO strings: {}",
+        &html[html.find(".000Z").map(|i| i.saturating_sub(200)).unwrap_or(0)..][..300.min(html.len())]
+    );
     assert!(!html.contains("in_warranty") && html.contains("In warranty"), "human labels");
 }

@@ -1,9 +1,9 @@
 //! Plausible, valid answers for demos, benchmarks and tests: what a careful engineer would
 //! enter. Apps never use this; they collect real answers.
 
-use crate::order::checklist::{Answer, PartUse, PhotoRef};
 use super::engine::Evaluation;
 use super::template::{Step, StepKind, Template};
+use crate::order::checklist::{Answer, PartUse, PhotoRef};
 use crate::order::{Timestamp, WorkOrder};
 use crate::signature::{self, StrokePoint};
 

@@ -4,19 +4,23 @@
 
 use serde::Serialize;
 
-use crate::order::checklist::{Answer, AnswerRecord, Checklist};
 use super::template::{Condition, Step, StepKind, Template, Text};
 use super::Error;
+use crate::order::checklist::{Answer, AnswerRecord, Checklist};
 use crate::order::{Status, WorkOrder};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum StepState {
     /// Waiting for these steps (dependencies, or steps a condition looks at).
-    Locked { waiting_for: Vec<String> },
+    Locked {
+        waiting_for: Vec<String>,
+    },
     Open,
     Done,
-    NotApplicable { reason: NaReason },
+    NotApplicable {
+        reason: NaReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -152,9 +156,7 @@ fn judge(step: &Step, answer: &Answer, order: &WorkOrder, parts: Option<&Answer>
                 (false, vec![Flag::ObservationShort { seconds, min_seconds: *min_seconds }])
             }
         }
-        (StepKind::Consent { .. }, Answer::Consent { accepted, .. }) => {
-            (true, if *accepted { vec![] } else { vec![Flag::ConsentRefused] })
-        }
+        (StepKind::Consent { .. }, Answer::Consent { accepted, .. }) => (true, if *accepted { vec![] } else { vec![Flag::ConsentRefused] }),
         _ => (true, vec![]),
     }
 }
@@ -175,7 +177,6 @@ fn step_is(step: &Step, answer: &Answer, is: &str, order: &WorkOrder, parts: Opt
         _ => is == "answered",
     }
 }
-
 
 fn field_value(order: &WorkOrder, field: &str) -> Option<String> {
     Some(match field {
@@ -213,9 +214,7 @@ impl Ctx<'_> {
                 match &self.states[i] {
                     Some(StepState::NotApplicable { .. }) => Tri::False,
                     Some(StepState::Done) => match self.current[i] {
-                        Some(a) if step_is(&self.template.steps[i], &self.answers[a].value, is, self.order, self.parts_for(i)) => {
-                            Tri::True
-                        }
+                        Some(a) if step_is(&self.template.steps[i], &self.answers[a].value, is, self.order, self.parts_for(i)) => Tri::True,
                         _ => Tri::False,
                     },
                     _ => {
@@ -349,7 +348,10 @@ fn blocker_reason(template: &Template, step: &Step, st: &StepStatus) -> Text {
     for f in &st.flags {
         match f {
             Flag::BarcodeMismatch { scanned, .. } => {
-                return t(format!("扫描到的条码 {scanned} 与预期不符,请重新核对"), format!("scanned {scanned} does not match what was expected; check it again"))
+                return t(
+                    format!("扫描到的条码 {scanned} 与预期不符,请重新核对"),
+                    format!("scanned {scanned} does not match what was expected; check it again"),
+                )
             }
             Flag::ObservationShort { seconds, min_seconds } => {
                 return t(
@@ -393,12 +395,8 @@ pub fn check_answer(template: &Template, order: &WorkOrder, step_id: &str, answe
         }
     }
     match &status.state {
-        StepState::Locked { waiting_for } => {
-            return Err(Error::OutOfOrder { step: step_id.to_string(), waiting_for: waiting_for.clone() })
-        }
-        StepState::NotApplicable { reason: NaReason::Condition } => {
-            return Err(Error::NotApplicable { step: step_id.to_string() })
-        }
+        StepState::Locked { waiting_for } => return Err(Error::OutOfOrder { step: step_id.to_string(), waiting_for: waiting_for.clone() }),
+        StepState::NotApplicable { reason: NaReason::Condition } => return Err(Error::NotApplicable { step: step_id.to_string() }),
         _ => {}
     }
     if let (StepKind::Consent { .. }, Some(a)) = (&step.kind, status.current) {

@@ -51,16 +51,35 @@ pub const EXPECTED_FIELDS: &[&str] = &["equipment.serial"];
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepKind {
     Confirmation,
-    Photo { min: u32, max: u32 },
-    Measurement { unit: String, min: Option<f64>, max: Option<f64> },
+    Photo {
+        min: u32,
+        max: u32,
+    },
+    Measurement {
+        unit: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Note,
-    Choice { options: Vec<ChoiceOption>, multiple: bool },
+    Choice {
+        options: Vec<ChoiceOption>,
+        multiple: bool,
+    },
     /// Expected values: listed, from an order field, and/or the part numbers and serials
     /// recorded in a parts step (a part fitted must be one that was borrowed).
-    Barcode { expected: Vec<String>, expected_field: Option<String>, expected_from_step: Option<String> },
+    Barcode {
+        expected: Vec<String>,
+        expected_field: Option<String>,
+        expected_from_step: Option<String>,
+    },
     Parts,
-    Timer { min_seconds: u32 },
-    Consent { risk: Text, risk_sha256: String },
+    Timer {
+        min_seconds: u32,
+    },
+    Consent {
+        risk: Text,
+        risk_sha256: String,
+    },
 }
 
 impl StepKind {
@@ -219,7 +238,6 @@ fn yes() -> bool {
     true
 }
 
-
 /// The hash a consent answer must carry: SHA-256 of the risk text exactly as shown,
 /// `zh` + "\n" + `en`.
 pub fn risk_hash(risk: &Text) -> String {
@@ -292,19 +310,9 @@ impl Template {
                 }
             }
         }
-        let order = topological_order(&steps, &index).map_err(|cycle| {
-            err(Some(&cycle[0]), "after/when", format!("dependency cycle: {}", cycle.join(" -> ")))
-        })?;
-        Ok(Template {
-            id: raw.id,
-            version: raw.version,
-            title: raw.title,
-            source: raw.source,
-            steps,
-            sha256: sha256_hex(source.as_bytes()),
-            order,
-            index,
-        })
+        let order =
+            topological_order(&steps, &index).map_err(|cycle| err(Some(&cycle[0]), "after/when", format!("dependency cycle: {}", cycle.join(" -> "))))?;
+        Ok(Template { id: raw.id, version: raw.version, title: raw.title, source: raw.source, steps, sha256: sha256_hex(source.as_bytes()), order, index })
     }
 }
 
@@ -416,9 +424,7 @@ fn build_step(s: StepFile) -> Result<Step, (String, String)> {
     };
     let when = match s.when {
         None => None,
-        Some(v) => Some(Condition::deserialize(v).map_err(|_| {
-            bad("when", "expected {step, is}, {field, is}, {not = ...}, {all = [...]} or {any = [...]}")
-        })?),
+        Some(v) => Some(Condition::deserialize(v).map_err(|_| bad("when", "expected {step, is}, {field, is}, {not = ...}, {all = [...]} or {any = [...]}"))?),
     };
     let ledger = match (s.ledger.as_deref(), &kind) {
         (None, _) => None,
@@ -442,13 +448,8 @@ fn check_condition(c: &Condition, steps: &[Step], index: &HashMap<String, usize>
             Ok(())
         }
         Condition::Field { field, is } => match CONDITION_FIELDS.iter().find(|(f, _)| f == field) {
-            None => Err(format!(
-                "unknown order field `{field}` (known: {})",
-                CONDITION_FIELDS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
-            )),
-            Some((_, Some(values))) if !values.contains(&is.as_str()) => {
-                Err(format!("`{field}` is never `{is}` (it can be: {})", values.join(", ")))
-            }
+            None => Err(format!("unknown order field `{field}` (known: {})", CONDITION_FIELDS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", "))),
+            Some((_, Some(values))) if !values.contains(&is.as_str()) => Err(format!("`{field}` is never `{is}` (it can be: {})", values.join(", "))),
             Some(_) => Ok(()),
         },
         Condition::Not { not } => check_condition(not, steps, index),

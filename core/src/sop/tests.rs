@@ -117,10 +117,7 @@ fn hardware_path_completes_and_consent_refusal_skips_repair() {
     // Only the customer's receipt remains.
     assert_eq!(d.blockers("WO-1").unwrap().iter().map(|b| b.step.as_str()).collect::<Vec<_>>(), ["receipt"]);
     // A signed consent is final.
-    assert!(matches!(
-        d.answer("WO-1", "consent_open_chassis", demo::consent(&consent_step, true, "王女士")),
-        Err(crate::Error::Sop(Error::Closed { .. }))
-    ));
+    assert!(matches!(d.answer("WO-1", "consent_open_chassis", demo::consent(&consent_step, true, "王女士")), Err(crate::Error::Sop(Error::Closed { .. }))));
 }
 
 #[test]
@@ -143,12 +140,12 @@ fn wrong_type_out_of_order_and_na_rules_change_nothing() {
     let (d, _) = started(dir.path(), "onsite-repair");
     let before = d.checklist("WO-1").unwrap().answers.len();
     assert!(matches!(d.answer("WO-1", "dress_badge", Answer::Note { text: "x".into() }), Err(crate::Error::Sop(Error::WrongType { .. }))));
-    assert!(matches!(d.answer("WO-1", "farewell", Answer::Confirmed), Err(crate::Error::Sop(Error::OutOfOrder { ref waiting_for, .. })) if waiting_for == &["customer_signs"]));
+    assert!(
+        matches!(d.answer("WO-1", "farewell", Answer::Confirmed), Err(crate::Error::Sop(Error::OutOfOrder { ref waiting_for, .. })) if waiting_for == &["customer_signs"])
+    );
     assert!(matches!(d.answer("WO-1", "nope", Answer::Confirmed), Err(crate::Error::Sop(Error::UnknownStep { .. }))));
     assert!(matches!(d.mark_not_applicable("WO-1", "dress_badge", "hot day"), Err(crate::Error::Sop(Error::NaNotAllowed { .. }))));
-    let photos = |n: usize| Answer::Photos {
-        photos: (0..n).map(|i| PhotoRef { sha256: crate::hash::sha256_hex(&[i as u8]), label: "p".into() }).collect(),
-    };
+    let photos = |n: usize| Answer::Photos { photos: (0..n).map(|i| PhotoRef { sha256: crate::hash::sha256_hex(&[i as u8]), label: "p".into() }).collect() };
     walk_until(&d, "introduce_badge");
     assert!(matches!(d.answer("WO-1", "introduce_badge", photos(3)), Err(crate::Error::Sop(Error::Invalid { .. }))));
     let bad_hash = Answer::Photos { photos: vec![PhotoRef { sha256: "abc".into(), label: "p".into() }] };
@@ -231,9 +228,11 @@ fn concurrent_answers_to_one_step_resolve_deterministically_and_keep_both() {
     let (b, _) = device(db.path());
     b.merge_document(&a.document_bytes("WO-1").unwrap()).unwrap();
     a.answer("WO-1", "borrow_parts", Answer::Parts { parts: vec![] }).unwrap();
-    b.answer("WO-1", "borrow_parts", Answer::Parts {
-        parts: vec![PartUse { part_number: "PN".into(), serial: "SN".into(), quantity: 1, returned_serial: None }],
-    })
+    b.answer(
+        "WO-1",
+        "borrow_parts",
+        Answer::Parts { parts: vec![PartUse { part_number: "PN".into(), serial: "SN".into(), quantity: 1, returned_serial: None }] },
+    )
     .unwrap();
     // The engineer and the helper answer different steps too.
     a.answer("WO-1", "dress_badge", Answer::Confirmed).unwrap();

@@ -109,12 +109,7 @@ fn object(doc: &AutoCommit, parent: &automerge::ObjId, key: &str, ty: automerge:
     }
 }
 
-fn append<T: autosurgeon::Reconcile>(
-    doc: &mut AutoCommit,
-    parent: &automerge::ObjId,
-    key: &str,
-    item: Option<&T>,
-) -> Result<(), autosurgeon::ReconcileError> {
+fn append<T: autosurgeon::Reconcile>(doc: &mut AutoCommit, parent: &automerge::ObjId, key: &str, item: Option<&T>) -> Result<(), autosurgeon::ReconcileError> {
     let Some(item) = item else { return Ok(()) };
     let list = object(doc, parent, key, automerge::ObjType::List)?;
     let len = doc.length(&list);
@@ -247,8 +242,7 @@ impl Store {
     pub fn merge(&self, bytes: &[u8], summarize: impl FnOnce(&WorkOrder) -> OrderSummary, stamp: Stamp) -> Result<WorkOrder, Error> {
         let mut incoming = AutoCommit::load(bytes).map_err(|e| doc_error("<incoming>", e))?;
         let incoming_order = hydrate_order("<incoming>", &incoming)?;
-        crate::order::import::validate_order_id(&incoming_order.id)
-            .map_err(|e| doc_error("<incoming>", e))?;
+        crate::order::import::validate_order_id(&incoming_order.id).map_err(|e| doc_error("<incoming>", e))?;
         let id = incoming_order.id.clone();
         let refused = |f: crate::sync::authz::Forbidden| Error::Refused { id: id.clone(), reason: f.to_string() };
         crate::sync::shape::check_document(&incoming, &incoming_order).map_err(refused)?;
@@ -380,19 +374,14 @@ pub(super) fn append_chunk(
         if layout.chunks > 0 {
             tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
         }
-        let updated = tx
-            .prepare_cached("UPDATE order_docs SET snapshot = ?2 WHERE order_id = ?1")?
-            .execute(params![id, snapshot])?;
+        let updated = tx.prepare_cached("UPDATE order_docs SET snapshot = ?2 WHERE order_id = ?1")?.execute(params![id, snapshot])?;
         if updated != 1 {
             return Err(Error::NotFound { id: id.to_string() });
         }
         Ok(Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() })
     } else {
         let seq = layout.last_seq + 1;
-        tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, seq, chunk])?;
+        tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?.execute(params![id, seq, chunk])?;
         Ok(Layout { last_seq: seq, chunks, chunk_bytes, ..layout })
     }
 }
-
-

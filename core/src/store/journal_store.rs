@@ -5,8 +5,8 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{load_head, Error, Stamp, Store};
-use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::journal::{self, Draft, Entry, Head};
+use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::Signer;
 
 /// A stored JSON column that no longer parses: an error, never an empty value.
@@ -40,12 +40,17 @@ impl Store {
                 ),
                 None => None,
             };
-            let (entries, next) =
-                journal::seal_linked(&current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, order_prev.as_deref(), signer.as_ref())?;
+            let (entries, next) = journal::seal_linked(&current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, order_prev.as_deref(), signer.as_ref())?;
             for e in &entries {
                 let body = e.body()?;
-                tx.prepare_cached("INSERT INTO journal (seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                    .execute(params![e.seq as i64, body.order, body.kind, e.body, e.hash, e.signature])?;
+                tx.prepare_cached("INSERT INTO journal (seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
+                    e.seq as i64,
+                    body.order,
+                    body.kind,
+                    e.body,
+                    e.hash,
+                    e.signature
+                ])?;
             }
             current = next;
         }
@@ -68,9 +73,7 @@ impl Store {
     pub fn journal_entry(&self, seq: u64) -> Result<Option<Entry>, Error> {
         let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT seq, body, hash, signature FROM journal WHERE seq = ?1")?;
-        Ok(st
-            .query_row([seq as i64], |r| Ok(Entry { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)?, hash: r.get(2)?, signature: r.get(3)? }))
-            .optional()?)
+        Ok(st.query_row([seq as i64], |r| Ok(Entry { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)?, hash: r.get(2)?, signature: r.get(3)? })).optional()?)
     }
 
     /// Journal entries, all or one order's, in order.
@@ -81,9 +84,7 @@ impl Store {
             None => "SELECT seq, body, hash, signature FROM journal WHERE ?1 IS NULL ORDER BY seq",
         };
         let mut st = conn.prepare_cached(sql)?;
-        let rows = st.query_map([order], |r| {
-            Ok(Entry { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)?, hash: r.get(2)?, signature: r.get(3)? })
-        })?;
+        let rows = st.query_map([order], |r| Ok(Entry { seq: r.get::<_, i64>(0)? as u64, body: r.get(1)?, hash: r.get(2)?, signature: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -119,11 +120,17 @@ impl Store {
             head.seq as i64,
         ])?;
         // The original goes to the server (thumbnails are derived there when needed).
-        tx.prepare_cached("INSERT OR IGNORE INTO outbox_blobs (sha256, size, enqueued_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![row.sha256, row.size as i64, stamp.at_ms])?;
+        tx.prepare_cached("INSERT OR IGNORE INTO outbox_blobs (sha256, size, enqueued_at) VALUES (?1, ?2, ?3)")?.execute(params![
+            row.sha256,
+            row.size as i64,
+            stamp.at_ms
+        ])?;
         for (sha, size) in blobs {
-            tx.prepare_cached("INSERT OR IGNORE INTO blobs (sha256, size, verified_at) VALUES (?1, ?2, ?3)")?
-                .execute(params![sha, *size as i64, stamp.at_ms])?;
+            tx.prepare_cached("INSERT OR IGNORE INTO blobs (sha256, size, verified_at) VALUES (?1, ?2, ?3)")?.execute(params![
+                sha,
+                *size as i64,
+                stamp.at_ms
+            ])?;
         }
         tx.commit()?;
         let seq = head.seq;

@@ -67,10 +67,7 @@ impl Store {
 
     pub fn set_meta(&self, key: MetaKey, value: &str) -> Result<(), Error> {
         let w = self.writer();
-        w.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key.as_str(), value],
-        )?;
+        w.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key.as_str(), value])?;
         Ok(())
     }
 

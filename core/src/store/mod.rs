@@ -124,9 +124,7 @@ pub struct Store {
 
 fn classify_open_error(path: &Path, e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
-            Error::Corrupt { path: path.to_path_buf(), reason: e.to_string() }
-        }
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => Error::Corrupt { path: path.to_path_buf(), reason: e.to_string() },
         _ => Error::Open { path: path.to_path_buf(), reason: e.to_string() },
     }
 }
@@ -135,17 +133,13 @@ pub(super) fn doc_error(id: &str, reason: impl ToString) -> Error {
     Error::Document { id: id.to_string(), reason: reason.to_string() }
 }
 
-
 impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Open { path: dir.to_path_buf(), reason: e.to_string() })?;
         let path = dir.join(DB_FILE);
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| classify_open_error(&path, e))?;
+        let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| classify_open_error(&path, e))?;
         Self::prepare(&conn).map_err(|e| classify_open_error(&path, e))?;
         schema::migrate(&mut conn).map_err(|e| match e {
             Error::Sqlite(inner) => classify_open_error(&path, inner),
@@ -153,11 +147,8 @@ impl Store {
         })?;
         let device_id = Self::ensure_device_id(&conn)?;
         let actor = ActorId::from(hex_decode(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
-        let reader = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| classify_open_error(&path, e))?;
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| classify_open_error(&path, e))?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self {
             path,
@@ -183,10 +174,7 @@ impl Store {
     }
 
     fn ensure_device_id(conn: &Connection) -> Result<String, Error> {
-        if let Some(id) = conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [MetaKey::DeviceId.as_str()], |r| r.get::<_, String>(0))
-            .optional()?
-        {
+        if let Some(id) = conn.query_row("SELECT value FROM meta WHERE key = ?1", [MetaKey::DeviceId.as_str()], |r| r.get::<_, String>(0)).optional()? {
             return Ok(id);
         }
         let id = ActorId::random().to_hex_string();
@@ -246,16 +234,17 @@ impl Store {
 
 /// Reads the journal head (last entry and last time ticket) from the database.
 pub(crate) fn load_head(conn: &Connection) -> Result<journal::Head, Error> {
-    let last: Option<(i64, String, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash, body FROM journal ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
+    let last: Option<(i64, String, Vec<u8>)> =
+        conn.query_row("SELECT seq, hash, body FROM journal ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
     let Some((seq, hash, body)) = last else { return Ok(journal::Head::genesis()) };
     let parse = |seq: i64, body: &[u8]| -> Result<journal::Body, Error> {
         serde_json::from_slice(body).map_err(|e| Error::Journal(journal::Error::Malformed { seq: seq as u64, reason: e.to_string() }))
     };
     let b = parse(seq, &body)?;
     let ticket: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, body FROM journal WHERE kind = ?1 ORDER BY seq DESC LIMIT 1", [JournalKind::TimeTicket.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT seq, body FROM journal WHERE kind = ?1 ORDER BY seq DESC LIMIT 1", [JournalKind::TimeTicket.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let ticket = match ticket {
         Some((tseq, tbody)) => Some((tseq as u64, parse(tseq, &tbody)?.mono_ms)),
@@ -270,4 +259,3 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
-

@@ -55,7 +55,14 @@ impl Store {
 
     /// Checks local movements against the ledger in `tx` and the policy, and inserts them.
     /// All or nothing: the caller's transaction rolls back on the first refusal.
-    pub(crate) fn insert_local_tx(&self, tx: &Transaction<'_>, moves: &[Movement], step: Option<&str>, journal_seqs: &[u64], policy: BorrowPolicy) -> Result<(), Error> {
+    pub(crate) fn insert_local_tx(
+        &self,
+        tx: &Transaction<'_>,
+        moves: &[Movement],
+        step: Option<&str>,
+        journal_seqs: &[u64],
+        policy: BorrowPolicy,
+    ) -> Result<(), Error> {
         let mut ledger = self.ledger_in(tx)?;
         for (i, m) in moves.iter().enumerate() {
             ledger.check(m, policy)?;
@@ -111,10 +118,7 @@ impl Store {
         let base = self.ledger_in(&tx)?.max_lamport;
         let moves: Vec<Movement> = moves.iter().enumerate().map(|(i, m)| Movement { lamport: base + 1 + i as u64, ..m.clone() }).collect();
         let moves = &moves[..];
-        let drafts: Vec<Draft> = moves
-            .iter()
-            .map(|m| Draft::of(JournalKind::PartMovement, m.order_id.as_deref(), m))
-            .collect::<Result<_, _>>()?;
+        let drafts: Vec<Draft> = moves.iter().map(|m| Draft::of(JournalKind::PartMovement, m.order_id.as_deref(), m)).collect::<Result<_, _>>()?;
         let head = self.journal_tx(&tx, &mut w.head.clone(), stamp, &drafts)?;
         let first = head.seq + 1 - moves.len() as u64;
         let seqs: Vec<u64> = (first..=head.seq).collect();
@@ -158,10 +162,9 @@ impl Store {
 
     pub fn save_certification(&self, id: &str, body: &str, signature: &str, at_ms: i64) -> Result<bool, Error> {
         let w = self.writer();
-        let n = w.conn.execute(
-            "INSERT OR IGNORE INTO certifications (id, body, signature, received_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, body, signature, at_ms],
-        )?;
+        let n = w
+            .conn
+            .execute("INSERT OR IGNORE INTO certifications (id, body, signature, received_at) VALUES (?1, ?2, ?3, ?4)", params![id, body, signature, at_ms])?;
         Ok(n == 1)
     }
 

@@ -26,18 +26,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedReceipt> {
 pub(crate) fn insert_receipt(tx: &Transaction<'_>, r: &SignedReceipt, journal_seq: u64) -> Result<(), Error> {
     tx.execute(
         &format!("INSERT INTO receipts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-        params![
-            r.order,
-            r.revision,
-            r.receipt_sha256,
-            r.canonical,
-            r.strokes,
-            r.strokes_sha256,
-            r.message,
-            r.signature,
-            journal_seq as i64,
-            r.signed_at_ms
-        ],
+        params![r.order, r.revision, r.receipt_sha256, r.canonical, r.strokes, r.strokes_sha256, r.message, r.signature, journal_seq as i64, r.signed_at_ms],
     )?;
     Ok(())
 }

@@ -178,8 +178,6 @@ pub(super) fn write_summary(tx: &rusqlite::Transaction<'_>, old: Option<&OrderSu
     if sets.is_empty() {
         return Ok(());
     }
-    tx.prepare_cached(&format!("UPDATE orders SET {} WHERE id = ?1", sets.join(", ")))?
-        .execute(rusqlite::params_from_iter(values))?;
+    tx.prepare_cached(&format!("UPDATE orders SET {} WHERE id = ?1", sets.join(", ")))?.execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
-

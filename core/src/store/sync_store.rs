@@ -102,9 +102,7 @@ impl Store {
         self.writer().dirty.clear();
         let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT order_id, gen, synced_heads FROM sync_docs WHERE dirty = 1 AND state = 'active' ORDER BY order_id")?;
-        let rows = st.query_map([], |r| {
-            Ok(PendingDoc { id: r.get(0)?, gen: r.get(1)?, synced_heads: heads_from_bytes(&r.get::<_, Vec<u8>>(2)?) })
-        })?;
+        let rows = st.query_map([], |r| Ok(PendingDoc { id: r.get(0)?, gen: r.get(1)?, synced_heads: heads_from_bytes(&r.get::<_, Vec<u8>>(2)?) }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -160,13 +158,7 @@ impl Store {
 
     /// Applies the server's changes (or whole document) for `id`. Returns the merged order
     /// when anything changed. The server's changes become part of the synced state.
-    pub fn apply_remote(
-        &self,
-        id: &str,
-        bytes: &[u8],
-        summarize: impl FnOnce(&WorkOrder) -> OrderSummary,
-        stamp: Stamp,
-    ) -> Result<Option<WorkOrder>, Error> {
+    pub fn apply_remote(&self, id: &str, bytes: &[u8], summarize: impl FnOnce(&WorkOrder) -> OrderSummary, stamp: Stamp) -> Result<Option<WorkOrder>, Error> {
         let mut w = self.writer();
         let w = &mut *w;
         let exists: bool = w.conn.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)", [id], |r| r.get(0))?;

@@ -131,7 +131,10 @@ pub fn check_lifecycle(before: &WorkOrder, after: &WorkOrder, rule: &LifecycleRu
     for (i, t) in after.transitions.iter().enumerate() {
         if before.transitions.contains(t) {
             if added && before_chains && t.from != current {
-                return Err(forbidden("transitions", format!("entry {i} (`{}`, already recorded) no longer follows from `{current}`: a concurrent step", t.event.name())));
+                return Err(forbidden(
+                    "transitions",
+                    format!("entry {i} (`{}`, already recorded) no longer follows from `{current}`: a concurrent step", t.event.name()),
+                ));
             }
             current = t.to;
             continue;
@@ -356,7 +359,13 @@ mod tests {
         done.transitions.push(step(Status::AwaitingSignature, Event::Complete, Status::Completed, "dev-a"));
         done.status = Status::Completed;
         assert!(push(&before, &done, &[]).is_err(), "no receipt at all");
-        done.receipts.push(crate::order::ReceiptRef { revision: 1, sha256: "ab".repeat(32), decision: "signed".into(), signed_at: Timestamp(4), device: "dev-a".into() });
+        done.receipts.push(crate::order::ReceiptRef {
+            revision: 1,
+            sha256: "ab".repeat(32),
+            decision: "signed".into(),
+            signed_at: Timestamp(4),
+            device: "dev-a".into(),
+        });
         assert!(push(&before, &done, &[]).is_err(), "a receipt the journal did not deliver");
         assert_eq!(push(&before, &done, &["ab".repeat(32)]), Ok(()));
         // On a peer's document, the receipt in the document is what there is.

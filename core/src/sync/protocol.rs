@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::log::{Checkpoint, InclusionProof};
 use crate::evidence::time::TimeTicket;
 use crate::evidence::Entry;
-use crate::evidence::log::{Checkpoint, InclusionProof};
 
 pub const VERSION: u32 = 1;
 /// Largest sync body either side accepts.
@@ -215,10 +215,7 @@ pub fn deflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 pub fn inflate(bytes: &[u8], max: usize) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(bytes)
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Malformed(format!("deflate: {e}")))?;
+    flate2::read::ZlibDecoder::new(bytes).take(max as u64 + 1).read_to_end(&mut out).map_err(|e| Error::Malformed(format!("deflate: {e}")))?;
     if out.len() > max {
         return Err(Error::TooLarge(out.len()));
     }
@@ -386,13 +383,31 @@ mod tests {
         let mut doc = automerge::AutoCommit::new();
         autosurgeon::reconcile(&mut doc, &order).unwrap();
         let full = doc.save();
-        let req = SyncRequest { v: VERSION, cursor: 7, push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }], ticket_nonce: Some("n".into()), parts: None, full: vec![] };
+        let req = SyncRequest {
+            v: VERSION,
+            cursor: 7,
+            push: vec![DocPush { id: "WO-1".into(), changes: full.clone() }],
+            ticket_nonce: Some("n".into()),
+            parts: None,
+            full: vec![],
+        };
         std::fs::write(dir.join("request-full-doc.cbor"), encode(&req).unwrap()).unwrap();
         std::fs::write(dir.join("request-idle.cbor"), encode(&SyncRequest { v: VERSION, cursor: 99, ..Default::default() }).unwrap()).unwrap();
         let resp = SyncResponse {
-            v: VERSION, cursor: 9, more: false, removed: vec!["WO-2".into()], ticket: None, parts: None,
+            v: VERSION,
+            cursor: 9,
+            more: false,
+            removed: vec!["WO-2".into()],
+            ticket: None,
+            parts: None,
             docs: vec![DocPull { id: "WO-1".into(), full: true, bytes: full.clone() }],
-            rejected: vec![Rejection { id: "WO-3".into(), code: RejectCode::ForbiddenField, field: Some("priority".into()), reason: "r".into(), server_doc: Some(full) }],
+            rejected: vec![Rejection {
+                id: "WO-3".into(),
+                code: RejectCode::ForbiddenField,
+                field: Some("priority".into()),
+                reason: "r".into(),
+                server_doc: Some(full),
+            }],
         };
         std::fs::write(dir.join("response.cbor"), encode(&resp).unwrap()).unwrap();
         std::fs::write(dir.join("request-deflated.bin"), deflate(&encode(&req).unwrap()).unwrap()).unwrap();

@@ -155,11 +155,7 @@ impl Transport for HttpTransport {
             }
         })?;
         let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let headers = resp.headers().iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
         let body = resp.bytes().map_err(|e| NetError::Io(e.to_string()))?.to_vec();
         let response = Response { status, headers, body };
         self.bytes_received.fetch_add(response.wire_len(), Ordering::Relaxed);

@@ -88,10 +88,8 @@ impl Service {
             return Err(Error::BadRequest("device_id is 32 lowercase hex digits".into()));
         }
         let token = format!("dev_{}", random_hex(32));
-        let Enrolled { provider, engineer_id } = self
-            .storage
-            .enrol(&token_hash(&normalize_code(&req.code)), self.now_ms(), &req.device_id, &key, &token_hash(&token))
-            .map_err(|e| match e {
+        let Enrolled { provider, engineer_id } =
+            self.storage.enrol(&token_hash(&normalize_code(&req.code)), self.now_ms(), &req.device_id, &key, &token_hash(&token)).map_err(|e| match e {
                 storage::Error::NotFound(_) => self.unauthorized(),
                 other => other.into(),
             })?;

@@ -63,7 +63,6 @@ impl Service {
     }
 }
 
-
 fn check_sha(sha: &str) -> Result<()> {
     if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         Ok(())

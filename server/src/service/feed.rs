@@ -30,9 +30,7 @@ pub(crate) fn check_changes(bytes: &[u8]) -> std::result::Result<(), String> {
     if bytes.is_empty() {
         return Err("empty".into());
     }
-    let options = automerge::LoadOptions::new()
-        .on_partial_load(automerge::OnPartialLoad::Error)
-        .verification_mode(automerge::VerificationMode::DontCheck);
+    let options = automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error).verification_mode(automerge::VerificationMode::DontCheck);
     match automerge::Automerge::load_with_options(bytes, options) {
         // Every chunk parsed; the changes build on history that only the server's document
         // has (the usual case for a push).
@@ -101,4 +99,3 @@ pub(crate) fn answer(r: &dyn storage::FeedReader, device: &DeviceRow, req: &Sync
     }
     Ok(FeedAnswer { cursor, docs, removed, more })
 }
-

@@ -51,11 +51,10 @@ fn lower(v: &[String]) -> Vec<String> {
 /// with the fewest open requests, then the smallest id.
 pub fn route<'a>(experts: &'a [ExpertRow], open: &dyn Fn(&str) -> usize, category: &str, brand: &str) -> Option<&'a ExpertRow> {
     let (category, brand) = (category.trim().to_lowercase(), brand.trim().to_lowercase());
-    let tiers: [&dyn Fn(&ExpertRow) -> bool; 3] = [
-        &|e| e.categories.contains(&category) && e.brands.contains(&brand),
-        &|e| e.categories.contains(&category) && e.brands.is_empty(),
-        &|e| e.categories.is_empty(),
-    ];
+    let tiers: [&dyn Fn(&ExpertRow) -> bool; 3] =
+        [&|e| e.categories.contains(&category) && e.brands.contains(&brand), &|e| e.categories.contains(&category) && e.brands.is_empty(), &|e| {
+            e.categories.is_empty()
+        }];
     for tier in tiers {
         let best = experts.iter().filter(|e| tier(e)).min_by(|a, b| open(&a.id).cmp(&open(&b.id)).then_with(|| a.id.cmp(&b.id)));
         if best.is_some() {
@@ -200,7 +199,6 @@ impl Service {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +216,12 @@ mod tests {
 
     #[test]
     fn routing_prefers_brand_then_category_then_generalists_then_load() {
-        let experts = vec![expert("a-general", &[], &[]), expert("b-laptop", &["laptop"], &[]), expert("c-lenovo", &["laptop"], &["lenovo"]), expert("d-lenovo", &["laptop"], &["lenovo"])];
+        let experts = vec![
+            expert("a-general", &[], &[]),
+            expert("b-laptop", &["laptop"], &[]),
+            expert("c-lenovo", &["laptop"], &["lenovo"]),
+            expert("d-lenovo", &["laptop"], &["lenovo"]),
+        ];
         let idle = |_: &str| 0;
         assert_eq!(route(&experts, &idle, "Laptop", "Lenovo").unwrap().id, "c-lenovo");
         let busy_c = |id: &str| if id == "c-lenovo" { 3 } else { 0 };

@@ -2,8 +2,8 @@
 //! Merkle log, return a signed checkpoint with inclusion proofs.
 
 use onsite_core::evidence::journal::{self, Entry, ZERO_HASH};
-use onsite_core::hash::{hex, sha256_hex, unhex};
 use onsite_core::evidence::log::{self, Checkpoint, InclusionProof};
+use onsite_core::hash::{hex, sha256_hex, unhex};
 use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
 
 use super::{internal, Error, Result, Service};
@@ -51,7 +51,15 @@ impl Service {
             // The leaf input is the entry's hash; the tree stores its RFC 9162 leaf hash.
             let entry_hash = unhex(&e.hash).filter(|h| h.len() == 32).ok_or_else(|| Error::Unprocessable("entry hash".into()))?;
             let leaf = log::leaf_hash(&entry_hash);
-            rows.push(JournalRow { seq: e.seq, order_id: body.order, kind: body.kind, body: e.body.clone(), hash: e.hash.clone(), signature: e.signature.clone(), leaf });
+            rows.push(JournalRow {
+                seq: e.seq,
+                order_id: body.order,
+                kind: body.kind,
+                body: e.body.clone(),
+                hash: e.hash.clone(),
+                signature: e.signature.clone(),
+                leaf,
+            });
         }
         let last_seq = fresh.last().map(|e| e.seq).unwrap_or(device.journal_seq);
         let mut receipts = Vec::new();
@@ -68,7 +76,8 @@ impl Service {
                 journal_seq: r.journal_seq,
                 signed_at_ms: 0,
             };
-            onsite_core::receipt::verify(&sr, &device.public_key).map_err(|p| Error::Unprocessable(format!("receipt of {}: {}: {}", r.order_id, p.check, p.detail)))?;
+            onsite_core::receipt::verify(&sr, &device.public_key)
+                .map_err(|p| Error::Unprocessable(format!("receipt of {}: {}: {}", r.order_id, p.check, p.detail)))?;
             let bound = rows.iter().any(|row| row.seq == r.journal_seq && row.kind == "receipt_signed" && row.order_id.as_deref() == Some(r.order_id.as_str()));
             if !bound && r.journal_seq > device.journal_seq {
                 return Err(Error::Unprocessable(format!("receipt of {} is not signed by a journal entry of this upload", r.order_id)));
@@ -92,7 +101,8 @@ impl Service {
         // Checkpoint the provider's log and prove the entries that matter later.
         let leaves = self.storage.log_leaves(&device.provider)?;
         let root = log::root(&leaves);
-        let checkpoint = Checkpoint::sign(&format!("onsite/{}", device.provider), leaves.len() as u64, &root, self.now_ms(), &self.log_key).map_err(internal)?;
+        let checkpoint =
+            Checkpoint::sign(&format!("onsite/{}", device.provider), leaves.len() as u64, &root, self.now_ms(), &self.log_key).map_err(internal)?;
         let mut proofs = Vec::new();
         for (row, idx) in rows.iter().zip(&indices) {
             if row.kind == "receipt_signed" || row.seq == last_seq {

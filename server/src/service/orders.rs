@@ -31,7 +31,15 @@ impl Service {
 
     /// Stores a new chunk of `after.id`, compacting the order in the same transaction once
     /// it has more than `compact_after` change rows.
-    pub(super) fn store_change(&self, provider: &str, doc: &mut AutoCommit, after: &WorkOrder, origin: &str, chunk: &[u8], previous_engineer: Option<&str>) -> Result<u64> {
+    pub(super) fn store_change(
+        &self,
+        provider: &str,
+        doc: &mut AutoCommit,
+        after: &WorkOrder,
+        origin: &str,
+        chunk: &[u8],
+        previous_engineer: Option<&str>,
+    ) -> Result<u64> {
         let row = Self::row_of(provider, after);
         let change = NewChange { row: &row, origin, chunk, previous_engineer };
         let mut snapshot = || doc.save();

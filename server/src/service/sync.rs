@@ -97,7 +97,12 @@ impl Service {
             Ok(a) => a,
             Err(e) => {
                 let f = onsite_core::sync::shape::explain_unreadable(&doc, &before);
-                return Err(reject(RejectCode::ForbiddenField, Some(&f.field), format!("the merged document is not a work order ({e}): {}", f.reason), server_doc()));
+                return Err(reject(
+                    RejectCode::ForbiddenField,
+                    Some(&f.field),
+                    format!("the merged document is not a work order ({e}): {}", f.reason),
+                    server_doc(),
+                ));
             }
         };
         if let Err(f) = onsite_core::sync::shape::check_document(&doc, &after) {

@@ -155,7 +155,9 @@ pub fn a_change_moves_the_feed_and_the_summary(s: &dyn Storage) {
     let created = s.create_order(&order_row("A", "eng-1"), b"snap").unwrap();
     let mut row = order_row("A", "eng-1");
     row.status = "travelling".into();
-    let stored = s.store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c1", previous_engineer: None }, Compaction { after_rows: 10, snapshot: &mut never }).unwrap();
+    let stored = s
+        .store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c1", previous_engineer: None }, Compaction { after_rows: 10, snapshot: &mut never })
+        .unwrap();
     assert!(stored.seq > created && !stored.compacted);
     let now = s.order(P, "A").unwrap().unwrap();
     assert_eq!((now.status.as_str(), now.updated_seq, now.assigned_seq), ("travelling", stored.seq, created));
@@ -169,7 +171,10 @@ pub fn a_refused_change_writes_nothing(s: &dyn Storage) {
     s.create_order(&order_row("A", "eng-1"), b"snap").unwrap();
     let head = s.max_seq().unwrap();
     let ghost = order_row("ghost", "eng-1");
-    let r = s.store_change(&NewChange { row: &ghost, origin: "dev-1", chunk: b"c", previous_engineer: Some("eng-0") }, Compaction { after_rows: 0, snapshot: &mut never });
+    let r = s.store_change(
+        &NewChange { row: &ghost, origin: "dev-1", chunk: b"c", previous_engineer: Some("eng-0") },
+        Compaction { after_rows: 0, snapshot: &mut never },
+    );
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     assert_eq!(s.max_seq().unwrap(), head, "the refused change left no feed row behind");
     assert!(read(s, |r| r.feed(P, "eng-0", 0, u64::MAX)).is_empty());
@@ -186,7 +191,9 @@ pub fn compaction_folds_changes_and_leaves_a_marker(s: &dyn Storage) {
         asked.set(asked.get() + 1);
         b"snap-123".to_vec()
     };
-    let third = s.store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c3", previous_engineer: None }, Compaction { after_rows: 2, snapshot: &mut snap }).unwrap();
+    let third = s
+        .store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c3", previous_engineer: None }, Compaction { after_rows: 2, snapshot: &mut snap })
+        .unwrap();
     assert!(third.compacted && asked.get() == 1, "compaction after the third row asks for the snapshot once");
     assert_eq!(s.document(P, "A").unwrap(), vec![b"snap-123".to_vec()]);
     assert_eq!(s.change_rows(P, "A").unwrap(), 0);
@@ -267,7 +274,16 @@ pub fn the_journal_and_log_are_append_only(s: &dyn Storage) {
 }
 
 fn receipt(revision: u32, sha: &str, journal_seq: u64) -> ReceiptRow {
-    ReceiptRow { order_id: "A".into(), revision, sha256: sha.into(), canonical: b"{}".to_vec(), strokes: None, message: b"m".to_vec(), signature: b"s".to_vec(), journal_seq }
+    ReceiptRow {
+        order_id: "A".into(),
+        revision,
+        sha256: sha.into(),
+        canonical: b"{}".to_vec(),
+        strokes: None,
+        message: b"m".to_vec(),
+        signature: b"s".to_vec(),
+        journal_seq,
+    }
 }
 
 pub fn receipts_are_kept_once(s: &dyn Storage) {
@@ -323,7 +339,16 @@ pub fn experts_and_help_requests(s: &dyn Storage) {
     assert_eq!(s.experts(P).unwrap(), vec![e.clone()]);
     assert_eq!(s.expert_by_token("exp-token").unwrap(), Some(e));
     assert_eq!(s.expert_by_token("exp-token-2").unwrap(), None);
-    let h = HelpRow { provider: P.into(), id: "h1".into(), order_id: "A".into(), engineer: "eng-1".into(), expert_id: None, status: "open".into(), cost_cents: 0, created_at: 5 };
+    let h = HelpRow {
+        provider: P.into(),
+        id: "h1".into(),
+        order_id: "A".into(),
+        engineer: "eng-1".into(),
+        expert_id: None,
+        status: "open".into(),
+        cost_cents: 0,
+        created_at: 5,
+    };
     s.upsert_help(&h).unwrap();
     let routed = HelpRow { expert_id: Some("x1".into()), status: "routed".into(), ..h.clone() };
     s.upsert_help(&routed).unwrap();

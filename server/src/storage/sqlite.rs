@@ -10,9 +10,13 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    CertificationRow, Compaction, DeviceRow, MetaKey, Enrolled, Error, ExpertRow, FeedReader, FeedRow, HelpRow, JournalRow, MovementRecord, NewChange,
-    OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
+    CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
+    ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
+
+mod feed;
+
+use feed::{change_rows, compact, next_seq, pos, SqliteReader};
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
@@ -111,108 +115,6 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
     })
 }
 
-/// A feed position as SQLite's integer: positions past `i64::MAX` (never handed out) mean
-/// "the end", not a negative number that matches nothing.
-fn pos(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn change_rows(c: &Connection, provider: &str, id: &str) -> Result<u64> {
-    let n: i64 = c.query_row("SELECT count(*) FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change'", [provider, id], |r| r.get(0))?;
-    Ok(n as u64)
-}
-
-/// Replaces the snapshot by `snapshot` (every change up to `upto_seq`) and drops the change
-/// rows it covers. The order keeps one feed row at `upto_seq` (kind `compacted`, no bytes):
-/// a device behind it still finds the order in the feed and, its cursor being below
-/// `compacted_seq`, receives it whole. Without it the order vanished from the feed and such
-/// a device passed its changes.
-fn compact(tx: &rusqlite::Transaction<'_>, provider: &str, id: &str, snapshot: &[u8], upto_seq: u64) -> Result<()> {
-    tx.execute("UPDATE docs SET snapshot = ?3 WHERE provider = ?1 AND order_id = ?2", params![provider, id, snapshot])?;
-    tx.execute(
-        "DELETE FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind IN ('change', 'compacted') AND seq < ?3",
-        params![provider, id, upto_seq as i64],
-    )?;
-    tx.execute(
-        "UPDATE feed SET kind = 'compacted', bytes = NULL WHERE provider = ?1 AND order_id = ?2 AND seq = ?3 AND kind = 'change'",
-        params![provider, id, upto_seq as i64],
-    )?;
-    tx.execute("UPDATE orders SET compacted_seq = ?3 WHERE provider = ?1 AND id = ?2", params![provider, id, upto_seq as i64])?;
-    Ok(())
-}
-
-fn next_seq(tx: &rusqlite::Transaction<'_>, provider: &str, order: &str, kind: &str, origin: &str, engineer: Option<&str>, bytes: Option<&[u8]>) -> Result<u64> {
-    tx.prepare_cached("INSERT INTO feed (provider, order_id, kind, origin, engineer_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![provider, order, kind, origin, engineer, bytes])?;
-    Ok(tx.last_insert_rowid() as u64)
-}
-
-/// Feed reads on one connection (inside a read transaction when called from `snapshot`).
-struct SqliteReader<'a>(&'a Connection);
-
-impl FeedReader for SqliteReader<'_> {
-    fn head(&self) -> Result<u64> {
-        // `feed.seq` is AUTOINCREMENT: sqlite_sequence keeps the highest seq ever used, so
-        // the head stays put when compaction deletes the newest change rows.
-        let n: i64 = self.0.query_row(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'feed'), 0), coalesce((SELECT max(seq) FROM feed), 0))",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
-    }
-
-    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
-        Ok(self.0
-            .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND id = ?2"))?
-            .query_row([provider, id], order_row)
-            .optional()?)
-    }
-
-    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
-        let c = self.0;
-        let snapshot: Vec<u8> = c
-            .prepare_cached("SELECT snapshot FROM docs WHERE provider = ?1 AND order_id = ?2")?
-            .query_row([provider, id], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?;
-        let mut out = vec![snapshot];
-        let mut st = c.prepare_cached(
-            "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
-             WHERE f.provider = ?1 AND f.order_id = ?2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
-        )?;
-        let rows = st.query_map([provider, id], |r| r.get::<_, Vec<u8>>(0))?;
-        for r in rows {
-            out.push(r?);
-        }
-        Ok(out)
-    }
-
-    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>> {
-        let c = self.0;
-        let mut st = c.prepare_cached(
-            "SELECT f.seq, f.order_id, f.kind, f.origin, f.engineer_id FROM feed f \
-             JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
-             WHERE f.provider = ?1 AND f.seq > ?3 AND f.seq <= ?4 \
-               AND (o.engineer_id = ?2 OR (f.kind = 'unassign' AND f.engineer_id = ?2)) \
-             ORDER BY f.seq",
-        )?;
-        let rows = st.query_map(params![provider, engineer, pos(cursor), pos(upto)], |r| {
-            Ok(FeedRow { seq: r.get::<_, i64>(0)? as u64, order_id: r.get(1)?, kind: r.get(2)?, origin: r.get(3)?, engineer_id: r.get(4)? })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {
-        let c = self.0;
-        let mut st = c.prepare_cached(
-            "SELECT bytes FROM feed WHERE provider = ?1 AND order_id = ?2 AND kind = 'change' AND seq > ?3 AND seq <= ?4 AND origin != ?5 ORDER BY seq",
-        )?;
-        let rows = st.query_map(params![provider, id, pos(after), pos(upto), skip_origin], |r| r.get::<_, Vec<u8>>(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-}
-
 impl Storage for SqliteStorage {
     fn meta(&self, key: MetaKey) -> Result<Option<String>> {
         Ok(lock(&self.writer).query_row("SELECT value FROM meta WHERE key = ?1", [key.as_str()], |r| r.get(0)).optional()?)
@@ -225,10 +127,8 @@ impl Storage for SqliteStorage {
 
     fn create_provider(&self, id: &str, name: &str, token_hash: &str, at_ms: i64) -> Result<()> {
         let c = lock(&self.writer);
-        let n = c.execute(
-            "INSERT OR IGNORE INTO providers (id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, name, token_hash, at_ms],
-        )?;
+        let n =
+            c.execute("INSERT OR IGNORE INTO providers (id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)", params![id, name, token_hash, at_ms])?;
         if n == 0 {
             return Err(Error::Exists(format!("provider `{id}`")));
         }
@@ -293,9 +193,7 @@ impl Storage for SqliteStorage {
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>> {
         Ok(lock(&self.reader)
-            .prepare_cached(&format!(
-                "SELECT {DEVICE_COLS} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1 AND t.revoked_at IS NULL"
-            ))?
+            .prepare_cached(&format!("SELECT {DEVICE_COLS} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1 AND t.revoked_at IS NULL"))?
             .query_row([token_hash], device_row)
             .optional()?)
     }
@@ -325,9 +223,7 @@ impl Storage for SqliteStorage {
 
     fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
         let c = lock(&self.reader);
-        let mut st = c.prepare_cached(&format!(
-            "SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND (?2 IS NULL OR engineer_id = ?2) ORDER BY id"
-        ))?;
+        let mut st = c.prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = ?1 AND (?2 IS NULL OR engineer_id = ?2) ORDER BY id"))?;
         let rows = st.query_map(params![provider, engineer], order_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -416,12 +312,15 @@ impl Storage for SqliteStorage {
         let mut size: i64 = tx.query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = ?1", [&device.provider], |r| r.get(0))?;
         let mut indices = Vec::with_capacity(entries.len());
         for e in entries {
-            tx.prepare_cached(
-                "INSERT INTO journal (device_id, seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![device.id, e.seq as i64, e.order_id, e.kind, e.body, e.hash, e.signature])?;
-            tx.prepare_cached("INSERT INTO log_leaves (provider, idx, leaf, device_id, seq) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![device.provider, size, e.leaf.as_slice(), device.id, e.seq as i64])?;
+            tx.prepare_cached("INSERT INTO journal (device_id, seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![device.id, e.seq as i64, e.order_id, e.kind, e.body, e.hash, e.signature])?;
+            tx.prepare_cached("INSERT INTO log_leaves (provider, idx, leaf, device_id, seq) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
+                device.provider,
+                size,
+                e.leaf.as_slice(),
+                device.id,
+                e.seq as i64
+            ])?;
             indices.push(size as u64);
             size += 1;
         }
@@ -430,7 +329,18 @@ impl Storage for SqliteStorage {
                 "INSERT OR IGNORE INTO receipts (provider, order_id, revision, sha256, canonical, strokes, message, signature, device_id, journal_seq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
-            .execute(params![device.provider, r.order_id, r.revision, r.sha256, r.canonical, r.strokes, r.message, r.signature, device.id, r.journal_seq as i64])?;
+            .execute(params![
+                device.provider,
+                r.order_id,
+                r.revision,
+                r.sha256,
+                r.canonical,
+                r.strokes,
+                r.message,
+                r.signature,
+                device.id,
+                r.journal_seq as i64
+            ])?;
         }
         if let Some(last) = entries.last() {
             tx.execute("UPDATE devices SET journal_seq = ?2, journal_head = ?3 WHERE id = ?1", params![device.id, last.seq as i64, last.hash])?;
@@ -471,11 +381,7 @@ impl Storage for SqliteStorage {
     }
 
     fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool> {
-        Ok(lock(&self.reader).query_row(
-            "SELECT EXISTS (SELECT 1 FROM blobs WHERE provider = ?1 AND sha256 = ?2)",
-            [provider, sha256],
-            |r| r.get(0),
-        )?)
+        Ok(lock(&self.reader).query_row("SELECT EXISTS (SELECT 1 FROM blobs WHERE provider = ?1 AND sha256 = ?2)", [provider, sha256], |r| r.get(0))?)
     }
 
     fn blob_count(&self, provider: &str) -> Result<u64> {
@@ -514,8 +420,7 @@ impl Storage for SqliteStorage {
 
     fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>> {
         let c = lock(&self.reader);
-        Ok(c.query_row("SELECT closed_at FROM closeouts WHERE provider = ?1 AND order_id = ?2", params![provider, order_id], |r| r.get(0))
-            .optional()?)
+        Ok(c.query_row("SELECT closed_at FROM closeouts WHERE provider = ?1 AND order_id = ?2", params![provider, order_id], |r| r.get(0)).optional()?)
     }
 
     fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()> {
@@ -541,8 +446,7 @@ impl Storage for SqliteStorage {
 
     fn expert_by_token(&self, token_hash: &str) -> Result<Option<ExpertRow>> {
         let c = lock(&self.reader);
-        Ok(c.query_row("SELECT provider, id, name, categories, brands, fee_cents FROM experts WHERE token_hash = ?1", [token_hash], expert_row)
-            .optional()?)
+        Ok(c.query_row("SELECT provider, id, name, categories, brands, fee_cents FROM experts WHERE token_hash = ?1", [token_hash], expert_row).optional()?)
     }
 
     fn upsert_help(&self, h: &HelpRow) -> Result<()> {
@@ -559,8 +463,7 @@ impl Storage for SqliteStorage {
 
     fn help(&self, provider: &str, id: &str) -> Result<Option<HelpRow>> {
         let c = lock(&self.reader);
-        Ok(c.query_row(&format!("SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = ?1 AND id = ?2"), params![provider, id], help_row)
-            .optional()?)
+        Ok(c.query_row(&format!("SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = ?1 AND id = ?2"), params![provider, id], help_row).optional()?)
     }
 
     fn help_requests(&self, provider: &str, expert: Option<&str>) -> Result<Vec<HelpRow>> {

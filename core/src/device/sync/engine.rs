@@ -29,7 +29,6 @@ pub(super) struct Pass<'a> {
     pub(super) ticket_accepted: bool,
 }
 
-
 impl Pass<'_> {
     fn wire(&self) -> u64 {
         self.report.bytes_sent + self.report.bytes_received
@@ -405,8 +404,7 @@ impl Pass<'_> {
     /// a failed pass left), so the answer shows offline. Each is checked against its hash.
     fn fetch_reference_photos(&mut self) -> Result<()> {
         let d = self.device;
-        let mut wanted: std::collections::BTreeSet<String> =
-            d.store.meta_json(MetaKey::SyncFetchBlobs)?.unwrap_or_default();
+        let mut wanted: std::collections::BTreeSet<String> = d.store.meta_json(MetaKey::SyncFetchBlobs)?.unwrap_or_default();
         let mut changed = self.report.changed_orders.clone();
         changed.sort();
         changed.dedup();
