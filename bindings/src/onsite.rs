@@ -69,7 +69,7 @@ impl onsite_core::LocationSource for ForeignLocation {
             Ok(Some(fix)) => match fix.try_into() {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    tracing::warn!(error = %ApiError::from(e), "the location provider gave an invalid fix; none recorded");
+                    tracing::warn!(error = %e, "the location provider gave an invalid fix; none recorded");
                     None
                 }
             },

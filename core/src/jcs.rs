@@ -152,7 +152,7 @@ pub fn number(f: f64) -> Result<String, Error> {
             s.push_str(&digits[1..]);
         }
         s.push('e');
-        s.push(if n - 1 >= 0 { '+' } else { '-' });
+        s.push(if n > 0 { '+' } else { '-' });
         s.push_str(&(n - 1).abs().to_string());
     }
     Ok(s)
@@ -189,7 +189,7 @@ fn closest_shortest(digits: String, e: i32, x: f64) -> String {
             Less => a,
             Greater => b,
             Equal => {
-                if a % 2 == 0 {
+                if a.is_multiple_of(2) {
                     a
                 } else {
                     b

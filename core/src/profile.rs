@@ -237,11 +237,11 @@ pub fn aggregate(orders: &[OrderRecord]) -> Aggregates {
         a.help_requests += o.help_requests;
         a.logged += o.proof.is_some() as u32;
     }
-    if a.orders > 0 {
-        a.first_time_fix_permille = a.first_time_fixes * 1000 / a.orders;
+    if let Some(permille) = (a.first_time_fixes * 1000).checked_div(a.orders) {
+        a.first_time_fix_permille = permille;
     }
-    if a.rated > 0 {
-        a.rating_avg_centi = rating_sum * 100 / a.rated;
+    if let Some(centi) = (rating_sum * 100).checked_div(a.rated) {
+        a.rating_avg_centi = centi;
     }
     minutes.sort_unstable();
     a.work_minutes_median = minutes.get(minutes.len().saturating_sub(1) / 2).copied().filter(|_| !minutes.is_empty());

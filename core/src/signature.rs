@@ -45,7 +45,7 @@ pub fn encode(strokes: &[Stroke]) -> Result<Vec<u8>, Error> {
         }
         out.extend_from_slice(&(s.len() as u16).to_le_bytes());
         for p in s {
-            if !(p.x.is_finite() && p.y.is_finite() && p.pressure.is_finite()) || !(0.0..=1.0).contains(&p.pressure) {
+            if !p.x.is_finite() || !p.y.is_finite() || !(0.0..=1.0).contains(&p.pressure) {
                 return Err(invalid("coordinates must be finite and pressure within 0..1"));
             }
             out.extend_from_slice(&p.x.to_le_bytes());

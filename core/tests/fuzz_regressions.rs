@@ -1,6 +1,8 @@
 //! Replays every input the fuzzers found interesting (or that crashed once) through the
 //! decoders of outside bytes. Inputs live in `core/tests/fuzz-crashers/<target>/`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {

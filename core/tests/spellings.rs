@@ -1,6 +1,8 @@
 //! Every enum with an `as_str` spells each variant exactly as serde does (the stored and
 //! wire form), so the two can never drift apart.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use onsite_core::evidence::photo::Format;
 use onsite_core::order::{Channel, Status, WarrantyStatus};
 use onsite_core::sla::SlaKind;

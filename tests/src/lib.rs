@@ -109,12 +109,17 @@ pub mod net {
     }
 
     /// Wraps a transport and applies `faults` to successive requests (None = pass through).
+    /// Every request's path and the fault it met, in order.
+    pub type FaultLog = Mutex<Vec<(String, Option<Fault>)>>;
+    /// Called with each request before it is sent (tests use it to act mid-sync).
+    pub type RequestHook = Arc<dyn Fn(&Request) + Send + Sync>;
+
     pub struct FaultyTransport<T: Transport> {
         pub inner: T,
         plan: Mutex<VecDeque<Option<Fault>>>,
         replay: Mutex<Vec<Request>>,
-        pub log: Mutex<Vec<(String, Option<Fault>)>>,
-        pub hook: Option<Arc<dyn Fn(&Request) + Send + Sync>>,
+        pub log: FaultLog,
+        pub hook: Option<RequestHook>,
     }
 
     impl<T: Transport> FaultyTransport<T> {

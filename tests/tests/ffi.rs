@@ -109,7 +109,7 @@ struct FlakyClock {
 
 impl ClockSource for FlakyClock {
     fn now(&self) -> Result<SystemTime, ApiError> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if self.calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             Err(ApiError::Internal { reason: "clock unavailable".into() })
         } else {
             Ok(UNIX_EPOCH + Duration::from_secs(1_795_000_000))

@@ -387,6 +387,7 @@ fn faults_between_client_and_server_converge() {
 /// The server process is killed mid-upload and restarted; the app is closed mid-sync and
 /// reopened. The photo upload resumes from the server's offset and completes once.
 #[test]
+#[allow(clippy::zombie_processes)] // every server started here is killed and waited for below
 fn server_killed_mid_upload_and_app_restarted_resume() {
     use std::process::{Child, Command, Stdio};
     use std::sync::Mutex;

@@ -123,19 +123,15 @@ pub struct PendingReturn {
 /// How strictly "前件不还后件不借" is applied (docs/adr/0011).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
+#[derive(Default)]
 pub enum BorrowPolicy {
     /// No borrow for an order while any part tied to another order is still held.
+    #[default]
     Strict,
     /// As strict, tolerating up to `max` held parts of other orders.
     Tolerance { max: u32 },
     /// No check (a provider that does not apply the rule).
     Off,
-}
-
-impl Default for BorrowPolicy {
-    fn default() -> Self {
-        BorrowPolicy::Strict
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

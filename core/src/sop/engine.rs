@@ -167,7 +167,7 @@ fn step_is(step: &Step, answer: &Answer, is: &str, order: &WorkOrder, parts: Opt
         Answer::Consent { accepted, .. } => (is == "accepted") == *accepted,
         Answer::Measurement { .. } => {
             let (_, flags) = judge(step, answer, order, parts);
-            (is == "out_of_range") == !flags.is_empty()
+            (is == "out_of_range") != flags.is_empty()
         }
         Answer::Barcode { .. } => {
             let (ok, _) = judge(step, answer, order, parts);
@@ -463,10 +463,8 @@ pub fn check_answer(template: &Template, order: &WorkOrder, step_id: &str, answe
                 }
             }
         }
-        (StepKind::Timer { .. }, Answer::Observation { started, stopped, .. }) => {
-            if stopped < started || stopped.0 - started.0 > 24 * 3_600_000 {
-                return Err(invalid("stopped", "must be after the start and within 24 hours".into()));
-            }
+        (StepKind::Timer { .. }, Answer::Observation { started, stopped, .. }) if (stopped < started || stopped.0 - started.0 > 24 * 3_600_000) => {
+            return Err(invalid("stopped", "must be after the start and within 24 hours".into()));
         }
         (StepKind::Consent { risk_sha256, .. }, Answer::Consent { accepted, risk_sha256: shown, signer, strokes, strokes_sha256 }) => {
             if shown != risk_sha256 {

@@ -517,8 +517,7 @@ fn topological_order(steps: &[Step], index: &HashMap<String, usize>) -> Result<V
     let start = (0..n).find(|&i| remaining[i] > 0).unwrap_or(0);
     let mut path = vec![start];
     let mut cur = start;
-    loop {
-        let Some(&next) = deps[cur].iter().find(|&&j| remaining[j] > 0) else { break };
+    while let Some(&next) = deps[cur].iter().find(|&&j| remaining[j] > 0) {
         if let Some(pos) = path.iter().position(|&p| p == next) {
             let mut cycle: Vec<String> = path[pos..].iter().map(|&i| steps[i].id.clone()).collect();
             cycle.push(steps[next].id.clone());

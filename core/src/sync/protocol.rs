@@ -347,7 +347,7 @@ mod tests {
         let wrong = encode(&SyncRequest { v: 9, ..Default::default() }).unwrap();
         assert_eq!(decode_request(&wrong), Err(Error::Version(9)));
         // Deep nesting is refused, not a stack overflow.
-        let deep: Vec<u8> = std::iter::repeat(0x81u8).take(100_000).collect();
+        let deep: Vec<u8> = std::iter::repeat_n(0x81u8, 100_000).collect();
         assert!(decode_request(&deep).is_err());
     }
 

@@ -309,20 +309,19 @@ impl Storage for SqliteStorage {
         if seq as u64 != device.journal_seq {
             return Err(Error::Conflict(format!("the journal moved to {seq} meanwhile")));
         }
-        let mut size: i64 = tx.query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = ?1", [&device.provider], |r| r.get(0))?;
+        let size: i64 = tx.query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = ?1", [&device.provider], |r| r.get(0))?;
         let mut indices = Vec::with_capacity(entries.len());
-        for e in entries {
+        for (idx, e) in (size..).zip(entries) {
             tx.prepare_cached("INSERT INTO journal (device_id, seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
                 .execute(params![device.id, e.seq as i64, e.order_id, e.kind, e.body, e.hash, e.signature])?;
             tx.prepare_cached("INSERT INTO log_leaves (provider, idx, leaf, device_id, seq) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
                 device.provider,
-                size,
+                idx,
                 e.leaf.as_slice(),
                 device.id,
                 e.seq as i64
             ])?;
-            indices.push(size as u64);
-            size += 1;
+            indices.push(idx as u64);
         }
         for r in receipts {
             tx.prepare_cached(

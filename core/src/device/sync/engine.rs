@@ -214,7 +214,7 @@ impl Pass<'_> {
             let mut pushed = Vec::new();
             let mut size = 0;
             while queue.peek().is_some() {
-                if size > 0 && size >= PUSH_BATCH_BYTES {
+                if size >= PUSH_BATCH_BYTES {
                     break;
                 }
                 let Some(p) = queue.next() else { break };
@@ -419,7 +419,7 @@ impl Pass<'_> {
             if !valid || d.blobs.path(&sha).exists() {
                 continue;
             }
-            let resp = match self.call(Request::new(Method::Get, &format!("/v1/blobs/{sha}"))) {
+            let resp = match self.call(Request::new(Method::Get, format!("/v1/blobs/{sha}"))) {
                 Ok(r) if r.is_success() => r,
                 Ok(r) => {
                     self.report.errors.push(format!("reference photo {}: {}", &sha[..12.min(sha.len())], r.status));
