@@ -11,6 +11,10 @@ struct Args {
     /// Data directory: server.sqlite3, blobs/, uploads/, admin-token.
     #[arg(long, env = "ONSITE_DATA", default_value = "onsite-server-data")]
     data: PathBuf,
+    /// Database: `sqlite://PATH` or `postgres://user@host:port/db`. Default: the embedded
+    /// SQLite file DATA/server.sqlite3. Blobs and keys stay under DATA either way.
+    #[arg(long, env = "ONSITE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "ONSITE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -37,6 +41,15 @@ fn main() {
     let mut config = onsite_server::Config::new(args.data);
     config.listen = args.listen;
     config.admin_token = args.admin_token;
+    if let Some(url) = &args.database {
+        match onsite_server::storage::open_url(url) {
+            Ok(s) => config.storage = s,
+            Err(e) => {
+                eprintln!("onsite-server: --database {}: {e}", onsite_server::storage::redact(url));
+                std::process::exit(2);
+            }
+        }
+    }
     if let Err(e) = onsite_server::run(config) {
         eprintln!("onsite-server: {e}");
         std::process::exit(1);

@@ -8,9 +8,38 @@
 //! the feed after the cursor (indexed), never every document.
 
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
+
+/// The backend a `--database` URL names: `postgres://...` (or `postgresql://`), or
+/// `sqlite://PATH`. `None` for `sqlite://` without a path: the embedded default file.
+pub fn open_url(url: &str) -> Result<Option<std::sync::Arc<dyn Storage>>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Some(std::sync::Arc::new(PostgresStorage::open(url)?)));
+    }
+    match url.strip_prefix("sqlite://") {
+        Some("") => Ok(None),
+        Some(path) => Ok(Some(std::sync::Arc::new(SqliteStorage::open(std::path::Path::new(path))?))),
+        None => Err(Error::Backend(format!("`{}` is neither sqlite://PATH nor postgres://...", redact(url)).into())),
+    }
+}
+
+/// A database URL with its password (if any) hidden, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// What any backend reports. Backend failures keep their cause as the source, without
 /// this module naming the backend's types.

@@ -1,0 +1,314 @@
+//! The PostgreSQL backend (`--database postgres://...`): the same contract as SQLite (the
+//! conformance suite runs against both), made for several server instances on one database.
+//!
+//! - **Feed positions in commit order.** A sequence alone lets transaction T1 take 10 and T2
+//!   take 11 and commit first; a device reading 11 would move its cursor past 10 and never
+//!   see T1's change. Here every transaction that writes feed rows takes one transaction-
+//!   scoped advisory lock (`FEED_LOCK`) before it takes positions and holds it to commit, and
+//!   records the highest position in `feed_head` in the same transaction. Readers take the
+//!   head from `feed_head`, so a position is visible only when every lower one is committed.
+//! - **The evidence log never forks.** Appends to a provider's log serialize on an advisory
+//!   lock keyed by the provider, so two instances never give two leaves one index.
+//! - **Single-use codes** are redeemed under a row lock (`FOR UPDATE`): of two instances
+//!   redeeming one code at once, the second sees it used.
+//! - Numbered migrations in `postgres/NNN.sql`, applied under an advisory lock; a schema newer
+//!   than the code is refused.
+
+use std::cell::RefCell;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row};
+
+use super::{DeviceRow, Error, ExpertRow, FeedReader, FeedRow, HelpRow, OrderRow, Result};
+
+const MIGRATIONS: &[&str] = &[include_str!("postgres/001_server.sql")];
+/// Advisory lock keys (first half: "onsite").
+const MIGRATE_LOCK: i64 = 0x6f6e_7369_7465_0001;
+const FEED_LOCK: i64 = 0x6f6e_7369_7465_0002;
+/// Two-key advisory locks `(LOG_LOCK_CLASS, hashtext(provider))` serialize log appends.
+const LOG_LOCK_CLASS: i32 = 0x6f6e_6c67;
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Backend(Box::new(e))
+    }
+}
+
+fn unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// A small blocking connection pool: at most `max` connections, idle ones reused, broken
+/// ones dropped.
+struct Pool {
+    config: postgres::Config,
+    max: usize,
+    state: Mutex<(Vec<Client>, usize)>,
+    freed: Condvar,
+}
+
+struct Conn<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, (Vec<Client>, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self) -> Result<Conn<'_>> {
+        let mut st = self.lock();
+        loop {
+            if let Some(c) = st.0.pop() {
+                return Ok(Conn { pool: self, client: Some(c) });
+            }
+            if st.1 < self.max {
+                st.1 += 1;
+                drop(st);
+                return match self.config.connect(NoTls) {
+                    Ok(c) => Ok(Conn { pool: self, client: Some(c) }),
+                    Err(e) => {
+                        self.lock().1 -= 1;
+                        self.freed.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().unwrap_or_else(|| unreachable!("a connection is held until drop"))
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().unwrap_or_else(|| unreachable!("a connection is held until drop"))
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        let mut st = self.pool.lock();
+        match self.client.take() {
+            Some(c) if !c.is_closed() => st.0.push(c),
+            _ => st.1 -= 1,
+        }
+        drop(st);
+        self.pool.freed.notify_one();
+    }
+}
+
+pub struct PostgresStorage {
+    pool: Pool,
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (`postgres://user@host:port/db`) and brings the schema up to date.
+    pub fn open(url: &str) -> Result<Self> {
+        let config: postgres::Config = url.parse()?;
+        let s = Self { pool: Pool { config, max: 16, state: Mutex::new((Vec::new(), 0)), freed: Condvar::new() } };
+        s.migrate()?;
+        Ok(s)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS onsite_schema (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), version INTEGER NOT NULL)")?;
+        let found: i32 = tx.query_opt("SELECT version FROM onsite_schema", &[])?.map_or(0, |r| r.get(0));
+        let supported = MIGRATIONS.len() as i32;
+        if found > supported {
+            return Err(Error::TooNew { found: found as u32, supported: supported as u32 });
+        }
+        for sql in MIGRATIONS.iter().skip(found as usize) {
+            tx.batch_execute(sql)?;
+        }
+        tx.execute("INSERT INTO onsite_schema (version) VALUES ($1) ON CONFLICT (one) DO UPDATE SET version = excluded.version", &[&supported])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head";
+const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
+const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
+
+fn device_row(r: &Row) -> DeviceRow {
+    DeviceRow {
+        id: r.get(0),
+        provider: r.get(1),
+        engineer_id: r.get(2),
+        public_key: r.get(3),
+        revoked: r.get::<_, Option<i64>>(4).is_some(),
+        journal_seq: r.get::<_, i64>(5) as u64,
+        journal_head: r.get(6),
+    }
+}
+
+fn order_row(r: &Row) -> OrderRow {
+    OrderRow {
+        provider: r.get(0),
+        id: r.get(1),
+        engineer_id: r.get(2),
+        status: r.get(3),
+        priority: r.get(4),
+        customer: r.get(5),
+        updated_seq: r.get::<_, i64>(6) as u64,
+        assigned_seq: r.get::<_, i64>(7) as u64,
+        compacted_seq: r.get::<_, i64>(8) as u64,
+    }
+}
+
+fn string_list(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("a stored list: {e}")))
+}
+
+fn expert_row(r: &Row) -> Result<ExpertRow> {
+    Ok(ExpertRow { provider: r.get(0), id: r.get(1), name: r.get(2), categories: string_list(r.get(3))?, brands: string_list(r.get(4))?, fee_cents: r.get(5) })
+}
+
+fn help_row(r: &Row) -> HelpRow {
+    HelpRow {
+        provider: r.get(0),
+        id: r.get(1),
+        order_id: r.get(2),
+        engineer: r.get(3),
+        expert_id: r.get(4),
+        status: r.get(5),
+        cost_cents: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+/// A feed position as PostgreSQL's BIGINT (positions past `i64::MAX` mean "the end").
+fn pos(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Takes the next feed position and writes its row. The caller holds `FEED_LOCK`.
+fn next_seq(
+    tx: &mut postgres::Transaction<'_>,
+    provider: &str,
+    order: &str,
+    kind: &str,
+    origin: &str,
+    engineer: Option<&str>,
+    bytes: Option<&[u8]>,
+) -> Result<u64> {
+    let seq: i64 = tx
+        .query_one(
+            "INSERT INTO feed (seq, provider, order_id, kind, origin, engineer_id, bytes) VALUES (nextval('feed_seq'), $1, $2, $3, $4, $5, $6) RETURNING seq",
+            &[&provider, &order, &kind, &origin, &engineer, &bytes],
+        )?
+        .get(0);
+    tx.execute("UPDATE feed_head SET seq = greatest(seq, $1)", &[&seq])?;
+    Ok(seq as u64)
+}
+
+fn change_rows(c: &mut impl GenericClient, provider: &str, id: &str) -> Result<u64> {
+    let n: i64 = c.query_one("SELECT count(*) FROM feed WHERE provider = $1 AND order_id = $2 AND kind = 'change'", &[&provider, &id])?.get(0);
+    Ok(n as u64)
+}
+
+/// What the feed reads need of a client or a transaction (postgres' own `GenericClient` is
+/// sealed, and not implemented for `&mut Client`).
+trait Db {
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Vec<Row>, postgres::Error>;
+    fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Option<Row>, postgres::Error>;
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Row, postgres::Error>;
+}
+
+macro_rules! db_via_generic_client {
+    ($t:ty) => {
+        impl Db for $t {
+            fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Vec<Row>, postgres::Error> {
+                GenericClient::query(self, sql, params)
+            }
+            fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Option<Row>, postgres::Error> {
+                GenericClient::query_opt(self, sql, params)
+            }
+            fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Row, postgres::Error> {
+                GenericClient::query_one(self, sql, params)
+            }
+        }
+    };
+}
+db_via_generic_client!(Client);
+db_via_generic_client!(postgres::Transaction<'_>);
+
+impl<T: Db + ?Sized> Db for &mut T {
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Vec<Row>, postgres::Error> {
+        (**self).query(sql, params)
+    }
+    fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Option<Row>, postgres::Error> {
+        (**self).query_opt(sql, params)
+    }
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> std::result::Result<Row, postgres::Error> {
+        (**self).query_one(sql, params)
+    }
+}
+
+/// Feed reads on one client or transaction (a REPEATABLE READ one inside `snapshot`).
+struct PgReader<C>(RefCell<C>);
+
+impl<C: Db> FeedReader for PgReader<C> {
+    fn head(&self) -> Result<u64> {
+        let seq: i64 = self.0.borrow_mut().query_one("SELECT seq FROM feed_head", &[])?.get(0);
+        Ok(seq as u64)
+    }
+
+    fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
+        let row = self.0.borrow_mut().query_opt(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = $1 AND id = $2"), &[&provider, &id])?;
+        Ok(row.as_ref().map(order_row))
+    }
+
+    fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
+        let mut c = self.0.borrow_mut();
+        let snapshot: Vec<u8> = c
+            .query_opt("SELECT snapshot FROM docs WHERE provider = $1 AND order_id = $2", &[&provider, &id])?
+            .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?
+            .get(0);
+        let rows = c.query(
+            "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = $1 AND f.order_id = $2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
+            &[&provider, &id],
+        )?;
+        let mut out = vec![snapshot];
+        out.extend(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)));
+        Ok(out)
+    }
+
+    fn feed(&self, provider: &str, engineer: &str, cursor: u64, upto: u64) -> Result<Vec<FeedRow>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT f.seq, f.order_id, f.kind, f.origin, f.engineer_id FROM feed f \
+             JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
+             WHERE f.provider = $1 AND f.seq > $3 AND f.seq <= $4 \
+               AND (o.engineer_id = $2 OR (f.kind = 'unassign' AND f.engineer_id = $2)) \
+             ORDER BY f.seq",
+            &[&provider, &engineer, &pos(cursor), &pos(upto)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| FeedRow { seq: r.get::<_, i64>(0) as u64, order_id: r.get(1), kind: r.get(2), origin: r.get(3), engineer_id: r.get(4) })
+            .collect())
+    }
+
+    fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT bytes FROM feed WHERE provider = $1 AND order_id = $2 AND kind = 'change' AND seq > $3 AND seq <= $4 AND origin <> $5 ORDER BY seq",
+            &[&provider, &id, &pos(after), &pos(upto), &skip_origin],
+        )?;
+        Ok(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect())
+    }
+}
+
+mod storage_impl;
