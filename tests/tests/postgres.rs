@@ -101,3 +101,96 @@ fn a_code_redeemed_by_two_instances_at_once_enrols_one_device() {
         assert!(ra.is_ok() != rb.is_ok(), "round {round}: exactly one redemption wins ({ra:?}, {rb:?})");
     }
 }
+
+/// Two server instances on one PostgreSQL database (sharing the data directory for keys and
+/// blobs, as instances behind a load balancer share a volume). Devices of one engineer push
+/// to alternating instances, in parallel, while the instances compact often: every device
+/// ends with exactly the stored history, and one order's concurrent merges on two instances
+/// never lose a change (the stale-read refusal and retry).
+#[test]
+#[ignore = "needs PostgreSQL (ONSITE_TEST_PG); run by the postgres suite"]
+fn two_instances_on_one_database_converge() {
+    use onsite_core::device::SyncOptions;
+    use onsite_core::sync::transport::HttpTransport;
+    use onsite_core::{Device, DeviceOptions};
+    use std::sync::{Arc, Barrier};
+
+    let (_db, url) = TempDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = || {
+        let mut config = onsite_server::Config::new(dir.path().join("shared"));
+        config.admin_token = Some("admin-secret".into());
+        config.compact_after = 6;
+        config.storage = Some(Arc::new(PostgresStorage::open(&url).unwrap()));
+        onsite_server::spawn(config).unwrap()
+    };
+    let one = instance();
+    let two = instance();
+    let urls = [one.url(), two.url()];
+    let token = onsite_server::client::create_provider(&urls[0], "admin-secret", "prov", "P").unwrap();
+    let dispatcher = onsite_server::client::DispatcherClient::new(&urls[1], &token).unwrap();
+    let ids = dispatcher.create_orders(&onsite_server::client::sample_orders("prov", "eng-1", "WO-M", 2)).unwrap();
+    let clock = Arc::new(onsite_core::ManualClock::at(chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00").unwrap().with_timezone(&chrono::Utc)));
+    let options = SyncOptions { base_backoff_ms: 1, max_backoff_ms: 20, max_attempts: 8, ..SyncOptions::default() };
+    let mut dirs = Vec::new();
+    let mut devices = Vec::new();
+    for i in 0..8 {
+        let d = tempfile::tempdir().unwrap();
+        let device = Device::open(DeviceOptions::new(d.path()).with_clock(clock.clone())).unwrap();
+        let code = dispatcher.enrolment_code("eng-1").unwrap();
+        let t = HttpTransport::new(&urls[i % 2]).unwrap();
+        device.enrol(&t, &urls[i % 2], &code).unwrap();
+        device.sync(&t, &options, None).unwrap();
+        dirs.push(d);
+        devices.push(Arc::new(device));
+    }
+    let barrier = Arc::new(Barrier::new(devices.len()));
+    let threads: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let (d, ids, urls, barrier, options) = (d.clone(), ids.clone(), urls.clone(), barrier.clone(), options.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut odd = Vec::new();
+                for r in 0..5 {
+                    d.add_note(&ids[(i + r) % ids.len()], &format!("device {i} round {r}")).unwrap();
+                    let t = HttpTransport::new(&urls[(i + r) % 2]).unwrap();
+                    let rep = d.sync(&t, &options, None).unwrap();
+                    if !rep.orders_rejected.is_empty() || !rep.errors.is_empty() {
+                        odd.push(format!("device {i} round {r}: rejected {:?} errors {:?}", rep.orders_rejected, rep.errors));
+                    }
+                }
+                odd
+            })
+        })
+        .collect();
+    let odd: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(odd.is_empty(), "{odd:#?}");
+    for round in 0..2 {
+        for (i, d) in devices.iter().enumerate() {
+            d.sync(&HttpTransport::new(&urls[(i + round) % 2]).unwrap(), &options, None).unwrap();
+        }
+    }
+    for id in &ids {
+        let stored = one.service.order("prov", id).unwrap();
+        assert_eq!(stored, two.service.order("prov", id).unwrap(), "both instances read one history");
+        let notes: Vec<&str> = stored.notes.iter().map(|n| n.text.as_str()).collect();
+        for i in 0..8 {
+            for r in 0..5 {
+                if ids[(i + r) % ids.len()] == *id {
+                    let text = format!("device {i} round {r}");
+                    assert!(notes.contains(&text.as_str()), "{id} lost `{text}`");
+                }
+            }
+        }
+        for (i, d) in devices.iter().enumerate() {
+            assert_eq!(d.get(id).unwrap().order.notes, stored.notes, "device {i} converged on {id}");
+        }
+    }
+    // One provider log for both instances: consecutive leaves, one checkpoint.
+    let c1 = one.service.checkpoint("prov").unwrap();
+    let c2 = two.service.checkpoint("prov").unwrap();
+    assert_eq!((c1.size, &c1.root), (c2.size, &c2.root));
+    drop(dirs);
+}

@@ -135,7 +135,7 @@ impl Service {
         }
         if !notes.is_empty() {
             self.dispatcher_edit(provider, order_id, |o, _| {
-                o.help_answers.extend(notes);
+                o.help_answers.extend(notes.iter().cloned());
                 Ok(())
             })?;
         }
@@ -191,7 +191,7 @@ impl Service {
         };
         let a = answer.clone();
         self.dispatcher_edit(&expert.provider, &view.request.order_id, |o, _| {
-            o.help_answers.push(a);
+            o.help_answers.push(a.clone());
             Ok(())
         })?;
         self.storage.upsert_help(&HelpRow { status: "answered".into(), cost_cents: view.request.cost_cents + expert.fee_cents, ..view.request })?;

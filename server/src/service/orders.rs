@@ -6,7 +6,11 @@ use onsite_core::order::lifecycle::{self, Raised};
 use onsite_core::order::{self, document, Actor, Event, Priority, WorkOrder};
 
 use super::{internal, Error, Result, Service, SERVER_ORIGIN};
-use crate::storage::{Compaction, NewChange, OrderRow};
+use crate::storage::{self, Compaction, NewChange, OrderRow};
+
+/// Read-merge-write attempts before a write that keeps meeting other instances' changes
+/// gives up (each attempt reloads the document).
+pub(super) const MAX_STALE_RETRIES: usize = 8;
 
 impl Service {
     pub(super) fn load(&self, provider: &str, id: &str) -> Result<(AutoCommit, Vec<Vec<u8>>)> {
@@ -29,8 +33,18 @@ impl Service {
         }
     }
 
+    /// Loads an order for a read-merge-write: its `updated_seq` first, then the document
+    /// (which therefore holds at least everything up to that seq). `store_change` with that
+    /// seq is refused as stale if another writer (instance) stored a change meanwhile.
+    pub(super) fn load_for_write(&self, provider: &str, id: &str) -> Result<(AutoCommit, Vec<Vec<u8>>, u64)> {
+        let seq = self.storage.order(provider, id)?.ok_or_else(|| Error::NotFound(format!("order `{id}` not found")))?.updated_seq;
+        let (doc, stored) = self.load(provider, id)?;
+        Ok((doc, stored, seq))
+    }
+
     /// Stores a new chunk of `after.id`, compacting the order in the same transaction once
     /// it has more than `compact_after` change rows.
+    #[allow(clippy::too_many_arguments)] // the change, where it came from and what it was read at
     pub(super) fn store_change(
         &self,
         provider: &str,
@@ -39,9 +53,10 @@ impl Service {
         origin: &str,
         chunk: &[u8],
         previous_engineer: Option<&str>,
-    ) -> Result<u64> {
+        expected_seq: u64,
+    ) -> std::result::Result<u64, storage::Error> {
         let row = Self::row_of(provider, after);
-        let change = NewChange { row: &row, origin, chunk, previous_engineer };
+        let change = NewChange { row: &row, origin, chunk, previous_engineer, expected_seq };
         let mut snapshot = || doc.save();
         let stored = self.storage.store_change(&change, Compaction { after_rows: self.compact_after, snapshot: &mut snapshot })?;
         Ok(stored.seq)
@@ -78,20 +93,29 @@ impl Service {
         Ok(self.storage.orders(provider, engineer)?)
     }
 
-    /// A dispatcher's edit: `f` changes the order; the change goes to the feed.
-    pub(super) fn dispatcher_edit(&self, provider: &str, id: &str, f: impl FnOnce(&mut WorkOrder, i64) -> Result<()>) -> Result<WorkOrder> {
+    /// A dispatcher's edit: `f` changes the order; the change goes to the feed. When another
+    /// instance stored a change meanwhile, the edit is redone on the fresh document.
+    pub(super) fn dispatcher_edit(&self, provider: &str, id: &str, mut f: impl FnMut(&mut WorkOrder, i64) -> Result<()>) -> Result<WorkOrder> {
         let _guard = self.locks.lock(provider, id);
-        let (mut doc, _) = self.load(provider, id)?;
-        let before = document::hydrate(&doc).map_err(internal)?;
-        let mut after = before.clone();
-        let now = self.now_ms();
-        f(&mut after, now)?;
-        if after == before {
-            return Ok(after);
+        for _ in 0..MAX_STALE_RETRIES {
+            let (mut doc, _, read_at) = self.load_for_write(provider, id)?;
+            let before = document::hydrate(&doc).map_err(internal)?;
+            let mut after = before.clone();
+            let now = self.now_ms();
+            f(&mut after, now)?;
+            if after == before {
+                return Ok(after);
+            }
+            let chunk = document::reconcile_commit(&mut doc, &after, "dispatcher", now).map_err(internal)?;
+            match self.store_change(provider, &mut doc, &after, SERVER_ORIGIN, &chunk, Some(&before.engineer.id), read_at) {
+                Err(storage::Error::Stale(_)) => continue,
+                other => {
+                    other?;
+                    return Ok(after);
+                }
+            }
         }
-        let chunk = document::reconcile_commit(&mut doc, &after, "dispatcher", now).map_err(internal)?;
-        self.store_change(provider, &mut doc, &after, SERVER_ORIGIN, &chunk, Some(&before.engineer.id))?;
-        Ok(after)
+        Err(Error::Conflict { reason: format!("order `{id}` kept changing; try again"), acked_seq: None, offset: None })
     }
 
     pub fn assign(&self, provider: &str, id: &str, engineer_id: &str, name: &str) -> Result<WorkOrder> {

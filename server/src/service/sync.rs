@@ -10,6 +10,20 @@ use super::feed::{self, FeedAnswer};
 use super::{internal, Error, Result, Service};
 use crate::storage::{self, DeviceRow};
 
+/// Why one attempt at a push did not store it.
+enum PushError {
+    /// Refused for good: the device is told why.
+    Refused(Rejection),
+    /// Another writer stored a change since this attempt read the order: try again.
+    Stale,
+}
+
+impl From<Rejection> for PushError {
+    fn from(r: Rejection) -> Self {
+        PushError::Refused(r)
+    }
+}
+
 impl Service {
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
         feed::validate_request(&req)?;
@@ -63,20 +77,36 @@ impl Service {
 
     /// Merges a device's changes to one order; returns the help requests it added.
     fn apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<Vec<order::HelpRequest>, Rejection> {
-        let reject = |code, field: Option<&str>, reason: String, server_doc: Option<Vec<u8>>| Rejection {
+        let _guard = self.locks.lock(&device.provider, id);
+        // Another instance may store a change to this order between our read and our write:
+        // the write is then refused as stale and the merge is redone on the fresh document.
+        for _ in 0..super::orders::MAX_STALE_RETRIES {
+            match self.try_apply_push(device, id, changes) {
+                Err(PushError::Stale) => continue,
+                Err(PushError::Refused(r)) => return Err(r),
+                Ok(help) => return Ok(help),
+            }
+        }
+        Err(Rejection {
             id: id.to_string(),
-            code,
-            field: field.map(str::to_string),
-            reason,
-            server_doc,
+            code: RejectCode::Invalid,
+            field: None,
+            reason: "the order kept changing on the server; retry".into(),
+            server_doc: None,
+        })
+    }
+
+    fn try_apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<Vec<order::HelpRequest>, PushError> {
+        let reject = |code, field: Option<&str>, reason: String, server_doc: Option<Vec<u8>>| {
+            PushError::Refused(Rejection { id: id.to_string(), code, field: field.map(str::to_string), reason, server_doc })
         };
         let internal_reject = |e: Error| reject(RejectCode::Invalid, None, format!("server error: {e}"), None);
-        let _guard = self.locks.lock(&device.provider, id);
         let row = self.storage.order(&device.provider, id).map_err(|e| internal_reject(e.into()))?;
-        match row {
-            Some(r) if r.engineer_id == device.engineer_id => {}
+        let read_at = match row {
+            Some(r) if r.engineer_id == device.engineer_id => r.updated_seq,
             _ => return Err(reject(RejectCode::NotInScope, None, "this order is not assigned to this device's engineer".into(), None)),
-        }
+        };
+        // The document after the row: it holds at least everything up to `read_at`.
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
@@ -114,7 +144,11 @@ impl Service {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
         }
         let chunk = doc.save_after(&heads);
-        self.store_change(&device.provider, &mut doc, &after, &device.id, &chunk, None).map_err(internal_reject)?;
+        match self.store_change(&device.provider, &mut doc, &after, &device.id, &chunk, None, read_at) {
+            Err(storage::Error::Stale(_)) => return Err(PushError::Stale),
+            Err(e) => return Err(internal_reject(e.into())),
+            Ok(_) => {}
+        }
         Ok(after.help.iter().filter(|h| !before.help.contains(h)).cloned().collect())
     }
 }

@@ -18,7 +18,7 @@ use super::*;
 #[macro_export]
 macro_rules! storage_conformance {
     ($make:expr $(, #[$attr:meta])* $(,)?) => {
-        $crate::storage_conformance!(@checks [$(#[$attr])*] $make; meta_is_a_key_value_map, providers_are_unique_and_found_by_token, codes_are_single_use_and_expire, revocation_stops_tokens_and_lists_devices, orders_are_created_once_and_listed_by_engineer, a_change_moves_the_feed_and_the_summary, a_refused_change_writes_nothing, compaction_folds_changes_and_leaves_a_marker, reassignment_tells_both_engineers, the_feed_is_in_seq_order_and_bounded, the_journal_and_log_are_append_only, receipts_are_kept_once, blobs_are_recorded_once, movements_are_kept_once_in_order, closeout_keeps_the_first_close, experts_and_help_requests, certifications_are_kept_once, the_feed_never_passes_an_uncommitted_change);
+        $crate::storage_conformance!(@checks [$(#[$attr])*] $make; meta_is_a_key_value_map, providers_are_unique_and_found_by_token, codes_are_single_use_and_expire, revocation_stops_tokens_and_lists_devices, orders_are_created_once_and_listed_by_engineer, a_change_moves_the_feed_and_the_summary, a_refused_change_writes_nothing, compaction_folds_changes_and_leaves_a_marker, reassignment_tells_both_engineers, the_feed_is_in_seq_order_and_bounded, the_journal_and_log_are_append_only, receipts_are_kept_once, blobs_are_recorded_once, movements_are_kept_once_in_order, closeout_keeps_the_first_close, experts_and_help_requests, certifications_are_kept_once, the_feed_never_passes_an_uncommitted_change, a_change_on_a_stale_read_is_refused);
     };
     (@checks $attrs:tt $make:expr; $($check:ident),*) => {
         $( $crate::storage_conformance!(@one $attrs $make; $check); )*
@@ -53,13 +53,19 @@ fn order_row(id: &str, engineer: &str) -> OrderRow {
     }
 }
 
+/// The order's `updated_seq` now (what a writer reads before it loads the document).
+fn seq_of(s: &dyn Storage, id: &str) -> u64 {
+    s.order(P, id).unwrap().map_or(0, |o| o.updated_seq)
+}
+
 fn never() -> Vec<u8> {
     panic!("the snapshot was asked for without compaction")
 }
 
 fn change(s: &dyn Storage, row: &OrderRow, origin: &str, chunk: &[u8], previous: Option<&str>, after_rows: u64, snapshot: &[u8]) -> StoredChange {
     let mut snap = || snapshot.to_vec();
-    s.store_change(&NewChange { row, origin, chunk, previous_engineer: previous }, Compaction { after_rows, snapshot: &mut snap }).unwrap()
+    let expected_seq = seq_of(s, &row.id);
+    s.store_change(&NewChange { row, origin, chunk, previous_engineer: previous, expected_seq }, Compaction { after_rows, snapshot: &mut snap }).unwrap()
 }
 
 fn enrolled_device(s: &dyn Storage, id: &str, engineer: &str) -> DeviceRow {
@@ -159,7 +165,10 @@ pub fn a_change_moves_the_feed_and_the_summary(s: &dyn Storage) {
     let mut row = order_row("A", "eng-1");
     row.status = "travelling".into();
     let stored = s
-        .store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c1", previous_engineer: None }, Compaction { after_rows: 10, snapshot: &mut never })
+        .store_change(
+            &NewChange { row: &row, origin: "dev-1", chunk: b"c1", previous_engineer: None, expected_seq: created },
+            Compaction { after_rows: 10, snapshot: &mut never },
+        )
         .unwrap();
     assert!(stored.seq > created && !stored.compacted);
     let now = s.order(P, "A").unwrap().unwrap();
@@ -175,7 +184,7 @@ pub fn a_refused_change_writes_nothing(s: &dyn Storage) {
     let head = s.max_seq().unwrap();
     let ghost = order_row("ghost", "eng-1");
     let r = s.store_change(
-        &NewChange { row: &ghost, origin: "dev-1", chunk: b"c", previous_engineer: Some("eng-0") },
+        &NewChange { row: &ghost, origin: "dev-1", chunk: b"c", previous_engineer: Some("eng-0"), expected_seq: 0 },
         Compaction { after_rows: 0, snapshot: &mut never },
     );
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
@@ -195,7 +204,10 @@ pub fn compaction_folds_changes_and_leaves_a_marker(s: &dyn Storage) {
         b"snap-123".to_vec()
     };
     let third = s
-        .store_change(&NewChange { row: &row, origin: "dev-1", chunk: b"c3", previous_engineer: None }, Compaction { after_rows: 2, snapshot: &mut snap })
+        .store_change(
+            &NewChange { row: &row, origin: "dev-1", chunk: b"c3", previous_engineer: None, expected_seq: seq_of(s, "A") },
+            Compaction { after_rows: 2, snapshot: &mut snap },
+        )
         .unwrap();
     assert!(third.compacted && asked.get() == 1, "compaction after the third row asks for the snapshot once");
     assert_eq!(s.document(P, "A").unwrap(), vec![b"snap-123".to_vec()]);
@@ -399,7 +411,7 @@ pub fn the_feed_never_passes_an_uncommitted_change(s: &dyn Storage) {
                 b"snap-a".to_vec()
             };
             s.store_change(
-                &NewChange { row: &row, origin: "dev-1", chunk: b"a", previous_engineer: None },
+                &NewChange { row: &row, origin: "dev-1", chunk: b"a", previous_engineer: None, expected_seq: seq_of(s, "A") },
                 Compaction { after_rows: 0, snapshot: &mut snapshot },
             )
             .unwrap()
@@ -409,7 +421,7 @@ pub fn the_feed_never_passes_an_uncommitted_change(s: &dyn Storage) {
             let row = order_row("B", "eng-1");
             let r = s
                 .store_change(
-                    &NewChange { row: &row, origin: "dev-2", chunk: b"b", previous_engineer: None },
+                    &NewChange { row: &row, origin: "dev-2", chunk: b"b", previous_engineer: None, expected_seq: seq_of(s, "B") },
                     Compaction { after_rows: 100, snapshot: &mut never },
                 )
                 .unwrap();
@@ -430,4 +442,36 @@ pub fn the_feed_never_passes_an_uncommitted_change(s: &dyn Storage) {
     let upto = read(s, |r| r.head());
     let next: Vec<String> = read(s, |r| r.feed(P, "eng-1", head_meanwhile, upto)).into_iter().map(|f| f.order_id).collect();
     assert!(next.contains(&"A".to_string()) && next.contains(&"B".to_string()), "{next:?} (a {} b {})", a.seq, b.seq);
+}
+
+/// Two writers (two instances) read the order at the same point and both store a change:
+/// the second is refused as stale and writes nothing, so a compaction from a document that
+/// missed the first change can never drop it.
+pub fn a_change_on_a_stale_read_is_refused(s: &dyn Storage) {
+    provider(s);
+    s.create_order(&order_row("A", "eng-1"), b"snap").unwrap();
+    let read_at = seq_of(s, "A");
+    let row = order_row("A", "eng-1");
+    let first = s
+        .store_change(
+            &NewChange { row: &row, origin: "dev-1", chunk: b"one", previous_engineer: None, expected_seq: read_at },
+            Compaction { after_rows: 100, snapshot: &mut never },
+        )
+        .unwrap();
+    let head = s.max_seq().unwrap();
+    let stale = s.store_change(
+        &NewChange { row: &row, origin: "dev-2", chunk: b"two", previous_engineer: None, expected_seq: read_at },
+        Compaction { after_rows: 0, snapshot: &mut || b"a snapshot without `one`".to_vec() },
+    );
+    assert!(matches!(stale, Err(Error::Stale(_))), "{stale:?}");
+    assert_eq!(s.max_seq().unwrap(), head, "the refused change left no feed row");
+    assert_eq!(s.document(P, "A").unwrap(), vec![b"snap".to_vec(), b"one".to_vec()], "nothing was compacted away");
+    // Re-read and retry: accepted.
+    let again = s
+        .store_change(
+            &NewChange { row: &row, origin: "dev-2", chunk: b"two", previous_engineer: None, expected_seq: first.seq },
+            Compaction { after_rows: 100, snapshot: &mut never },
+        )
+        .unwrap();
+    assert!(again.seq > first.seq);
 }

@@ -57,6 +57,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Optimistic concurrency: the order changed since it was read.
+    #[error("order `{0}` changed since it was read")]
+    Stale(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -165,6 +168,10 @@ pub struct NewChange<'a> {
     pub chunk: &'a [u8],
     /// The engineer before this change: when it differs, the feed gets unassign + assign.
     pub previous_engineer: Option<&'a str>,
+    /// The order's `updated_seq` when the writer read it (before loading the document). If
+    /// another writer (another instance) stored a change since, this one is refused with
+    /// [`Error::Stale`] and nothing is written: the writer reloads and merges again.
+    pub expected_seq: u64,
 }
 
 /// When and how a stored change compacts its order.

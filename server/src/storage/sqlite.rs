@@ -250,7 +250,7 @@ impl Storage for SqliteStorage {
     }
 
     fn store_change(&self, change: &NewChange<'_>, compaction: Compaction<'_>) -> Result<StoredChange> {
-        let NewChange { row, origin, chunk, previous_engineer } = *change;
+        let NewChange { row, origin, chunk, previous_engineer, expected_seq } = *change;
         let mut c = lock(&self.writer);
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seq = next_seq(&tx, &row.provider, &row.id, "change", origin, None, Some(chunk))?;
@@ -262,11 +262,22 @@ impl Storage for SqliteStorage {
         let n = tx
             .prepare_cached(
                 "UPDATE orders SET engineer_id = ?3, status = ?4, priority = ?5, customer = ?6, updated_seq = ?7, \
-                 assigned_seq = coalesce(?8, assigned_seq) WHERE provider = ?1 AND id = ?2",
+                 assigned_seq = coalesce(?8, assigned_seq) WHERE provider = ?1 AND id = ?2 AND updated_seq = ?9",
             )?
-            .execute(params![row.provider, row.id, row.engineer_id, row.status, row.priority, row.customer, seq as i64, assigned.map(|s| s as i64)])?;
+            .execute(params![
+                row.provider,
+                row.id,
+                row.engineer_id,
+                row.status,
+                row.priority,
+                row.customer,
+                seq as i64,
+                assigned.map(|s| s as i64),
+                pos(expected_seq)
+            ])?;
         if n != 1 {
-            return Err(Error::NotFound(format!("order `{}`", row.id)));
+            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE provider = ?1 AND id = ?2)", [&row.provider, &row.id], |r| r.get(0))?;
+            return Err(if exists { Error::Stale(row.id.clone()) } else { Error::NotFound(format!("order `{}`", row.id)) });
         }
         let compacted = change_rows(&tx, &row.provider, &row.id)? > compaction.after_rows;
         if compacted {

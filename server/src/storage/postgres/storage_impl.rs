@@ -143,7 +143,7 @@ impl Storage for PostgresStorage {
     }
 
     fn store_change(&self, change: &NewChange<'_>, compaction: Compaction<'_>) -> Result<StoredChange> {
-        let NewChange { row, origin, chunk, previous_engineer } = *change;
+        let NewChange { row, origin, chunk, previous_engineer, expected_seq } = *change;
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         // Positions are taken and committed under one lock: see the module comment.
@@ -157,11 +157,12 @@ impl Storage for PostgresStorage {
         let s = seq as i64;
         let n = tx.execute(
             "UPDATE orders SET engineer_id = $3, status = $4, priority = $5, customer = $6, updated_seq = $7, \
-             assigned_seq = coalesce($8, assigned_seq) WHERE provider = $1 AND id = $2",
-            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s, &assigned],
+             assigned_seq = coalesce($8, assigned_seq) WHERE provider = $1 AND id = $2 AND updated_seq = $9",
+            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s, &assigned, &pos(expected_seq)],
         )?;
         if n != 1 {
-            return Err(Error::NotFound(format!("order `{}`", row.id)));
+            let exists = tx.query_opt("SELECT 1 FROM orders WHERE provider = $1 AND id = $2", &[&row.provider, &row.id])?.is_some();
+            return Err(if exists { Error::Stale(row.id.clone()) } else { Error::NotFound(format!("order `{}`", row.id)) });
         }
         let compacted = change_rows(&mut tx, &row.provider, &row.id)? > compaction.after_rows;
         if compacted {
