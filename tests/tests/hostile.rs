@@ -401,3 +401,23 @@ fn connections_are_capped_and_idle_ones_closed() {
     let mut d = TcpStream::connect(running.addr).unwrap();
     assert!(health(&mut d), "a new connection is served once idle ones are gone");
 }
+
+/// A key file lost after the keys moved out of the database stops the server: a silently
+/// new log key would make every enrolled device refuse the provider's checkpoints.
+#[test]
+fn a_lost_key_file_stops_the_server_instead_of_rotating_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = onsite_server::Config::new(dir.path().join("srv"));
+    config.admin_token = Some("adm".into());
+    let first = onsite_server::spawn(config.clone()).unwrap();
+    let key = first.service.log_key();
+    first.stop();
+    let again = onsite_server::spawn(config.clone()).unwrap();
+    assert_eq!(again.service.log_key(), key, "a restart keeps the key");
+    again.stop();
+    std::fs::remove_file(dir.path().join("srv").join(onsite_server::KEYS_DIR).join("log_key.key")).unwrap();
+    match onsite_server::spawn(config) {
+        Err(e) => assert!(e.to_string().contains("log_key key is missing"), "{e}"),
+        Ok(r) => panic!("the server started with a new log key {:?} (was {key:?})", r.service.log_key()),
+    }
+}

@@ -145,9 +145,17 @@ impl Service {
             }
             // Databases from before the key store kept the keys in `meta`: move them out.
             let k = match storage.meta(name)? {
-                Some(h) if !h.is_empty() => SoftwareSigner::from_secret(&unhex(&h).ok_or_else(|| internal("bad key"))?).map_err(internal)?,
-                // Never created, or moved out (an emptied entry) before: a new key.
-                _ => SoftwareSigner::generate().map_err(internal)?,
+                // Moved to the key store before (the entry was emptied), and gone from it now: a
+                // new key would silently break every device that pinned the old one.
+                Some(h) if h.is_empty() => {
+                    return Err(internal(format!(
+                        "the {} key is missing from the key store (DATA/keys); restore it: devices pinned it at enrolment",
+                        name.as_str()
+                    )))
+                }
+                Some(h) => SoftwareSigner::from_secret(&unhex(&h).ok_or_else(|| internal("bad key"))?).map_err(internal)?,
+                // Never created: the first start.
+                None => SoftwareSigner::generate().map_err(internal)?,
             };
             keys.create(name.as_str(), &k.secret()).map_err(internal)?;
             storage.set_meta(name, "")?;
