@@ -8,6 +8,8 @@ pub mod client;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod migrate;
+pub mod notify;
 pub mod openapi;
 pub mod routes;
 pub mod serve;
@@ -40,6 +42,10 @@ pub struct Config {
     pub limits: serve::Limits,
     /// The storage backend. `None`: the embedded SQLite file `DATA/server.sqlite3`.
     pub storage: Option<Arc<dyn storage::Storage>>,
+    /// Where blob bytes live. `None`: files under `DATA` (`DATA/blobs`, `DATA/uploads`).
+    pub blobs: Option<Arc<dyn blobs::ObjectStore>>,
+    /// The key store directory. `None`: `DATA/keys`. Instances of one deployment share it.
+    pub keys: Option<PathBuf>,
 }
 
 impl Config {
@@ -52,6 +58,8 @@ impl Config {
             compact_after: service::COMPACT_AFTER,
             limits: serve::Limits::default(),
             storage: None,
+            blobs: None,
+            keys: None,
         }
     }
 }
@@ -97,8 +105,12 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
         Some(s) => s.clone(),
         None => Arc::new(storage::SqliteStorage::open(&config.data.join(DB_FILE))?),
     };
-    let keys = keys::FileKeys::new(config.data.join(KEYS_DIR));
-    let blobs = blobs::Blobs::open(&config.data).map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
+    let keys = keys::FileKeys::new(config.keys.clone().unwrap_or_else(|| config.data.join(KEYS_DIR)));
+    let blobs = match &config.blobs {
+        Some(store) => blobs::Blobs::new(store.clone()),
+        None => blobs::Blobs::open(&config.data),
+    }
+    .map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;
     Ok(Arc::new(Service::new(storage, &keys, blobs, config.clock.clone(), &token)?.with_compact_after(config.compact_after)))
 }

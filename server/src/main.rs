@@ -1,32 +1,84 @@
-//! `onsite-server --data DIR` runs the sync server with its embedded SQLite.
+//! `onsite-server` runs the sync server (embedded SQLite and blob files by default; PostgreSQL
+//! and S3 with `--database` and `--blobs`). `onsite-server migrate` moves a deployment from
+//! the embedded default to PostgreSQL + S3. Every flag has an environment variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "onsite-server", version, about = "The Onsite sync server (embedded SQLite + blob directory)")]
+#[command(name = "onsite-server", version, about = "The Onsite sync server (embedded SQLite + blob directory, or PostgreSQL + S3)")]
 struct Args {
-    /// Data directory: server.sqlite3, blobs/, uploads/, admin-token.
-    #[arg(long, env = "ONSITE_DATA", default_value = "onsite-server-data")]
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Data directory: server.sqlite3, blobs/, uploads/, keys/, admin-token.
+    #[arg(long, env = "ONSITE_DATA", default_value = "onsite-server-data", global = true)]
     data: PathBuf,
     /// Database: `sqlite://PATH` or `postgres://user@host:port/db`. Default: the embedded
-    /// SQLite file DATA/server.sqlite3. Blobs and keys stay under DATA either way.
+    /// SQLite file DATA/server.sqlite3.
     #[arg(long, env = "ONSITE_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// Blob store: `file://DIR` or `s3://BUCKET?endpoint=URL&region=R&prefix=P` (credentials
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Default: files under DATA.
+    #[arg(long, env = "ONSITE_BLOBS")]
+    blobs: Option<String>,
+    /// The key store directory (the log and time-authority keys). Default: DATA/keys. Every
+    /// instance of one deployment must use the same keys.
+    #[arg(long, env = "ONSITE_KEYS")]
+    keys: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "ONSITE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Admin token (creates providers). Default: DATA/admin-token, created on first start.
     #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Change rows per order before the server compacts it into a snapshot.
+    #[arg(long, env = "ONSITE_COMPACT_AFTER", default_value_t = onsite_server::service::COMPACT_AFTER)]
+    compact_after: u64,
+    /// Most connections served at once (more wait in the kernel's backlog).
+    #[arg(long, env = "ONSITE_MAX_CONNECTIONS", default_value_t = onsite_server::serve::MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Log filter (tracing EnvFilter syntax), e.g. `info,onsite_server=debug`.
-    #[arg(long, env = "ONSITE_LOG", default_value = "info")]
+    #[arg(long, env = "ONSITE_LOG", default_value = "info", global = true)]
     log: String,
     /// Logs as JSON lines.
-    #[arg(long, env = "ONSITE_LOG_JSON")]
+    #[arg(long, env = "ONSITE_LOG_JSON", global = true)]
     log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copies an embedded deployment (SQLite + blob files) to PostgreSQL (+ S3), then verifies
+    /// counts, row digests, every provider's log root and every blob's hash. Stop the server
+    /// first. Safe to rerun after an interruption: nothing is duplicated.
+    Migrate {
+        /// The source database: `sqlite://PATH` (default: DATA/server.sqlite3).
+        #[arg(long, env = "ONSITE_MIGRATE_FROM")]
+        from: Option<String>,
+        /// The destination: `postgres://user@host:port/db`.
+        #[arg(long, env = "ONSITE_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+        /// Where the blobs are now (default: files under DATA).
+        #[arg(long, env = "ONSITE_MIGRATE_BLOBS_FROM")]
+        blobs_from: Option<String>,
+        /// Where the blobs go (`s3://...` or `file://DIR`); without it blobs are not copied.
+        #[arg(long, env = "ONSITE_MIGRATE_BLOBS_TO")]
+        blobs_to: Option<String>,
+    },
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("onsite-server: {what}: {e}");
+    std::process::exit(2);
+}
+
+fn blobs(url: Option<&str>, data: &std::path::Path) -> onsite_server::blobs::Blobs {
+    let opened = match url {
+        Some(u) => onsite_server::blobs::Blobs::open_url(u),
+        None => onsite_server::blobs::Blobs::open(data),
+    };
+    opened.unwrap_or_else(|e| fail("blobs", e))
 }
 
 fn main() {
@@ -38,17 +90,49 @@ fn main() {
     } else {
         builder.init();
     }
-    let mut config = onsite_server::Config::new(args.data);
+    if let Some(Command::Migrate { from, to, blobs_from, blobs_to }) = &args.command {
+        let from = match from.as_deref().map(|f| f.strip_prefix("sqlite://").map(PathBuf::from)) {
+            None => args.data.join(onsite_server::DB_FILE),
+            Some(Some(p)) => p,
+            Some(None) => fail("--from", "the source must be sqlite://PATH"),
+        };
+        let src = blobs(blobs_from.as_deref(), &args.data);
+        let dst = blobs_to.as_deref().map(|u| blobs(Some(u), &args.data));
+        match onsite_server::migrate::run(&from, to, Some(&src), dst.as_ref()) {
+            Ok(r) => {
+                let rows: u64 = r.tables.iter().map(|t| t.1).sum();
+                let new: u64 = r.tables.iter().map(|t| t.2).sum();
+                for (t, n, i) in &r.tables {
+                    println!("table {t}: {n} rows ({i} new)");
+                }
+                for (p, size, root) in &r.logs {
+                    println!("log {p}: {size} leaves, root {root} (equal)");
+                }
+                println!(
+                    "migrated {rows} rows ({new} new) in {} tables, {} blobs copied, {} blobs verified; counts, row digests and log roots match",
+                    r.tables.len(),
+                    r.blobs_copied,
+                    r.blobs_present
+                );
+            }
+            Err(e) => fail("migrate", e),
+        }
+        return;
+    }
+    let mut config = onsite_server::Config::new(&args.data);
     config.listen = args.listen;
     config.admin_token = args.admin_token;
+    config.compact_after = args.compact_after;
+    config.limits.max_connections = args.max_connections;
+    config.keys = args.keys;
     if let Some(url) = &args.database {
         match onsite_server::storage::open_url(url) {
             Ok(s) => config.storage = s,
-            Err(e) => {
-                eprintln!("onsite-server: --database {}: {e}", onsite_server::storage::redact(url));
-                std::process::exit(2);
-            }
+            Err(e) => fail(&format!("--database {}", onsite_server::storage::redact(url)), e),
         }
+    }
+    if let Some(url) = &args.blobs {
+        config.blobs = Some(onsite_server::blobs::open_store(url).unwrap_or_else(|e| fail("--blobs", e)));
     }
     if let Err(e) = onsite_server::run(config) {
         eprintln!("onsite-server: {e}");

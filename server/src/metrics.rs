@@ -48,6 +48,23 @@ pub fn process_cpu_ms() -> u64 {
     (ticks(11) + ticks(12)) * 1000 / hz
 }
 
+/// The database pool's gauges and latency sums (PostgreSQL), in the same text format.
+pub fn render_pool(p: &crate::storage::PoolStats) -> String {
+    let mut out = String::new();
+    let rows: [(&str, &str, &str, String); 6] = [
+        ("onsite_db_pool_max", "gauge", "connections the pool may open", p.max.to_string()),
+        ("onsite_db_pool_in_use", "gauge", "connections checked out now", p.in_use.to_string()),
+        ("onsite_db_pool_idle", "gauge", "open idle connections", p.idle.to_string()),
+        ("onsite_db_ops_total", "counter", "database operations (one connection checkout each)", p.ops.to_string()),
+        ("onsite_db_op_seconds_total", "counter", "summed duration of database operations", format!("{:.6}", p.op_micros as f64 / 1e6)),
+        ("onsite_db_pool_wait_seconds_total", "counter", "summed time waiting for a free connection", format!("{:.6}", p.wait_micros as f64 / 1e6)),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
+    out
+}
+
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -95,7 +95,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         };
     }
     vec![
-        ep!("GET" "/health", None, "liveness and the feed head", None, (200, JSON, "{ok, version, feed_seq}"), &[], get(health)),
+        ep!("GET" "/health", None, "liveness and the feed head", None, (200, JSON, "{ok, version, feed_seq, database, objects}"), &[503], get(health)),
         ep!("GET" "/metrics", None, "Prometheus counters", None, (200, "text/plain", "text format 0.0.4"), &[], get(metrics)),
         ep!("GET" "/v1/openapi.json", None, "this description", None, (200, JSON, "OpenAPI 3.1"), &[], get(openapi)),
         ep!("POST" "/v1/admin/providers", Admin, "create a provider", Some((JSON, "{id, name}")), (200, JSON, "{id, dispatcher_token}"), &[409], post(create_provider)),
@@ -167,14 +167,32 @@ async fn count(State(svc): Svc, req: Request, next: Next) -> Response {
     resp
 }
 
-async fn health(State(svc): Svc) -> Result<Json<serde_json::Value>, Error> {
+/// 200 when the database and the object store both answer, else 503; each part says why.
+async fn health(State(svc): Svc) -> Result<Response, Error> {
     let s = svc.clone();
-    let seq = blocking(move || s.head()).await?;
-    Ok(Json(serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION"), "feed_seq": seq })))
+    let (seq, database, objects) = blocking(move || {
+        let part = |r: Result<(), String>, what: String| match r {
+            Ok(()) => serde_json::json!({ "ok": true, "backend": what }),
+            Err(e) => serde_json::json!({ "ok": false, "backend": what, "error": e }),
+        };
+        let seq = s.head().ok();
+        let db = part(s.storage().check().map_err(|e| e.to_string()), s.storage().describe());
+        let obj = part(s.blob_store().check().map_err(|e| e.to_string()), s.blob_store().describe());
+        Ok((seq, db, obj))
+    })
+    .await?;
+    let ok = database["ok"] == true && objects["ok"] == true;
+    let body = serde_json::json!({ "ok": ok, "version": env!("CARGO_PKG_VERSION"), "feed_seq": seq, "database": database, "objects": objects });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(body)).into_response())
 }
 
 async fn metrics(State(svc): Svc) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], svc.metrics().render())
+    let mut text = svc.metrics().render();
+    if let Some(p) = svc.storage().pool_stats() {
+        text.push_str(&crate::metrics::render_pool(&p));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 #[derive(Deserialize)]
@@ -300,20 +318,60 @@ async fn enrol(State(svc): Svc, client: http::ClientIp, Limited(body): Small) ->
     to_json(&resp?)
 }
 
-async fn sync(State(svc): Svc, DeviceAuth(device): DeviceAuth, headers: HeaderMap, Limited(body): Limited<{ limit::SYNC }>) -> Result<Response, Error> {
+#[derive(Deserialize, Default)]
+struct SyncParams {
+    /// Long-poll: with nothing to send, wait up to this long (capped) for news.
+    wait_ms: Option<u64>,
+}
+
+async fn sync(
+    State(svc): Svc,
+    DeviceAuth(device): DeviceAuth,
+    Query(params): Query<SyncParams>,
+    headers: HeaderMap,
+    Limited(body): Limited<{ limit::SYNC }>,
+) -> Result<Response, Error> {
     svc.metrics().sync_requests.inc();
     svc.metrics().sync_bytes_in.add(body.len() as u64);
     let bytes = http::decoded(&headers, body, limit::SYNC).await?;
-    let s = svc.clone();
-    let out = blocking(move || {
+    let (s, d) = (svc.clone(), device.clone());
+    let (resp, quiet) = blocking(move || {
         let req = protocol::decode_request(&bytes).map_err(|e| Error::BadRequest(e.to_string()))?;
-        let resp = s.sync(&device, req)?;
-        protocol::encode(&resp).map_err(|e| Error::Internal(e.to_string()))
+        let quiet = req.push.is_empty() && req.full.is_empty() && req.parts.as_ref().is_none_or(|p| p.movements.is_empty());
+        Ok((s.sync(&d, req)?, quiet))
     })
     .await?;
+    let wait = std::time::Duration::from_millis(params.wait_ms.unwrap_or(0).min(protocol::MAX_WAIT_MS));
+    let resp = if quiet && !wait.is_zero() { long_poll(&svc, &device, resp, wait).await? } else { resp };
+    let out = protocol::encode(&resp).map_err(|e| Error::Internal(e.to_string()))?;
     let resp = encoded(&headers, "application/cbor", out);
     if let Some(len) = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
         svc.metrics().sync_bytes_out.add(len);
+    }
+    Ok(resp)
+}
+
+/// While the answer has nothing for the device, waits for the feed head to pass its cursor
+/// (this instance's commits, or another instance's through the backend's notifications) and
+/// answers again; at the deadline, the last (empty) answer goes.
+async fn long_poll(svc: &Arc<Service>, device: &crate::storage::DeviceRow, mut resp: protocol::SyncResponse, wait: std::time::Duration) -> Result<protocol::SyncResponse, Error> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let idle = |r: &protocol::SyncResponse| {
+        r.docs.is_empty() && r.removed.is_empty() && r.rejected.is_empty() && !r.more && r.parts.as_ref().is_none_or(|p| p.movements.is_empty())
+    };
+    while idle(&resp) {
+        let head = svc.notifier().wait_past(resp.cursor, deadline).await;
+        if head <= resp.cursor {
+            break;
+        }
+        let (s, d, cursor) = (svc.clone(), device.clone(), resp.cursor);
+        let pull = protocol::SyncRequest { v: protocol::VERSION, cursor, push: Vec::new(), ticket_nonce: None, parts: None, full: Vec::new() };
+        let next = blocking(move || s.sync(&d, pull)).await?;
+        // The first answer's ticket and parts stay; the documents are the news.
+        resp.cursor = next.cursor;
+        resp.docs = next.docs;
+        resp.removed = next.removed;
+        resp.more = next.more;
     }
     Ok(resp)
 }

@@ -17,6 +17,9 @@ pub const RESPONSE_SOFT_LIMIT: usize = 8 * 1024 * 1024;
 /// Blob upload chunk size the client uses (the server accepts any size up to 4 MiB).
 pub const BLOB_CHUNK: usize = 256 * 1024;
 pub const MAX_BLOB_CHUNK: usize = 4 * 1024 * 1024;
+/// Longest a sync may wait for news (`POST /v1/sync?wait_ms=`): shorter than any proxy's idle
+/// timeout worth having.
+pub const MAX_WAIT_MS: u64 = 25_000;
 /// Largest blob the server takes (a photo; Sync Gateway caps attachments at 20 MB).
 pub const MAX_BLOB: u64 = 64 * 1024 * 1024;
 

@@ -11,7 +11,7 @@ impl Service {
     pub fn blob_state(&self, provider: &str, sha: &str) -> Result<Option<(u64, u64)>> {
         check_sha(sha)?;
         if self.storage.has_blob(provider, sha)? {
-            let size = self.blobs.size(provider, sha).map_err(internal)?;
+            let size = self.blobs.size(provider, sha).map_err(internal)?.ok_or_else(|| internal("a recorded blob is missing from the object store"))?;
             return Ok(Some((size, size)));
         }
         self.blobs.partial(provider, sha).map_err(internal)
@@ -55,7 +55,7 @@ impl Service {
         if !self.storage.has_blob(provider, sha)? {
             return Err(Error::NotFound("blob not found".into()));
         }
-        let bytes = self.blobs.read(provider, sha).map_err(internal)?;
+        let bytes = self.blobs.read(provider, sha).map_err(internal)?.ok_or_else(|| internal("a recorded blob is missing from the object store"))?;
         if hex(&Sha256::digest(&bytes)) != sha {
             return Err(Error::Internal("a stored blob no longer matches its hash".into()));
         }

@@ -134,6 +134,8 @@ pub struct Service {
     locks: OrderLocks,
     /// Change rows per order before compaction ([`COMPACT_AFTER`] unless configured).
     compact_after: u64,
+    /// The feed head, published on every commit here and on every commit the backend hears of.
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Service {
@@ -171,6 +173,11 @@ impl Service {
                 a
             }
         };
+        let notifier = Arc::new(crate::notify::Notifier::new(storage.max_seq()?));
+        let n = notifier.clone();
+        if storage.watch_feed(Arc::new(move |head| n.publish(head)))? {
+            tracing::info!("listening for feed changes committed by other instances");
+        }
         Ok(Self {
             storage,
             blobs,
@@ -183,6 +190,7 @@ impl Service {
             admin_token_hash: token_hash(admin_token),
             locks: OrderLocks::new(),
             compact_after: COMPACT_AFTER,
+            notifier,
         })
     }
 
@@ -216,6 +224,16 @@ impl Service {
     /// Failed credential attempts per source address.
     pub fn limiter(&self) -> &crate::http::FailureLimiter {
         &self.limiter
+    }
+
+    /// The feed head as this instance knows it (waiters block on it).
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        &self.notifier
+    }
+
+    /// The blob store (for `/health` and tools).
+    pub fn blob_store(&self) -> &dyn crate::blobs::ObjectStore {
+        self.blobs.store()
     }
 
     /// The feed's head: the highest position handed out.

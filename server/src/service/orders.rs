@@ -59,6 +59,7 @@ impl Service {
         let change = NewChange { row: &row, origin, chunk, previous_engineer, expected_seq };
         let mut snapshot = || doc.save();
         let stored = self.storage.store_change(&change, Compaction { after_rows: self.compact_after, snapshot: &mut snapshot })?;
+        self.notifier.publish(stored.seq);
         Ok(stored.seq)
     }
 
@@ -77,7 +78,8 @@ impl Service {
         let mut ids = Vec::new();
         for o in orders {
             let mut doc = document::create(&o, self.actor.clone(), "dispatch", now.0).map_err(internal)?;
-            self.storage.create_order(&Self::row_of(provider, &o), &doc.save())?;
+            let seq = self.storage.create_order(&Self::row_of(provider, &o), &doc.save())?;
+            self.notifier.publish(seq);
             ids.push(o.id);
         }
         self.metrics.orders_created.add(ids.len() as u64);

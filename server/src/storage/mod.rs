@@ -110,6 +110,19 @@ pub struct OrderRow {
     pub compacted_seq: u64,
 }
 
+/// A connection pool's state and the time its operations took, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max: u64,
+    pub in_use: u64,
+    pub idle: u64,
+    /// Operations (one connection checkout each) and their summed duration.
+    pub ops: u64,
+    pub op_micros: u64,
+    /// Summed time callers waited for a free connection.
+    pub wait_micros: u64,
+}
+
 /// One feed row after a cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedRow {
@@ -273,6 +286,23 @@ pub trait Storage: Send + Sync {
 
     /// The feed head ([`FeedReader::head`]).
     fn max_seq(&self) -> Result<u64>;
+    /// Starts listening for feed rows committed by other processes and calls `publish` with
+    /// the new head (read back from storage, not trusted from the message). `false`: this
+    /// backend has no other writers to hear from (the embedded SQLite file has one process).
+    fn watch_feed(&self, publish: std::sync::Arc<dyn Fn(u64) + Send + Sync>) -> Result<bool> {
+        let _ = publish;
+        Ok(false)
+    }
+    /// A round trip to the database (`/health`).
+    fn check(&self) -> Result<()> {
+        self.max_seq().map(|_| ())
+    }
+    /// Connection pool use and query latency, when the backend has a pool (`/metrics`).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
+    /// What the backend is, for logs and `/health` (no credentials).
+    fn describe(&self) -> String;
     /// Runs `f` with a reader whose every read sees the same committed state (a read
     /// transaction): a sync answer computed inside never mixes before and after a compaction.
     fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()>;

@@ -15,10 +15,15 @@
 //!   than the code is refused.
 
 use std::cell::RefCell;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, NoTls, Row};
+use postgres::{Client, GenericClient, Row};
+
+mod listen;
+mod pool;
+use pool::Pool;
 
 use super::{DeviceRow, Error, ExpertRow, FeedReader, FeedRow, HelpRow, OrderRow, Result};
 
@@ -39,82 +44,34 @@ fn unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
-/// A small blocking connection pool: at most `max` connections, idle ones reused, broken
-/// ones dropped.
-struct Pool {
-    config: postgres::Config,
-    max: usize,
-    state: Mutex<(Vec<Client>, usize)>,
-    freed: Condvar,
-}
-
-struct Conn<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-}
-
-impl Pool {
-    fn lock(&self) -> MutexGuard<'_, (Vec<Client>, usize)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self) -> Result<Conn<'_>> {
-        let mut st = self.lock();
-        loop {
-            if let Some(c) = st.0.pop() {
-                return Ok(Conn { pool: self, client: Some(c) });
-            }
-            if st.1 < self.max {
-                st.1 += 1;
-                drop(st);
-                return match self.config.connect(NoTls) {
-                    Ok(c) => Ok(Conn { pool: self, client: Some(c) }),
-                    Err(e) => {
-                        self.lock().1 -= 1;
-                        self.freed.notify_one();
-                        Err(e.into())
-                    }
-                };
-            }
-            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-impl std::ops::Deref for Conn<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().unwrap_or_else(|| unreachable!("a connection is held until drop"))
-    }
-}
-
-impl std::ops::DerefMut for Conn<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().unwrap_or_else(|| unreachable!("a connection is held until drop"))
-    }
-}
-
-impl Drop for Conn<'_> {
-    fn drop(&mut self) {
-        let mut st = self.pool.lock();
-        match self.client.take() {
-            Some(c) if !c.is_closed() => st.0.push(c),
-            _ => st.1 -= 1,
-        }
-        drop(st);
-        self.pool.freed.notify_one();
-    }
-}
+/// The channel feed commits notify; the payload is the position, a hint only (listeners read
+/// `feed_head` back).
+const FEED_CHANNEL: &str = "onsite_feed";
 
 pub struct PostgresStorage {
     pool: Pool,
+    /// Where it connects, without the password (logs, `/health`).
+    describe: String,
+    /// Tells the feed listener thread (if any) to stop.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user@host:port/db`) and brings the schema up to date.
     pub fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, pool::DEFAULT_MAX)
+    }
+
+    /// As [`Self::open`], with at most `max` connections.
+    pub fn open_with(url: &str, max: usize) -> Result<Self> {
         let config: postgres::Config = url.parse()?;
-        let s = Self { pool: Pool { config, max: 16, state: Mutex::new((Vec::new(), 0)), freed: Condvar::new() } };
+        let s = Self { pool: Pool::new(config, max), describe: super::redact(url), stop: Arc::new(AtomicBool::new(false)) };
         s.migrate()?;
         Ok(s)
     }
@@ -211,6 +168,8 @@ fn next_seq(
         )?
         .get(0);
     tx.execute("UPDATE feed_head SET seq = greatest(seq, $1)", &[&seq])?;
+    // Delivered at commit, to every instance's listener (`listen.rs`).
+    tx.execute("SELECT pg_notify($1, $2)", &[&FEED_CHANNEL, &seq.to_string()])?;
     Ok(seq as u64)
 }
 

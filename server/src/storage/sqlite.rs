@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/001_server.sql"), include
 pub struct SqliteStorage {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
 
 fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
@@ -82,7 +83,7 @@ impl SqliteStorage {
         })?;
         let r = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         r.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r) })
+        Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r), path: path.to_path_buf() })
     }
 }
 
@@ -293,6 +294,10 @@ impl Storage for SqliteStorage {
 
     fn max_seq(&self) -> Result<u64> {
         SqliteReader(&lock(&self.reader)).head()
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.path.display())
     }
 
     fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()> {

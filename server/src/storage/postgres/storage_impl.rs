@@ -190,6 +190,24 @@ impl Storage for PostgresStorage {
         PgReader(RefCell::new(&mut *self.pool.get()?)).head()
     }
 
+    fn watch_feed(&self, publish: std::sync::Arc<dyn Fn(u64) + Send + Sync>) -> Result<bool> {
+        super::listen::spawn(self.pool.config.clone(), self.stop.clone(), publish).map_err(|e| Error::Backend(Box::new(e)))?;
+        Ok(true)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.pool.get()?.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> Option<crate::storage::PoolStats> {
+        Some(self.pool.stats())
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
     fn snapshot(&self, f: &mut dyn FnMut(&dyn FeedReader) -> Result<()>) -> Result<()> {
         let mut c = self.pool.get()?;
         let tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;

@@ -1,0 +1,71 @@
+//! Live fan-out of the feed head: every instance keeps a [`Notifier`]; a change committed
+//! here publishes its position at once, and a change committed by another instance arrives
+//! through the storage backend (`Storage::watch_feed`: PostgreSQL LISTEN/NOTIFY, the position
+//! read back from `feed_head`). Long-polling syncs (`POST /v1/sync?wait_ms=`) and the
+//! console's live views wait on it instead of polling the database.
+
+use tokio::sync::watch;
+
+pub struct Notifier {
+    tx: watch::Sender<u64>,
+}
+
+impl Notifier {
+    pub fn new(head: u64) -> Self {
+        Self { tx: watch::Sender::new(head) }
+    }
+
+    /// Raises the known head to `head` (a lower or equal value changes nothing and wakes no one).
+    pub fn publish(&self, head: u64) {
+        self.tx.send_if_modified(|h| {
+            if head > *h {
+                *h = head;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn head(&self) -> u64 {
+        *self.tx.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    /// Waits until the head passes `after` or `deadline` comes; returns the head then.
+    pub async fn wait_past(&self, after: u64, deadline: tokio::time::Instant) -> u64 {
+        let mut rx = self.subscribe();
+        let passed = tokio::time::timeout_at(deadline, rx.wait_for(|h| *h > after)).await;
+        match passed {
+            Ok(Ok(h)) => *h,
+            _ => self.head(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_the_head_passes_its_cursor_and_not_before() {
+        let n = Arc::new(Notifier::new(5));
+        n.publish(3);
+        assert_eq!(n.head(), 5, "the head never moves back");
+        let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+        assert_eq!(n.wait_past(5, soon).await, 5, "nothing new: the wait times out");
+        let n2 = n.clone();
+        let waiter = tokio::spawn(async move { n2.wait_past(5, tokio::time::Instant::now() + Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n.publish(5);
+        n.publish(9);
+        assert_eq!(tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap(), 9);
+        // A head already past the cursor answers at once.
+        assert_eq!(n.wait_past(7, tokio::time::Instant::now()).await, 9);
+    }
+}
