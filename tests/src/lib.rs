@@ -43,6 +43,62 @@ fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     path
 }
 
+pub mod pg {
+    //! Throwaway PostgreSQL databases and S3 prefixes for tests that run on the scale-out
+    //! backends (`ONSITE_TEST_PG`, `ONSITE_TEST_S3`; the `postgres` suite of `scripts/test` sets both).
+
+    /// A database created for one test and dropped after it.
+    pub struct TempDatabase {
+        admin: String,
+        name: String,
+    }
+
+    impl TempDatabase {
+        /// A fresh database on `ONSITE_TEST_PG`, and its URL.
+        pub fn new() -> (Self, String) {
+            let admin = std::env::var("ONSITE_TEST_PG").expect("ONSITE_TEST_PG names the PostgreSQL server to test against");
+            let name = format!("onsite_t_{}", unique());
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            let url = match admin.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{name}"),
+                None => panic!("ONSITE_TEST_PG must end in /DATABASE"),
+            };
+            (Self { admin, name }, url)
+        }
+    }
+
+    impl Drop for TempDatabase {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+        }
+    }
+
+    /// 16 hex digits no other test of this run has.
+    pub fn unique() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let h = onsite_core::hash::sha256_hex(format!("{n}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).as_bytes());
+        h[..16].to_string()
+    }
+
+    /// `s3://onsite?endpoint=...&prefix=t-<unique>` on `ONSITE_TEST_S3` (the endpoint URL), if set.
+    pub fn s3_url() -> Option<String> {
+        let endpoint = std::env::var("ONSITE_TEST_S3").ok()?;
+        // SeaweedFS without identities takes any credentials; object_store wants some to sign.
+        for (k, v) in [("AWS_ACCESS_KEY_ID", "onsite-test"), ("AWS_SECRET_ACCESS_KEY", "onsite-test")] {
+            if std::env::var(k).is_err() {
+                // SAFETY: tests set these before any S3 client (or other thread) reads the environment.
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+        Some(format!("s3://onsite?endpoint={endpoint}&region=us-east-1&prefix=t-{}", unique()))
+    }
+}
+
 pub mod net {
     //! A loopback server and a transport that misbehaves on purpose.
 
@@ -59,18 +115,32 @@ pub mod net {
         pub dispatcher: onsite_server::client::DispatcherClient,
         pub dir: tempfile::TempDir,
         token: String,
+        /// The PostgreSQL database under test, dropped with the server (`ONSITE_TEST_PG`).
+        _db: Option<crate::pg::TempDatabase>,
     }
 
     impl TestServer {
+        /// A server on the embedded SQLite and blob files, or, when `ONSITE_TEST_PG` and
+        /// `ONSITE_TEST_S3` are set (the `postgres` suite), on a fresh PostgreSQL database and
+        /// an S3 prefix of its own: the same tests then prove the scale-out backends.
         pub fn start() -> Self {
             let dir = tempfile::tempdir().unwrap();
             let mut config = onsite_server::Config::new(dir.path().join("server"));
             config.admin_token = Some("admin-secret".into());
+            let mut db = None;
+            if std::env::var("ONSITE_TEST_PG").is_ok() {
+                let (d, url) = crate::pg::TempDatabase::new();
+                config.storage = Some(Arc::new(onsite_server::storage::PostgresStorage::open(&url).unwrap()));
+                db = Some(d);
+            }
+            if let Some(url) = crate::pg::s3_url() {
+                config.blobs = Some(onsite_server::blobs::open_store(&url).unwrap());
+            }
             let running = onsite_server::spawn(config).unwrap();
             let token = onsite_server::client::create_provider(&running.url(), "admin-secret", PROVIDER, "Test provider").unwrap();
             let dispatcher = onsite_server::client::DispatcherClient::new(&running.url(), &token).unwrap();
             let token = token.clone();
-            Self { running, dispatcher, dir, token }
+            Self { running, dispatcher, dir, token, _db: db }
         }
 
         pub fn dispatcher_token(&self) -> &str {

@@ -7,42 +7,7 @@
 
 use onsite_server::storage::PostgresStorage;
 
-/// A database created for one test and dropped after it.
-struct TempDatabase {
-    admin: String,
-    name: String,
-}
-
-impl TempDatabase {
-    fn new() -> (Self, String) {
-        let admin = std::env::var("ONSITE_TEST_PG").expect("ONSITE_TEST_PG names the PostgreSQL server to test against");
-        let name = format!("onsite_t_{}", onsite_core::hash::hex(&rand_bytes()));
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("ONSITE_TEST_PG must end in /DATABASE"),
-        };
-        (Self { admin, name }, url)
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
-fn rand_bytes() -> [u8; 8] {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let t = std::thread::current().id();
-    let h = onsite_core::hash::sha256_hex(format!("{n}{t:?}").as_bytes());
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&onsite_core::hash::unhex(&h[..16]).unwrap());
-    out
-}
+use onsite_tests::pg::TempDatabase;
 
 fn fresh() -> (TempDatabase, PostgresStorage) {
     let (db, url) = TempDatabase::new();
