@@ -607,3 +607,38 @@ fn a_cancelled_pass_stops_and_the_next_one_finishes_the_work() {
     assert_eq!(a.sync_status().unwrap().pending_orders, 0);
     assert!(server_order(&s, &ids[0]).notes.iter().any(|n| n.text == "written before the cancel"));
 }
+
+/// Found by the multi-instance test: an order reassigned away and back again must return to
+/// the device's list, whether the device saw the removal or not, and whether the order changed
+/// while it was away or not.
+#[test]
+fn an_order_reassigned_away_and_back_returns_to_the_device() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-B", 2)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    let listed = |d: &Device| -> Vec<String> { d.list(&Default::default()).unwrap().into_iter().map(|o| o.id).collect() };
+    for (round, changed_while_away) in [(0, false), (1, true)] {
+        let id = &ids[round];
+        s.dispatcher.assign(id, "eng-2", "Zhang").unwrap();
+        assert_eq!(a.sync(&t, &fast(), None).unwrap().orders_removed, vec![id.clone()]);
+        assert!(!listed(&a).contains(id));
+        if changed_while_away {
+            s.dispatcher.set_priority(id, "urgent").unwrap();
+        }
+        s.dispatcher.assign(id, "eng-1", "Li").unwrap();
+        let r = a.sync(&t, &fast(), None).unwrap();
+        assert!(r.complete(), "{r:?}");
+        assert!(listed(&a).contains(id), "round {round}: the order came back but the device still hides it");
+        assert_eq!(a.sync_status().unwrap().removed_orders, 0, "round {round}");
+        assert_eq!(heads(&a, id), {
+            let mut h = automerge::AutoCommit::load(&s.running.service.storage().document(PROVIDER, id).unwrap().concat()).unwrap().get_heads();
+            h.sort();
+            h
+        });
+    }
+}

@@ -197,7 +197,10 @@ impl Store {
         }
         let after = doc.get_heads();
         if after == before {
-            return Ok(None);
+            // Nothing new, but the server sends only orders in this engineer's scope: one that
+            // was removed (reassigned away) and came back is active again.
+            let back = w.conn.execute("UPDATE sync_docs SET state = 'active', reason = NULL WHERE order_id = ?1 AND state = 'removed'", [id])?;
+            return Ok((back > 0).then(|| hydrate_order(id, &doc)).transpose()?);
         }
         let merged = hydrate_order(id, &doc)?;
         if merged.id != id {
@@ -225,7 +228,7 @@ impl Store {
         append_chunk(&tx, id, &chunk, &mut doc, layout, merged.status.is_terminal())?;
         tx.execute(
             "INSERT INTO sync_docs (order_id, synced_heads, dirty) VALUES (?1, ?2, 0) \
-             ON CONFLICT (order_id) DO UPDATE SET synced_heads = ?2",
+             ON CONFLICT (order_id) DO UPDATE SET synced_heads = ?2, state = 'active', reason = NULL",
             params![id, heads_to_bytes(&synced)],
         )?;
         let draft = merge_draft(id, &mut doc, false);
