@@ -642,3 +642,45 @@ fn an_order_reassigned_away_and_back_returns_to_the_device() {
         });
     }
 }
+
+/// `POST /v1/sync?wait_ms=N` with `token` and `cursor`: the answer and how long it took.
+pub fn long_poll(url: &str, token: &str, cursor: u64, wait_ms: u64) -> (onsite_core::sync::protocol::SyncResponse, std::time::Duration) {
+    use onsite_core::sync::protocol;
+    let body = protocol::encode(&protocol::SyncRequest { v: protocol::VERSION, cursor, ..Default::default() }).unwrap();
+    let req = Request::new(Method::Post, format!("/v1/sync?wait_ms={wait_ms}")).header("authorization", format!("Bearer {token}")).body(body);
+    let started = std::time::Instant::now();
+    let resp = onsite_core::sync::transport::HttpTransport::new(url).unwrap().send(&req).unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    (protocol::decode_response(&resp.body).unwrap(), started.elapsed())
+}
+
+#[test]
+fn an_idle_device_waiting_on_sync_hears_of_a_dispatcher_edit_at_once() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-L", 2)).unwrap();
+    let other = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-2", "WO-O", 1)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    a.sync(&s.transport(), &fast(), None).unwrap();
+    let token = a.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap();
+    let cursor = s.running.service.head().unwrap();
+    // Nothing new: the wait runs to its end and answers empty with the same cursor.
+    let (r, took) = long_poll(&s.url(), &token, cursor, 300);
+    assert!(r.docs.is_empty() && r.cursor == cursor, "{r:?}");
+    assert!(took >= std::time::Duration::from_millis(250), "an idle long-poll answered early ({took:?})");
+    // Another engineer's order changing does not wake this device with an answer...
+    let url = s.url();
+    let waiter = std::thread::spawn(move || long_poll(&url, &token, cursor, 20_000));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    s.dispatcher.set_priority(&other[0], "low").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!waiter.is_finished(), "a change outside the device's scope ended the wait");
+    // ...its own order does, long before the 20 s deadline.
+    s.dispatcher.set_priority(&ids[1], "low").unwrap();
+    let (r, took) = waiter.join().unwrap();
+    assert_eq!(r.docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()], "{r:?}");
+    assert!(r.cursor > cursor);
+    assert!(took < std::time::Duration::from_secs(10), "the edit did not wake the waiting sync ({took:?})");
+}
