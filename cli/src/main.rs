@@ -2,6 +2,7 @@
 
 mod alloc;
 mod bench;
+mod bench_load;
 mod bench_sync;
 mod checklist;
 mod demo;
@@ -107,7 +108,7 @@ enum Command {
         #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
-    /// Benchmarks (build with --release): `onsite bench store`, `onsite bench sop`, `onsite bench photo`.
+    /// Benchmarks (build with --release): `onsite bench store`, `sop`, `photo`, `receipt`, `sync`, `load`.
     Bench {
         suite: String,
         /// Orders in the benchmark store.
@@ -116,6 +117,15 @@ enum Command {
         /// Input file (internal suites).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// `load`: simulated devices syncing at once.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// `load`: a PostgreSQL server (`postgres://user@host:port/db`) to also run on.
+        #[arg(long, env = "ONSITE_BENCH_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        /// `load`: instances of the multi-instance PostgreSQL run.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
     },
     /// Test support: append notes to ORDER in a loop, printing `ack N` after each durable edit.
     #[command(hide = true)]
@@ -233,7 +243,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Profile(cmd) => field::profile(&open(&data_dir(&cli.data))?, cmd),
-        Command::Bench { suite, orders, file } => bench::run(&suite, orders, file.as_deref()),
+        Command::Bench { suite, devices, database, instances, .. } if suite == "load" => bench_load::load_bench(devices, database.as_deref(), instances),
+        Command::Bench { suite, orders, file, .. } => bench::run(&suite, orders, file.as_deref()),
         Command::EditLoop { order, count, start } => edit_loop(&open(&data_dir(&cli.data))?, &order, start, count),
         Command::Orders(cmd) => orders(&open(&data_dir(&cli.data))?, cmd),
         Command::Evidence(cmd) => evidence::run(&open(&data_dir(&cli.data))?, cmd),
