@@ -6,7 +6,8 @@
 //!
 //! Figures per backend: `load.<backend>.syncs_per_s`, `.p50_ms`, `.p99_ms`,
 //! `.server_cpu_ms_per_order` (all instances' CPU during the sync phase over the orders
-//! synced) and `.errors` (syncs that did not complete; must be 0).
+//! synced), `.db_cpu_ms_per_order` (PostgreSQL's processes, when PostgreSQL runs here) and
+//! `.errors` (syncs that did not complete; must be 0).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -71,6 +72,23 @@ fn cpu_ms(url: &str) -> Result<f64> {
     text.lines().find_map(|l| l.strip_prefix("onsite_process_cpu_ms ")).and_then(|v| v.trim().parse().ok()).context("no onsite_process_cpu_ms")
 }
 
+/// CPU milliseconds of every PostgreSQL process on this machine (the pooled connections live
+/// through the measured phase, so their growth is the database's cost of it); 0 elsewhere.
+fn postgres_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut ticks = 0u64;
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += [11, 12].iter().filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok())).sum::<u64>();
+    }
+    ticks as f64 * 10.0 // USER_HZ = 100 on Linux
+}
+
 /// A photo-like JPEG (noise compresses badly, as camera output does).
 fn photo(seed: u64) -> Result<Vec<u8>> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -131,6 +149,7 @@ fn run_backend(name: &str, devices: usize, database: Option<&str>, instances: us
     }
     // The measured phase: every device syncs at once.
     let cpu0: f64 = urls.iter().map(|u| cpu_ms(u)).sum::<Result<f64>>()?;
+    let db0 = postgres_cpu_ms();
     let started = Instant::now();
     let threads: Vec<_> = devs
         .iter()
@@ -153,10 +172,14 @@ fn run_backend(name: &str, devices: usize, database: Option<&str>, instances: us
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu1: f64 = urls.iter().map(|u| cpu_ms(u)).sum::<Result<f64>>()?;
+    let db1 = postgres_cpu_ms();
     emit(&format!("load.{name}.syncs_per_s"), devices as f64 / wall, "syncs/s");
     emit(&format!("load.{name}.p50_ms"), percentile(lat.clone(), 0.5), "ms");
     emit(&format!("load.{name}.p99_ms"), percentile(lat, 0.99), "ms");
     emit(&format!("load.{name}.server_cpu_ms_per_order"), (cpu1 - cpu0) / (devices * ORDERS_PER_DEVICE) as f64, "ms");
+    if database.is_some() {
+        emit(&format!("load.{name}.db_cpu_ms_per_order"), (db1 - db0) / (devices * ORDERS_PER_DEVICE) as f64, "ms");
+    }
     emit(&format!("load.{name}.errors"), errors as f64, "count");
     Ok(())
 }
@@ -172,7 +195,8 @@ impl BenchDb {
     fn create(admin_url: &str, tag: &str) -> Result<Self> {
         let name = format!("onsite_load_{tag}_{}", std::process::id());
         let mut c = postgres::Client::connect(admin_url, postgres::NoTls)?;
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))?;
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
         let base = admin_url.rsplit_once('/').map(|(b, _)| b).context("--database must end in /DATABASE")?;
         Ok(Self { admin: admin_url.to_string(), url: format!("{base}/{name}"), name })
     }

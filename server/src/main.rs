@@ -83,7 +83,11 @@ fn blobs(url: Option<&str>, data: &std::path::Path) -> onsite_server::blobs::Blo
 
 fn main() {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // automerge logs an ERROR whenever a loaded chunk depends on history it lacks, which is
+    // every ordinary push the server checks on its own (`feed::check_changes`): silenced unless
+    // the filter names automerge itself.
+    let directives = if args.log.contains("automerge") { args.log.clone() } else { format!("{},automerge=off", args.log) };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,automerge=off"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if args.log_json {
         builder.json().init();

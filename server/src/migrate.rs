@@ -246,7 +246,8 @@ pub fn run(from: &Path, to: &str, blobs_from: Option<&Blobs>, blobs_to: Option<&
             if to_blobs.size(&provider, &sha)?.is_some() {
                 continue;
             }
-            let bytes = from_blobs.read(&provider, &sha)?.ok_or_else(|| Error::Verify(format!("blob {provider}/{sha} is recorded but missing at the source")))?;
+            let bytes =
+                from_blobs.read(&provider, &sha)?.ok_or_else(|| Error::Verify(format!("blob {provider}/{sha} is recorded but missing at the source")))?;
             if onsite_core::hash::hex(&Sha256::digest(&bytes)) != sha {
                 return Err(Error::Verify(format!("blob {provider}/{sha} at the source does not match its name")));
             }

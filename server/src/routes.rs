@@ -354,7 +354,12 @@ async fn sync(
 /// While the answer has nothing for the device, waits for the feed head to pass its cursor
 /// (this instance's commits, or another instance's through the backend's notifications) and
 /// answers again; at the deadline, the last (empty) answer goes.
-async fn long_poll(svc: &Arc<Service>, device: &crate::storage::DeviceRow, mut resp: protocol::SyncResponse, wait: std::time::Duration) -> Result<protocol::SyncResponse, Error> {
+async fn long_poll(
+    svc: &Arc<Service>,
+    device: &crate::storage::DeviceRow,
+    mut resp: protocol::SyncResponse,
+    wait: std::time::Duration,
+) -> Result<protocol::SyncResponse, Error> {
     let deadline = tokio::time::Instant::now() + wait;
     let idle = |r: &protocol::SyncResponse| {
         r.docs.is_empty() && r.removed.is_empty() && r.rejected.is_empty() && !r.more && r.parts.as_ref().is_none_or(|p| p.movements.is_empty())

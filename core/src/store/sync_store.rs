@@ -200,7 +200,7 @@ impl Store {
             // Nothing new, but the server sends only orders in this engineer's scope: one that
             // was removed (reassigned away) and came back is active again.
             let back = w.conn.execute("UPDATE sync_docs SET state = 'active', reason = NULL WHERE order_id = ?1 AND state = 'removed'", [id])?;
-            return Ok((back > 0).then(|| hydrate_order(id, &doc)).transpose()?);
+            return (back > 0).then(|| hydrate_order(id, &doc)).transpose();
         }
         let merged = hydrate_order(id, &doc)?;
         if merged.id != id {

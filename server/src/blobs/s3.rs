@@ -83,12 +83,11 @@ impl S3Store {
         // A gateway that is down answers in seconds, not after the default three minutes.
         b = b.with_retry(RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(20), ..Default::default() });
         let inner = b.build().map_err(remote("open", url))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("onsite-s3")
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io { op: "runtime", key: url.to_string(), source })?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("onsite-s3").enable_all().build().map_err(|source| Error::Io {
+            op: "runtime",
+            key: url.to_string(),
+            source,
+        })?;
         let endpoint = u.endpoint.clone().unwrap_or_else(|| "aws".into());
         Ok(Self { inner: Arc::new(inner), rt, bucket: u.bucket, endpoint, prefix: u.prefix })
     }
