@@ -42,13 +42,39 @@ pub mod limit {
     pub const BLOB_CHUNK: usize = onsite_core::sync::protocol::MAX_BLOB_CHUNK;
 }
 
-/// Counts failed credential attempts per source address.
+/// Counts failed credential attempts per source address. Behind a load balancer the TCP peer
+/// is the proxy, so for peers listed as trusted proxies the source is taken from
+/// `X-Forwarded-For` (the rightmost address that is not itself a trusted proxy); from any other
+/// peer the header is ignored, so a client cannot pick its own address.
 #[derive(Default)]
 pub struct FailureLimiter {
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    trusted: Vec<IpAddr>,
 }
 
 impl FailureLimiter {
+    pub fn with_trusted_proxies(trusted: Vec<IpAddr>) -> Self {
+        Self { windows: Mutex::default(), trusted }
+    }
+
+    /// The address a request's failures count against.
+    pub fn source(&self, parts: &Parts) -> IpAddr {
+        let peer = peer_ip(parts);
+        if !self.trusted.contains(&peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+        for hop in hops.iter().rev() {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if self.trusted.contains(&ip) => continue,
+                Ok(ip) => return ip,
+                // A hop that is not an address: the chain is not trustworthy past here.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+
     /// `Err` while `ip` has used up its failures in the current window.
     pub fn check(&self, ip: IpAddr) -> Result<(), Error> {
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,19 +106,19 @@ impl FailureLimiter {
     }
 }
 
-/// The caller's address, as an extractor.
+/// The caller's address as the limiter counts it (see [`FailureLimiter::source`]), as an extractor.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Arc<Service>> for ClientIp {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, svc: &Arc<Service>) -> Result<Self, Error> {
+        Ok(ClientIp(svc.limiter().source(parts)))
     }
 }
 
-/// The caller's address (`0.0.0.0` when the router runs without a socket, as in unit tests).
-pub fn client_ip(parts: &Parts) -> IpAddr {
+/// The TCP peer's address (`0.0.0.0` when the router runs without a socket, as in unit tests).
+fn peer_ip(parts: &Parts) -> IpAddr {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
@@ -106,7 +132,7 @@ async fn credential<T: Send + 'static>(
     svc: &Arc<Service>,
     check: impl FnOnce(&Service, Option<&str>) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    let ip = client_ip(parts);
+    let ip = svc.limiter().source(parts);
     svc.limiter().check(ip)?;
     let token = bearer(&parts.headers);
     let s = svc.clone();

@@ -46,6 +46,8 @@ pub struct Config {
     pub blobs: Option<Arc<dyn blobs::ObjectStore>>,
     /// The key store directory. `None`: `DATA/keys`. Instances of one deployment share it.
     pub keys: Option<PathBuf>,
+    /// Load balancers whose `X-Forwarded-For` names the client (for the credential limiter).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             storage: None,
             blobs: None,
             keys: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -112,7 +115,11 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
     }
     .map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;
-    Ok(Arc::new(Service::new(storage, &keys, blobs, config.clock.clone(), &token)?.with_compact_after(config.compact_after)))
+    Ok(Arc::new(
+        Service::new(storage, &keys, blobs, config.clock.clone(), &token)?
+            .with_compact_after(config.compact_after)
+            .with_trusted_proxies(config.trusted_proxies.clone()),
+    ))
 }
 
 /// A server running on a background thread; dropping it (or [`Running::stop`]) shuts it down.

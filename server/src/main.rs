@@ -33,6 +33,10 @@ struct Args {
     /// Admin token (creates providers). Default: DATA/admin-token, created on first start.
     #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Load balancers (comma-separated addresses) whose `X-Forwarded-For` names the client;
+    /// from any other peer the header is ignored.
+    #[arg(long, env = "ONSITE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxy: Vec<std::net::IpAddr>,
     /// Change rows per order before the server compacts it into a snapshot.
     #[arg(long, env = "ONSITE_COMPACT_AFTER", default_value_t = onsite_server::service::COMPACT_AFTER)]
     compact_after: u64,
@@ -129,6 +133,7 @@ fn main() {
     config.compact_after = args.compact_after;
     config.limits.max_connections = args.max_connections;
     config.keys = args.keys;
+    config.trusted_proxies = args.trusted_proxy;
     if let Some(url) = &args.database {
         match onsite_server::storage::open_url(url) {
             Ok(s) => config.storage = s,

@@ -421,3 +421,40 @@ fn a_lost_key_file_stops_the_server_instead_of_rotating_the_key() {
         Ok(r) => panic!("the server started with a new log key {:?} (was {key:?})", r.service.log_key()),
     }
 }
+
+/// Behind a load balancer every request arrives from the proxy's address: one client's wrong
+/// tokens must not lock every other client out, and a client talking to the server directly
+/// must not escape the limit by writing its own `X-Forwarded-For`.
+#[test]
+fn behind_a_trusted_proxy_failures_count_per_client_and_the_header_is_not_trusted_from_others() {
+    use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = onsite_server::Config::new(dir.path().join("server"));
+    config.admin_token = Some("adm".into());
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let proxied = onsite_server::spawn(config).unwrap();
+    let token = onsite_server::client::create_provider(&proxied.url(), "adm", "prov", "P").unwrap();
+    let get = |url: &str, bearer: &str, xff: Option<&str>| {
+        let mut req = Request::new(Method::Get, "/v1/devices").header("authorization", format!("Bearer {bearer}"));
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        HttpTransport::new(url).unwrap().send(&req).unwrap().status
+    };
+    // The attacker behind the proxy uses up its failures...
+    for i in 0..onsite_server::http::MAX_FAILURES {
+        assert_eq!(get(&proxied.url(), &format!("dev_wrong{i}"), Some("203.0.113.9")), 401);
+    }
+    assert_eq!(get(&proxied.url(), "dev_wrong", Some("203.0.113.9")), 429);
+    // ...a spoofed hop to the left of the proxy's entry does not help it...
+    assert_eq!(get(&proxied.url(), &token, Some("198.51.100.1, 203.0.113.9")), 429);
+    // ...and the dispatcher behind the same proxy is not locked out.
+    assert_eq!(get(&proxied.url(), &token, Some("203.0.113.10")), 200);
+
+    // Without a trusted proxy the header is ignored: the limit holds for the socket's address.
+    let f = field();
+    for i in 0..onsite_server::http::MAX_FAILURES {
+        assert_eq!(get(&f.s.url(), &format!("dev_wrong{i}"), Some(&format!("192.0.2.{i}"))), 401);
+    }
+    assert_eq!(get(&f.s.url(), f.s.dispatcher_token(), Some("192.0.2.200")), 429);
+}

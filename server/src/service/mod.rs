@@ -194,6 +194,12 @@ impl Service {
         })
     }
 
+    /// Takes the client address from `X-Forwarded-For` when the peer is one of `proxies`.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Self {
+        self.limiter = crate::http::FailureLimiter::with_trusted_proxies(proxies);
+        self
+    }
+
     /// Compacts an order after `n` change rows (tests use small values to compact often).
     pub fn with_compact_after(mut self, n: u64) -> Self {
         self.compact_after = n.max(1);
