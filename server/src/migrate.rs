@@ -15,9 +15,9 @@
 
 use std::path::Path;
 
+use onsite_core::hash::Sha256;
 use postgres::types::{ToSql, Type};
 use rusqlite::types::Value;
-use sha2::{Digest, Sha256};
 
 use crate::blobs::Blobs;
 use crate::storage::{self, PostgresStorage, SqliteStorage, Storage};

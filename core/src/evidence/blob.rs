@@ -8,7 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::hash::Sha256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -312,6 +312,42 @@ impl Report {
 /// Checks one entry on its own: body hash, form, seq, device, the link `linked` asks for,
 /// inline payload against its hash, and the signature. Returns the parsed body.
 fn check_entry(e: &Entry, public_key: &[u8], device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
+    let body = check_structure(e, device, linked)?;
+    if !signature_holds(e, public_key) {
+        return Err(Problem::BadSignature { seq: e.seq });
+    }
+    Ok(body)
+}
+
+fn signature_holds(e: &Entry, public_key: &[u8]) -> bool {
+    signer::verify(public_key, &e.body, &e.signature).unwrap_or(false)
+}
+
+/// Entries below this many are checked on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// The index of the first entry whose signature does not hold. Signatures are independent of
+/// one another, so a long upload is checked across the machine's cores; the answer is the
+/// same as a walk in order.
+fn first_bad_signature(entries: &[Entry], public_key: &[u8]) -> Option<usize> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if entries.len() < PARALLEL_FROM || threads < 2 {
+        return entries.iter().position(|e| !signature_holds(e, public_key));
+    }
+    let chunk = entries.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| scope.spawn(move || part.iter().position(|e| !signature_holds(e, public_key)).map(|i| n * chunk + i)))
+            .collect();
+        // A thread that could not report counts as a failure at its first entry (never a pass).
+        handles.into_iter().enumerate().filter_map(|(n, h)| h.join().unwrap_or(Some(n * chunk))).min()
+    })
+}
+
+/// Everything but the signature: hash, body, seq, device, link, payload hash.
+fn check_structure(e: &Entry, device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
     if sha256_hex(&e.body) != e.hash {
         return Err(Problem::HashMismatch { seq: e.seq });
     }
@@ -331,9 +367,6 @@ fn check_entry(e: &Entry, public_key: &[u8], device: &str, linked: impl FnOnce(&
             _ => return Err(Problem::Malformed { seq: e.seq, reason: "payload does not match its hash".into() }),
         }
     }
-    if !signer::verify(public_key, &e.body, &e.signature).unwrap_or(false) {
-        return Err(Problem::BadSignature { seq: e.seq });
-    }
     Ok(body)
 }
 
@@ -343,19 +376,30 @@ fn report(entries: &[Entry], first_problem: Option<Problem>) -> Report {
 
 /// Walks `entries` (consecutive, starting at `start_prev` — the hash before the first, or
 /// `ZERO_HASH` for a whole journal) and reports the first broken link, bad signature or gap.
+///
+/// The chain (seqs, hashes, bodies, links) is walked in order; the signatures of the entries
+/// before the first structural problem are then checked across cores. The first problem in
+/// entry order is reported, exactly as a single walk would.
 pub fn verify(entries: &[Entry], public_key: &[u8], device: &str, start_prev: Option<&str>) -> Report {
     let mut prev: Option<String> = start_prev.map(str::to_string);
     let first = entries.first().map(|e| e.seq).unwrap_or(1);
-    for (expected_seq, e) in (first..).zip(entries) {
+    let mut structural: Option<(usize, Problem)> = None;
+    for (i, (expected_seq, e)) in (first..).zip(entries).enumerate() {
         if e.seq != expected_seq {
-            return report(entries, Some(Problem::Gap { expected: expected_seq, found: e.seq }));
+            structural = Some((i, Problem::Gap { expected: expected_seq, found: e.seq }));
+            break;
         }
-        if let Err(p) = check_entry(e, public_key, device, |b| prev.as_ref().is_none_or(|p| &b.prev == p)) {
-            return report(entries, Some(p));
+        if let Err(p) = check_structure(e, device, |b| prev.as_ref().is_none_or(|p| &b.prev == p)) {
+            structural = Some((i, p));
+            break;
         }
         prev = Some(e.hash.clone());
     }
-    report(entries, None)
+    let checked = structural.as_ref().map_or(entries.len(), |(i, _)| *i);
+    if let Some(i) = first_bad_signature(&entries[..checked], public_key) {
+        return report(entries, Some(Problem::BadSignature { seq: entries[i].seq }));
+    }
+    report(entries, structural.map(|(_, p)| p))
 }
 
 /// Verifies one order's slice of a device journal through its per-order chain: every entry
@@ -424,6 +468,33 @@ mod tests {
             head = h;
         }
         out
+    }
+
+    #[test]
+    fn a_long_upload_checked_across_cores_reports_the_first_problem_in_order() {
+        let s = SoftwareSigner::generate().unwrap();
+        let entries = chain(150, &s);
+        assert!(entries.len() > PARALLEL_FROM);
+        assert!(verify(&entries, &s.public_key(), "dev", Some(ZERO_HASH)).ok());
+        let bad_sig = |k: usize| {
+            let mut es = entries.clone();
+            es[k].signature[5] ^= 1;
+            es
+        };
+        for k in [0, 37, 74, 75, 149] {
+            let r = verify(&bad_sig(k), &s.public_key(), "dev", Some(ZERO_HASH));
+            assert_eq!(r.first_problem, Some(Problem::BadSignature { seq: entries[k].seq }), "{k}");
+        }
+        // Two problems: the earlier one in entry order wins, whichever kind it is.
+        let mut es = bad_sig(100);
+        es[20].body[3] ^= 1;
+        assert_eq!(verify(&es, &s.public_key(), "dev", Some(ZERO_HASH)).first_problem, Some(Problem::HashMismatch { seq: entries[20].seq }));
+        let mut es = bad_sig(20);
+        es[100].body[3] ^= 1;
+        assert_eq!(verify(&es, &s.public_key(), "dev", Some(ZERO_HASH)).first_problem, Some(Problem::BadSignature { seq: entries[20].seq }));
+        // Another device's key fails at the first entry.
+        let other = SoftwareSigner::generate().unwrap();
+        assert_eq!(verify(&entries, &other.public_key(), "dev", Some(ZERO_HASH)).first_problem, Some(Problem::BadSignature { seq: entries[0].seq }));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! Leaf hash `SHA-256(0x00 || leaf)`, node hash `SHA-256(0x01 || left || right)`, the tree of
 //! `n` leaves split at the largest power of two below `n` (RFC 9162 section 2.1.1).
 
+use crate::hash::Sha256;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::evidence::signer::{self, Signer};
 

@@ -15,7 +15,7 @@ use std::fs::{self, OpenOptions};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
+use onsite_core::hash::Sha256;
 
 pub mod s3;
 pub mod store;

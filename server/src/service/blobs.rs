@@ -1,8 +1,8 @@
 //! Resumable, content-addressed blob uploads and reads (per provider).
 
 use onsite_core::hash::hex;
+use onsite_core::hash::Sha256;
 use onsite_core::sync::protocol;
-use sha2::{Digest, Sha256};
 
 use super::{internal, Error, Result, Service};
 use crate::blobs::PutOutcome;
