@@ -107,7 +107,7 @@ fn sqlite_row_hash(row: &rusqlite::Row<'_>, n: usize) -> Result<[u8; 32], Error>
             Value::Blob(b) => feed_value(&mut h, 3, &b),
         }
     }
-    Ok(h.finalize().into())
+    Ok(h.finalize())
 }
 
 fn pg_row_hash(row: &postgres::Row) -> Result<[u8; 32], Error> {
@@ -137,7 +137,7 @@ fn pg_row_hash(row: &postgres::Row) -> Result<[u8; 32], Error> {
             ref other => return Err(Error::Type { table: String::new(), column: c.name().into(), ty: other.to_string() }),
         }
     }
-    Ok(h.finalize().into())
+    Ok(h.finalize())
 }
 
 /// Sorted row hashes, hashed: equal iff both sides hold the same multiset of rows.

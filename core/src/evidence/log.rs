@@ -30,7 +30,7 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(leaf);
-    h.finalize().into()
+    h.finalize()
 }
 
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
@@ -38,7 +38,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.update([1u8]);
     h.update(left);
     h.update(right);
-    h.finalize().into()
+    h.finalize()
 }
 
 /// The largest power of two strictly below `n` (n >= 2).
@@ -53,7 +53,7 @@ fn split(n: usize) -> usize {
 /// MTH(D[n]) over leaf hashes. The empty tree's root is SHA-256 of nothing.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
-        0 => Sha256::digest([]).into(),
+        0 => Sha256::digest([]),
         1 => leaves[0],
         n => {
             let k = split(n);
