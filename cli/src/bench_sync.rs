@@ -52,6 +52,17 @@ fn start_server(data: &std::path::Path, admin: &str) -> Result<ServerProcess> {
     Ok(ServerProcess { child, url })
 }
 
+/// CPU time of the calling thread in ms (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 fn server_cpu_ms(url: &str) -> Result<f64> {
     let t = HttpTransport::new(url)?;
     let r = t.send(&Request::new(Method::Get, "/metrics"))?;
@@ -160,6 +171,30 @@ pub fn sync_bench(n: usize) -> Result<()> {
     emit("sync.offline_day_total_bytes", (day.bytes_sent + day.bytes_received) as f64, "bytes");
     emit("sync.offline_day_wall_s", wall, "s");
     emit("sync.server_cpu_ms_per_order", (cpu1 - cpu0) / n as f64, "ms");
+
+    // Baseline: the same changes merged with plain Automerge in this process (load the
+    // server's document as it was, apply the device's new changes, save the increment), on
+    // one thread; the server does that plus authorization, shape checks, journal
+    // verification, storage and the feed.
+    let mut raw_ms = 0.0;
+    for (id, old) in ids.iter().zip(&before) {
+        let after = device.document_bytes(id)?;
+        let mut server_side = AutoCommit::load(old)?;
+        let heads = server_side.get_heads();
+        let changes = {
+            let mut d = AutoCommit::load(&after)?;
+            d.save_after(&heads)
+        };
+        let t0 = thread_cpu_ms();
+        let mut doc = AutoCommit::load(old)?;
+        doc.load_incremental(&changes)?;
+        std::hint::black_box(doc.save_after(&heads));
+        raw_ms += thread_cpu_ms() - t0;
+        server_side.load_incremental(&changes)?;
+    }
+    let raw_per_order = raw_ms / n as f64;
+    emit("sync.raw_merge_cpu_ms_per_order", raw_per_order, "ms");
+    emit("sync.server_cpu_vs_raw_merge", (cpu1 - cpu0) / n as f64 / raw_per_order.max(1e-9), "x");
 
     // Baseline: per-document Automerge sync of the same work (fresh sync states).
     let (mut messages, mut bytes) = (0u64, 0u64);

@@ -74,6 +74,15 @@ fn migrate_copies_and_verifies_and_a_rerun_after_an_interruption_adds_no_duplica
     c.execute("UPDATE orders SET customer = 'someone else' WHERE id = $1", &[&ids[2]]).unwrap();
     let e = onsite_server::migrate::run(&db_file, &pg, Some(&from_blobs), Some(&to_blobs)).unwrap_err();
     assert!(e.to_string().contains("orders"), "{e}");
+    // The same through the binary: a non-zero exit naming the table.
+    let out = std::process::Command::new(onsite_tests::onsite_server_bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["migrate", "--to", &pg, "--blobs-to", &s3])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("orders: the rows differ"), "{}", String::from_utf8_lossy(&out.stderr));
     drop(c);
 
     // The moved deployment serves the same device: same keys, same cursor, same log.
