@@ -164,6 +164,7 @@ pub fn spawn(config: Config) -> Result<Running, Error> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = routes::router(service.clone());
     let limits = config.limits;
+    let drain = service.clone();
     let thread = std::thread::Builder::new()
         .name("onsite-server".into())
         .spawn(move || {
@@ -178,12 +179,31 @@ pub fn spawn(config: Config) -> Result<Running, Error> {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
                 let _ = serve::serve(listener, app, limits, async move {
                     let _ = rx.await;
+                    drain.notifier().close();
                 })
                 .await;
             });
         })
         .map_err(|e| Error::Listen { addr, reason: e.to_string() })?;
     Ok(Running { addr, service, shutdown: Some(tx), thread: Some(thread) })
+}
+
+/// Ctrl-C, or SIGTERM on Unix (a service manager's stop).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// Runs the server until Ctrl-C / SIGTERM (the binary).
@@ -196,23 +216,11 @@ pub fn run(config: Config) -> Result<(), Error> {
         tracing::info!(%addr, data = %config.data.display(), "onsite-server listening");
         // The one line scripts wait for.
         println!("onsite-server listening on http://{addr}");
-        let app = routes::router(service);
-        serve::serve(listener, app, config.limits, async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-            tracing::info!("shutting down");
+        let app = routes::router(service.clone());
+        serve::serve(listener, app, config.limits, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining requests in flight, answering long-polls now");
+            service.notifier().close();
         })
         .await
         .map_err(|e| Error::Listen { addr, reason: e.to_string() })

@@ -8,11 +8,19 @@ use tokio::sync::watch;
 
 pub struct Notifier {
     tx: watch::Sender<u64>,
+    /// Set when the server starts draining: waiters answer at once instead of at their deadline.
+    closing: watch::Sender<bool>,
 }
 
 impl Notifier {
     pub fn new(head: u64) -> Self {
-        Self { tx: watch::Sender::new(head) }
+        Self { tx: watch::Sender::new(head), closing: watch::Sender::new(false) }
+    }
+
+    /// The server is shutting down: every waiter returns now (its request is answered within
+    /// the drain instead of being cut off).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Raises the known head to `head` (a lower or equal value changes nothing and wakes no one).
@@ -35,14 +43,18 @@ impl Notifier {
         self.tx.subscribe()
     }
 
-    /// Waits until the head passes `after` or `deadline` comes; returns the head then.
+    /// Waits until the head passes `after`, `deadline` comes or the server starts draining;
+    /// returns the head then.
     pub async fn wait_past(&self, after: u64, deadline: tokio::time::Instant) -> u64 {
-        let mut rx = self.subscribe();
-        let passed = tokio::time::timeout_at(deadline, rx.wait_for(|h| *h > after)).await;
-        match passed {
-            Ok(Ok(h)) => *h,
-            _ => self.head(),
+        let (mut rx, mut closing) = (self.subscribe(), self.closing.subscribe());
+        let passed = async { rx.wait_for(|h| *h > after).await.map(|h| *h) };
+        let closed = async { closing.wait_for(|c| *c).await.map(|_| ()) };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = passed => {}
+            _ = closed => {}
         }
+        self.head()
     }
 }
 
@@ -67,5 +79,12 @@ mod tests {
         assert_eq!(tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap(), 9);
         // A head already past the cursor answers at once.
         assert_eq!(n.wait_past(7, tokio::time::Instant::now()).await, 9);
+        // Draining: a waiter with a long deadline returns as soon as the server closes.
+        let n2 = n.clone();
+        let waiter = tokio::spawn(async move { n2.wait_past(9, tokio::time::Instant::now() + Duration::from_secs(60)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n.close();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap(), 9);
+        assert_eq!(n.wait_past(9, tokio::time::Instant::now() + Duration::from_secs(60)).await, 9, "closed stays closed");
     }
 }

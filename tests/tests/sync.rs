@@ -684,3 +684,42 @@ fn an_idle_device_waiting_on_sync_hears_of_a_dispatcher_edit_at_once() {
     assert!(r.cursor > cursor);
     assert!(took < std::time::Duration::from_secs(10), "the edit did not wake the waiting sync ({took:?})");
 }
+
+/// SIGTERM drains: a device long-polling when the server is told to stop gets its (empty)
+/// answer at once, not a cut connection 10 s later, and the process exits cleanly.
+#[test]
+fn sigterm_answers_a_waiting_long_poll_and_exits_cleanly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(onsite_tests::onsite_server_bin())
+        .arg("--data")
+        .arg(dir.path().join("server"))
+        .args(["--listen", "127.0.0.1:0", "--admin-token", "adm", "--log", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("onsite-server listening on ").unwrap().to_string();
+    let token = onsite_server::client::create_provider(&url, "adm", PROVIDER, "P").unwrap();
+    let d = onsite_server::client::DispatcherClient::new(&url, &token).unwrap();
+    d.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-T", 1)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    let t = onsite_core::sync::transport::HttpTransport::new(&url).unwrap();
+    a.enrol(&t, &url, &d.enrolment_code("eng-1").unwrap()).unwrap();
+    a.sync(&t, &fast(), None).unwrap();
+    let device_token = a.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().unwrap();
+    // The server's head now; nothing changes after this.
+    let head = long_poll(&url, &device_token, 0, 0).0.cursor;
+    let u = url.clone();
+    let waiter = std::thread::spawn(move || long_poll(&u, &device_token, head, 20_000));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let (r, _) = waiter.join().unwrap();
+    assert!(r.docs.is_empty() && r.cursor == head, "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the long-poll was held through the drain ({:?})", started.elapsed());
+    assert!(child.wait().unwrap().success(), "the server exits 0 after draining");
+}
