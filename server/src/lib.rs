@@ -226,3 +226,29 @@ pub fn run(config: Config) -> Result<(), Error> {
         .map_err(|e| Error::Listen { addr, reason: e.to_string() })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_starting_together_on_one_key_directory_share_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let services: Vec<Arc<Service>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let mut config = Config::new(dir.path().join(format!("i{i}")));
+                    config.keys = Some(keys.clone());
+                    config.admin_token = Some("adm".into());
+                    s.spawn(move || open(&config).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for s in &services {
+            assert_eq!(s.log_key(), services[0].log_key(), "one log key for every instance");
+            assert_eq!(s.time_authority_key(), services[0].time_authority_key());
+        }
+    }
+}

@@ -159,7 +159,15 @@ impl Service {
                 // Never created: the first start.
                 None => SoftwareSigner::generate().map_err(internal)?,
             };
-            keys.create(name.as_str(), &k.secret()).map_err(internal)?;
+            match keys.create(name.as_str(), &k.secret()) {
+                Ok(()) => {}
+                // Another instance starting at the same moment created it: use that one.
+                Err(crate::keys::Error::Exists { .. }) => {
+                    let secret = keys.get(name.as_str()).map_err(internal)?.ok_or_else(|| internal("a key that exists cannot be read"))?;
+                    return SoftwareSigner::from_secret(&secret).map_err(internal);
+                }
+                Err(e) => return Err(internal(e)),
+            }
             storage.set_meta(name, "")?;
             Ok(k)
         };
