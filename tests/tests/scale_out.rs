@@ -1,6 +1,7 @@
 //! Moving to PostgreSQL + S3 and running several instances: `onsite-server migrate` copies an
 //! embedded deployment and proves the copy (and a rerun duplicates nothing); a long-polling
-//! device on one instance hears of an edit made through another (LISTEN/NOTIFY).
+//! device on one instance hears of an edit made through another (LISTEN/NOTIFY), and a
+//! revocation through one instance holds on the other at once.
 //!
 //! Needs `ONSITE_TEST_PG` and `ONSITE_TEST_S3` (the `postgres` suite of `scripts/test`).
 
@@ -139,4 +140,10 @@ fn a_long_poll_on_one_instance_wakes_for_an_edit_through_another() {
     let (r, took) = waiter.join().unwrap();
     assert_eq!(r.docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [ids[0].as_str()], "{r:?}");
     assert!(took < std::time::Duration::from_secs(5), "NOTIFY did not reach the other instance ({took:?})");
+    // Revocation through instance two holds on instance one at once (no cache of credentials).
+    d2.revoke_device(dev.device_id()).unwrap();
+    match dev.sync(&t, &fast(), None) {
+        Err(onsite_core::Error::Sync(onsite_core::device::SyncError::Unauthorized(_))) => {}
+        other => panic!("a device revoked through another instance was served: {other:?}"),
+    }
 }
