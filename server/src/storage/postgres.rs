@@ -81,7 +81,7 @@ impl PostgresStorage {
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS onsite_schema (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), version INTEGER NOT NULL)")?;
-        let found: i32 = tx.query_opt("SELECT version FROM onsite_schema", &[])?.map_or(0, |r| r.get(0));
+        let found: i32 = tx.query_opt("SELECT version FROM onsite_schema", &[])?.map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
         let supported = MIGRATIONS.len() as i32;
         if found > supported {
             return Err(Error::TooNew { found: found as u32, supported: supported as u32 });
@@ -99,30 +99,30 @@ const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revo
 const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
-fn device_row(r: &Row) -> DeviceRow {
-    DeviceRow {
-        id: r.get(0),
-        provider: r.get(1),
-        engineer_id: r.get(2),
-        public_key: r.get(3),
-        revoked: r.get::<_, Option<i64>>(4).is_some(),
-        journal_seq: r.get::<_, i64>(5) as u64,
-        journal_head: r.get(6),
-    }
+fn device_row(r: &Row) -> Result<DeviceRow> {
+    Ok(DeviceRow {
+        id: r.try_get(0)?,
+        provider: r.try_get(1)?,
+        engineer_id: r.try_get(2)?,
+        public_key: r.try_get(3)?,
+        revoked: r.try_get::<_, Option<i64>>(4)?.is_some(),
+        journal_seq: r.try_get::<_, i64>(5)? as u64,
+        journal_head: r.try_get(6)?,
+    })
 }
 
-fn order_row(r: &Row) -> OrderRow {
-    OrderRow {
-        provider: r.get(0),
-        id: r.get(1),
-        engineer_id: r.get(2),
-        status: r.get(3),
-        priority: r.get(4),
-        customer: r.get(5),
-        updated_seq: r.get::<_, i64>(6) as u64,
-        assigned_seq: r.get::<_, i64>(7) as u64,
-        compacted_seq: r.get::<_, i64>(8) as u64,
-    }
+fn order_row(r: &Row) -> Result<OrderRow> {
+    Ok(OrderRow {
+        provider: r.try_get(0)?,
+        id: r.try_get(1)?,
+        engineer_id: r.try_get(2)?,
+        status: r.try_get(3)?,
+        priority: r.try_get(4)?,
+        customer: r.try_get(5)?,
+        updated_seq: r.try_get::<_, i64>(6)? as u64,
+        assigned_seq: r.try_get::<_, i64>(7)? as u64,
+        compacted_seq: r.try_get::<_, i64>(8)? as u64,
+    })
 }
 
 fn string_list(text: &str) -> Result<Vec<String>> {
@@ -130,20 +130,27 @@ fn string_list(text: &str) -> Result<Vec<String>> {
 }
 
 fn expert_row(r: &Row) -> Result<ExpertRow> {
-    Ok(ExpertRow { provider: r.get(0), id: r.get(1), name: r.get(2), categories: string_list(r.get(3))?, brands: string_list(r.get(4))?, fee_cents: r.get(5) })
+    Ok(ExpertRow {
+        provider: r.try_get(0)?,
+        id: r.try_get(1)?,
+        name: r.try_get(2)?,
+        categories: string_list(r.try_get(3)?)?,
+        brands: string_list(r.try_get(4)?)?,
+        fee_cents: r.try_get(5)?,
+    })
 }
 
-fn help_row(r: &Row) -> HelpRow {
-    HelpRow {
-        provider: r.get(0),
-        id: r.get(1),
-        order_id: r.get(2),
-        engineer: r.get(3),
-        expert_id: r.get(4),
-        status: r.get(5),
-        cost_cents: r.get(6),
-        created_at: r.get(7),
-    }
+fn help_row(r: &Row) -> Result<HelpRow> {
+    Ok(HelpRow {
+        provider: r.try_get(0)?,
+        id: r.try_get(1)?,
+        order_id: r.try_get(2)?,
+        engineer: r.try_get(3)?,
+        expert_id: r.try_get(4)?,
+        status: r.try_get(5)?,
+        cost_cents: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+    })
 }
 
 /// A feed position as PostgreSQL's BIGINT (positions past `i64::MAX` mean "the end").
@@ -166,7 +173,7 @@ fn next_seq(
             "INSERT INTO feed (seq, provider, order_id, kind, origin, engineer_id, bytes) VALUES (nextval('feed_seq'), $1, $2, $3, $4, $5, $6) RETURNING seq",
             &[&provider, &order, &kind, &origin, &engineer, &bytes],
         )?
-        .get(0);
+        .try_get(0)?;
     tx.execute("UPDATE feed_head SET seq = greatest(seq, $1)", &[&seq])?;
     // Delivered at commit, to every instance's listener (`listen.rs`).
     tx.execute("SELECT pg_notify($1, $2)", &[&FEED_CHANNEL, &seq.to_string()])?;
@@ -174,7 +181,7 @@ fn next_seq(
 }
 
 fn change_rows(c: &mut impl GenericClient, provider: &str, id: &str) -> Result<u64> {
-    let n: i64 = c.query_one("SELECT count(*) FROM feed WHERE provider = $1 AND order_id = $2 AND kind = 'change'", &[&provider, &id])?.get(0);
+    let n: i64 = c.query_one("SELECT count(*) FROM feed WHERE provider = $1 AND order_id = $2 AND kind = 'change'", &[&provider, &id])?.try_get(0)?;
     Ok(n as u64)
 }
 
@@ -221,13 +228,13 @@ struct PgReader<C>(RefCell<C>);
 
 impl<C: Db> FeedReader for PgReader<C> {
     fn head(&self) -> Result<u64> {
-        let seq: i64 = self.0.borrow_mut().query_one("SELECT seq FROM feed_head", &[])?.get(0);
+        let seq: i64 = self.0.borrow_mut().query_one("SELECT seq FROM feed_head", &[])?.try_get(0)?;
         Ok(seq as u64)
     }
 
     fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>> {
         let row = self.0.borrow_mut().query_opt(&format!("SELECT {ORDER_COLS} FROM orders WHERE provider = $1 AND id = $2"), &[&provider, &id])?;
-        Ok(row.as_ref().map(order_row))
+        row.as_ref().map(order_row).transpose()
     }
 
     fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
@@ -235,7 +242,7 @@ impl<C: Db> FeedReader for PgReader<C> {
         let snapshot: Vec<u8> = c
             .query_opt("SELECT snapshot FROM docs WHERE provider = $1 AND order_id = $2", &[&provider, &id])?
             .ok_or_else(|| Error::NotFound(format!("order `{id}`")))?
-            .get(0);
+            .try_get(0)?;
         let rows = c.query(
             "SELECT f.bytes FROM feed f JOIN orders o ON o.provider = f.provider AND o.id = f.order_id \
              WHERE f.provider = $1 AND f.order_id = $2 AND f.kind = 'change' AND f.seq > o.compacted_seq ORDER BY f.seq",
@@ -255,10 +262,17 @@ impl<C: Db> FeedReader for PgReader<C> {
              ORDER BY f.seq",
             &[&provider, &engineer, &pos(cursor), &pos(upto)],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| FeedRow { seq: r.get::<_, i64>(0) as u64, order_id: r.get(1), kind: r.get(2), origin: r.get(3), engineer_id: r.get(4) })
-            .collect())
+        rows.iter()
+            .map(|r| {
+                Ok(FeedRow {
+                    seq: r.try_get::<_, i64>(0)? as u64,
+                    order_id: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    origin: r.try_get(3)?,
+                    engineer_id: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     fn chunks_after(&self, provider: &str, id: &str, after: u64, upto: u64, skip_origin: &str) -> Result<Vec<Vec<u8>>> {

@@ -17,7 +17,7 @@ fn listen_once(config: &postgres::Config, stop: &AtomicBool, publish: &(dyn Fn(u
     let mut client = config.connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {}", super::FEED_CHANNEL))?;
     let head = |c: &mut postgres::Client| -> Result<(), postgres::Error> {
-        let seq: i64 = c.query_one("SELECT seq FROM feed_head", &[])?.get(0);
+        let seq: i64 = c.query_one("SELECT seq FROM feed_head", &[])?.try_get(0)?;
         publish(u64::try_from(seq).unwrap_or(0));
         Ok(())
     };

@@ -13,7 +13,7 @@ use crate::storage::{
 
 impl Storage for PostgresStorage {
     fn meta(&self, key: MetaKey) -> Result<Option<String>> {
-        Ok(self.pool.get()?.query_opt("SELECT value FROM meta WHERE key = $1", &[&key.as_str()])?.map(|r| r.get(0)))
+        Ok(self.pool.get()?.query_opt("SELECT value FROM meta WHERE key = $1", &[&key.as_str()])?.map(|r| r.try_get(0)).transpose()?)
     }
 
     fn set_meta(&self, key: MetaKey, value: &str) -> Result<()> {
@@ -35,7 +35,7 @@ impl Storage for PostgresStorage {
     }
 
     fn provider_by_token(&self, token_hash: &str) -> Result<Option<String>> {
-        Ok(self.pool.get()?.query_opt("SELECT id FROM providers WHERE token_hash = $1", &[&token_hash])?.map(|r| r.get(0)))
+        Ok(self.pool.get()?.query_opt("SELECT id FROM providers WHERE token_hash = $1", &[&token_hash])?.map(|r| r.try_get(0)).transpose()?)
     }
 
     fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()> {
@@ -53,16 +53,16 @@ impl Storage for PostgresStorage {
         // waits, then reads the code as used.
         let code = tx.query_opt("SELECT provider, engineer_id, expires_at, used_at FROM enrol_codes WHERE code_hash = $1 FOR UPDATE", &[&code_hash])?;
         let Some(code) = code else { return Err(Error::NotFound("enrolment code".into())) };
-        let (provider, engineer): (String, String) = (code.get(0), code.get(1));
+        let (provider, engineer): (String, String) = (code.try_get(0)?, code.try_get(1)?);
         if code.get::<_, Option<i64>>(3).is_some() {
             return Err(Error::Conflict("the enrolment code was already used".into()));
         }
-        if code.get::<_, i64>(2) < now_ms {
+        if code.try_get::<_, i64>(2)? < now_ms {
             return Err(Error::Conflict("the enrolment code has expired".into()));
         }
         const TAKEN: &str = "this device id cannot be enrolled with this key; generate a new device identity";
         match tx.query_opt("SELECT provider, public_key FROM devices WHERE id = $1 FOR UPDATE", &[&device_id])? {
-            Some(d) if d.get::<_, String>(0) != provider => return Err(Error::Conflict(TAKEN.into())),
+            Some(d) if d.try_get::<_, String>(0)? != provider => return Err(Error::Conflict(TAKEN.into())),
             Some(d) => {
                 if d.get::<_, Vec<u8>>(1) != public_key {
                     return Err(Error::Conflict(TAKEN.into()));
@@ -88,12 +88,12 @@ impl Storage for PostgresStorage {
             &format!("SELECT {DEVICE_COLS} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = $1 AND t.revoked_at IS NULL"),
             &[&token_hash],
         )?;
-        Ok(row.as_ref().map(device_row))
+        row.as_ref().map(device_row).transpose()
     }
 
     fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>> {
         let rows = self.pool.get()?.query(&format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.provider = $1 ORDER BY d.id"), &[&provider])?;
-        Ok(rows.iter().map(device_row).collect())
+        rows.iter().map(device_row).collect()
     }
 
     fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()> {
@@ -117,7 +117,7 @@ impl Storage for PostgresStorage {
             &format!("SELECT {ORDER_COLS} FROM orders WHERE provider = $1 AND ($2::TEXT IS NULL OR engineer_id = $2) ORDER BY id"),
             &[&provider, &engineer],
         )?;
-        Ok(rows.iter().map(order_row).collect())
+        rows.iter().map(order_row).collect()
     }
 
     fn document(&self, provider: &str, id: &str) -> Result<Vec<Vec<u8>>> {
@@ -219,7 +219,7 @@ impl Storage for PostgresStorage {
 
     fn receipt_hashes(&self, provider: &str, order_id: &str) -> Result<Vec<String>> {
         let rows = self.pool.get()?.query("SELECT sha256 FROM receipts WHERE provider = $1 AND order_id = $2 ORDER BY revision", &[&provider, &order_id])?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?)
     }
 
     fn append_journal(&self, device: &DeviceRow, entries: &[JournalRow], receipts: &[ReceiptRow]) -> Result<Vec<u64>> {
@@ -227,11 +227,11 @@ impl Storage for PostgresStorage {
         let mut tx = c.transaction()?;
         // One appender per provider log at a time, on every instance.
         tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOG_LOCK_CLASS, &device.provider])?;
-        let seq: i64 = tx.query_one("SELECT journal_seq FROM devices WHERE id = $1 FOR UPDATE", &[&device.id])?.get(0);
+        let seq: i64 = tx.query_one("SELECT journal_seq FROM devices WHERE id = $1 FOR UPDATE", &[&device.id])?.try_get(0)?;
         if seq as u64 != device.journal_seq {
             return Err(Error::Conflict(format!("the journal moved to {seq} meanwhile")));
         }
-        let size: i64 = tx.query_one("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = $1", &[&device.provider])?.get(0);
+        let size: i64 = tx.query_one("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = $1", &[&device.provider])?.try_get(0)?;
         let mut indices = Vec::with_capacity(entries.len());
         for (idx, e) in (size..).zip(entries) {
             let s = e.seq as i64;
@@ -261,7 +261,12 @@ impl Storage for PostgresStorage {
     }
 
     fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>> {
-        Ok(self.pool.get()?.query_opt("SELECT hash FROM journal WHERE device_id = $1 AND seq = $2", &[&device_id, &pos(seq)])?.map(|r| r.get(0)))
+        Ok(self
+            .pool
+            .get()?
+            .query_opt("SELECT hash FROM journal WHERE device_id = $1 AND seq = $2", &[&device_id, &pos(seq)])?
+            .map(|r| r.try_get(0))
+            .transpose()?)
     }
 
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {
@@ -270,7 +275,7 @@ impl Storage for PostgresStorage {
     }
 
     fn receipt_count(&self, provider: &str) -> Result<u64> {
-        Ok(self.pool.get()?.query_one("SELECT count(*) FROM receipts WHERE provider = $1", &[&provider])?.get::<_, i64>(0) as u64)
+        Ok(self.pool.get()?.query_one("SELECT count(*) FROM receipts WHERE provider = $1", &[&provider])?.try_get::<_, i64>(0)? as u64)
     }
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool> {
@@ -286,7 +291,7 @@ impl Storage for PostgresStorage {
     }
 
     fn blob_count(&self, provider: &str) -> Result<u64> {
-        Ok(self.pool.get()?.query_one("SELECT count(*) FROM blobs WHERE provider = $1", &[&provider])?.get::<_, i64>(0) as u64)
+        Ok(self.pool.get()?.query_one("SELECT count(*) FROM blobs WHERE provider = $1", &[&provider])?.try_get::<_, i64>(0)? as u64)
     }
 
     fn add_movements(&self, provider: &str, engineer: &str, rows: &[MovementRecord]) -> Result<usize> {
@@ -308,7 +313,7 @@ impl Storage for PostgresStorage {
             "SELECT seq, body FROM part_movements WHERE provider = $1 AND engineer = $2 AND seq > $3 ORDER BY seq",
             &[&provider, &engineer, &pos(after)],
         )?;
-        Ok(rows.iter().map(|r| StoredMovement { seq: r.get::<_, i64>(0) as u64, body: r.get(1) }).collect())
+        rows.iter().map(|r| Ok(StoredMovement { seq: r.try_get::<_, i64>(0)? as u64, body: r.try_get(1)? })).collect()
     }
 
     fn close_order(&self, provider: &str, order_id: &str, at_ms: i64, by: &str) -> Result<()> {
@@ -320,7 +325,12 @@ impl Storage for PostgresStorage {
     }
 
     fn closeout(&self, provider: &str, order_id: &str) -> Result<Option<i64>> {
-        Ok(self.pool.get()?.query_opt("SELECT closed_at FROM closeouts WHERE provider = $1 AND order_id = $2", &[&provider, &order_id])?.map(|r| r.get(0)))
+        Ok(self
+            .pool
+            .get()?
+            .query_opt("SELECT closed_at FROM closeouts WHERE provider = $1 AND order_id = $2", &[&provider, &order_id])?
+            .map(|r| r.try_get(0))
+            .transpose()?)
     }
 
     fn add_expert(&self, e: &ExpertRow, token_hash: &str) -> Result<()> {
@@ -360,7 +370,7 @@ impl Storage for PostgresStorage {
 
     fn help(&self, provider: &str, id: &str) -> Result<Option<HelpRow>> {
         let row = self.pool.get()?.query_opt(&format!("SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = $1 AND id = $2"), &[&provider, &id])?;
-        Ok(row.as_ref().map(help_row))
+        row.as_ref().map(help_row).transpose()
     }
 
     fn help_requests(&self, provider: &str, expert: Option<&str>) -> Result<Vec<HelpRow>> {
@@ -368,7 +378,7 @@ impl Storage for PostgresStorage {
             &format!("SELECT {HELP_COLUMNS} FROM help_requests WHERE provider = $1 AND ($2::TEXT IS NULL OR expert_id = $2) ORDER BY created_at, id"),
             &[&provider, &expert],
         )?;
-        Ok(rows.iter().map(help_row).collect())
+        rows.iter().map(help_row).collect()
     }
 
     fn add_certification(&self, id: &str, provider: &str, engineer: &str, body: &str, signature: &str) -> Result<()> {
@@ -384,6 +394,6 @@ impl Storage for PostgresStorage {
             .pool
             .get()?
             .query("SELECT id, body, signature FROM certifications WHERE provider = $1 AND engineer = $2 ORDER BY id", &[&provider, &engineer])?;
-        Ok(rows.iter().map(|r| CertificationRow { id: r.get(0), body: r.get(1), signature: r.get(2) }).collect())
+        rows.iter().map(|r| Ok(CertificationRow { id: r.try_get(0)?, body: r.try_get(1)?, signature: r.try_get(2)? })).collect()
     }
 }
