@@ -54,7 +54,12 @@ pub struct PostgresStorage {
     describe: String,
     /// Tells the feed listener thread (if any) to stop.
     stop: Arc<AtomicBool>,
+    /// Runs between taking a feed position and raising `feed_head` (tests hold a transaction
+    /// there to prove no reader sees a head past it).
+    position_taken: Option<PositionHook>,
 }
+
+type PositionHook = Arc<dyn Fn(u64) + Send + Sync>;
 
 impl Drop for PostgresStorage {
     fn drop(&mut self) {
@@ -71,9 +76,17 @@ impl PostgresStorage {
     /// As [`Self::open`], with at most `max` connections.
     pub fn open_with(url: &str, max: usize) -> Result<Self> {
         let config: postgres::Config = url.parse()?;
-        let s = Self { pool: Pool::new(config, max), describe: super::redact(url), stop: Arc::new(AtomicBool::new(false)) };
+        let s = Self { pool: Pool::new(config, max), describe: super::redact(url), stop: Arc::new(AtomicBool::new(false)), position_taken: None };
         s.migrate()?;
         Ok(s)
+    }
+
+    /// Calls `hook(position)` inside every feed-writing transaction, after the position is
+    /// taken and before the head is raised: the narrowest window a concurrent writer or reader
+    /// could exploit. For tests.
+    pub fn with_position_hook(mut self, hook: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.position_taken = Some(Arc::new(hook));
+        self
     }
 
     fn migrate(&self) -> Result<()> {
@@ -159,7 +172,9 @@ fn pos(v: u64) -> i64 {
 }
 
 /// Takes the next feed position and writes its row. The caller holds `FEED_LOCK`.
+#[allow(clippy::too_many_arguments)] // the feed row's columns, and the test hook
 fn next_seq(
+    hook: Option<&PositionHook>,
     tx: &mut postgres::Transaction<'_>,
     provider: &str,
     order: &str,
@@ -174,6 +189,9 @@ fn next_seq(
             &[&provider, &order, &kind, &origin, &engineer, &bytes],
         )?
         .try_get(0)?;
+    if let Some(h) = hook {
+        h(seq as u64);
+    }
     tx.execute("UPDATE feed_head SET seq = greatest(seq, $1)", &[&seq])?;
     // Delivered at commit, to every instance's listener (`listen.rs`).
     tx.execute("SELECT pg_notify($1, $2)", &[&FEED_CHANNEL, &seq.to_string()])?;

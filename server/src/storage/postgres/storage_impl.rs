@@ -131,7 +131,7 @@ impl Storage for PostgresStorage {
         if tx.query_opt("SELECT 1 FROM orders WHERE provider = $1 AND id = $2", &[&row.provider, &row.id])?.is_some() {
             return Err(Error::Exists(format!("order `{}`", row.id)));
         }
-        let seq = next_seq(&mut tx, &row.provider, &row.id, "assign", "server", Some(&row.engineer_id), None)?;
+        let seq = next_seq(self.position_taken.as_ref(), &mut tx, &row.provider, &row.id, "assign", "server", Some(&row.engineer_id), None)?;
         let s = seq as i64;
         tx.execute(
             &format!("INSERT INTO orders ({ORDER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)"),
@@ -148,11 +148,11 @@ impl Storage for PostgresStorage {
         let mut tx = c.transaction()?;
         // Positions are taken and committed under one lock: see the module comment.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
-        let seq = next_seq(&mut tx, &row.provider, &row.id, "change", origin, None, Some(chunk))?;
+        let seq = next_seq(self.position_taken.as_ref(), &mut tx, &row.provider, &row.id, "change", origin, None, Some(chunk))?;
         let mut assigned: Option<i64> = None;
         if let Some(prev) = previous_engineer.filter(|p| *p != row.engineer_id) {
-            next_seq(&mut tx, &row.provider, &row.id, "unassign", origin, Some(prev), None)?;
-            assigned = Some(next_seq(&mut tx, &row.provider, &row.id, "assign", origin, Some(&row.engineer_id), None)? as i64);
+            next_seq(self.position_taken.as_ref(), &mut tx, &row.provider, &row.id, "unassign", origin, Some(prev), None)?;
+            assigned = Some(next_seq(self.position_taken.as_ref(), &mut tx, &row.provider, &row.id, "assign", origin, Some(&row.engineer_id), None)? as i64);
         }
         let s = seq as i64;
         let n = tx.execute(
