@@ -81,23 +81,29 @@ mod tests {
 
     #[test]
     fn of_many_creators_at_once_exactly_one_wins_and_all_read_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..16u8)
-                .map(|i| {
-                    let keys = FileKeys::new(dir.path().join("keys"));
-                    s.spawn(move || keys.create("log", &[i; 32]))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
-        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(Error::Exists { .. }))), "{results:?}");
-        let keys = FileKeys::new(dir.path().join("keys"));
-        let secret = keys.get("log").unwrap().unwrap();
-        assert_eq!(secret.len(), 32);
-        assert!(secret.iter().all(|b| *b == secret[0]), "one creator's bytes, whole");
-        // No temporary files are left behind.
-        assert_eq!(std::fs::read_dir(dir.path().join("keys")).unwrap().count(), 1);
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Barrier::new(16);
+            let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..16u8)
+                    .map(|i| {
+                        let (keys, start) = (FileKeys::new(dir.path().join("keys")), &start);
+                        s.spawn(move || {
+                            start.wait();
+                            keys.create("log", &[i; 32])
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+            assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(Error::Exists { .. }))), "{results:?}");
+            let keys = FileKeys::new(dir.path().join("keys"));
+            let secret = keys.get("log").unwrap().unwrap();
+            assert_eq!(secret.len(), 32);
+            assert!(secret.iter().all(|b| *b == secret[0]), "one creator's bytes, whole");
+            // No temporary files are left behind.
+            assert_eq!(std::fs::read_dir(dir.path().join("keys")).unwrap().count(), 1);
+        }
     }
 }
