@@ -17,11 +17,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use onsite_core::device::{PhotoSource, SyncOptions};
-use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+use onsite_core::sync::transport::HttpTransport;
 use onsite_core::{Device, DeviceOptions};
 use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
 
 use crate::bench::emit;
+use crate::bench_sync::server_cpu_ms;
 
 const ORDERS_PER_DEVICE: usize = 10;
 const EDITS_PER_ORDER: usize = 20;
@@ -64,12 +65,6 @@ fn start(dir: &Path, n: usize, database: Option<&str>) -> Result<Instance> {
         bail!("instance {n} did not start: {line:?}");
     };
     Ok(Instance { url: url.to_string(), child })
-}
-
-fn cpu_ms(url: &str) -> Result<f64> {
-    let r = HttpTransport::new(url)?.send(&Request::new(Method::Get, "/metrics"))?;
-    let text = String::from_utf8_lossy(&r.body);
-    text.lines().find_map(|l| l.strip_prefix("onsite_process_cpu_ms ")).and_then(|v| v.trim().parse().ok()).context("no onsite_process_cpu_ms")
 }
 
 /// CPU milliseconds of every PostgreSQL process on this machine (the pooled connections live
@@ -148,7 +143,7 @@ fn run_backend(name: &str, devices: usize, database: Option<&str>, instances: us
         }
     }
     // The measured phase: every device syncs at once.
-    let cpu0: f64 = urls.iter().map(|u| cpu_ms(u)).sum::<Result<f64>>()?;
+    let cpu0: f64 = urls.iter().map(|u| server_cpu_ms(u)).sum::<Result<f64>>()?;
     let db0 = postgres_cpu_ms();
     let started = Instant::now();
     let threads: Vec<_> = devs
@@ -171,7 +166,7 @@ fn run_backend(name: &str, devices: usize, database: Option<&str>, instances: us
         errors += usize::from(!ok);
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu1: f64 = urls.iter().map(|u| cpu_ms(u)).sum::<Result<f64>>()?;
+    let cpu1: f64 = urls.iter().map(|u| server_cpu_ms(u)).sum::<Result<f64>>()?;
     let db1 = postgres_cpu_ms();
     emit(&format!("load.{name}.syncs_per_s"), devices as f64 / wall, "syncs/s");
     emit(&format!("load.{name}.p50_ms"), percentile(lat.clone(), 0.5), "ms");

@@ -63,7 +63,8 @@ fn thread_cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
-fn server_cpu_ms(url: &str) -> Result<f64> {
+/// The server process's CPU ms, from its `/metrics` (`bench load` reads every instance).
+pub(crate) fn server_cpu_ms(url: &str) -> Result<f64> {
     let t = HttpTransport::new(url)?;
     let r = t.send(&Request::new(Method::Get, "/metrics"))?;
     let text = String::from_utf8_lossy(&r.body);
