@@ -20,7 +20,9 @@ use crate::hash::{hex, sha256_hex, unhex};
 use crate::receipt::{self, Outcome, SignedReceipt};
 
 pub const RECORD_FORMAT: &str = "onsite-service-record";
-pub const RECORD_VERSION: u32 = 1;
+/// v2 (ADR 0017): orders carry the sessions that signed their journal seals. v1 still verifies.
+pub const RECORD_VERSION: u32 = 2;
+pub const RECORD_VERSIONS: [u32; 2] = [1, 2];
 pub const CERT_KIND: &str = "onsite-certification";
 
 /// The five levels of seed 001.
@@ -134,6 +136,9 @@ pub struct OrderRecord {
     pub receipt: RecordReceipt,
     pub journal: Vec<Entry>,
     pub proof: Option<InclusionProof>,
+    /// v2: the `session_open` entries whose keys signed the slice's seals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +254,7 @@ pub fn aggregate(orders: &[OrderRecord]) -> Aggregates {
 }
 
 /// Builds one order's entry from its newest signed receipt, journal slice and proof.
-pub fn order_record(sr: &SignedReceipt, device_key: &[u8], journal: Vec<Entry>, proof: Option<InclusionProof>) -> Result<OrderRecord, String> {
+pub fn order_record(sr: &SignedReceipt, device_key: &[u8], journal: Vec<Entry>, sessions: Vec<Entry>, proof: Option<InclusionProof>) -> Result<OrderRecord, String> {
     let r = receipt::verify(sr, device_key).map_err(|p| format!("{}: {}", p.check, p.detail))?;
     let (visits, first_time_fix, help_requests) = derive(&sr.order, &r, &journal);
     Ok(OrderRecord {
@@ -274,6 +279,7 @@ pub fn order_record(sr: &SignedReceipt, device_key: &[u8], journal: Vec<Entry>, 
         },
         journal,
         proof,
+        sessions,
     })
 }
 
@@ -346,7 +352,7 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
     add(
         "record.format",
         "record",
-        if rec.format == RECORD_FORMAT && rec.version == RECORD_VERSION {
+        if rec.format == RECORD_FORMAT && RECORD_VERSIONS.contains(&rec.version) {
             Ok(format!("{} v{}", rec.format, rec.version))
         } else {
             Err("unknown format".into())
@@ -407,11 +413,17 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
             }
         };
         add("order.receipt", subject, Ok(format!("receipt r{} signed by the device", sr.revision)));
-        let slice = journal::verify_order_slice(&o.journal, &device_key, &rec.device_id, subject);
+        let slice = match journal::Keys::device(&device_key).with_sessions(&o.sessions, &rec.device_id) {
+            Ok(keys) => journal::verify_order_slice(&o.journal, &keys, &rec.device_id, subject),
+            Err(p) => journal::Report { entries: o.journal.len(), first_problem: Some(p), unsealed_from: None, countersigned: vec![] },
+        };
         add(
             "order.journal",
             subject,
-            if slice.ok() { Ok(format!("{} entries, complete per-order chain", slice.entries)) } else { Err(format!("{:?}", slice.first_problem)) },
+            match slice.first_problem_sealed() {
+                None => Ok(format!("{} entries, complete per-order chain", slice.entries)),
+                Some(p) => Err(format!("{p:?}")),
+            },
         );
         let entry = o.journal.iter().find(|e| e.seq == o.receipt.journal_seq);
         let bound = entry.and_then(|e| e.body().ok()).and_then(|b| b.payload).and_then(|p| p.get("receipt_sha256").and_then(|v| v.as_str()).map(String::from));

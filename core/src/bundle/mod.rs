@@ -13,10 +13,15 @@
 //! photos/<sha256>.jpg         original photos (or thumbs/<sha256>.jpg with --thumbnails-only)
 //! journal/order.json          this device's journal entries about the order (per-order chain)
 //! journal/tickets.json        the time-ticket entries those entries are anchored to
+//! journal/sessions.json       (v2) the `session_open` entries, signed by the device key, whose
+//!                             session keys signed the seals and tickets above
 //! ```
+//! Version 2 (ADR 0017) adds `journal/sessions.json`: most v2 entries are unsigned and covered
+//! by a seal. Version 1 bundles (every entry signed by the device key) still verify.
 //! See docs/adr/0008-receipts-and-bundles.md.
 
 pub mod archive;
+mod report;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -24,7 +29,9 @@ use serde::{Deserialize, Serialize};
 pub use verify::{verify_bytes, verify_file, Check, Report, Summary};
 
 pub const FORMAT: &str = "onsite.bundle";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Every version this verifier reads.
+pub const VERSIONS: [u32; 2] = [1, 2];
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_SIG: &str = "manifest.sig";
 
@@ -92,6 +99,8 @@ pub mod roles {
     pub const THUMBNAIL: &str = "thumbnail";
     pub const JOURNAL: &str = "journal";
     pub const TICKETS: &str = "time_tickets";
+    /// v2: the sessions that signed the journal's seals and tickets.
+    pub const SESSIONS: &str = "journal_sessions";
     /// Inclusion proofs of journal entries in the server's evidence log (RFC 9162).
     pub const LOG_PROOFS: &str = "log_proofs";
 }

@@ -242,12 +242,12 @@ fn lying_manifests_and_unknown_versions_are_refused() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].starts_with("member.hash"));
     let mut future = manifest.clone();
-    future["version"] = serde_json::json!(2);
+    future["version"] = serde_json::json!(3);
     let mut m = orig.clone();
     resign(&mut m, future);
     let r = verify_bytes(&rebuild(&m), &Options::default());
     assert_eq!(failed(&r), vec!["manifest.version manifest.json"]);
-    assert_eq!(r.bundle_version, Some(2));
+    assert_eq!(r.bundle_version, Some(3));
     // Not canonical JSON at all.
     let mut m = orig.clone();
     m[0].1 = b"{ \"format\": \"onsite.bundle\" }".to_vec();

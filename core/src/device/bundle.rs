@@ -69,6 +69,8 @@ impl Device {
             let parsed: crate::receipt::Receipt = serde_json::from_slice(&r.canonical).map_err(|e| bundle::Error::Build(e.to_string()))?;
             photo_hashes.extend(parsed.photos.into_iter().map(|p| p.sha256));
         }
+        // Everything the bundle carries is covered by a signature (ADR 0017).
+        self.store.seal_pending(self.stamp(), "export")?;
         let entries = self.store.journal_entries(Some(order_id))?;
         let mut ticket_seqs = BTreeSet::new();
         for e in &entries {
@@ -82,10 +84,15 @@ impl Device {
                 tickets.push(e);
             }
         }
+        // The sessions whose keys signed the slice's seals and the tickets.
+        let sessions = self.sessions_of(&[entries.as_slice(), tickets.as_slice()].concat())?;
         let json = |v: &dyn erased::Json| v.to_json();
         add("journal/order.json".into(), roles::JOURNAL, json(&entries)?);
         if !tickets.is_empty() {
             add("journal/tickets.json".into(), roles::TICKETS, json(&tickets)?);
+        }
+        if !sessions.is_empty() {
+            add("journal/sessions.json".into(), roles::SESSIONS, json(&sessions)?);
         }
         // The server's inclusion proofs for this order's entries (once the journal synced).
         let seqs: BTreeSet<u64> = entries.iter().map(|e| e.seq).collect();

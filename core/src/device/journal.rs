@@ -1,7 +1,7 @@
 //! The device's evidence journal: its key, entries, verification and time tickets.
 
 use super::Device;
-use crate::evidence::journal::{Draft, JournalKind};
+use crate::evidence::journal::{Draft, JournalKind, Keys};
 use crate::evidence::EvidenceError;
 use crate::store::MetaKey;
 use crate::Result;
@@ -25,10 +25,27 @@ impl Device {
         Ok(self.store.journal_entries(order_id)?)
     }
 
-    /// Verifies the whole journal: chain, signatures, no gaps.
+    /// Verifies the whole journal: chain, signatures, no gaps (the tail written since the
+    /// last seal is reported as `unsealed_from`).
     pub fn verify_journal(&self) -> Result<crate::evidence::journal::Report> {
         let entries = self.store.journal_entries(None)?;
-        Ok(crate::evidence::journal::verify(&entries, &self.public_key(), self.device_id(), Some(crate::evidence::journal::ZERO_HASH)))
+        Ok(crate::evidence::journal::verify(&entries, &Keys::device(&self.public_key()), self.device_id(), Some(crate::evidence::journal::ZERO_HASH)))
+    }
+
+    /// The `session_open` entries whose keys signed any of `entries` (a bundle or a record
+    /// carries them with an order's slice).
+    pub(crate) fn sessions_of(&self, entries: &[crate::evidence::Entry]) -> Result<Vec<crate::evidence::Entry>> {
+        let seqs: std::collections::BTreeSet<u64> = entries.iter().filter_map(|e| e.body().ok().and_then(|b| b.key)).collect();
+        let mut out = Vec::new();
+        for seq in seqs {
+            out.extend(self.store.journal_entry(seq)?);
+        }
+        Ok(out)
+    }
+
+    /// Seals whatever waits for a seal (ADR 0017); returns how many seals were written.
+    pub fn seal_journal(&self, reason: &str) -> Result<usize> {
+        Ok(self.store.seal_pending(self.stamp(), reason)?)
     }
 
     /// Accepts a server-signed time ticket and journals it; later entries are anchored to it.

@@ -138,7 +138,7 @@ impl Device {
             templates.add(Template::parse(&t.name, &t.source)?)?;
         }
         let blobs = BlobStore::open(&options.data_dir.join("blobs")).map_err(EvidenceError::from)?;
-        Ok(Self {
+        let device = Self {
             store,
             signer,
             blobs,
@@ -151,7 +151,13 @@ impl Device {
             templates: RwLock::new(templates),
             location: options.location,
             changes: ChangeFeed::default(),
-        })
+        };
+        // Entries the last run wrote but never sealed (the app was killed): sealed now by a
+        // new session, whose `session_open` entry says which (ADR 0017).
+        if device.store.has_unsealed()? {
+            device.store.seal_pending(device.stamp(), "reopen")?;
+        }
+        Ok(device)
     }
 
     /// Registers a listener told which orders changed (after local edits and merges);

@@ -30,6 +30,7 @@ impl Device {
     /// The service record: every completed order whose newest receipt the customer signed.
     pub fn service_record(&self) -> Result<ServiceRecord> {
         let key = self.public_key();
+        self.store.seal_pending(self.stamp(), "export")?;
         let proofs = self.log_proofs()?;
         let mut orders: Vec<OrderRecord> = Vec::new();
         for s in self.store.list(&[Status::Completed], crate::store::SortBy::Updated)? {
@@ -39,8 +40,9 @@ impl Device {
                 continue;
             }
             let journal = self.store.journal_entries(Some(&s.id))?;
+            let sessions = self.sessions_of(&journal)?;
             let proof = proofs.iter().find(|p| p.seq == sr.journal_seq).cloned();
-            orders.push(profile::order_record(&sr, &key, journal, proof).map_err(Error::Record)?);
+            orders.push(profile::order_record(&sr, &key, journal, sessions, proof).map_err(Error::Record)?);
         }
         orders.sort_by(|a, b| a.receipt.signed_at_ms.cmp(&b.receipt.signed_at_ms).then_with(|| a.order_id.cmp(&b.order_id)));
         let aggregates = profile::aggregate(&orders);

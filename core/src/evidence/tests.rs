@@ -78,10 +78,12 @@ fn every_change_is_journaled_and_tampering_is_caught() {
     d.ingest_photo("WO-1", None, PhotoSource::Bytes(&make_jpeg(64, 48, 1, None)), None).unwrap();
     clock.advance(chrono::Duration::minutes(1));
     let kinds: Vec<String> = d.journal(Some("WO-1")).unwrap().iter().map(|e| e.body().unwrap().kind).collect();
-    assert_eq!(kinds, ["import", "transition", "note", "checklist_start", "answer", "photo"], "the refused transition wrote nothing");
+    assert_eq!(kinds, ["import", "transition", "note", "checklist_start", "answer", "photo", "seal"], "the refused transition wrote nothing");
     let report = d.verify_journal().unwrap();
-    assert!(report.ok(), "{report:?}");
-    assert_eq!(report.entries, 7, "two imports + five changes");
+    assert!(report.sealed(), "{report:?}");
+    assert_eq!(report.entries, 9, "the session, two imports, five changes, the photo's seal");
+    let signed: Vec<String> = d.journal(None).unwrap().iter().filter(|e| e.is_signed()).map(|e| e.body().unwrap().kind).collect();
+    assert_eq!(signed, ["session_open", "seal"], "one device signature, one session signature");
     // Tamper with the database directly: flip one byte of one stored body.
     drop(d);
     let conn = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
@@ -133,7 +135,7 @@ fn time_tickets_anchor_later_entries() {
     let (lo, hi) = crate::evidence::time::trusted_interval(&accept, &all, &authority.public_key()).unwrap();
     let expected = server_now + 600_000;
     assert!(lo <= expected && expected <= hi + 80, "{lo}..{hi} vs {expected}");
-    assert!(crate::evidence::journal::verify(&all, &d.public_key(), d.device_id(), Some(ZERO_HASH)).ok());
+    assert!(crate::evidence::journal::verify(&all, &crate::evidence::journal::Keys::device(&d.public_key()), d.device_id(), Some(ZERO_HASH)).ok());
 }
 
 #[test]

@@ -215,7 +215,7 @@ impl Store {
                 Some(d) => self.journal_tx(&tx, &mut head, stamp, std::slice::from_ref(d))?,
                 None => head.map_or_else(|| load_head(&tx), Ok)?,
             };
-            after(&tx, &mut out, head.seq)?;
+            after(&tx, &mut out, head.written)?;
             tx.commit()?;
             Ok((layout, summary, head, newly_dirty))
         })();

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{load_head, Error, Stamp, Store};
-use crate::evidence::journal::{self, Draft, Entry, Head};
+use crate::evidence::journal::{self, Draft, Entry, Head, JournalKind, SealPayload, Session, Signing};
 use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::Signer;
+
+/// Entries sealed as soon as they are written: evidence a dispute turns on.
+const SEALED_AT: [JournalKind; 3] = [JournalKind::Photo, JournalKind::Consent, JournalKind::ReceiptSigned];
 
 /// A stored JSON column that no longer parses: an error, never an empty value.
 fn json_column(column: usize, e: serde_json::Error) -> rusqlite::Error {
@@ -23,38 +26,120 @@ impl Store {
         self.signer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Seals and inserts `drafts` inside `tx`; returns the new head (applied after commit).
+    /// Writes `drafts` inside `tx`; returns the new head (applied after commit). The entries
+    /// are covered by the session (opened here, by the device key, when none is valid); a
+    /// photo, consent or receipt is sealed at once (ADR 0017).
     pub(crate) fn journal_tx(&self, tx: &Transaction<'_>, head: &mut Option<Head>, stamp: Stamp, drafts: &[Draft]) -> Result<Head, Error> {
-        let signer = self.signer().ok_or(Error::NoSigner)?;
         let mut current = match head.take() {
             Some(h) => h,
             None => load_head(tx)?,
         };
+        let session = self.session_for(tx, &mut current, stamp)?;
         for d in drafts {
-            let order_prev = match &d.order {
-                Some(o) => Some(
-                    tx.prepare_cached("SELECT hash FROM journal WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1")?
-                        .query_row([o], |r| r.get::<_, String>(0))
-                        .optional()?
-                        .unwrap_or_else(|| journal::ZERO_HASH.to_string()),
-                ),
-                None => None,
-            };
-            let (entries, next) = journal::seal_linked(&current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, order_prev.as_deref(), signer.as_ref())?;
-            for e in &entries {
-                let body = e.body()?;
-                tx.prepare_cached("INSERT INTO journal (seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
-                    e.seq as i64,
-                    body.order,
-                    body.kind,
-                    e.body,
-                    e.hash,
-                    e.signature
-                ])?;
+            self.append_tx(tx, &mut current, stamp, d, Signing::Session(&session))?;
+            if let Some(reason) = SEALED_AT.iter().find(|k| **k == d.kind).map(|k| k.as_str()) {
+                let written = current.written;
+                let seal = Draft::of(JournalKind::Seal, d.order.as_deref(), &SealPayload { reason: reason.into() })?;
+                self.append_tx(tx, &mut current, stamp, &seal, Signing::Session(&session))?;
+                current.written = written;
             }
-            current = next;
         }
         Ok(current)
+    }
+
+    /// Builds one draft's entries on `current` (its per-order link looked up) and inserts them.
+    fn append_tx(&self, tx: &Transaction<'_>, current: &mut Head, stamp: Stamp, d: &Draft, signing: Signing<'_>) -> Result<(), Error> {
+        let order_prev = match &d.order {
+            Some(o) => Some(
+                tx.prepare_cached("SELECT hash FROM journal WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1")?
+                    .query_row([o], |r| r.get::<_, String>(0))
+                    .optional()?
+                    .unwrap_or_else(|| journal::ZERO_HASH.to_string()),
+            ),
+            None => None,
+        };
+        let (entries, next) = journal::seal_with(current, self.device_id(), stamp.at_ms, stamp.mono_ms, d, order_prev.as_deref(), signing)?;
+        for e in &entries {
+            let body = e.body()?;
+            tx.prepare_cached("INSERT INTO journal (seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
+                e.seq as i64,
+                body.order,
+                body.kind,
+                e.body,
+                e.hash,
+                e.signature
+            ])?;
+        }
+        *current = next;
+        Ok(())
+    }
+
+    /// The open session, or a new one certified by the device key in a `session_open` entry
+    /// written in `tx`. A session counts only while its entry is in the journal: a rolled-back
+    /// transaction that opened one leaves nothing behind that a later seal could name.
+    fn session_for(&self, tx: &Transaction<'_>, current: &mut Head, stamp: Stamp) -> Result<Arc<Session>, Error> {
+        let open = self.session.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(s) = open.filter(|s| s.valid_at(stamp.at_ms) && s.seq <= current.seq) {
+            let hash: Option<String> = tx.prepare_cached("SELECT hash FROM journal WHERE seq = ?1")?.query_row([s.seq as i64], |r| r.get(0)).optional()?;
+            if hash.as_deref() == Some(s.hash.as_str()) {
+                return Ok(s);
+            }
+        }
+        let signer = self.signer().ok_or(Error::NoSigner)?;
+        let last_signed: i64 = tx.query_row("SELECT IFNULL(MAX(seq), 0) FROM journal WHERE length(signature) > 0", [], |r| r.get(0))?;
+        let unsealed = (current.seq > last_signed as u64).then_some((last_signed as u64 + 1, current.seq));
+        let (key, draft) = Session::begin(stamp.at_ms, unsealed)?;
+        self.append_tx(tx, current, stamp, &draft, Signing::Every(signer.as_ref()))?;
+        let session = Arc::new(Session::new(current.seq, current.hash.clone(), key, stamp.at_ms));
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Orders whose latest entry is not signed (their chain waits for a seal).
+    fn unsealed_orders(conn: &rusqlite::Connection) -> Result<Vec<String>, Error> {
+        let mut st = conn.prepare_cached(
+            "SELECT order_id FROM journal WHERE seq IN (SELECT MAX(seq) FROM journal WHERE order_id IS NOT NULL GROUP BY order_id) \
+             AND length(signature) = 0 ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether anything in the journal waits for a seal: an order's chain, or the tail.
+    pub fn has_unsealed(&self) -> Result<bool, Error> {
+        let conn = self.reader();
+        let tail: Option<i64> = conn.query_row("SELECT length(signature) FROM journal ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        Ok(tail == Some(0) || !Self::unsealed_orders(&conn)?.is_empty())
+    }
+
+    /// Seals every order chain that ends unsigned, then the tail, with the session key
+    /// (`reason`: `sync`, `export`, `reopen`). Returns how many seals were written.
+    pub fn seal_pending(&self, stamp: Stamp, reason: &str) -> Result<usize, Error> {
+        if !self.has_unsealed()? {
+            return Ok(0);
+        }
+        let mut w = self.writer();
+        let w = &mut *w;
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut current = match w.head.take() {
+            Some(h) => h,
+            None => load_head(&tx)?,
+        };
+        let session = self.session_for(&tx, &mut current, stamp)?;
+        let mut seals = 0;
+        let payload = SealPayload { reason: reason.into() };
+        for order in Self::unsealed_orders(&tx)? {
+            self.append_tx(&tx, &mut current, stamp, &Draft::of(JournalKind::Seal, Some(&order), &payload)?, Signing::Session(&session))?;
+            seals += 1;
+        }
+        let tail: i64 = tx.query_row("SELECT length(signature) FROM journal WHERE seq = ?1", [current.seq as i64], |r| r.get(0))?;
+        if tail == 0 {
+            self.append_tx(&tx, &mut current, stamp, &Draft::of(JournalKind::Seal, None, &payload)?, Signing::Session(&session))?;
+            seals += 1;
+        }
+        tx.commit()?;
+        w.head = Some(current);
+        Ok(seals)
     }
 
     /// Appends one journal entry in its own transaction.
@@ -64,7 +149,7 @@ impl Store {
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = self.journal_tx(&tx, &mut w.head.clone(), stamp, std::slice::from_ref(draft))?;
         tx.commit()?;
-        let seq = head.seq;
+        let seq = head.written;
         w.head = Some(head);
         Ok(seq)
     }
@@ -117,7 +202,7 @@ impl Store {
             row.thumb_sha256,
             serde_json::to_string(&row.problems).unwrap_or_else(|_| "[]".into()),
             row.ingested_at,
-            head.seq as i64,
+            head.written as i64,
         ])?;
         // The original goes to the server (thumbnails are derived there when needed).
         tx.prepare_cached("INSERT OR IGNORE INTO outbox_blobs (sha256, size, enqueued_at) VALUES (?1, ?2, ?3)")?.execute(params![
@@ -133,7 +218,7 @@ impl Store {
             ])?;
         }
         tx.commit()?;
-        let seq = head.seq;
+        let seq = head.written;
         w.head = Some(head);
         Ok(seq)
     }

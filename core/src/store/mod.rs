@@ -115,6 +115,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     writer: Mutex<Writer>,
     signer: std::sync::RwLock<Option<Arc<dyn Signer>>>,
+    /// The journal's session key (in memory only; ADR 0017).
+    session: Mutex<Option<Arc<crate::evidence::journal::Session>>>,
     /// The part ledger folded up to the movement with this id (the last one), so a parts
     /// answer checks against it without re-reading every movement.
     pub(crate) ledger_cache: Mutex<Option<(String, crate::parts::Ledger)>>,
@@ -157,6 +159,7 @@ impl Store {
             reader: Mutex::new(reader),
             writer: Mutex::new(Writer { conn, cache: HashMap::new(), tick: 0, head: None, dirty: Default::default() }),
             signer: std::sync::RwLock::new(None),
+            session: Mutex::new(None),
             ledger_cache: Mutex::new(None),
             doc_loads: Default::default(),
         })
@@ -250,7 +253,7 @@ pub(crate) fn load_head(conn: &Connection) -> Result<journal::Head, Error> {
         Some((tseq, tbody)) => Some((tseq as u64, parse(tseq, &tbody)?.mono_ms)),
         None => None,
     };
-    Ok(journal::Head { seq: seq as u64, hash, at_ms: b.at_ms, mono_ms: b.mono_ms, ticket })
+    Ok(journal::Head { seq: seq as u64, hash, at_ms: b.at_ms, mono_ms: b.mono_ms, ticket, written: seq as u64 })
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {

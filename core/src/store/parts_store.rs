@@ -120,8 +120,8 @@ impl Store {
         let moves = &moves[..];
         let drafts: Vec<Draft> = moves.iter().map(|m| Draft::of(JournalKind::PartMovement, m.order_id.as_deref(), m)).collect::<Result<_, _>>()?;
         let head = self.journal_tx(&tx, &mut w.head.clone(), stamp, &drafts)?;
-        let first = head.seq + 1 - moves.len() as u64;
-        let seqs: Vec<u64> = (first..=head.seq).collect();
+        let first = head.written + 1 - moves.len() as u64;
+        let seqs: Vec<u64> = (first..=head.written).collect();
         self.insert_local_tx(&tx, moves, None, &seqs, policy)?;
         tx.commit()?;
         w.head = Some(head);
