@@ -140,7 +140,13 @@ fn evidence_and_journal_from_the_command_line() {
     let (ok, _, err) = onsite(&data, &["evidence", "add", "--order", "WO-20261123-0001", empty.to_str().unwrap()]);
     assert!(!ok && err.contains("empty"), "{err}");
     let (ok, out, _) = onsite(&data, &["journal", "verify"]);
-    assert!(ok && out.contains("journal OK: 5 entries"), "{out}");
+    // Three imports and two photos; each process opened a session (device key), and the
+    // imports were sealed when the next process opened, each photo at once (ADR 0017).
+    assert!(ok && out.contains("journal OK: 13 entries") && out.contains("every entry sealed"), "{out}");
+    let (ok, out, _) = onsite(&data, &["journal", "show"]);
+    assert!(ok);
+    let kinds = |k: &str| out.lines().filter(|l| l.split_whitespace().nth(2) == Some(k)).count();
+    assert_eq!((kinds("import"), kinds("photo"), kinds("session_open"), kinds("seal")), (3, 2, 3, 5), "{out}");
     let (ok, out, _) = onsite(&data, &["journal", "show", "--order", "WO-20261123-0001"]);
     assert!(ok && out.contains("photo"), "{out}");
 }

@@ -344,6 +344,34 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Up to about `limit` entries after `seq`, ending at a signed entry (the server takes
+    /// only entries a signature covers): cut back to the batch's last signed entry, or
+    /// carried on to the next one when the batch has none. Empty when nothing signed
+    /// follows `seq` yet.
+    pub fn journal_after_sealed(&self, seq: u64, limit: usize) -> Result<Vec<Entry>, Error> {
+        let mut entries = self.journal_after(seq, limit)?;
+        match entries.iter().rposition(|e| e.is_signed()) {
+            Some(i) => entries.truncate(i + 1),
+            None => {
+                let conn = self.reader();
+                let next: Option<i64> = conn.query_row("SELECT MIN(seq) FROM journal WHERE seq > ?1 AND length(signature) > 0", [seq as i64], |r| r.get(0))?;
+                drop(conn);
+                entries = match next {
+                    Some(n) => self.journal_after(seq, (n as u64 - seq) as usize)?,
+                    None => Vec::new(),
+                };
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The order's latest entry before `before`: its seq and hash.
+    pub fn order_entry_before(&self, order: &str, before: u64) -> Result<Option<(u64, String)>, Error> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT seq, hash FROM journal WHERE order_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1")?;
+        Ok(st.query_row(params![order, before as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))).optional()?)
+    }
+
     /// Receipts signed by journal entries in `(after, upto]`.
     pub fn receipts_in(&self, after: u64, upto: u64) -> Result<Vec<ReceiptRow>, Error> {
         let conn = self.reader();

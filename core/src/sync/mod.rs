@@ -4,6 +4,7 @@
 //! server's side `onsite-server`.
 
 pub mod authz;
+pub mod journal_wire;
 pub mod protocol;
 pub mod shape;
 pub mod transport;

@@ -163,7 +163,7 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 /// Byte strings as CBOR major type 2 (not arrays of integers).
-mod serde_bytes_compat {
+pub(crate) mod serde_bytes_compat {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -188,7 +188,7 @@ mod serde_bytes_compat {
     }
 }
 
-mod opt_bytes {
+pub(crate) mod opt_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -253,14 +253,26 @@ pub struct EnrolResponse {
 }
 
 /// `POST /v1/journal` (CBOR): entries after the server's acknowledged seq, and the receipts
-/// signed in them. Bytes travel raw; each entry's hash is recomputed by the server.
+/// signed in them. v1 carries each entry's canonical body and signature (`entries`); v2
+/// carries only what the server cannot recompute (`compact`, see `journal_wire`) and the
+/// `session_open` entries, already logged, whose keys sign seals of this upload
+/// (`sessions`). The server recomputes every hash and link either way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JournalUpload {
     pub v: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<WireEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compact: Vec<super::journal_wire::CompactEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<WireEntry>,
     #[serde(default)]
     pub receipts: Vec<ReceiptUpload>,
 }
+
+/// Journal upload versions: 1 (whole entries), 2 (compact entries and sessions).
+pub const JOURNAL_VERSIONS: [u32; 2] = [1, 2];
+pub const JOURNAL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireEntry {
@@ -302,8 +314,11 @@ pub struct ReceiptUpload {
 
 pub fn decode_journal_upload(bytes: &[u8]) -> Result<JournalUpload, Error> {
     let r: JournalUpload = decode(bytes)?;
-    if r.v != VERSION {
+    if !JOURNAL_VERSIONS.contains(&r.v) {
         return Err(Error::Version(r.v));
+    }
+    if r.v == 1 && !(r.compact.is_empty() && r.sessions.is_empty()) {
+        return Err(Error::Malformed("a v1 journal upload carries whole entries only".into()));
     }
     Ok(r)
 }
@@ -359,11 +374,11 @@ mod tests {
         let key = crate::evidence::SoftwareSigner::generate().unwrap();
         let draft = crate::evidence::journal::Draft::new(crate::evidence::journal::JournalKind::Note, Some("WO-1"), serde_json::json!({ "text": "hi" }));
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
-        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
+        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), ..Default::default() };
         let back = decode_journal_upload(&encode(&upload).unwrap()).unwrap();
         let restored: Vec<Entry> = back.entries.into_iter().map(WireEntry::into_entry).collect();
         assert_eq!(restored, entries, "the hash is recomputed, identical");
-        assert_eq!(decode_journal_upload(&encode(&JournalUpload { v: 2, ..Default::default() }).unwrap()), Err(Error::Version(2)));
+        assert_eq!(decode_journal_upload(&encode(&JournalUpload { v: 3, ..Default::default() }).unwrap()), Err(Error::Version(3)));
     }
 
     #[test]
@@ -417,7 +432,7 @@ mod tests {
         let key = crate::evidence::SoftwareSigner::generate().unwrap();
         let draft = crate::evidence::journal::Draft::new(crate::evidence::journal::JournalKind::Note, Some("WO-1"), serde_json::json!({ "text": "hi" }));
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
-        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), receipts: vec![] };
+        let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), ..Default::default() };
         std::fs::write(dir.join("journal-upload.cbor"), encode(&upload).unwrap()).unwrap();
     }
 

@@ -1,9 +1,11 @@
-//! Journal uploads: verify the chain, signatures and receipts, append to the provider's
+//! Journal uploads: rebuild compact entries from the server's copy, verify the chain, the
+//! seals and sessions (every entry covered by a signature) and receipts, append to the provider's
 //! Merkle log, return a signed checkpoint with inclusion proofs.
 
 use onsite_core::evidence::journal::{self, Entry, ZERO_HASH};
 use onsite_core::evidence::log::{self, Checkpoint, InclusionProof};
 use onsite_core::hash::{hex, sha256_hex, unhex};
+use onsite_core::sync::journal_wire;
 use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
 
 use super::{internal, Error, Result, Service};
@@ -13,12 +15,45 @@ impl Service {
     pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
         let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
         entries.sort_by_key(|e| e.seq);
-        // Entries the server already has must be the same entries (a retry or duplicate).
+        if let Some(first) = upload.compact.first().map(|c| c.s) {
+            // Compact entries follow the whole ones; the server fills in links from its copy.
+            let prev = match entries.last() {
+                Some(e) if e.seq + 1 == first => e.hash.clone(),
+                Some(_) => return Err(Error::Unprocessable("compact entries must continue the whole ones".into())),
+                None => self.hash_before(device, first)?,
+            };
+            let whole: std::collections::HashMap<u64, String> = entries.iter().map(|e| (e.seq, e.hash.clone())).collect();
+            let mut failure = None;
+            let expanded = journal_wire::expand(&upload.compact, &device.id, &prev, |seq| match whole.get(&seq) {
+                Some(h) => Some(h.clone()),
+                None => self.storage.journal_hash(&device.id, seq).unwrap_or_else(|e| {
+                    failure = Some(e);
+                    None
+                }),
+            });
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            entries.extend(expanded.map_err(|e| Error::Unprocessable(e.to_string()))?);
+        }
+        // Entries the server already has must be the same entries (a retry or duplicate);
+        // sessions among them, and those the upload names, must be logged.
         let mut fresh: Vec<Entry> = Vec::new();
+        let mut logged_sessions: Vec<Entry> = upload.sessions.into_iter().map(protocol::WireEntry::into_entry).collect();
+        for s in &logged_sessions {
+            if self.storage.journal_hash(&device.id, s.seq)?.as_deref() != Some(s.hash.as_str()) {
+                return Err(Error::Unprocessable(format!("session entry {} is not the one in the log", s.seq)));
+            }
+        }
         for e in entries {
             if e.seq <= device.journal_seq {
                 match self.storage.journal_hash(&device.id, e.seq)? {
-                    Some(h) if h == e.hash => continue,
+                    Some(h) if h == e.hash => {
+                        if e.body().is_ok_and(|b| b.is(journal::JournalKind::SessionOpen)) {
+                            logged_sessions.push(e);
+                        }
+                        continue;
+                    }
                     _ => {
                         return Err(Error::Conflict {
                             reason: format!("entry {} differs from the one already logged", e.seq),
@@ -40,9 +75,13 @@ impl Service {
                 offset: None,
             });
         }
+        let keys = journal::Keys::device(&device.public_key)
+            .with_sessions(&logged_sessions, &device.id)
+            .map_err(|p| Error::Unprocessable(format!("the sessions do not verify: {p:?}")))?;
         let prev = device.journal_head.clone().unwrap_or_else(|| ZERO_HASH.to_string());
-        let report = journal::verify(&fresh, &device.public_key, &device.id, Some(&prev));
-        if let Some(p) = report.first_problem {
+        // Every entry must be covered by a signature: an unsealed tail is refused too.
+        let report = journal::verify(&fresh, &keys, &device.id, Some(&prev));
+        if let Some(p) = report.first_problem_sealed() {
             return Err(Error::Unprocessable(format!("the journal does not verify: {p:?}")));
         }
         let mut rows = Vec::with_capacity(fresh.len());
@@ -111,6 +150,24 @@ impl Service {
             }
         }
         Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
+    }
+
+    /// The hash of the device's entry before `seq` as the server holds it.
+    fn hash_before(&self, device: &DeviceRow, seq: u64) -> Result<String> {
+        if seq <= 1 {
+            return Ok(ZERO_HASH.to_string());
+        }
+        if seq == device.journal_seq + 1 {
+            return Ok(device.journal_head.clone().unwrap_or_else(|| ZERO_HASH.to_string()));
+        }
+        match self.storage.journal_hash(&device.id, seq - 1)? {
+            Some(h) => Ok(h),
+            None => Err(Error::Conflict {
+                reason: format!("expected entry {} next, got {seq}", device.journal_seq + 1),
+                acked_seq: Some(device.journal_seq),
+                offset: None,
+            }),
+        }
     }
 
     /// The latest checkpoint of a provider's log.

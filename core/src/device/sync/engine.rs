@@ -132,11 +132,13 @@ impl Pass<'_> {
 
     fn journal(&mut self) -> Result<()> {
         let d = self.device;
+        // Everything written so far travels under a signature (ADR 0017).
+        d.store.seal_pending(d.stamp(), "sync")?;
         let mut acked = d.store.meta_u64(MetaKey::SyncJournalAcked)?;
         let total = d.store.sync_counts(acked)?.pending_journal;
         let mut done = 0;
         loop {
-            let entries = d.store.journal_after(acked, self.options.journal_batch)?;
+            let entries = d.store.journal_after_sealed(acked, self.options.journal_batch)?;
             let Some(last) = entries.last().map(|e| e.seq) else { break };
             let receipts: Vec<ReceiptUpload> = d
                 .store
@@ -154,7 +156,7 @@ impl Pass<'_> {
                 .collect();
             let n_receipts = receipts.len() as u64;
             let count = entries.len() as u64;
-            let upload = JournalUpload { v: protocol::VERSION, entries: entries.iter().map(protocol::WireEntry::from_entry).collect(), receipts };
+            let upload = self.journal_upload(&entries, receipts)?;
             let body = protocol::encode(&upload).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let req = Request::new(Method::Post, "/v1/journal")
                 .header("content-type", "application/cbor")
@@ -194,6 +196,33 @@ impl Pass<'_> {
             self.progress(Phase::Journal, done, total.max(done));
         }
         Ok(())
+    }
+
+    /// A v2 upload: v1 entries (written before the upgrade) whole, the rest compact, and the
+    /// sessions its seals name that an earlier upload carried.
+    fn journal_upload(&self, entries: &[crate::evidence::Entry], receipts: Vec<ReceiptUpload>) -> Result<JournalUpload> {
+        let store = &self.device.store;
+        let split = entries.iter().position(|e| e.body().map(|b| b.v >= 2).unwrap_or(false)).unwrap_or(entries.len());
+        let (whole, rest) = entries.split_at(split);
+        let mut lookup_error = None;
+        let compact = crate::sync::journal_wire::compact(rest, |order, before| match store.order_entry_before(order, before) {
+            Ok(found) => found,
+            Err(e) => {
+                lookup_error = Some(e);
+                None
+            }
+        });
+        if let Some(e) = lookup_error {
+            return Err(e.into());
+        }
+        let compact = compact.map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let first = entries.first().map_or(0, |e| e.seq);
+        let named: std::collections::BTreeSet<u64> = rest.iter().filter_map(|e| e.body().ok().and_then(|b| b.key)).filter(|s| *s < first).collect();
+        let mut sessions = Vec::new();
+        for seq in named {
+            sessions.extend(store.journal_entry(seq)?.as_ref().map(protocol::WireEntry::from_entry));
+        }
+        Ok(JournalUpload { v: protocol::JOURNAL_VERSION, entries: whole.iter().map(protocol::WireEntry::from_entry).collect(), compact, sessions, receipts })
     }
 
     // ----- 2. orders -----
