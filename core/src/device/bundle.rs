@@ -70,6 +70,7 @@ impl Device {
             photo_hashes.extend(parsed.photos.into_iter().map(|p| p.sha256));
         }
         // Everything the bundle carries is covered by a signature (ADR 0017).
+        self.countersigner.flush();
         self.store.seal_pending(self.stamp(), "export")?;
         let entries = self.store.journal_entries(Some(order_id))?;
         let mut ticket_seqs = BTreeSet::new();

@@ -117,10 +117,12 @@ impl Device {
     /// Records an answer (a correction is just a newer answer; nothing is cleared).
     pub fn answer(&self, id: &str, step: &str, value: Answer) -> Result<ChecklistView> {
         let stamp = self.stamp();
+        let record_kind = if matches!(value, Answer::Consent { .. }) { RecordKind::Consent } else { RecordKind::Other };
         let record =
             AnswerRecord { step: step.to_string(), value, at: Timestamp(stamp.at_ms), monotonic_ms: stamp.mono_ms, device: self.device_id().to_string() };
         let policy = self.borrow_policy()?;
         let engineer = self.engineer_id()?;
+        let written = std::cell::Cell::new(0u64);
         let (moves, order) = self.store.edit_bound(
             id,
             "checklist.answer",
@@ -151,6 +153,7 @@ impl Device {
             },
             |o| self.summarize(o),
             |tx, moves, seq| {
+                written.set(seq);
                 if moves.is_empty() {
                     return Ok(());
                 }
@@ -159,6 +162,10 @@ impl Device {
         )?;
         if !moves.is_empty() {
             tracing::info!(order = id, step, movements = moves.len(), "parts recorded from the checklist");
+        }
+        if matches!(record_kind, RecordKind::Consent) {
+            // The hardware key countersigns off the edit path (ADR 0017).
+            self.countersigner.request(written.get(), false);
         }
         self.changed(id, ChangeOrigin::Local);
         self.checklist_view(order)
@@ -204,4 +211,10 @@ impl Device {
             }
         }
     }
+}
+
+/// Whether an answer asks for the hardware key's countersignature.
+enum RecordKind {
+    Consent,
+    Other,
 }

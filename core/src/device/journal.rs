@@ -45,6 +45,7 @@ impl Device {
 
     /// Seals whatever waits for a seal (ADR 0017); returns how many seals were written.
     pub fn seal_journal(&self, reason: &str) -> Result<usize> {
+        self.countersigner.flush();
         Ok(self.store.seal_pending(self.stamp(), reason)?)
     }
 

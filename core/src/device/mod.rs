@@ -3,6 +3,7 @@
 
 mod bundle;
 mod checklist;
+mod countersign;
 mod help;
 mod journal;
 mod orders;
@@ -91,7 +92,9 @@ impl DeviceOptions {
 }
 
 pub struct Device {
-    store: Store,
+    store: Arc<Store>,
+    /// The hardware key's countersignatures, taken on their own thread (ADR 0017).
+    countersigner: countersign::Countersigner,
     /// The device key (also installed in the store, which seals journal entries with it).
     signer: Arc<dyn Signer>,
     clock: Arc<dyn Clock>,
@@ -108,7 +111,7 @@ pub struct Device {
 
 impl Device {
     pub fn open(options: DeviceOptions) -> Result<Self> {
-        let store = Store::open(&options.data_dir)?;
+        let store = Arc::new(Store::open(&options.data_dir)?);
         let signer: Arc<dyn Signer> = match options.signer {
             Some(s) => s,
             None => match store.meta(MetaKey::DeviceKey)? {
@@ -139,6 +142,7 @@ impl Device {
         }
         let blobs = BlobStore::open(&options.data_dir.join("blobs")).map_err(EvidenceError::from)?;
         let device = Self {
+            countersigner: countersign::Countersigner::start(store.clone(), signer.clone(), options.clock.clone()),
             store,
             signer,
             blobs,
@@ -156,6 +160,9 @@ impl Device {
         // new session, whose `session_open` entry says which (ADR 0017).
         if device.store.has_unsealed()? {
             device.store.seal_pending(device.stamp(), "reopen")?;
+        }
+        for seq in device.store.uncountersigned()? {
+            device.countersigner.request(seq, true);
         }
         Ok(device)
     }

@@ -30,6 +30,7 @@ impl Device {
     /// The service record: every completed order whose newest receipt the customer signed.
     pub fn service_record(&self) -> Result<ServiceRecord> {
         let key = self.public_key();
+        self.countersigner.flush();
         self.store.seal_pending(self.stamp(), "export")?;
         let proofs = self.log_proofs()?;
         let mut orders: Vec<OrderRecord> = Vec::new();

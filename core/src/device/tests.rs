@@ -149,3 +149,124 @@ fn two_devices_merge_concurrent_edits() {
     assert_eq!(a.list(&OrderFilter::default()).unwrap()[0].status, Status::Accepted, "summary follows merges");
     assert!(matches!(a.merge_document(b"garbage"), Err(crate::Error::Store(crate::store::Error::Document { .. }))));
 }
+
+/// The device's hardware key as a test sees it: counts signatures, can refuse or hold back
+/// countersignatures (a secure element that is slow, or an app killed before the worker ran).
+struct HardwareKey {
+    key: crate::evidence::SoftwareSigner,
+    signs: std::sync::atomic::AtomicUsize,
+    countersigns_done: std::sync::atomic::AtomicUsize,
+    refuse_countersign: bool,
+    gate: (std::sync::Mutex<bool>, std::sync::Condvar),
+}
+
+impl HardwareKey {
+    fn new(secret: &[u8], refuse_countersign: bool, open: bool) -> Arc<Self> {
+        Arc::new(Self {
+            key: crate::evidence::SoftwareSigner::from_secret(secret).unwrap(),
+            signs: Default::default(),
+            countersigns_done: Default::default(),
+            refuse_countersign,
+            gate: (std::sync::Mutex::new(open), std::sync::Condvar::new()),
+        })
+    }
+
+    fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+}
+
+impl crate::evidence::Signer for HardwareKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.key.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, crate::evidence::signer::Error> {
+        self.signs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if message.starts_with(b"onsite-countersign/") {
+            if self.refuse_countersign {
+                return Err(crate::evidence::signer::Error::Signing("the secure element is gone".into()));
+            }
+            let open = self.gate.0.lock().unwrap();
+            let _ = self.gate.1.wait_timeout_while(open, std::time::Duration::from_secs(20), |o| !*o).unwrap();
+            self.countersigns_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.key.sign(message)
+    }
+}
+
+fn visit(d: &Device) {
+    d.import_orders_json(&sample_json("WO-1")).unwrap();
+    for e in [Event::Accept, Event::ContactCustomer { window: window(d) }, Event::Depart, Event::Arrive, Event::StartWork] {
+        d.transition("WO-1", e, Actor::Engineer, None).unwrap();
+    }
+    d.start_checklist("WO-1", "onsite-repair").unwrap();
+    d.walk_checklist_demo("WO-1").unwrap();
+}
+
+fn kinds(d: &Device, kind: &str) -> Vec<crate::evidence::journal::Body> {
+    d.journal(None).unwrap().iter().map(|e| e.body().unwrap()).filter(|b| b.kind == kind).collect()
+}
+
+#[test]
+fn the_hardware_key_signs_the_session_and_countersigns_consents_off_the_edit_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = crate::evidence::SoftwareSigner::generate().unwrap().secret();
+    let hw = HardwareKey::new(&secret, false, false);
+    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
+    // The whole visit is answered while the secure element holds every countersignature back:
+    // no answer waited for one.
+    visit(&d);
+    let consents = kinds(&d, "consent").len();
+    assert!(consents >= 2, "{consents}");
+    assert_eq!(hw.countersigns_done.load(std::sync::atomic::Ordering::SeqCst), 0);
+    hw.open_gate();
+    d.seal_journal("test").unwrap();
+    assert_eq!(hw.countersigns_done.load(std::sync::atomic::Ordering::SeqCst), consents);
+    let r = d.verify_journal().unwrap();
+    assert!(r.sealed(), "{r:?}");
+    assert_eq!(r.countersigned.len(), consents);
+    assert_eq!(kinds(&d, "countersign").len(), consents);
+    // One session and one countersignature per consent: nothing else touched the hardware key.
+    assert_eq!(hw.signs.load(std::sync::atomic::Ordering::SeqCst), 1 + consents);
+    let signed = d.journal(None).unwrap().iter().filter(|e| e.is_signed()).count();
+    assert!(signed < d.journal(None).unwrap().len() / 3, "{signed}");
+}
+
+#[test]
+fn a_killed_app_leaves_unsealed_entries_and_missing_countersignatures_the_next_open_completes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = crate::evidence::SoftwareSigner::generate().unwrap().secret();
+    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(HardwareKey::new(&secret, true, true))).unwrap();
+    visit(&d);
+    d.add_note("WO-1", "written just before the phone died").unwrap();
+    d.countersigner.flush();
+    let r = d.verify_journal().unwrap();
+    let first_unsealed = r.unsealed_from.expect("the note is not sealed yet");
+    assert!(r.ok() && r.countersigned.is_empty(), "{r:?}");
+    let last = d.journal(None).unwrap().last().unwrap().seq;
+    drop(d); // killed: nothing seals on the way out
+
+    let hw = HardwareKey::new(&secret, false, true);
+    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
+    d.countersigner.flush();
+    let sessions = kinds(&d, "session_open");
+    assert_eq!(sessions.len(), 2);
+    let open: crate::evidence::journal::SessionOpen = serde_json::from_value(sessions[1].payload.clone().unwrap()).unwrap();
+    assert_eq!((open.unsealed_from, open.unsealed_to), (Some(first_unsealed), Some(last)), "the new session says what it sealed late");
+    let reopen: Vec<_> = kinds(&d, "seal").into_iter().filter(|b| b.payload.as_ref().unwrap()["reason"] == "reopen").collect();
+    assert_eq!(reopen.iter().map(|b| b.order.as_deref()).collect::<Vec<_>>(), [Some("WO-1")]);
+    let late = kinds(&d, "countersign");
+    assert!(!late.is_empty() && late.iter().all(|b| b.payload.as_ref().unwrap()["late"] == true), "{late:?}");
+    assert_eq!(late.len(), kinds(&d, "consent").len());
+    d.seal_journal("test").unwrap();
+    let r = d.verify_journal().unwrap();
+    assert!(r.sealed() && r.countersigned.len() == late.len(), "{r:?}");
+    // Reopening a clean store writes nothing.
+    let n = d.journal(None).unwrap().len();
+    drop(d);
+    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw)).unwrap();
+    d.countersigner.flush();
+    assert_eq!(d.journal(None).unwrap().len(), n);
+}

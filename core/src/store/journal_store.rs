@@ -105,6 +105,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Consent entries no countersignature names yet (the app was killed before the worker
+    /// reached them).
+    pub fn uncountersigned(&self) -> Result<Vec<u64>, Error> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT seq FROM journal WHERE kind = ?1 ORDER BY seq")?;
+        let consents: Vec<i64> = st.query_map([JournalKind::Consent.as_str()], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        if consents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut st = conn.prepare_cached("SELECT seq, body FROM journal WHERE kind = ?1")?;
+        let mut signed = std::collections::HashSet::new();
+        for row in st.query_map([JournalKind::Countersign.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+            let (seq, body) = row?;
+            let c: Option<journal::Countersign> = serde_json::from_slice::<journal::Body>(&body).ok().and_then(|b| b.payload).and_then(|p| serde_json::from_value(p).ok());
+            let c = c.ok_or(journal::Error::Malformed { seq: seq as u64, reason: "unreadable countersignature".into() })?;
+            signed.insert(c.seq);
+        }
+        Ok(consents.into_iter().map(|s| s as u64).filter(|s| !signed.contains(s)).collect())
+    }
+
     /// Whether anything in the journal waits for a seal: an order's chain, or the tail.
     pub fn has_unsealed(&self) -> Result<bool, Error> {
         let conn = self.reader();

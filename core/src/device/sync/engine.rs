@@ -133,6 +133,7 @@ impl Pass<'_> {
     fn journal(&mut self) -> Result<()> {
         let d = self.device;
         // Everything written so far travels under a signature (ADR 0017).
+        d.countersigner.flush();
         d.store.seal_pending(d.stamp(), "sync")?;
         let mut acked = d.store.meta_u64(MetaKey::SyncJournalAcked)?;
         let total = d.store.sync_counts(acked)?.pending_journal;
