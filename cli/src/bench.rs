@@ -29,7 +29,7 @@ pub(crate) fn emit(name: &str, value: f64, unit: &str) {
     println!("bench {name} {value:.4} {unit}");
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[idx.min(samples.len() - 1)]
@@ -148,7 +148,7 @@ fn store(n: usize) -> Result<()> {
     emit("store.bytes_per_order", f.bytes as f64 / f.orders as f64, "bytes");
     let plain = serde_json::to_vec(&d.get("BENCH-00000")?.order)?.len();
     emit("store.json_bytes_per_order_baseline", plain as f64, "bytes");
-    Ok(())
+    crate::bench_visit::visit_figures()
 }
 
 /// The baseline edit: put a note map into a list, commit, save the increment, append it to
@@ -314,7 +314,7 @@ pub fn test_photo(w: u32, h: u32, seed: u32) -> Vec<u8> {
 }
 
 /// A copy with different bytes (a COM segment) but the same picture.
-fn variant(jpeg: &[u8], n: u32) -> Vec<u8> {
+pub(crate) fn variant(jpeg: &[u8], n: u32) -> Vec<u8> {
     let text = format!("variant {n}");
     let mut seg = vec![0xFF, 0xFE];
     seg.extend_from_slice(&((text.len() + 2) as u16).to_be_bytes());

@@ -109,7 +109,8 @@ pub fn journal(device: &Device, cmd: JournalCmd) -> Result<()> {
                     None => "every entry sealed".to_string(),
                     Some(seq) => format!("entries from {seq} wait for the next seal"),
                 };
-                let countersigned = if r.countersigned.is_empty() { String::new() } else { format!(", {} countersigned by the device key", r.countersigned.len()) };
+                let countersigned =
+                    if r.countersigned.is_empty() { String::new() } else { format!(", {} countersigned by the device key", r.countersigned.len()) };
                 println!("journal OK: {} entries, chain and signatures verified, {sealed}{countersigned}", r.entries);
             } else {
                 println!("journal BROKEN: {:?}", r.first_problem);

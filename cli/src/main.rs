@@ -4,6 +4,7 @@ mod alloc;
 mod bench;
 mod bench_load;
 mod bench_sync;
+mod bench_visit;
 mod checklist;
 mod demo;
 mod evidence;

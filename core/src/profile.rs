@@ -254,7 +254,13 @@ pub fn aggregate(orders: &[OrderRecord]) -> Aggregates {
 }
 
 /// Builds one order's entry from its newest signed receipt, journal slice and proof.
-pub fn order_record(sr: &SignedReceipt, device_key: &[u8], journal: Vec<Entry>, sessions: Vec<Entry>, proof: Option<InclusionProof>) -> Result<OrderRecord, String> {
+pub fn order_record(
+    sr: &SignedReceipt,
+    device_key: &[u8],
+    journal: Vec<Entry>,
+    sessions: Vec<Entry>,
+    proof: Option<InclusionProof>,
+) -> Result<OrderRecord, String> {
     let r = receipt::verify(sr, device_key).map_err(|p| format!("{}: {}", p.check, p.detail))?;
     let (visits, first_time_fix, help_requests) = derive(&sr.order, &r, &journal);
     Ok(OrderRecord {

@@ -170,4 +170,3 @@ pub(super) fn local_and_utc(iso: &str, offset_minutes: i32) -> String {
         None => iso.to_string(),
     }
 }
-

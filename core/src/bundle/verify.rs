@@ -86,7 +86,11 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     };
     let version = value.get("version").and_then(|v| v.as_u64()).map(|v| v as u32);
     if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) || !version.is_some_and(|v| VERSIONS.contains(&v)) {
-        c.fail("manifest.version", MANIFEST, format!("format {:?} version {:?}; this verifier reads {FORMAT} versions {VERSIONS:?}", value.get("format"), version));
+        c.fail(
+            "manifest.version",
+            MANIFEST,
+            format!("format {:?} version {:?}; this verifier reads {FORMAT} versions {VERSIONS:?}", value.get("format"), version),
+        );
         return (version, None);
     }
     let manifest: Manifest = match serde_json::from_value(value) {

@@ -118,7 +118,8 @@ impl Store {
         let mut signed = std::collections::HashSet::new();
         for row in st.query_map([JournalKind::Countersign.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
             let (seq, body) = row?;
-            let c: Option<journal::Countersign> = serde_json::from_slice::<journal::Body>(&body).ok().and_then(|b| b.payload).and_then(|p| serde_json::from_value(p).ok());
+            let c: Option<journal::Countersign> =
+                serde_json::from_slice::<journal::Body>(&body).ok().and_then(|b| b.payload).and_then(|p| serde_json::from_value(p).ok());
             let c = c.ok_or(journal::Error::Malformed { seq: seq as u64, reason: "unreadable countersignature".into() })?;
             signed.insert(c.seq);
         }

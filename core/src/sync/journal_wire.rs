@@ -195,11 +195,23 @@ mod tests {
         for i in 0..12 {
             let order = if i % 3 == 0 { "WO-1" } else { "WO-2" };
             let text = if i == 5 { "x".repeat(5000) } else { format!("note {i}") };
-            push(&mut out, Draft::new(JournalKind::Note, Some(order), serde_json::json!({ "text": text })), Signing::Session(&session), &mut head, 2_000_000 + i * 700);
+            push(
+                &mut out,
+                Draft::new(JournalKind::Note, Some(order), serde_json::json!({ "text": text })),
+                Signing::Session(&session),
+                &mut head,
+                2_000_000 + i * 700,
+            );
         }
         push(&mut out, Draft::new(JournalKind::TimeTicket, None, serde_json::json!({ "t": 1 })), Signing::Session(&session), &mut head, 2_010_000);
         for o in ["WO-1", "WO-2"] {
-            push(&mut out, Draft::of(JournalKind::Seal, Some(o), &SealPayload { reason: "sync".into() }).unwrap(), Signing::Session(&session), &mut head, 2_011_000);
+            push(
+                &mut out,
+                Draft::of(JournalKind::Seal, Some(o), &SealPayload { reason: "sync".into() }).unwrap(),
+                Signing::Session(&session),
+                &mut head,
+                2_011_000,
+            );
         }
         (hw, out)
     }

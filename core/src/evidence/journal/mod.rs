@@ -19,9 +19,9 @@
 
 pub mod seal;
 pub mod session;
-pub mod verify;
 #[cfg(test)]
 mod tests;
+pub mod verify;
 
 pub use seal::{seal, seal_linked, seal_with, Signing};
 pub use session::{countersign_message, Countersign, SealPayload, Session, SessionOpen, SESSION_TTL_MS};
@@ -260,4 +260,3 @@ pub(crate) mod hex_bytes {
             .collect()
     }
 }
-

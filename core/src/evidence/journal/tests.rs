@@ -1,8 +1,8 @@
 //! The journal: chains, slices, sessions, seals and countersignatures.
 use super::*;
 use crate::evidence::signer::Signer;
-use crate::hash::sha256_hex;
 use crate::evidence::signer::SoftwareSigner;
+use crate::hash::sha256_hex;
 use proptest::prelude::*;
 
 fn chain(n: usize, signer: &SoftwareSigner) -> Vec<Entry> {
@@ -119,7 +119,14 @@ struct Book {
 
 impl Book {
     fn new() -> Self {
-        Self { head: Head::genesis(), hardware: SoftwareSigner::generate().unwrap(), session: None, order_heads: Default::default(), entries: vec![], at: 1_000_000 }
+        Self {
+            head: Head::genesis(),
+            hardware: SoftwareSigner::generate().unwrap(),
+            session: None,
+            order_heads: Default::default(),
+            entries: vec![],
+            at: 1_000_000,
+        }
     }
 
     fn push(&mut self, draft: Draft, signing: Option<&dyn Signer>) -> u64 {
@@ -281,7 +288,10 @@ fn a_countersignature_binds_an_entry_to_the_device_key() {
     assert_eq!(r.countersigned, vec![consent]);
     // Signed by another key, or naming another hash: refused.
     for bad in [
-        Countersign { signature: crate::hash::hex(&SoftwareSigner::generate().unwrap().sign(&countersign_message("dev", consent, &hash)).unwrap()), ..c.clone() },
+        Countersign {
+            signature: crate::hash::hex(&SoftwareSigner::generate().unwrap().sign(&countersign_message("dev", consent, &hash)).unwrap()),
+            ..c.clone()
+        },
         Countersign { hash: ZERO_HASH.into(), ..c.clone() },
     ] {
         let mut x = day();

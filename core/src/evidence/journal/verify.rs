@@ -64,20 +64,42 @@ impl Keys {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum Problem {
-    Gap { expected: u64, found: u64 },
-    BrokenLink { seq: u64 },
-    HashMismatch { seq: u64 },
-    BadSignature { seq: u64 },
-    Malformed { seq: u64, reason: String },
-    WrongDevice { seq: u64 },
+    Gap {
+        expected: u64,
+        found: u64,
+    },
+    BrokenLink {
+        seq: u64,
+    },
+    HashMismatch {
+        seq: u64,
+    },
+    BadSignature {
+        seq: u64,
+    },
+    Malformed {
+        seq: u64,
+        reason: String,
+    },
+    WrongDevice {
+        seq: u64,
+    },
     /// Signed by a session this verifier was not shown (or one opened after the entry).
-    UnknownSession { seq: u64 },
+    UnknownSession {
+        seq: u64,
+    },
     /// Signed by a session after it expired.
-    SessionExpired { seq: u64 },
+    SessionExpired {
+        seq: u64,
+    },
     /// A countersignature that does not hold, or names an entry with another hash.
-    BadCountersign { seq: u64 },
+    BadCountersign {
+        seq: u64,
+    },
     /// Entries from here on are covered by no signature.
-    Unsealed { from: u64 },
+    Unsealed {
+        from: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -300,6 +322,7 @@ pub fn verify_order_slice(entries: &[Entry], keys: &Keys, device: &str, order: &
 /// body and signature each, no chain; every one must be signed.
 pub fn verify_standalone(entries: &[Entry], keys: &Keys, device: &str) -> Report {
     let mut walk = Walk::new(keys, device);
-    let structural = entries.iter().enumerate().find_map(|(i, e)| check_structure(e, device, |_| true).and_then(|b| walk.entry(i, e, &b, true)).err().map(|p| (i, p)));
+    let structural =
+        entries.iter().enumerate().find_map(|(i, e)| check_structure(e, device, |_| true).and_then(|b| walk.entry(i, e, &b, true)).err().map(|p| (i, p)));
     walk.finish(entries, structural)
 }
