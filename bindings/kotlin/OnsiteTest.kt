@@ -10,6 +10,7 @@ import java.time.Instant
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertNotEquals
+import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
@@ -302,11 +303,18 @@ class EvidenceTest {
     }
 
     /** A P-256 key from the JVM's provider, standing in for Android Keystore/StrongBox. */
-    class JvmSigner : DeviceSigner {
+    /**
+     * A hardware key as slow as a secure element (`delayMs` per signature) that can hold
+     * countersignatures back until `release()`: an answer that waited on one would never return.
+     */
+    class JvmSigner(private val delayMs: Long = 0, holdCountersignatures: Boolean = false) : DeviceSigner {
         private val pair = java.security.KeyPairGenerator.getInstance("EC").apply {
             initialize(java.security.spec.ECGenParameterSpec("secp256r1"))
         }.generateKeyPair()
-        var calls = 0
+        private val gate = java.util.concurrent.CountDownLatch(if (holdCountersignatures) 1 else 0)
+        val countersigned = java.util.concurrent.atomic.AtomicInteger()
+        @Volatile var calls = 0
+        fun release() = gate.countDown()
         override fun publicKey(): ByteArray {
             val w = (pair.public as java.security.interfaces.ECPublicKey).w
             fun fixed(b: java.math.BigInteger): ByteArray {
@@ -316,7 +324,12 @@ class EvidenceTest {
             return byteArrayOf(4) + fixed(w.affineX) + fixed(w.affineY)
         }
         override fun sign(message: ByteArray): ByteArray {
-            calls++
+            synchronized(this) { calls++ }
+            if (String(message, Charsets.UTF_8).startsWith("onsite-countersign/")) {
+                gate.await(20, java.util.concurrent.TimeUnit.SECONDS)
+                countersigned.incrementAndGet()
+            }
+            Thread.sleep(delayMs)
             return java.security.Signature.getInstance("SHA256withECDSA").run {
                 initSign(pair.private)
                 update(message)
@@ -350,11 +363,43 @@ class EvidenceTest {
             }
             val report = store.evidence().verifyJournal()
             assertTrue(report.problem ?: "", report.ok)
-            assertEquals(5uL, report.entries) // three imports, two photos
-            assertTrue(signer.calls >= 5)
+            // The session (signed by the device key), three imports, two photos each sealed at once.
+            assertEquals(8uL, report.entries)
+            assertNull(report.unsealedFrom)
+            assertEquals(1, signer.calls)
             assertArrayEquals(signer.publicKey(), store.publicKey())
             val kinds = store.evidence().journal("WO-20261123-0001").map { it.kind }
-            assertEquals(listOf("import", "photo"), kinds)
+            assertEquals(listOf("import", "photo", "seal"), kinds)
+        }
+    }
+
+    @Test
+    fun aSlowHardwareKeyIsUsedRarelyAndNeverWaitedOnByAnEdit(): Unit = runBlocking {
+        val signer = JvmSigner(delayMs = 100, holdCountersignatures = true)
+        Onsite.openWithPlatform(Files.createTempDirectory("onsite-kt").toString(), null, signer, null).use { store ->
+            store.orders().importJson(samples)
+            val id = "WO-20261123-0001"
+            val walker = ChecklistTest()
+            var view = store.checklist().start(id, "onsite-repair")
+            var consents = 0
+            while (view.open.isNotEmpty()) {
+                val step = view.steps.first { it.id == view.open.first() }
+                val answer = walker.answerFor(store.orders().get(id), view, step)
+                if (answer is StepAnswer.Consent) consents++
+                view = store.checklist().answer(id, step.id, answer)
+            }
+            // Every consent was answered while the key held its countersignatures back.
+            assertEquals(3, consents)
+            assertEquals(0, signer.countersigned.get())
+            signer.release()
+            assertTrue(store.evidence().sealJournal() >= 1u)
+            val report = store.evidence().verifyJournal()
+            assertTrue(report.problem ?: "", report.ok)
+            assertNull(report.unsealedFrom)
+            assertEquals(3uL, report.countersigned)
+            // The hardware key signed the session and the three countersignatures, nothing else.
+            assertEquals(1 + consents, signer.calls)
+            assertEquals(3, store.evidence().journal(id).count { it.kind == "countersign" })
         }
     }
 }

@@ -8,7 +8,9 @@ use crate::ApiError;
 
 /// The device key, implemented by the app with a hardware-backed P-256 key (Android
 /// StrongBox/Keystore, iOS Secure Enclave). `sign` returns an ES256 signature over SHA-256 of
-/// `message`, DER or raw 64-byte `r || s`.
+/// `message`, DER or raw 64-byte `r || s`. It may be slow (a secure element): the core calls
+/// it only to open a journal session, to countersign consents (on a worker thread), and for
+/// receipts, bundles and records (docs/adr/0017), never on an ordinary edit.
 #[uniffi::export(with_foreign)]
 pub trait DeviceSigner: Send + Sync {
     /// SEC1 uncompressed public key (65 bytes).
@@ -26,6 +28,30 @@ impl evidence::Signer for ForeignSigner {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, evidence::signer::Error> {
         self.0.sign(message.to_vec()).map_err(|e| evidence::signer::Error::Signing(e.to_string()))
+    }
+}
+
+/// A P-256 key held in software: what desktop tools use as the device key, and what tests
+/// wrap in their own `DeviceSigner` (a slow or failing secure element) where the platform has
+/// no P-256 of its own (Swift on Linux).
+#[derive(uniffi::Object)]
+pub struct SoftwareKey(evidence::SoftwareSigner);
+
+#[uniffi::export]
+impl SoftwareKey {
+    #[uniffi::constructor]
+    pub fn generate() -> Result<Arc<Self>, ApiError> {
+        Ok(Arc::new(Self(evidence::SoftwareSigner::generate().map_err(|e| ApiError::Internal { reason: e.to_string() })?)))
+    }
+
+    /// SEC1 uncompressed public key (65 bytes).
+    pub fn public_key(&self) -> Vec<u8> {
+        evidence::Signer::public_key(&self.0)
+    }
+
+    /// ES256 over `message`, raw 64-byte `r || s`.
+    pub fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        evidence::Signer::sign(&self.0, &message).map_err(|e| ApiError::Internal { reason: e.to_string() })
     }
 }
 
@@ -64,7 +90,8 @@ pub struct IngestReport {
     pub phash: Option<String>,
     /// The same or a near-identical photo already used as evidence on other orders.
     pub reused_on: Vec<PhotoReuse>,
-    /// Why something is missing (e.g. "no thumbnail: unsupported format (HEIC)").
+    /// Why something is missing (e.g. "no thumbnail: unsupported format (HEIC) without the
+    /// platform's decoder").
     pub problems: Vec<String>,
     pub journal_seq: u64,
 }
@@ -137,11 +164,22 @@ pub struct JournalReport {
     pub ok: bool,
     /// Empty when `ok`; else the first problem, e.g. "bad signature at 12".
     pub problem: Option<String>,
+    /// The first entry no seal covers yet (sealed at the next photo, consent, receipt, sync,
+    /// export or app start); none when everything is sealed.
+    pub unsealed_from: Option<u64>,
+    /// Entries (consents) the device key countersigned.
+    pub countersigned: u64,
 }
 
 impl From<evidence::journal::Report> for JournalReport {
     fn from(r: evidence::journal::Report) -> Self {
-        Self { entries: r.entries as u64, ok: r.ok(), problem: r.first_problem.map(|p| serde_json::to_string(&p).unwrap_or_else(|_| format!("{p:?}"))) }
+        Self {
+            entries: r.entries as u64,
+            ok: r.ok(),
+            problem: r.first_problem.map(|p| serde_json::to_string(&p).unwrap_or_else(|_| format!("{p:?}"))),
+            unsealed_from: r.unsealed_from,
+            countersigned: r.countersigned.len() as u64,
+        }
     }
 }
 
@@ -243,8 +281,15 @@ impl EvidenceApi {
         self.device.get()?.journal(order_id.as_deref())?.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// Verifies the whole journal: hash chain, signatures, no gaps.
+    /// Verifies the whole journal: hash chain, signatures, no gaps, what is not sealed yet.
     pub fn verify_journal(&self) -> Result<JournalReport, ApiError> {
         Ok(self.device.get()?.verify_journal()?.into())
+    }
+
+    /// Waits for pending countersignatures, then seals everything written so far with the
+    /// session key (a sync and an export do this themselves). Returns the seals written.
+    pub async fn seal_journal(&self) -> Result<u32, ApiError> {
+        let device = self.device.get()?;
+        crate::task::blocking("seal", None, move |_| Ok(device.seal_journal("app")? as u32)).await
     }
 }

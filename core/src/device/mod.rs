@@ -105,6 +105,8 @@ pub struct Device {
     templates: RwLock<Registry>,
     blobs: BlobStore,
     photo_limits: photo::Limits,
+    /// The platform's decoder for what the core does not decode (HEIC, AVIF).
+    image_decoder: RwLock<Option<Arc<dyn photo::PlatformDecoder>>>,
     location: Option<Arc<dyn LocationSource>>,
     changes: ChangeFeed,
 }
@@ -147,6 +149,7 @@ impl Device {
             signer,
             blobs,
             photo_limits: photo::Limits::default(),
+            image_decoder: RwLock::new(None),
             clock: options.clock,
             calendar: options.calendar,
             sla: options.sla,
@@ -169,6 +172,12 @@ impl Device {
 
     /// Registers a listener told which orders changed (after local edits and merges);
     /// delivery stops when the returned handle is dropped.
+    /// Hands HEIC, AVIF and other formats the core does not decode to the platform's codecs
+    /// (thumbnail and perceptual hash from its small image; the original is hashed here).
+    pub fn set_image_decoder(&self, decoder: Arc<dyn photo::PlatformDecoder>) {
+        *self.image_decoder.write().unwrap_or_else(|p| p.into_inner()) = Some(decoder);
+    }
+
     pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Subscription {
         self.changes.subscribe(listener)
     }

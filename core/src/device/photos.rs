@@ -67,7 +67,8 @@ impl Device {
             PhotoSource::Bytes(b) => self.blobs.put_bytes(b),
         }
         .map_err(EvidenceError::from)?;
-        let mut analysis = photo::analyze(&self.blobs.path(&stored.sha256), &self.photo_limits).map_err(EvidenceError::from)?;
+        let decoder = self.image_decoder.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut analysis = photo::analyze_with(&self.blobs.path(&stored.sha256), &self.photo_limits, decoder.as_deref()).map_err(EvidenceError::from)?;
         let thumb = match analysis.thumbnail.take() {
             Some(t) => Some(self.blobs.put_bytes(&t).map_err(EvidenceError::from)?),
             None => None,

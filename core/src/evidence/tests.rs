@@ -60,7 +60,7 @@ fn bad_photos_are_kept_or_refused_clearly() {
     ));
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic-payload".to_vec();
     let r = d.ingest_photo("WO-1", None, PhotoSource::Bytes(&heic), None).unwrap();
-    assert_eq!(r.analysis.problems, ["no thumbnail: unsupported format (HEIC)"]);
+    assert_eq!(r.analysis.problems, ["no thumbnail: unsupported format (HEIC) without the platform's decoder"]);
     assert!(r.thumb_sha256.is_none());
     assert_eq!(d.blob(&r.sha256).unwrap(), heic, "stored and hashed as evidence");
     assert!(matches!(d.ingest_photo("WO-404", None, PhotoSource::Bytes(&heic), None), Err(crate::Error::Store(_))));

@@ -36,7 +36,91 @@ final class EvidenceTests: XCTestCase {
         }
         let report = try store.evidence().verifyJournal()
         XCTAssertTrue(report.ok, report.problem ?? "")
-        XCTAssertEqual(report.entries, 5)
+        // The session (device key), three imports, two photos each sealed at once.
+        XCTAssertEqual(report.entries, 8)
+        XCTAssertNil(report.unsealedFrom)
         XCTAssertEqual(store.publicKey().count, 65)
+    }
+}
+
+/// A hardware key as slow as a secure element (`delay` per signature) that holds
+/// countersignatures back until `release()`: an answer that waited on one would never return.
+/// Swift on Linux has no P-256, so the arithmetic is the library's `SoftwareKey`; everything
+/// else goes through the real `DeviceSigner` foreign trait.
+final class SlowSecureElement: DeviceSigner, @unchecked Sendable {
+    private let key: SoftwareKey
+    private let delay: TimeInterval
+    private let gate = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var held = true
+    private(set) var calls = 0
+    private(set) var countersigned = 0
+
+    init(delay: TimeInterval) throws {
+        key = try SoftwareKey.generate()
+        self.delay = delay
+    }
+
+    func release() {
+        lock.lock()
+        held = false
+        lock.unlock()
+        gate.signal()
+    }
+
+    func publicKey() -> Data { key.publicKey() }
+
+    func sign(message: Data) throws -> Data {
+        lock.lock()
+        calls += 1
+        let wait = held
+        lock.unlock()
+        if String(decoding: message, as: UTF8.self).hasPrefix("onsite-countersign/") {
+            if wait {
+                _ = gate.wait(timeout: .now() + 20)
+                gate.signal()
+            }
+            lock.lock()
+            countersigned += 1
+            lock.unlock()
+        }
+        Thread.sleep(forTimeInterval: delay)
+        return try key.sign(message: message)
+    }
+}
+
+final class SlowSignerTests: XCTestCase {
+    private var samples: String {
+        let path = ProcessInfo.processInfo.environment["ONSITE_SAMPLES"] ?? "/src/cli/samples/orders.json"
+        return try! String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    func testASlowHardwareKeyIsUsedRarelyAndNeverWaitedOnByAnEdit() async throws {
+        let key = try SlowSecureElement(delay: 0.1)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("onsite-swift-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = try Onsite.openWithPlatform(dataDir: dir.path, clock: nil, signer: key, location: nil)
+        _ = try store.orders().importJson(json: samples)
+        let id = "WO-20261123-0001"
+        var view = try store.checklist().start(orderId: id, templateId: "onsite-repair")
+        var consents = 0
+        while let next = view.open.first, let step = view.steps.first(where: { $0.id == next }) {
+            let answer = testAnswer(for: step, in: view, order: try store.orders().get(id: id))
+            if case .consent = answer { consents += 1 }
+            view = try store.checklist().answer(orderId: id, stepId: step.id, answer: answer)
+        }
+        // Every consent was answered while the key held its countersignatures back.
+        XCTAssertEqual(consents, 3)
+        XCTAssertEqual(key.countersigned, 0)
+        key.release()
+        let seals = try await store.evidence().sealJournal()
+        XCTAssertGreaterThanOrEqual(seals, 1)
+        let report = try store.evidence().verifyJournal()
+        XCTAssertTrue(report.ok, report.problem ?? "")
+        XCTAssertNil(report.unsealedFrom)
+        XCTAssertEqual(report.countersigned, 3)
+        // The hardware key signed the session and the three countersignatures, nothing else.
+        XCTAssertEqual(key.calls, 1 + consents)
+        XCTAssertEqual(try store.evidence().journal(orderId: id).filter { $0.kind == "countersign" }.count, 3)
     }
 }

@@ -12,6 +12,11 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use fast_image_resize as fr;
+
+mod exif;
+#[cfg(test)]
+mod formats_tests;
+use exif::read_exif;
 use serde::Serialize;
 
 pub const THUMB_EDGE: u32 = 320;
@@ -37,23 +42,60 @@ impl Default for Limits {
 pub enum Format {
     Jpeg,
     Png,
+    Webp,
+    Tiff,
+    /// HEIF with HEVC (the iPhone camera's default).
     Heic,
+    /// HEIF with AV1.
+    Avif,
     Unknown,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Jpeg, Format::Png, Format::Heic, Format::Unknown];
+    pub const ALL: [Format; 7] = [Format::Jpeg, Format::Png, Format::Webp, Format::Tiff, Format::Heic, Format::Avif, Format::Unknown];
 
     /// The JSON spelling (stored in the photo row and journaled).
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Jpeg => "jpeg",
             Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Tiff => "tiff",
             Format::Heic => "heic",
+            Format::Avif => "avif",
             Format::Unknown => "unknown",
         }
     }
+
+    /// Decoded by the core itself on every platform (the rest need a [`PlatformDecoder`]).
+    pub fn decoded_here(self) -> bool {
+        matches!(self, Format::Jpeg | Format::Png | Format::Webp | Format::Tiff)
+    }
 }
+
+/// An image the platform decoded for the core (ImageIO on iOS, ImageDecoder/BitmapFactory on
+/// Android): the original size, and pixels at a reduced size with the orientation applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub width: u32,
+    pub height: u32,
+    pub small_width: u32,
+    pub small_height: u32,
+    /// RGB, 3 bytes per pixel, `small_width * small_height * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+/// Decodes what the core cannot (HEIC, AVIF; DNG...): the platform's own codecs. The core
+/// still hashes the original bytes; from the small image it makes the thumbnail and the
+/// perceptual hash, so the reuse check sees every photo a phone takes.
+pub trait PlatformDecoder: Send + Sync {
+    /// `Ok(None)`: the platform cannot decode this either. `max_edge`: the long edge the
+    /// small image should have (at least; the core scales it down further).
+    fn decode(&self, path: &Path, format: Format, max_edge: u32) -> Result<Option<Decoded>, String>;
+}
+
+/// Long edge asked of a platform decoder (twice the thumbnail's, for a sharp downscale).
+pub const PLATFORM_EDGE: u32 = 2 * THUMB_EDGE;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ExifInfo {
@@ -85,13 +127,36 @@ pub struct Analysis {
     pub problems: Vec<String>,
 }
 
+/// Bytes [`sniff`] looks at.
+pub const SNIFF_BYTES: usize = 64;
+
+/// The format from the first bytes. HEIF files name their codec in the `ftyp` box: the major
+/// brand, or for the generic `mif1`/`msf1` the compatible brands (`avif` before `heic`).
 pub fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Format::Jpeg
     } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Format::Png
-    } else if head.len() >= 12 && &head[4..8] == b"ftyp" && matches!(&head[8..12], b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" | b"avif") {
-        Format::Heic
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Format::Webp
+    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
+        Format::Tiff
+    } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let end = size.clamp(16, head.len().max(16)).min(head.len());
+        let compatible: Vec<&[u8]> = head.get(16..end).unwrap_or(&[]).chunks_exact(4).collect();
+        let brand = |b: &[u8]| -> Option<Format> {
+            match b {
+                b"avif" | b"avis" => Some(Format::Avif),
+                b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" => Some(Format::Heic),
+                _ => None,
+            }
+        };
+        brand(&head[8..12]).or_else(|| compatible.iter().find_map(|b| brand(b))).unwrap_or(if matches!(&head[8..12], b"mif1" | b"msf1") {
+            Format::Heic
+        } else {
+            Format::Unknown
+        })
     } else {
         Format::Unknown
     }
@@ -99,18 +164,44 @@ pub fn sniff(head: &[u8]) -> Format {
 
 /// Analyses the photo at `path` (already stored); never panics, never fails on content.
 pub fn analyze(path: &Path, limits: &Limits) -> std::io::Result<Analysis> {
-    let mut head = [0u8; 16];
+    analyze_with(path, limits, None)
+}
+
+/// [`analyze`], handing formats the core does not decode to the platform's decoder.
+pub fn analyze_with(path: &Path, limits: &Limits, platform: Option<&dyn PlatformDecoder>) -> std::io::Result<Analysis> {
+    let mut head = [0u8; SNIFF_BYTES];
     let n = File::open(path)?.read(&mut head)?;
-    Ok(guarded(sniff(&head[..n]), |format, a| match format {
+    Ok(guarded(sniff(&head[..n]), platform.is_some(), |format, a| match format {
         Format::Jpeg => jpeg_path(path, limits, a),
-        Format::Png => png_path(path, limits, a),
-        Format::Heic | Format::Unknown => Ok(()),
+        Format::Png => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Png, limits, a),
+        Format::Webp => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::WebP, limits, a),
+        Format::Tiff => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Tiff, limits, a),
+        Format::Heic | Format::Avif | Format::Unknown => match platform {
+            Some(p) => platform_decode(p, path, format, limits, a),
+            None => Ok(()),
+        },
     }))
+}
+
+/// Checks what the platform returned as strictly as any decoder's output.
+fn platform_decode(p: &dyn PlatformDecoder, path: &Path, format: Format, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+    let name = format.as_str().to_uppercase();
+    let d = p.decode(path, format, PLATFORM_EDGE)?.ok_or_else(|| format!("no thumbnail: the platform cannot decode this {name}"))?;
+    if d.width == 0 || d.height == 0 || u64::from(d.width) * u64::from(d.height) > limits.max_pixels {
+        return Err(format!("no thumbnail: the platform reported {}x{}", d.width, d.height));
+    }
+    let small_ok = d.small_width > 0 && d.small_height > 0 && d.small_width <= 4 * PLATFORM_EDGE && d.small_height <= 4 * PLATFORM_EDGE;
+    if !small_ok || d.rgb.len() as u64 != u64::from(d.small_width) * u64::from(d.small_height) * 3 {
+        return Err("no thumbnail: the platform returned an unexpected buffer".into());
+    }
+    a.width = Some(d.width);
+    a.height = Some(d.height);
+    finish(Small { w: d.small_width, h: d.small_height, rgb: d.rgb }, a)
 }
 
 /// Runs a decoder for `format` with the problems every path shares, catching panics from
 /// third-party decoders on hostile bytes (the result degrades; nothing unwinds further).
-fn guarded(format: Format, decode: impl FnOnce(Format, &mut Analysis) -> Result<(), String>) -> Analysis {
+fn guarded(format: Format, platform: bool, decode: impl FnOnce(Format, &mut Analysis) -> Result<(), String>) -> Analysis {
     let mut a = Analysis {
         format,
         width: None,
@@ -123,9 +214,11 @@ fn guarded(format: Format, decode: impl FnOnce(Format, &mut Analysis) -> Result<
         problems: Vec::new(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
-        Format::Heic => Err("no thumbnail: unsupported format (HEIC)".to_string()),
-        Format::Unknown => Err("no thumbnail: unrecognized format".to_string()),
-        Format::Jpeg | Format::Png => decode(format, &mut a),
+        Format::Heic | Format::Avif if !platform => {
+            Err(format!("no thumbnail: unsupported format ({}) without the platform's decoder", format.as_str().to_uppercase()))
+        }
+        Format::Unknown if !platform => Err("no thumbnail: unrecognized format".to_string()),
+        _ => decode(format, &mut a),
     }));
     match outcome {
         Ok(Ok(())) => {}
@@ -137,10 +230,12 @@ fn guarded(format: Format, decode: impl FnOnce(Format, &mut Analysis) -> Result<
 
 /// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
 pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
-    guarded(sniff(&bytes[..bytes.len().min(16)]), |format, a| match format {
+    guarded(sniff(&bytes[..bytes.len().min(SNIFF_BYTES)]), false, |format, a| match format {
         Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), limits, a),
-        Format::Png => png_decode(std::io::Cursor::new(bytes), limits, a),
-        Format::Heic | Format::Unknown => Ok(()),
+        Format::Png => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Png, limits, a),
+        Format::Webp => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::WebP, limits, a),
+        Format::Tiff => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Tiff, limits, a),
+        Format::Heic | Format::Avif | Format::Unknown => Ok(()),
     })
 }
 
@@ -205,19 +300,16 @@ fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, limits: &Limits, a: &
     finish(Small { w: sw, h: sh, rgb }, a)
 }
 
-fn png_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    png_decode(BufReader::new(file), limits, a)
-}
-
-fn png_decode<R: std::io::BufRead + std::io::Seek>(input: R, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
-    let mut reader = image::ImageReader::with_format(input, image::ImageFormat::Png);
+/// PNG, WebP and TIFF through the `image` crate, with its allocation and size limits.
+fn image_decode<R: std::io::BufRead + std::io::Seek>(input: R, format: image::ImageFormat, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+    let mut reader = image::ImageReader::with_format(input, format);
     let mut l = image::Limits::default();
     l.max_alloc = Some(48 * 1024 * 1024);
     l.max_image_width = Some(20_000);
     l.max_image_height = Some(20_000);
     reader.limits(l);
-    let img = reader.decode().map_err(|e| format!("no thumbnail: PNG not decoded ({e})"))?;
+    let name = format!("{format:?}").to_uppercase();
+    let img = reader.decode().map_err(|e| format!("no thumbnail: {name} not decoded ({e})"))?;
     a.width = Some(img.width());
     a.height = Some(img.height());
     if u64::from(img.width()) * u64::from(img.height()) > limits.max_pixels {
@@ -311,48 +403,6 @@ pub fn dhash(w: u32, h: u32, rgb: &[u8]) -> u64 {
     bits
 }
 
-fn read_exif(raw: Vec<u8>, problems: &mut Vec<String>) -> ExifInfo {
-    use exif::{In, Tag, Value};
-    let exif = match exif::Reader::new().read_raw(raw) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(format!("EXIF unreadable: {e}"));
-            return ExifInfo::default();
-        }
-    };
-    let text = |tag: Tag| -> Option<String> {
-        exif.get_field(tag, In::PRIMARY).and_then(|f| match &f.value {
-            Value::Ascii(v) => v.first().map(|s| String::from_utf8_lossy(s).trim().trim_end_matches('\0').to_string()),
-            _ => None,
-        })
-    };
-    let coord = |tag: Tag, reference: Tag| -> Option<f64> {
-        let f = exif.get_field(tag, In::PRIMARY)?;
-        let Value::Rational(r) = &f.value else { return None };
-        if r.len() < 3 || r.iter().any(|x| x.denom == 0) {
-            return None;
-        }
-        let v = r[0].to_f64() + r[1].to_f64() / 60.0 + r[2].to_f64() / 3600.0;
-        let neg = matches!(text(reference).as_deref(), Some("S") | Some("W"));
-        let v = if neg { -v } else { v };
-        v.is_finite().then_some(v)
-    };
-    let orientation = exif.get_field(Tag::Orientation, In::PRIMARY).and_then(|f| f.value.get_uint(0)).map(|v| v as u16);
-    let info = ExifInfo {
-        captured_at: text(Tag::DateTimeOriginal).or_else(|| text(Tag::DateTime)),
-        offset: text(Tag::OffsetTimeOriginal),
-        lat: coord(Tag::GPSLatitude, Tag::GPSLatitudeRef).filter(|v| (-90.0..=90.0).contains(v)),
-        lon: coord(Tag::GPSLongitude, Tag::GPSLongitudeRef).filter(|v| (-180.0..=180.0).contains(v)),
-        make: text(Tag::Make),
-        model: text(Tag::Model),
-        orientation: orientation.filter(|o| (1..=8).contains(o)),
-    };
-    if orientation.is_some() && info.orientation.is_none() {
-        problems.push("EXIF orientation out of range; ignored".into());
-    }
-    info
-}
-
 pub fn hamming(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
 }
@@ -433,6 +483,31 @@ pub(crate) mod tests {
         t
     }
 
+    /// IFD0 with Make, Orientation and an Exif sub-IFD pointer far past the end (what some
+    /// phone editors leave behind).
+    pub fn exif_bad_subifd(o: u16) -> Vec<u8> {
+        let mut t = b"II*\0\x08\0\0\0".to_vec();
+        t.extend_from_slice(&3u16.to_le_bytes());
+        for (tag, ty, count, value) in [(0x010Fu16, 2u16, 5u32, 50u32), (0x0112, 3, 1, u32::from(o)), (0x8769, 4, 1, 0x00FF_FF00)] {
+            t.extend_from_slice(&tag.to_le_bytes());
+            t.extend_from_slice(&ty.to_le_bytes());
+            t.extend_from_slice(&count.to_le_bytes());
+            t.extend_from_slice(&value.to_le_bytes());
+        }
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(b"ACME\0");
+        t
+    }
+
+    #[test]
+    fn a_bad_sub_ifd_pointer_costs_that_part_only() {
+        let a = analyze_bytes(&make_jpeg(640, 480, 5, Some(&exif_bad_subifd(6))));
+        assert_eq!(a.exif.make.as_deref(), Some("ACME"), "{:?}", a.problems);
+        assert_eq!(a.exif.orientation, Some(6));
+        assert_eq!((a.thumb_width, a.thumb_height), (240, 320), "orientation applied");
+        assert!(a.problems.iter().any(|p| p.starts_with("EXIF partly unreadable")), "{:?}", a.problems);
+    }
+
     fn analyze_bytes(bytes: &[u8]) -> Analysis {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
@@ -475,7 +550,7 @@ pub(crate) mod tests {
         assert!(truncated.thumbnail.is_none() || !truncated.problems.is_empty() || truncated.phash.is_some());
         let heic = analyze_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic");
         assert_eq!(heic.format, Format::Heic);
-        assert_eq!(heic.problems, ["no thumbnail: unsupported format (HEIC)"]);
+        assert_eq!(heic.problems, ["no thumbnail: unsupported format (HEIC) without the platform's decoder"]);
         // A 60000x60000 header: refused before any pixel buffer exists.
         let mut bomb = jpeg.clone();
         let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
