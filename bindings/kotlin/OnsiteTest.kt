@@ -289,7 +289,9 @@ class ChecklistTest {
 class EvidenceTest {
     private val samples: String = File(System.getProperty("onsite.samples")).readText()
 
-    internal fun jpeg(seed: Int): ByteArray {
+    internal fun jpeg(seed: Int): ByteArray = encode(seed, "jpg")
+
+    internal fun encode(seed: Int, format: String): ByteArray {
         val img = java.awt.image.BufferedImage(640, 480, java.awt.image.BufferedImage.TYPE_INT_RGB)
         val g = img.createGraphics()
         g.paint = java.awt.GradientPaint(0f, 0f, java.awt.Color(seed % 256, 40, 90), 640f, 480f, java.awt.Color.WHITE)
@@ -298,8 +300,55 @@ class EvidenceTest {
         g.fillOval(100 + seed % 50, 120, 200, 200)
         g.dispose()
         val out = java.io.ByteArrayOutputStream()
-        javax.imageio.ImageIO.write(img, "jpg", out)
+        javax.imageio.ImageIO.write(img, format, out)
         return out.toByteArray()
+    }
+
+    /** The platform's codecs (javax.imageio here; ImageIO/ImageDecoder on the phones). */
+    class JvmImageDecoder : ImageDecoder {
+        val formats = mutableListOf<String>()
+        override fun decode(path: String, format: String, maxEdge: UInt): DecodedImage? {
+            formats.add(format)
+            val img = javax.imageio.ImageIO.read(File(path)) ?: return null
+            val scale = minOf(1.0, maxEdge.toDouble() / maxOf(img.width, img.height))
+            val sw = maxOf(1, (img.width * scale).toInt())
+            val sh = maxOf(1, (img.height * scale).toInt())
+            val small = java.awt.image.BufferedImage(sw, sh, java.awt.image.BufferedImage.TYPE_INT_RGB)
+            small.createGraphics().apply {
+                setRenderingHint(java.awt.RenderingHints.KEY_INTERPOLATION, java.awt.RenderingHints.VALUE_INTERPOLATION_BILINEAR)
+                drawImage(img, 0, 0, sw, sh, null)
+                dispose()
+            }
+            val rgb = ByteArray(sw * sh * 3)
+            for (y in 0 until sh) for (x in 0 until sw) {
+                val p = small.getRGB(x, y)
+                val i = (y * sw + x) * 3
+                rgb[i] = (p shr 16).toByte(); rgb[i + 1] = (p shr 8).toByte(); rgb[i + 2] = p.toByte()
+            }
+            return DecodedImage(img.width.toUInt(), img.height.toUInt(), sw.toUInt(), sh.toUInt(), rgb)
+        }
+    }
+
+    @Test
+    fun aFormatTheCoreDoesNotDecodeGetsItsThumbnailAndHashFromThePlatform(): Unit = runBlocking {
+        Onsite.open(Files.createTempDirectory("onsite-kt").toString()).use { store ->
+            store.orders().importJson(samples)
+            val bmp = encode(11, "bmp")
+            val blind = store.evidence().ingestBytes("WO-20261123-0001", null, bmp, null)
+            assertEquals("unknown", blind.format)
+            assertNull(blind.thumbSha256)
+            assertNull(blind.phash)
+            val decoder = JvmImageDecoder()
+            store.setImageDecoder(decoder)
+            val seen = store.evidence().ingestBytes("WO-20261123-0002", null, bmp, null)
+            assertEquals(listOf("unknown"), decoder.formats)
+            assertEquals(640u, seen.width)
+            assertEquals(320u, seen.thumbWidth)
+            assertTrue(seen.phash != null && seen.thumbSha256 != null)
+            // The same picture re-saved as a JPEG is caught as a reuse of the platform-decoded one.
+            val copy = store.evidence().ingestBytes("WO-20261123-0003", null, encode(11, "jpg"), null)
+            assertTrue(copy.reusedOn.toString(), copy.reusedOn.any { it.orderId == "WO-20261123-0002" })
+        }
     }
 
     /** A P-256 key from the JVM's provider, standing in for Android Keystore/StrongBox. */

@@ -31,6 +31,38 @@ impl evidence::Signer for ForeignSigner {
     }
 }
 
+/// A photo the platform decoded: the original size, and RGB pixels (3 bytes each, orientation
+/// applied) at a reduced size whose long edge is about the `max_edge` asked for.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DecodedImage {
+    pub width: u32,
+    pub height: u32,
+    pub small_width: u32,
+    pub small_height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// The platform's codecs for photo formats the core does not decode (`format`: `heic`,
+/// `avif`, `unknown`): ImageIO (`CGImageSourceCreateThumbnailAtIndex` with the transform) on
+/// iOS, `ImageDecoder`/`BitmapFactory` on Android. Return `null` when the platform cannot
+/// decode it either. The core hashes the original bytes itself and checks what comes back.
+#[uniffi::export(with_foreign)]
+pub trait ImageDecoder: Send + Sync {
+    fn decode(&self, path: String, format: String, max_edge: u32) -> Result<Option<DecodedImage>, ApiError>;
+}
+
+pub(crate) struct ForeignDecoder(pub Arc<dyn ImageDecoder>);
+
+impl evidence::photo::PlatformDecoder for ForeignDecoder {
+    fn decode(&self, path: &std::path::Path, format: evidence::photo::Format, max_edge: u32) -> Result<Option<evidence::photo::Decoded>, String> {
+        let got = self
+            .0
+            .decode(path.to_string_lossy().into_owned(), format.as_str().to_string(), max_edge)
+            .map_err(|e| format!("the platform's decoder failed: {e}"))?;
+        Ok(got.map(|d| evidence::photo::Decoded { width: d.width, height: d.height, small_width: d.small_width, small_height: d.small_height, rgb: d.rgb }))
+    }
+}
+
 /// A P-256 key held in software: what desktop tools use as the device key, and what tests
 /// wrap in their own `DeviceSigner` (a slow or failing secure element) where the platform has
 /// no P-256 of its own (Swift on Linux).
@@ -78,7 +110,7 @@ pub struct IngestReport {
     pub sha256: String,
     pub size: u64,
     pub new_blob: bool,
-    /// jpeg | png | heic | unknown
+    /// jpeg | png | webp | tiff | heic | avif | unknown
     pub format: String,
     pub width: Option<u32>,
     pub height: Option<u32>,

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use onsite_core::{Clock, Device, DeviceOptions};
 
 use crate::checklist::ChecklistApi;
-use crate::evidence::{DeviceSigner, EvidenceApi, ForeignSigner};
+use crate::evidence::{DeviceSigner, EvidenceApi, ForeignDecoder, ForeignSigner, ImageDecoder};
 use crate::help::HelpApi;
 use crate::orders::{from_time, GpsFix, OrdersApi};
 use crate::parts::PartsApi;
@@ -210,6 +210,12 @@ impl Onsite {
     /// The engineer's signed service record (数字化履历).
     pub fn profile(&self) -> Arc<ProfileApi> {
         Arc::new(ProfileApi { device: Handle(Arc::downgrade(&self.device)) })
+    }
+
+    /// The platform's image decoder (ImageIO, Android ImageDecoder) for photo formats the
+    /// core does not decode (HEIC, AVIF...): they then get a thumbnail and a perceptual hash.
+    pub fn set_image_decoder(&self, decoder: Arc<dyn ImageDecoder>) {
+        self.device.set_image_decoder(Arc::new(ForeignDecoder(decoder)));
     }
 
     /// Registers `listener` for order changes; keep the handle as long as the screen lives.

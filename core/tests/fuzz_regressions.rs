@@ -53,12 +53,19 @@ fn sync_inputs_never_panic_and_seeds_decode() {
     let cases = inputs("sync");
     assert!(cases.len() >= 4, "the sync regression corpus is missing");
     let mut decoded = 0;
+    let mut expanded = 0;
     for (name, bytes) in cases {
         let _ = protocol::inflate(&bytes, 1 << 20);
         let _ = protocol::decode_response(&bytes);
         if let Ok(upload) = protocol::decode_journal_upload(&bytes) {
             for e in upload.entries {
                 let _ = e.into_entry().body();
+            }
+            if let Ok(entries) = onsite_core::sync::journal_wire::expand(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+                let r = onsite_core::evidence::journal::verify(&entries, &onsite_core::evidence::journal::Keys::device(&[4u8; 65]), "dev", None);
+                // The seed's seal holds only under its own device key.
+                assert!(!r.ok() || entries.is_empty(), "{name}");
+                expanded += usize::from(!entries.is_empty());
             }
         }
         if let Ok(req) = protocol::decode_request(&bytes) {
@@ -74,6 +81,7 @@ fn sync_inputs_never_panic_and_seeds_decode() {
         }
     }
     assert!(decoded >= 2, "the seed requests decode");
+    assert!(expanded >= 1, "the compact journal seed expands");
 }
 
 #[test]

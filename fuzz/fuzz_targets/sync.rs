@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         for e in upload.entries.into_iter().take(8) {
             let _ = e.into_entry().body();
         }
+        if let Ok(entries) = onsite_core::sync::journal_wire::expand(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+            let keys = onsite_core::evidence::journal::Keys::device(&[4u8; 65]);
+            let _ = onsite_core::evidence::journal::verify(&entries, &keys, "dev", None);
+        }
     }
     let Ok(req) = protocol::decode_request(data) else { return };
     for push in req.push.iter().take(4) {

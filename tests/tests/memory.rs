@@ -51,6 +51,27 @@ fn jpeg(w: u32, h: u32, progressive_noise: bool) -> Vec<u8> {
     out
 }
 
+/// A progressive JPEG (as phone editors and web tools re-save photos) with the given chroma
+/// subsampling.
+fn progressive(w: u32, h: u32, sampling: jpeg_encoder::SamplingFactor) -> Vec<u8> {
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 3) as usize;
+            let disc = ((x as i64 - w as i64 / 3).pow(2) + (y as i64 - h as i64 / 2).pow(2)) < (h as i64 / 4).pow(2);
+            rgb[i] = (x * 255 / w) as u8;
+            rgb[i + 1] = if disc { 230 } else { (y * 255 / h) as u8 };
+            rgb[i + 2] = ((x ^ y) & 31) as u8 + 90;
+        }
+    }
+    let mut out = Vec::new();
+    let mut e = jpeg_encoder::Encoder::new(&mut out, 85);
+    e.set_progressive(true);
+    e.set_sampling_factor(sampling);
+    e.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb).unwrap();
+    out
+}
+
 /// Sets the SOF0 dimensions of a JPEG (a decompression bomb keeps a small body).
 fn with_header_size(mut j: Vec<u8>, w: u16, h: u16) -> Vec<u8> {
     let sof = j.windows(2).position(|x| x == [0xFF, 0xC0]).unwrap();
@@ -91,6 +112,15 @@ fn memory_is_bounded_on_every_input() {
         eprintln!("{name}: peak {:.2} MB {problems:?}", peak as f64 / 1048576.0);
         assert!(peak <= limit, "{name}: {peak} bytes > {limit}");
     }
+    // A 12 MP progressive camera photo (4:2:0) is decoded within the bound; a 12 MP 4:4:4 one
+    // (68 MB of coefficients) is refused before decoding, with the reason.
+    let (peak, problems) = peak_of(&write("progressive-12mp-420.jpg", &progressive(4000, 3000, jpeg_encoder::SamplingFactor::R_4_2_0)));
+    eprintln!("progressive 12 MP 4:2:0: peak {:.2} MB {problems:?}", peak as f64 / 1048576.0);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(peak <= 64 << 20, "progressive 4:2:0: {peak}");
+    let (peak, problems) = peak_of(&write("progressive-12mp-444.jpg", &progressive(4000, 3000, jpeg_encoder::SamplingFactor::R_4_4_4)));
+    assert!(peak <= 64 << 20, "progressive 4:4:4: {peak}");
+    assert!(problems.iter().any(|p| p.contains("progressive image too large") && p.contains("68 MB")), "{problems:?}");
     // A PNG bomb: 20000 x 20000 header.
     let mut png = std::io::Cursor::new(Vec::new());
     image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3])).write_to(&mut png, image::ImageFormat::Png).unwrap();
@@ -100,4 +130,25 @@ fn memory_is_bounded_on_every_input() {
     let (peak, problems) = peak_of(&write("bomb.png", &png));
     assert!(peak <= 64 << 20, "png bomb: {peak}");
     assert!(!problems.is_empty());
+}
+
+#[test]
+fn a_photo_resaved_as_progressive_jpeg_keeps_its_perceptual_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = {
+        let img = image::load_from_memory(&progressive(2000, 1500, jpeg_encoder::SamplingFactor::R_4_2_0)).unwrap().to_rgb8();
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+        out
+    };
+    let analyse = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        analyze(&p, &Limits::default()).unwrap()
+    };
+    let a = analyse("baseline.jpg", &baseline);
+    let b = analyse("progressive.jpg", &progressive(2000, 1500, jpeg_encoder::SamplingFactor::R_4_2_0));
+    assert!(b.problems.is_empty(), "{:?}", b.problems);
+    let d = onsite_core::evidence::photo::hamming(a.phash.unwrap(), b.phash.unwrap());
+    assert!(d <= 4, "progressive copy at distance {d}");
 }

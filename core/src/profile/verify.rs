@@ -277,4 +277,3 @@ fn finish(engineer: Option<String>, checks: Vec<Check>, orders: u32, logged: u32
     }
     RecordReport { ok, engineer, orders, logged, level, checks, text }
 }
-

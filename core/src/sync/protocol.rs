@@ -434,6 +434,25 @@ mod tests {
         let (entries, _) = crate::evidence::journal::seal(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &draft, &key).unwrap();
         let upload = JournalUpload { v: VERSION, entries: entries.iter().map(WireEntry::from_entry).collect(), ..Default::default() };
         std::fs::write(dir.join("journal-upload.cbor"), encode(&upload).unwrap()).unwrap();
+        // v2: a session, unsigned notes, a seal, compact.
+        use crate::evidence::journal::{seal_with, Session, Signing};
+        let (skey, open) = Session::begin(1, None).unwrap();
+        let (mut entries, mut head) = seal_with(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &open, None, Signing::Every(&key)).unwrap();
+        let session = Session::new(1, entries[0].hash.clone(), skey, 1);
+        let mut order_prev = crate::evidence::journal::ZERO_HASH.to_string();
+        for (i, kind) in [crate::evidence::journal::JournalKind::Note, crate::evidence::journal::JournalKind::Note, crate::evidence::journal::JournalKind::Seal]
+            .into_iter()
+            .enumerate()
+        {
+            let d = crate::evidence::journal::Draft::new(kind, Some("WO-1"), serde_json::json!({ "text": format!("n{i}"), "reason": "sync" }));
+            let (es, h) = seal_with(&head, "dev", 2 + i as i64, 2 + i as u64, &d, Some(&order_prev), Signing::Session(&session)).unwrap();
+            order_prev = es[0].hash.clone();
+            entries.extend(es);
+            head = h;
+        }
+        let compact = crate::sync::journal_wire::compact(&entries, |_, _| None).unwrap();
+        let upload = JournalUpload { v: JOURNAL_VERSION, compact, ..Default::default() };
+        std::fs::write(dir.join("journal-upload-v2.cbor"), encode(&upload).unwrap()).unwrap();
     }
 
     proptest! {

@@ -56,4 +56,3 @@ pub(super) fn read_exif(raw: Vec<u8>, problems: &mut Vec<String>) -> ExifInfo {
     }
     info
 }
-

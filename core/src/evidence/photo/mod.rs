@@ -25,15 +25,16 @@ pub const THUMB_EDGE: u32 = 320;
 pub struct Limits {
     /// Largest image (pixels) the fast path decodes.
     pub max_pixels: u64,
-    /// Largest progressive JPEG (its coefficients are buffered whole by the decoder).
-    pub max_pixels_progressive: u64,
+    /// Largest coefficient buffer of a progressive JPEG (the decoder holds every DCT
+    /// coefficient until the last scan): 48 MB is a 16 MP 4:2:0 camera photo, or 8 MP 4:4:4.
+    pub max_progressive_bytes: u64,
     /// Cap on the decoder's output buffer.
     pub max_decode_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pixels: 64_000_000, max_pixels_progressive: 8_000_000, max_decode_bytes: 24 * 1024 * 1024 }
+        Self { max_pixels: 64_000_000, max_progressive_bytes: 48 << 20, max_decode_bytes: 24 * 1024 * 1024 }
     }
 }
 
@@ -231,7 +232,7 @@ fn guarded(format: Format, platform: bool, decode: impl FnOnce(Format, &mut Anal
 /// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
 pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
     guarded(sniff(&bytes[..bytes.len().min(SNIFF_BYTES)]), false, |format, a| match format {
-        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), limits, a),
+        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), bytes, limits, a),
         Format::Png => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Png, limits, a),
         Format::Webp => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::WebP, limits, a),
         Format::Tiff => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Tiff, limits, a),
@@ -254,24 +255,70 @@ fn jpeg_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), Strin
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size <= DECODE_FROM_MEMORY_MAX {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        jpeg_decode(jpeg_decoder::Decoder::new(bytes.as_slice()), limits, a)
+        jpeg_decode(jpeg_decoder::Decoder::new(bytes.as_slice()), &bytes, limits, a)
     } else {
+        let mut head = Vec::new();
+        File::open(path).map_err(|e| e.to_string())?.take(HEADER_SCAN).read_to_end(&mut head).map_err(|e| e.to_string())?;
         let file = File::open(path).map_err(|e| e.to_string())?;
-        jpeg_decode(jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file)), limits, a)
+        jpeg_decode(jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file)), &head, limits, a)
     }
 }
 
-fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+/// How far into a JPEG its frame header is looked for (APP segments come first; each is at
+/// most 64 KB).
+const HEADER_SCAN: u64 = 512 * 1024;
+
+/// The bytes of DCT coefficients a progressive decode buffers: per component, its blocks
+/// (padded to whole MCUs) x 64 coefficients x 2 bytes, from the SOF2 header in `head`.
+/// `None` when the header cannot be read (the caller then assumes the worst, 4:4:4).
+pub fn progressive_coefficient_bytes(head: &[u8]) -> Option<u64> {
+    let mut i = 2;
+    while i + 4 <= head.len() {
+        if head[i] != 0xFF {
+            return None;
+        }
+        let marker = head[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([head[i + 2], head[i + 3]]));
+        let seg = head.get(i + 4..i + 2 + len)?;
+        match marker {
+            0xC2 => {
+                let (h, w, n) = (
+                    u64::from(u16::from_be_bytes([*seg.get(1)?, *seg.get(2)?])),
+                    u64::from(u16::from_be_bytes([*seg.get(3)?, *seg.get(4)?])),
+                    *seg.get(5)? as usize,
+                );
+                let comps: Vec<(u64, u64)> =
+                    (0..n).map(|c| seg.get(6 + 3 * c + 1).map(|hv| (u64::from(hv >> 4).max(1), u64::from(hv & 15).max(1)))).collect::<Option<_>>()?;
+                let (hmax, vmax) = comps.iter().fold((1, 1), |(a, b), (h, v)| (a.max(*h), b.max(*v)));
+                let (mcus_x, mcus_y) = (w.div_ceil(8 * hmax), h.div_ceil(8 * vmax));
+                return Some(comps.iter().map(|(ch, cv)| mcus_x * ch * mcus_y * cv * 64 * 2).sum());
+            }
+            0xDA | 0xD9 => return None,
+            _ => i += 2 + len,
+        }
+    }
+    None
+}
+
+fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, head: &[u8], limits: &Limits, a: &mut Analysis) -> Result<(), String> {
     dec.read_info().map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
     let info = dec.info().ok_or("no thumbnail: corrupt JPEG (no frame)")?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     a.width = Some(w);
     a.height = Some(h);
     let pixels = u64::from(w) * u64::from(h);
-    let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
-    let max = if progressive { limits.max_pixels_progressive } else { limits.max_pixels };
-    if pixels == 0 || pixels > max {
-        return Err(format!("no thumbnail: image too large to decode safely ({w}x{h}{})", if progressive { ", progressive" } else { "" }));
+    if pixels == 0 || pixels > limits.max_pixels {
+        return Err(format!("no thumbnail: image too large to decode safely ({w}x{h})"));
+    }
+    if info.coding_process == jpeg_decoder::CodingProcess::DctProgressive {
+        let need = progressive_coefficient_bytes(head).unwrap_or(pixels * 6);
+        if need > limits.max_progressive_bytes {
+            return Err(format!("no thumbnail: progressive image too large to decode safely ({w}x{h}, {} MB of coefficients)", need >> 20));
+        }
     }
     dec.set_max_decoding_buffer_size(limits.max_decode_bytes);
     let (sw, sh) = dec.scale(THUMB_EDGE as u16, THUMB_EDGE as u16).map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
