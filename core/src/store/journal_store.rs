@@ -75,15 +75,14 @@ impl Store {
     }
 
     /// The open session, or a new one certified by the device key in a `session_open` entry
-    /// written in `tx`. A session counts only while its entry is in the journal: a rolled-back
-    /// transaction that opened one leaves nothing behind that a later seal could name.
+    /// written in `tx`. A session counts only while its entry is in the journal. Entries are
+    /// written only here, under the writer lock, and this check runs before any entry of a
+    /// transaction: if the transaction that opened the session rolled back, the head is still
+    /// below the session's seq, so the session is replaced before anything could name it.
     fn session_for(&self, tx: &Transaction<'_>, current: &mut Head, stamp: Stamp) -> Result<Arc<Session>, Error> {
         let open = self.session.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(s) = open.filter(|s| s.valid_at(stamp.at_ms) && s.seq <= current.seq) {
-            let hash: Option<String> = tx.prepare_cached("SELECT hash FROM journal WHERE seq = ?1")?.query_row([s.seq as i64], |r| r.get(0)).optional()?;
-            if hash.as_deref() == Some(s.hash.as_str()) {
-                return Ok(s);
-            }
+            return Ok(s);
         }
         let signer = self.signer().ok_or(Error::NoSigner)?;
         let last_signed: i64 = tx.query_row("SELECT IFNULL(MAX(seq), 0) FROM journal WHERE length(signature) > 0", [], |r| r.get(0))?;
@@ -298,5 +297,39 @@ impl Store {
     pub fn blob_vouched(&self, sha256: &str) -> Result<bool, Error> {
         let conn = self.reader();
         Ok(conn.query_row("SELECT 1 FROM blobs WHERE sha256 = ?1", [sha256], |_| Ok(())).optional()?.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::journal::{Keys, Problem};
+    use crate::evidence::{Signer, SoftwareSigner};
+
+    #[test]
+    fn a_rolled_back_session_is_never_named_by_a_later_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = Arc::new(SoftwareSigner::generate().unwrap());
+        store.set_signer(key.clone());
+        let stamp = |t: i64| Stamp { at_ms: 1_000_000 + t, mono_ms: 1_000 + t as u64 };
+        let note = |i: u32| Draft::new(JournalKind::Photo, Some("WO-1"), serde_json::json!({ "i": i }));
+        // A transaction opens the first session and writes a sealed photo entry, then rolls back.
+        {
+            let mut w = store.writer();
+            let w = &mut *w;
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+            store.journal_tx(&tx, &mut w.head.clone(), stamp(0), &[note(0)]).unwrap();
+            drop(tx);
+        }
+        assert!(store.journal_entries(None).unwrap().is_empty());
+        // The next writes open a session of their own; the journal verifies and is sealed.
+        store.append_journal(stamp(10), &note(1)).unwrap();
+        store.append_journal(stamp(20), &note(2)).unwrap();
+        let entries = store.journal_entries(None).unwrap();
+        let r = crate::evidence::journal::verify(&entries, &Keys::device(&key.public_key()), store.device_id(), Some(journal::ZERO_HASH));
+        assert!(r.sealed(), "{r:?}");
+        assert_ne!(r.first_problem, Some(Problem::UnknownSession { seq: 3 }));
+        assert_eq!(entries.iter().filter(|e| e.body().unwrap().is(JournalKind::SessionOpen)).count(), 1);
     }
 }

@@ -1,16 +1,19 @@
 import Foundation
 import Onsite
 
-/// What only the platform has: on iOS a Secure Enclave signer, CoreLocation, OSLog.
+/// What only the platform has: on iOS a Secure Enclave signer, CoreLocation, OSLog, and
+/// ImageIO for HEIC/AVIF photos.
 public struct Platform {
     public var signer: DeviceSigner?
+    public var imageDecoder: ImageDecoder?
     public var location: LocationProvider?
     public var log: LogSink?
     public var logLevel: LogLevel
     public var clock: ClockSource?
 
-    public init(signer: DeviceSigner? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil) {
+    public init(signer: DeviceSigner? = nil, imageDecoder: ImageDecoder? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil) {
         self.signer = signer
+        self.imageDecoder = imageDecoder
         self.location = location
         self.log = log
         self.logLevel = logLevel
@@ -40,6 +43,7 @@ public final class FieldSession: @unchecked Sendable {
     public init(dataDir: String, platform: Platform = Platform()) throws {
         if let log = platform.log { try setLogSink(sink: log, level: platform.logLevel) }
         onsite = try Onsite.openWithPlatform(dataDir: dataDir, clock: platform.clock, signer: platform.signer, location: platform.location)
+        if let decoder = platform.imageDecoder { onsite.setImageDecoder(decoder: decoder) }
         orders = OrderListModel(onsite)
         sync = SyncModel(onsite)
         let relay = Relay()

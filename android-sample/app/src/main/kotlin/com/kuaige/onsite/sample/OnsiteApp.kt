@@ -7,6 +7,7 @@ import com.kuaige.onsite.sample.logic.Platform
 import com.kuaige.onsite.sample.platform.CachedLocation
 import com.kuaige.onsite.sample.platform.KeystoreSigner
 import com.kuaige.onsite.sample.platform.LogcatSink
+import com.kuaige.onsite.sample.platform.PlatformImageDecoder
 
 /** One FieldSession for the process: the store is opened once, in the app's private files. */
 class OnsiteApp : Application() {
@@ -20,7 +21,7 @@ class OnsiteApp : Application() {
         location = CachedLocation(this)
         session = FieldSession.open(
             filesDir.resolve("onsite").absolutePath,
-            Platform(signer = KeystoreSigner.getOrCreate(), location = location, log = LogcatSink(), logLevel = LogLevel.INFO),
+            Platform(signer = KeystoreSigner.getOrCreate(), imageDecoder = PlatformImageDecoder(), location = location, log = LogcatSink(), logLevel = LogLevel.INFO),
         )
     }
 }

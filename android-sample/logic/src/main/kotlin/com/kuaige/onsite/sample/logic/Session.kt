@@ -3,6 +3,7 @@ package com.kuaige.onsite.sample.logic
 import com.kuaige.onsite.ChangeOrigin
 import com.kuaige.onsite.ClockSource
 import com.kuaige.onsite.DeviceSigner
+import com.kuaige.onsite.ImageDecoder
 import com.kuaige.onsite.LocationProvider
 import com.kuaige.onsite.LogSink
 import com.kuaige.onsite.LogLevel
@@ -14,9 +15,13 @@ import kotlinx.coroutines.flow.MutableSharedFlow
 import kotlinx.coroutines.flow.SharedFlow
 import kotlinx.coroutines.flow.asSharedFlow
 
-/** What only the platform has: on Android a Keystore signer, FusedLocation, Logcat. */
+/**
+ * What only the platform has: on Android a Keystore signer, FusedLocation, Logcat, and the
+ * platform's image codecs for HEIC/AVIF photos.
+ */
 data class Platform(
     val signer: DeviceSigner? = null,
+    val imageDecoder: ImageDecoder? = null,
     val location: LocationProvider? = null,
     val log: LogSink? = null,
     val logLevel: LogLevel = LogLevel.INFO,
@@ -60,6 +65,7 @@ class FieldSession private constructor(val onsite: Onsite) : AutoCloseable {
         fun open(dataDir: String, platform: Platform = Platform()): FieldSession {
             platform.log?.let { setLogSink(it, platform.logLevel) }
             val onsite = Onsite.openWithPlatform(dataDir, platform.clock, platform.signer, platform.location)
+            platform.imageDecoder?.let { onsite.setImageDecoder(it) }
             return FieldSession(onsite).also { it.orders.refresh(); it.sync.refresh() }
         }
     }
