@@ -195,6 +195,7 @@ impl From<onsite_core::device::SyncError> for ApiError {
             E::Refused(_) => ApiError::NotPermitted { reason },
             E::Network(_) | E::Server { .. } => ApiError::Network { reason },
             E::Protocol(_) => ApiError::Internal { reason },
+            E::Journal(_) => ApiError::Corrupt { reason },
             E::Cancelled => ApiError::Cancelled,
         }
     }

@@ -216,7 +216,7 @@ impl Pass<'_> {
         if let Some(e) = lookup_error {
             return Err(e.into());
         }
-        let compact = compact.map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let compact = compact.map_err(|e| SyncError::Journal(e.to_string()))?;
         let first = entries.first().map_or(0, |e| e.seq);
         let named: std::collections::BTreeSet<u64> = rest.iter().filter_map(|e| e.body().ok().and_then(|b| b.key)).filter(|s| *s < first).collect();
         let mut sessions = Vec::new();

@@ -20,6 +20,10 @@ pub enum Error {
     Server { status: u16, reason: String },
     #[error("the server's answer cannot be understood: {0}")]
     Protocol(String),
+    /// The device's own journal does not hold together (the database was altered): nothing
+    /// of it is uploaded; `onsite journal verify` names the entry.
+    #[error("this device's journal does not hold together and is not uploaded: {0}")]
+    Journal(String),
     #[error("cancelled")]
     Cancelled,
 }
