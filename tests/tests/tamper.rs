@@ -41,6 +41,9 @@ fn offline_day(tag: &str) -> (TestServer, tempfile::TempDir, u64, u64) {
     (s, dir, acked, notes[1])
 }
 
+/// One way of altering the journal table at entry `k`.
+type Tamper = fn(&rusqlite::Connection, u64);
+
 fn tamper(dir: &std::path::Path, sql: &dyn Fn(&rusqlite::Connection)) {
     let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
     sql(&c);
@@ -120,8 +123,7 @@ fn insert(c: &rusqlite::Connection, k: u64) {
 
 #[test]
 fn an_entry_edited_dropped_reordered_or_inserted_after_its_seal_is_refused_and_flagged() {
-    let cases: [(&str, fn(&rusqlite::Connection, u64)); 5] =
-        [("edit", edit), ("relinked", edit_and_relink), ("drop", drop_entry), ("reorder", reorder), ("insert", insert)];
+    let cases: [(&str, Tamper); 5] = [("edit", edit), ("relinked", edit_and_relink), ("drop", drop_entry), ("reorder", reorder), ("insert", insert)];
     for (name, how) in cases {
         let (s, dir, acked, k) = offline_day(name);
         tamper(dir.path(), &|c| how(c, k));
