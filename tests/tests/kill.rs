@@ -67,6 +67,9 @@ fn acknowledged_edits_survive_sigkill() {
         // The file must open cleanly after every kill.
         let device = Device::open(DeviceOptions::new(dir.path())).expect("store opens after SIGKILL");
         device.store().check_integrity().expect("integrity after SIGKILL");
+        // The killed run's unsealed entries were sealed by this open, which says so (ADR 0017).
+        let journal = device.verify_journal().unwrap();
+        assert!(journal.sealed(), "round {round}: {journal:?}");
     }
     assert!(killed_mid_run >= ROUNDS / 2, "the child must really be killed while editing");
     assert!(acked.len() > ROUNDS, "too few edits acknowledged ({}) to prove anything", acked.len());
@@ -76,4 +79,12 @@ fn acknowledged_edits_survive_sigkill() {
     let lost: Vec<&u64> = acked.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged edits lost after SIGKILL: {lost:?} (seed {seed})");
     eprintln!("{} acknowledged edits, all present; {} notes in total", acked.len(), present.len());
+    let late: usize = device
+        .journal(None)
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.body().ok())
+        .filter(|b| b.kind == "session_open" && b.payload.as_ref().is_some_and(|p| p.get("unsealed_from").is_some()))
+        .count();
+    assert!(late >= ROUNDS / 2, "the opens after the kills sealed late and said so ({late})");
 }
