@@ -117,7 +117,7 @@ impl Device {
     /// Records an answer (a correction is just a newer answer; nothing is cleared).
     pub fn answer(&self, id: &str, step: &str, value: Answer) -> Result<ChecklistView> {
         let stamp = self.stamp();
-        let record_kind = if matches!(value, Answer::Consent { .. }) { RecordKind::Consent } else { RecordKind::Other };
+        let consent = matches!(value, Answer::Consent { .. });
         let record =
             AnswerRecord { step: step.to_string(), value, at: Timestamp(stamp.at_ms), monotonic_ms: stamp.mono_ms, device: self.device_id().to_string() };
         let policy = self.borrow_policy()?;
@@ -163,7 +163,7 @@ impl Device {
         if !moves.is_empty() {
             tracing::info!(order = id, step, movements = moves.len(), "parts recorded from the checklist");
         }
-        if matches!(record_kind, RecordKind::Consent) {
+        if consent {
             // The hardware key countersigns off the edit path (ADR 0017).
             self.countersigner.request(written.get(), false);
         }
@@ -211,10 +211,4 @@ impl Device {
             }
         }
     }
-}
-
-/// Whether an answer asks for the hardware key's countersignature.
-enum RecordKind {
-    Consent,
-    Other,
 }

@@ -3,13 +3,8 @@
 
 use super::*;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub subject: String,
-    pub passed: bool,
-    pub detail: String,
-}
+/// One check, as bundle verification reports it.
+pub use crate::bundle::Check;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordReport {

@@ -89,7 +89,7 @@ impl Store {
         let unsealed = (current.seq > last_signed as u64).then_some((last_signed as u64 + 1, current.seq));
         let (key, draft) = Session::begin(stamp.at_ms, unsealed)?;
         self.append_tx(tx, current, stamp, &draft, Signing::Every(signer.as_ref()))?;
-        let session = Arc::new(Session::new(current.seq, current.hash.clone(), key, stamp.at_ms));
+        let session = Arc::new(Session::new(current.seq, key, stamp.at_ms));
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
         Ok(session)
     }

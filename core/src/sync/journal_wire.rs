@@ -191,7 +191,7 @@ mod tests {
         };
         let (key, open) = Session::begin(2_000_000, None).unwrap();
         push(&mut out, open, Signing::Every(&hw), &mut head, 2_000_000);
-        let session = Session::new(1, out[0].hash.clone(), key, 2_000_000);
+        let session = Session::new(1, key, 2_000_000);
         for i in 0..12 {
             let order = if i % 3 == 0 { "WO-1" } else { "WO-2" };
             let text = if i == 5 { "x".repeat(5000) } else { format!("note {i}") };

@@ -438,7 +438,7 @@ mod tests {
         use crate::evidence::journal::{seal_with, Session, Signing};
         let (skey, open) = Session::begin(1, None).unwrap();
         let (mut entries, mut head) = seal_with(&crate::evidence::journal::Head::genesis(), "dev", 1, 1, &open, None, Signing::Every(&key)).unwrap();
-        let session = Session::new(1, entries[0].hash.clone(), skey, 1);
+        let session = Session::new(1, skey, 1);
         let mut order_prev = crate::evidence::journal::ZERO_HASH.to_string();
         for (i, kind) in [crate::evidence::journal::JournalKind::Note, crate::evidence::journal::JournalKind::Note, crate::evidence::journal::JournalKind::Seal]
             .into_iter()

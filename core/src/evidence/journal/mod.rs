@@ -23,7 +23,7 @@ pub mod session;
 mod tests;
 pub mod verify;
 
-pub use seal::{seal, seal_linked, seal_with, Signing};
+pub use seal::{seal, seal_with, Signing};
 pub use session::{countersign_message, Countersign, SealPayload, Session, SessionOpen, SESSION_TTL_MS};
 pub use verify::{verify, verify_order_slice, verify_standalone, Keys, Problem, Report, SessionKey};
 

@@ -36,19 +36,6 @@ pub fn seal(head: &Head, device: &str, at_ms: i64, mono_ms: u64, draft: &Draft, 
     seal_with(head, device, at_ms, mono_ms, draft, None, Signing::Every(signer))
 }
 
-/// [`seal`], linking the entry to the previous entry of the same order (`order_prev`).
-pub fn seal_linked(
-    head: &Head,
-    device: &str,
-    at_ms: i64,
-    mono_ms: u64,
-    draft: &Draft,
-    order_prev: Option<&str>,
-    signer: &dyn Signer,
-) -> Result<(Vec<Entry>, Head), Error> {
-    seal_with(head, device, at_ms, mono_ms, draft, order_prev, Signing::Every(signer))
-}
-
 /// Builds the entries for `draft`, linked to `head` and to the order's previous entry
 /// (`order_prev`), signed as `signing` says.
 pub fn seal_with(

@@ -58,8 +58,6 @@ pub fn countersign_message(device: &str, seq: u64, hash: &str) -> Vec<u8> {
 /// An open session: the seq of its `session_open` entry, the key, the expiry.
 pub struct Session {
     pub seq: u64,
-    /// The hash of its `session_open` entry.
-    pub hash: String,
     pub expires_at_ms: i64,
     signer: SoftwareSigner,
 }
@@ -78,8 +76,8 @@ impl Session {
     }
 
     /// The session once its `session_open` entry is written at `seq`.
-    pub fn new(seq: u64, hash: String, signer: SoftwareSigner, opened_at_ms: i64) -> Self {
-        Self { seq, hash, expires_at_ms: opened_at_ms.saturating_add(SESSION_TTL_MS), signer }
+    pub fn new(seq: u64, signer: SoftwareSigner, opened_at_ms: i64) -> Self {
+        Self { seq, expires_at_ms: opened_at_ms.saturating_add(SESSION_TTL_MS), signer }
     }
 
     pub fn signer(&self) -> &SoftwareSigner {

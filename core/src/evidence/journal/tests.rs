@@ -152,7 +152,7 @@ impl Book {
         let (key, draft) = Session::begin(self.at + 1000, unsealed).unwrap();
         let hw = SoftwareSigner::from_secret(&self.hardware.secret()).unwrap();
         let seq = self.push(draft, Some(&hw));
-        self.session = Some(Session::new(seq, self.entries.last().unwrap().hash.clone(), key, self.at));
+        self.session = Some(Session::new(seq, key, self.at));
     }
 
     fn note(&mut self, order: &str, i: usize) -> u64 {
