@@ -88,7 +88,7 @@ fn blobs(url: Option<&str>, data: &std::path::Path) -> onsite_server::blobs::Blo
 fn main() {
     let args = Args::parse();
     // automerge logs an ERROR whenever a loaded chunk depends on history it lacks, which is
-    // every ordinary push the server checks on its own (`feed::check_changes`): silenced unless
+    // a push whose whole document the server checks first (`document::apply_pushed`): silenced unless
     // the filter names automerge itself.
     let directives = if args.log.contains("automerge") { args.log.clone() } else { format!("{},automerge=off", args.log) };
     let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,automerge=off"));

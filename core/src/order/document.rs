@@ -17,6 +17,8 @@ pub enum Error {
     Reconcile(#[from] autosurgeon::ReconcileError),
     #[error("no document bytes")]
     Empty,
+    #[error("not Automerge changes: {0}")]
+    NotChanges(String),
 }
 
 /// Loads a stored document: its snapshot, then each change chunk after it, in order.
@@ -32,6 +34,67 @@ pub fn load<'a>(snapshot: &[u8], chunks: impl IntoIterator<Item = &'a [u8]>) -> 
 pub fn load_stored(stored: &[Vec<u8>]) -> Result<AutoCommit, Error> {
     let (snapshot, chunks) = stored.split_first().ok_or(Error::Empty)?;
     load(snapshot, chunks.iter().map(Vec::as_slice))
+}
+
+/// The magic bytes that open every Automerge chunk.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Splits concatenated Automerge chunks (magic, checksum, type, LEB128 length, payload) and
+/// returns each with its type (0 document, 1 change, 2 compressed change). Every byte must
+/// belong to a chunk: trailing or truncated bytes are an error.
+pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
+    let bad = |why: &str| Error::NotChanges(why.to_string());
+    if bytes.is_empty() {
+        return Err(Error::Empty);
+    }
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.len() < 10 || rest[..4] != CHUNK_MAGIC {
+            return Err(bad("bytes that are not an Automerge chunk"));
+        }
+        let kind = rest[8];
+        let (mut len, mut shift, mut i) = (0u64, 0u32, 9usize);
+        loop {
+            let b = *rest.get(i).ok_or_else(|| bad("a truncated chunk length"))?;
+            if shift > 56 {
+                return Err(bad("a chunk length too long"));
+            }
+            len |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(i)).filter(|&e| e <= rest.len()).ok_or_else(|| bad("a truncated chunk"))?;
+        out.push((kind, &rest[..end]));
+        at += end;
+    }
+    Ok(out)
+}
+
+/// Applies bytes a device pushed (its changes, or a whole document) to `doc`, parsing each
+/// chunk once. Unlike `load_incremental`, which skips what it cannot read, any byte that is
+/// not part of a well-formed chunk refuses the whole push and leaves `doc` untouched.
+/// Changes whose dependencies `doc` lacks stay queued (`get_missing_deps` names them).
+pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), Error> {
+    let chunks = split_chunks(bytes)?;
+    if chunks.iter().any(|(kind, _)| *kind == 0) {
+        // A whole document (a device resending everything): load it strictly first.
+        let options = automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error).verification_mode(automerge::VerificationMode::DontCheck);
+        match AutoCommit::load_with_options(bytes, options) {
+            Ok(_) | Err(automerge::AutomergeError::MissingDeps) => {}
+            Err(e) => return Err(Error::NotChanges(e.to_string())),
+        }
+        doc.load_incremental(bytes)?;
+        return Ok(());
+    }
+    let changes =
+        chunks.into_iter().map(|(_, c)| automerge::Change::try_from(c).map_err(|e| Error::NotChanges(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
+    doc.apply_changes(changes)?;
+    Ok(())
 }
 
 pub fn hydrate(doc: &AutoCommit) -> Result<WorkOrder, Error> {
@@ -142,4 +205,70 @@ fn object_json(doc: &AutoCommit, obj: &automerge::ObjId, depth: usize) -> serde_
 fn actor_of(id: &automerge::ObjId) -> String {
     let s = id.to_string();
     s.split_once('@').map(|(_, a)| a.to_string()).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    /// A document and two changes made on a copy of it, as one push.
+    fn base_and_push() -> (AutoCommit, Vec<u8>) {
+        let mut base = AutoCommit::new();
+        base.put(automerge::ROOT, "status", "assigned").unwrap();
+        base.commit();
+        let mut device = base.fork();
+        let heads = base.get_heads();
+        device.put(automerge::ROOT, "status", "accepted").unwrap();
+        device.commit();
+        device.put(automerge::ROOT, "note", "on my way").unwrap();
+        device.commit();
+        (base, device.save_after(&heads))
+    }
+
+    #[test]
+    fn a_push_applies_like_load_incremental() {
+        let (base, push) = base_and_push();
+        assert_eq!(split_chunks(&push).unwrap().len(), 2);
+        let (mut a, mut b) = (base.clone(), base.clone());
+        apply_pushed(&mut a, &push).unwrap();
+        b.load_incremental(&push).unwrap();
+        assert_eq!(a.get_heads(), b.get_heads());
+        assert_eq!(a.get(automerge::ROOT, "note").unwrap().map(|(v, _)| v.to_string()), Some("\"on my way\"".into()));
+    }
+
+    #[test]
+    fn a_whole_document_is_a_valid_push() {
+        let (base, push) = base_and_push();
+        let mut device = base.clone();
+        device.load_incremental(&push).unwrap();
+        let mut server = base.clone();
+        apply_pushed(&mut server, &device.save()).unwrap();
+        assert_eq!(server.get_heads(), device.get_heads());
+    }
+
+    /// Every byte must belong to a chunk: garbage after, a cut anywhere inside a chunk, a
+    /// flipped magic or a length past the end refuse the push and leave the document as it was.
+    #[test]
+    fn malformed_pushes_are_refused_whole() {
+        let (mut base, push) = base_and_push();
+        let first_len = split_chunks(&push).unwrap()[0].1.len();
+        let mut bad: Vec<Vec<u8>> = vec![Vec::new(), b"garbage".to_vec(), [push.clone(), b"trailing".to_vec()].concat()];
+        bad.extend((1..push.len()).filter(|&cut| cut != first_len).map(|cut| push[..cut].to_vec()));
+        let mut flipped = push.clone();
+        flipped[0] ^= 0xff;
+        bad.push(flipped);
+        let mut long = push[..9].to_vec();
+        long.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        bad.push(long);
+        for b in &bad {
+            let mut doc = base.clone();
+            assert!(apply_pushed(&mut doc, b).is_err(), "{} bytes accepted", b.len());
+            assert_eq!(doc.get_heads(), base.get_heads());
+        }
+        // A cut exactly between the two changes is the first change alone: valid.
+        let mut doc = base.clone();
+        apply_pushed(&mut doc, &push[..first_len]).unwrap();
+        assert_ne!(doc.get_heads(), base.get_heads());
+    }
 }

@@ -24,21 +24,6 @@ pub(crate) fn validate_request(req: &SyncRequest) -> Result<()> {
     Ok(())
 }
 
-/// Pushed bytes must parse completely as Automerge changes or a document (`load_incremental`
-/// alone skips what it cannot read, so garbage would pass as "nothing new").
-pub(crate) fn check_changes(bytes: &[u8]) -> std::result::Result<(), String> {
-    if bytes.is_empty() {
-        return Err("empty".into());
-    }
-    let options = automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error).verification_mode(automerge::VerificationMode::DontCheck);
-    match automerge::Automerge::load_with_options(bytes, options) {
-        // Every chunk parsed; the changes build on history that only the server's document
-        // has (the usual case for a push).
-        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// The feed answer over one snapshot (see `Service::answer`).
 /// What a sync answer carries from the feed.
 pub(crate) struct FeedAnswer {

@@ -24,13 +24,19 @@ impl From<Rejection> for PushError {
     }
 }
 
+/// What one push came to: the help requests it added, or why it was refused.
+type PushOutcome = std::result::Result<Vec<order::HelpRequest>, Rejection>;
+
+/// Threads merging one request's pushes (at most; fewer on smaller machines).
+const MAX_PUSH_WORKERS: usize = 8;
+
 impl Service {
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
         feed::validate_request(&req)?;
         let mut rejected = Vec::new();
         let mut help = Vec::new();
-        for push in &req.push {
-            match self.apply_push(device, &push.id, &push.changes) {
+        for (push, outcome) in req.push.iter().zip(self.apply_pushes(device, &req.push)?) {
+            match outcome {
                 Err(r) => {
                     self.metrics.pushes_rejected.inc();
                     tracing::warn!(device = %device.id, order = %push.id, code = ?r.code, field = ?r.field, "push refused");
@@ -75,6 +81,36 @@ impl Service {
         out.ok_or_else(|| internal("the feed snapshot produced no answer"))
     }
 
+    /// Merges every push of a request, across the machine's cores: each order's merge and
+    /// checks are independent (its own lock), only the storage writes meet. Outcomes come
+    /// back in the pushes' order.
+    fn apply_pushes(&self, device: &DeviceRow, pushes: &[protocol::DocPush]) -> Result<Vec<PushOutcome>> {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_PUSH_WORKERS).min(pushes.len());
+        if workers <= 1 {
+            return Ok(pushes.iter().map(|p| self.apply_push(device, &p.id, &p.changes)).collect());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut outcomes: Vec<Option<PushOutcome>> = (0..pushes.len()).map(|_| None).collect();
+        std::thread::scope(|scope| -> Result<()> {
+            let work = || {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = pushes.get(i) else { return done };
+                    done.push((i, self.apply_push(device, &p.id, &p.changes)));
+                }
+            };
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            for h in handles {
+                for (i, outcome) in h.join().map_err(|_| internal("a push worker panicked"))? {
+                    outcomes[i] = Some(outcome);
+                }
+            }
+            Ok(())
+        })?;
+        outcomes.into_iter().map(|o| o.ok_or_else(|| internal("a push was left unapplied"))).collect()
+    }
+
     /// Merges a device's changes to one order; returns the help requests it added.
     fn apply_push(&self, device: &DeviceRow, id: &str, changes: &[u8]) -> std::result::Result<Vec<order::HelpRequest>, Rejection> {
         let _guard = self.locks.lock(&device.provider, id);
@@ -110,11 +146,8 @@ impl Service {
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
-        if let Err(e) = feed::check_changes(changes) {
-            return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
-        }
-        if let Err(e) = doc.load_incremental(changes) {
-            return Err(reject(RejectCode::Invalid, None, format!("not Automerge changes: {e}"), None));
+        if let Err(e) = document::apply_pushed(&mut doc, changes) {
+            return Err(reject(RejectCode::Invalid, None, e.to_string(), None));
         }
         if !doc.get_missing_deps(&[]).is_empty() {
             return Err(reject(RejectCode::ResendFull, None, "the changes depend on history this server does not have".into(), None));

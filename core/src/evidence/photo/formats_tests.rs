@@ -110,3 +110,56 @@ fn heic_and_avif_get_a_thumbnail_and_hash_from_the_platform_or_a_plain_reason() 
         assert!(refusing.problems[0].contains("the platform cannot decode"), "{:?}", refusing.problems);
     }
 }
+
+/// An arithmetic-coded JPEG (cjpeg -arithmetic) decodes, and its hash is the hash of the
+/// same picture saved as an ordinary baseline JPEG: re-saving does not evade the reuse check.
+#[test]
+fn an_arithmetic_coded_jpeg_gets_a_thumbnail_and_the_same_hash() {
+    let arith = include_bytes!("testdata/arithmetic.jpg");
+    let a = analyze_file(arith, None);
+    assert!(a.problems.is_empty(), "{:?}", a.problems);
+    assert_eq!((a.width, a.height, a.thumb_width, a.thumb_height), (Some(480), Some(360), 320, 240));
+    let pixels = {
+        let mut d = mozjpeg::Decompress::builder().from_mem(arith).unwrap().rgb().unwrap();
+        d.read_scanlines::<u8>().unwrap()
+    };
+    let mut baseline = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut baseline, 90).encode(&pixels, 480, 360, image::ExtendedColorType::Rgb8).unwrap();
+    let b = analyze_file(&baseline, None);
+    assert!(hamming(a.phash.unwrap(), b.phash.unwrap()) <= 4, "{:016x} vs {:016x}", a.phash.unwrap(), b.phash.unwrap());
+}
+
+/// libjpeg does not turn CMYK into RGB; those files take jpeg-decoder, and still get a
+/// thumbnail whose colours are the picture's (a dark ink stays dark, no ink stays light).
+#[test]
+fn a_cmyk_jpeg_gets_a_thumbnail() {
+    let (w, h) = (400u16, 300u16);
+    let mut cmyk = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
+    for _y in 0..h {
+        for x in 0..w {
+            let ink = if x < w / 2 { 0u8 } else { 230 };
+            cmyk.extend_from_slice(&[ink, ink, ink, ink]);
+        }
+    }
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 90).encode(&cmyk, w, h, jpeg_encoder::ColorType::Cmyk).unwrap();
+    let a = analyze_file(&jpeg, None);
+    assert!(a.problems.is_empty(), "{:?}", a.problems);
+    assert_eq!((a.thumb_width, a.thumb_height), (320, 240));
+    let thumb = image::load_from_memory(a.thumbnail.as_ref().unwrap()).unwrap().to_rgb8();
+    let (left, right) = (thumb.get_pixel(20, 120)[0], thumb.get_pixel(300, 120)[0]);
+    assert!(left.abs_diff(right) > 100, "left {left}, right {right}: the two halves must differ");
+}
+
+/// The decode scale: the smallest n/8 whose long edge still reaches the thumbnail's.
+#[test]
+fn the_decode_scale_is_the_smallest_that_still_covers_the_thumbnail() {
+    assert_eq!(jpeg::scale_numerator(4000, 3000), 1); // 500 px
+    assert_eq!(jpeg::scale_numerator(3000, 4000), 1);
+    assert_eq!(jpeg::scale_numerator(2000, 1500), 2); // 1/8 would be 250 px
+    assert_eq!(jpeg::scale_numerator(1280, 960), 2); // 320 px exactly
+    assert_eq!(jpeg::scale_numerator(1000, 750), 4);
+    assert_eq!(jpeg::scale_numerator(600, 400), 8); // 1/2 would be 300 px
+    assert_eq!(jpeg::scale_numerator(100, 50), 8); // smaller than a thumbnail: whole
+    assert_eq!(jpeg::scale_numerator(u32::MAX, 1), 1);
+}

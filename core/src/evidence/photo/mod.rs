@@ -2,10 +2,11 @@
 //! 64-bit perceptual hash (dHash). Never fails on bad pictures: a photo is evidence even
 //! when it cannot be decoded, so problems are reported and the result degrades.
 //!
-//! Fast path (camera JPEGs): DCT-scaled decode with jpeg-decoder (1/2..1/8 during the IDCT,
-//! so a 12 MP photo decodes straight to ~0.2 MP), then fast_image_resize to 320 px. Memory
-//! stays bounded: dimensions are read from the header and refused before any pixel buffer is
-//! allocated, and the decoder's own buffer is capped.
+//! Fast path (camera JPEGs, `jpeg.rs`): libjpeg-turbo's DCT-scaled decode (1/2..1/8 during
+//! the IDCT, so a 12 MP photo decodes straight to ~0.2 MP), streamed from the file, then
+//! fast_image_resize to 320 px. Memory stays bounded: dimensions are read from the header and
+//! refused before any pixel buffer is allocated, and progressive coefficient buffers are
+//! bounded from the frame header.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -14,6 +15,8 @@ use std::path::Path;
 use fast_image_resize as fr;
 
 mod exif;
+mod jpeg;
+pub use jpeg::progressive_coefficient_bytes;
 #[cfg(test)]
 mod formats_tests;
 use exif::read_exif;
@@ -173,7 +176,7 @@ pub fn analyze_with(path: &Path, limits: &Limits, platform: Option<&dyn Platform
     let mut head = [0u8; SNIFF_BYTES];
     let n = File::open(path)?.read(&mut head)?;
     Ok(guarded(sniff(&head[..n]), platform.is_some(), |format, a| match format {
-        Format::Jpeg => jpeg_path(path, limits, a),
+        Format::Jpeg => jpeg::from_path(path, limits, a),
         Format::Png => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Png, limits, a),
         Format::Webp => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::WebP, limits, a),
         Format::Tiff => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Tiff, limits, a),
@@ -232,7 +235,7 @@ fn guarded(format: Format, platform: bool, decode: impl FnOnce(Format, &mut Anal
 /// Analyses photo bytes held in memory (the fuzz target's entry; same rules as `analyze`).
 pub fn analyze_bytes(bytes: &[u8], limits: &Limits) -> Analysis {
     guarded(sniff(&bytes[..bytes.len().min(SNIFF_BYTES)]), false, |format, a| match format {
-        Format::Jpeg => jpeg_decode(jpeg_decoder::Decoder::new(bytes), bytes, limits, a),
+        Format::Jpeg => jpeg::from_bytes(bytes, limits, a),
         Format::Png => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Png, limits, a),
         Format::Webp => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::WebP, limits, a),
         Format::Tiff => image_decode(std::io::Cursor::new(bytes), image::ImageFormat::Tiff, limits, a),
@@ -245,106 +248,6 @@ struct Small {
     w: u32,
     h: u32,
     rgb: Vec<u8>,
-}
-
-/// Files up to this size are decoded from memory: jpeg-decoder pulls bytes one at a time
-/// through `Read`, which costs ~30% on a 12 MP photo when the source is a file.
-const DECODE_FROM_MEMORY_MAX: u64 = 12 * 1024 * 1024;
-
-fn jpeg_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size <= DECODE_FROM_MEMORY_MAX {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        jpeg_decode(jpeg_decoder::Decoder::new(bytes.as_slice()), &bytes, limits, a)
-    } else {
-        let mut head = Vec::new();
-        File::open(path).map_err(|e| e.to_string())?.take(HEADER_SCAN).read_to_end(&mut head).map_err(|e| e.to_string())?;
-        let file = File::open(path).map_err(|e| e.to_string())?;
-        jpeg_decode(jpeg_decoder::Decoder::new(BufReader::with_capacity(64 * 1024, file)), &head, limits, a)
-    }
-}
-
-/// How far into a JPEG its frame header is looked for (APP segments come first; each is at
-/// most 64 KB).
-const HEADER_SCAN: u64 = 512 * 1024;
-
-/// The bytes of DCT coefficients a progressive decode buffers: per component, its blocks
-/// (padded to whole MCUs) x 64 coefficients x 2 bytes, from the SOF2 header in `head`.
-/// `None` when the header cannot be read (the caller then assumes the worst, 4:4:4).
-pub fn progressive_coefficient_bytes(head: &[u8]) -> Option<u64> {
-    let mut i = 2;
-    while i + 4 <= head.len() {
-        if head[i] != 0xFF {
-            return None;
-        }
-        let marker = head[i + 1];
-        if marker == 0xFF {
-            i += 1;
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([head[i + 2], head[i + 3]]));
-        let seg = head.get(i + 4..i + 2 + len)?;
-        match marker {
-            0xC2 => {
-                let (h, w, n) = (
-                    u64::from(u16::from_be_bytes([*seg.get(1)?, *seg.get(2)?])),
-                    u64::from(u16::from_be_bytes([*seg.get(3)?, *seg.get(4)?])),
-                    *seg.get(5)? as usize,
-                );
-                let comps: Vec<(u64, u64)> =
-                    (0..n).map(|c| seg.get(6 + 3 * c + 1).map(|hv| (u64::from(hv >> 4).max(1), u64::from(hv & 15).max(1)))).collect::<Option<_>>()?;
-                let (hmax, vmax) = comps.iter().fold((1, 1), |(a, b), (h, v)| (a.max(*h), b.max(*v)));
-                let (mcus_x, mcus_y) = (w.div_ceil(8 * hmax), h.div_ceil(8 * vmax));
-                return Some(comps.iter().map(|(ch, cv)| mcus_x * ch * mcus_y * cv * 64 * 2).sum());
-            }
-            0xDA | 0xD9 => return None,
-            _ => i += 2 + len,
-        }
-    }
-    None
-}
-
-fn jpeg_decode<R: Read>(mut dec: jpeg_decoder::Decoder<R>, head: &[u8], limits: &Limits, a: &mut Analysis) -> Result<(), String> {
-    dec.read_info().map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
-    let info = dec.info().ok_or("no thumbnail: corrupt JPEG (no frame)")?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    a.width = Some(w);
-    a.height = Some(h);
-    let pixels = u64::from(w) * u64::from(h);
-    if pixels == 0 || pixels > limits.max_pixels {
-        return Err(format!("no thumbnail: image too large to decode safely ({w}x{h})"));
-    }
-    if info.coding_process == jpeg_decoder::CodingProcess::DctProgressive {
-        let need = progressive_coefficient_bytes(head).unwrap_or(pixels * 6);
-        if need > limits.max_progressive_bytes {
-            return Err(format!("no thumbnail: progressive image too large to decode safely ({w}x{h}, {} MB of coefficients)", need >> 20));
-        }
-    }
-    dec.set_max_decoding_buffer_size(limits.max_decode_bytes);
-    let (sw, sh) = dec.scale(THUMB_EDGE as u16, THUMB_EDGE as u16).map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
-    let decoded = dec.decode();
-    if let Some(raw) = dec.exif_data() {
-        a.exif = read_exif(raw.to_vec(), &mut a.problems);
-    }
-    let data = decoded.map_err(|e| format!("no thumbnail: corrupt JPEG ({e})"))?;
-    let rgb = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => data,
-        jpeg_decoder::PixelFormat::L8 => data.iter().flat_map(|&l| [l, l, l]).collect(),
-        jpeg_decoder::PixelFormat::L16 => data.chunks_exact(2).flat_map(|c| [c[0], c[0], c[0]]).collect(),
-        jpeg_decoder::PixelFormat::CMYK32 => data
-            .chunks_exact(4)
-            .flat_map(|c| {
-                let k = 255 - u16::from(c[3]);
-                let f = |x: u8| ((255 - u16::from(x)) * k / 255) as u8;
-                [f(c[0]), f(c[1]), f(c[2])]
-            })
-            .collect(),
-    };
-    let (sw, sh) = (u32::from(sw), u32::from(sh));
-    if rgb.len() != (sw * sh * 3) as usize {
-        return Err("no thumbnail: decoder returned an unexpected buffer".into());
-    }
-    finish(Small { w: sw, h: sh, rgb }, a)
 }
 
 /// PNG, WebP and TIFF through the `image` crate, with its allocation and size limits.
