@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the core for Android and generates the Kotlin bindings.
-#   needs: Android NDK (ANDROID_NDK_HOME), rustup targets, cargo-ndk
+#   needs: Android NDK (ANDROID_NDK_HOME), rustup targets, cargo-ndk. The JPEG decoder
+#   (mozjpeg-sys: libjpeg-turbo C sources) is compiled by the `cc` crate with the NDK clang
+#   that cargo-ndk exports; no cmake or nasm is needed (ADR 0007).
 #     rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
 #     cargo install cargo-ndk
 # out: onsite/src/main/jniLibs/<abi>/libonsite_ffi.so, bindings/build/generated/uniffi/**.kt

@@ -2,6 +2,8 @@
 # Builds OnsiteFFI.xcframework (static library + C header + module map) for iOS devices,
 # the iOS simulator (arm64 + x86_64) and macOS, and regenerates the Swift bindings. macOS only.
 #   needs: Xcode, rustup targets aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin
+#   The JPEG decoder (mozjpeg-sys: libjpeg-turbo C sources) is compiled by the `cc` crate with
+#   Xcode's clang for each target; no cmake or nasm is needed (ADR 0007).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=$(cd "$HERE/.." && pwd)

@@ -97,8 +97,9 @@ pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The typed order in `doc`, each object read in one scan (`reader.rs`).
 pub fn hydrate(doc: &AutoCommit) -> Result<WorkOrder, Error> {
-    Ok(autosurgeon::hydrate(doc)?)
+    Ok(autosurgeon::hydrate(&super::reader::Reader::new(doc))?)
 }
 
 /// Commits pending operations with a message and the time (UTC ms) of the edit.

@@ -8,6 +8,8 @@ pub mod import;
 pub mod lifecycle;
 pub mod model;
 pub mod ownership;
+mod reader;
+pub mod tree;
 
 pub use lifecycle::{Actor, Event, Status};
 pub use model::*;
