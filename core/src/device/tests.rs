@@ -270,3 +270,40 @@ fn a_killed_app_leaves_unsealed_entries_and_missing_countersignatures_the_next_o
     d.countersigner.flush();
     assert_eq!(d.journal(None).unwrap().len(), n);
 }
+
+/// An edit edits the cached order in place: when it fails after changing it, nothing of the
+/// change survives (not in reads, not under the next edit, not after reopening).
+#[test]
+fn a_failed_edit_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = device(dir.path(), clock());
+    d.import_orders_json(&sample_json("WO-1")).unwrap();
+    d.add_note("WO-1", "first").unwrap();
+    let stamp = d.stamp();
+    let failed: std::result::Result<((), order::WorkOrder), crate::Error> = d.store.edit(
+        "WO-1",
+        "note",
+        stamp,
+        |o| {
+            o.notes.push(order::model::EngineerNote { at: Timestamp(1), text: "half-made".into(), device: "x".into() });
+            o.status = Status::Completed;
+            Err(order::Error::Invalid { field: "text".into(), reason: "refused after a change".into() }.into())
+        },
+        |o| d.summarize(o),
+    );
+    assert!(failed.is_err());
+    let v = d.get("WO-1").unwrap();
+    assert_eq!(v.order.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["first"]);
+    assert_eq!(v.order.status, Status::Assigned);
+    // The next edit's own answer and the list's summary row see the true order too.
+    let next = d.add_note("WO-1", "second").unwrap();
+    assert_eq!(next.order.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(next.order.status, Status::Assigned);
+    let listed = d.list(&OrderFilter::default()).unwrap();
+    assert_eq!(listed.iter().find(|s| s.id == "WO-1").map(|s| s.status), Some(Status::Assigned));
+    drop(d);
+    let d = device(dir.path(), clock());
+    let v = d.get("WO-1").unwrap();
+    assert_eq!(v.order.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(v.order.status, Status::Assigned);
+}

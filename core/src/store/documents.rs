@@ -50,7 +50,14 @@ pub(super) struct Cached {
     /// The summary row as last written.
     pub(super) summary: OrderSummary,
     pub(super) used: u64,
+    /// The ids of the lists edits append to, found once per cached document (a lookup on a
+    /// root with a long history is a seek each time). Only edits change a cached document;
+    /// merges drop the entry.
+    pub(super) lists: ListIds,
 }
+
+/// List objects by their path in the document ("notes", "checklist.answers").
+pub(super) type ListIds = std::collections::HashMap<&'static str, automerge::ObjId>;
 
 /// Peer documents: transitions by any device, completion on a receipt the document carries.
 const PEER_RULE: crate::sync::authz::LifecycleRule<'static> = crate::sync::authz::LifecycleRule { author: None, delivered_receipts: None };
@@ -72,32 +79,33 @@ impl OrderDocument {
     }
 }
 
-fn write_field(doc: &mut AutoCommit, order: &WorkOrder, change: Change) -> Result<(), autosurgeon::ReconcileError> {
+fn write_field(doc: &mut AutoCommit, lists: &mut ListIds, order: &WorkOrder, change: Change) -> Result<(), autosurgeon::ReconcileError> {
     match change {
         Change::Status => autosurgeon::reconcile_prop(doc, ROOT, "status", order.status),
         Change::Appointment => autosurgeon::reconcile_prop(doc, ROOT, "appointment", order.appointment),
-        Change::AppendTransition => append(doc, &ROOT, "transitions", order.transitions.last()),
-        Change::AppendNote => append(doc, &ROOT, "notes", order.notes.last()),
+        Change::AppendTransition => append(doc, lists, "transitions", order.transitions.last()),
+        Change::AppendNote => append(doc, lists, "notes", order.notes.last()),
         Change::ChecklistTemplate => {
             let checklist = object(doc, &ROOT, "checklist", automerge::ObjType::Map)?;
+            // A new template may come with a new answers list: look it up again.
+            lists.remove("checklist.answers");
             autosurgeon::reconcile_prop(doc, checklist, "template", &order.checklist.template)
         }
-        Change::AppendAnswer => {
-            let checklist = object(doc, &ROOT, "checklist", automerge::ObjType::Map)?;
-            append(doc, &checklist, "answers", order.checklist.answers.last())
-        }
+        Change::AppendAnswer => append(doc, lists, "checklist.answers", order.checklist.answers.last()),
         Change::AppendReceipt => {
             // Documents created before receipts existed have no list yet.
             if doc.get(&ROOT, "receipts")?.is_none() {
-                automerge::transaction::Transactable::put_object(doc, &ROOT, "receipts", automerge::ObjType::List)?;
+                let id = automerge::transaction::Transactable::put_object(doc, &ROOT, "receipts", automerge::ObjType::List)?;
+                lists.insert("receipts", id);
             }
-            append(doc, &ROOT, "receipts", order.receipts.last())
+            append(doc, lists, "receipts", order.receipts.last())
         }
         Change::AppendHelp => {
             if doc.get(&ROOT, "help")?.is_none() {
-                automerge::transaction::Transactable::put_object(doc, &ROOT, "help", automerge::ObjType::List)?;
+                let id = automerge::transaction::Transactable::put_object(doc, &ROOT, "help", automerge::ObjType::List)?;
+                lists.insert("help", id);
             }
-            append(doc, &ROOT, "help", order.help.last())
+            append(doc, lists, "help", order.help.last())
         }
     }
 }
@@ -109,9 +117,30 @@ fn object(doc: &AutoCommit, parent: &automerge::ObjId, key: &str, ty: automerge:
     }
 }
 
-fn append<T: autosurgeon::Reconcile>(doc: &mut AutoCommit, parent: &automerge::ObjId, key: &str, item: Option<&T>) -> Result<(), autosurgeon::ReconcileError> {
+/// The list at `path` (a root key, or `checklist.answers`), looked up once per cached document.
+fn list_id(doc: &AutoCommit, lists: &mut ListIds, path: &'static str) -> Result<automerge::ObjId, autosurgeon::ReconcileError> {
+    if let Some(id) = lists.get(path) {
+        return Ok(id.clone());
+    }
+    let id = match path.split_once('.') {
+        Some((parent, key)) => {
+            let parent = object(doc, &ROOT, parent, automerge::ObjType::Map)?;
+            object(doc, &parent, key, automerge::ObjType::List)?
+        }
+        None => object(doc, &ROOT, path, automerge::ObjType::List)?,
+    };
+    lists.insert(path, id.clone());
+    Ok(id)
+}
+
+fn append<T: autosurgeon::Reconcile>(
+    doc: &mut AutoCommit,
+    lists: &mut ListIds,
+    path: &'static str,
+    item: Option<&T>,
+) -> Result<(), autosurgeon::ReconcileError> {
     let Some(item) = item else { return Ok(()) };
-    let list = object(doc, parent, key, automerge::ObjType::List)?;
+    let list = list_id(doc, lists, path)?;
     let len = doc.length(&list);
     autosurgeon::reconcile_insert(doc, list, len, item)
 }
@@ -137,7 +166,7 @@ impl Store {
         w.tick += 1;
         let used = w.tick;
         let layout = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
-        w.cache.insert(order.id.clone(), Cached { doc, order: order.clone(), layout, summary: summary.clone(), used });
+        w.cache.insert(order.id.clone(), Cached { doc, order: order.clone(), layout, summary: summary.clone(), used, lists: ListIds::new() });
         evict(&mut w.cache);
         Ok(())
     }
@@ -177,7 +206,7 @@ impl Store {
             let doc = doc.with_actor(self.actor.clone());
             let order = hydrate_order(id, &doc)?;
             let summary = read_summary(&w.conn, id)?;
-            w.cache.insert(id.to_string(), Cached { doc, order, layout, summary, used: tick });
+            w.cache.insert(id.to_string(), Cached { doc, order, layout, summary, used: tick, lists: ListIds::new() });
             evict(&mut w.cache);
         }
         if w.head.is_none() {
@@ -188,21 +217,32 @@ impl Store {
             return Err(Error::NotFound { id: id.to_string() }.into());
         };
         entry.used = tick;
-        let mut next = entry.order.clone();
-        let (mut out, changes, draft) = f(&mut next, &head_now)?;
+        // `f` edits the cached order in place (no copy of a long order per edit); if it or
+        // anything after it fails, the entry is dropped and the next use reloads it.
+        let (mut out, changes, draft) = match f(&mut entry.order, &head_now) {
+            Ok(v) => v,
+            Err(e) => {
+                w.cache.remove(id);
+                return Err(e);
+            }
+        };
         if changes.is_empty() {
-            return Ok((out, next));
+            // Nothing to write: whatever `f` touched must not outlive this call in the cache.
+            let order = entry.order.clone();
+            w.cache.remove(id);
+            return Ok((out, order));
         }
+        let next = &entry.order;
         let time_ms = stamp.at_ms;
         let head_before = w.head.clone();
         let result = (|| -> Result<(Layout, OrderSummary, journal::Head, bool), Error> {
             let heads = entry.doc.get_heads();
             for c in &changes {
-                write_field(&mut entry.doc, &next, *c).map_err(|e| doc_error(id, e))?;
+                write_field(&mut entry.doc, &mut entry.lists, next, *c).map_err(|e| doc_error(id, e))?;
             }
             document::commit(&mut entry.doc, message, time_ms);
             let chunk = entry.doc.save_after(&heads);
-            let summary = summarize(&next);
+            let summary = summarize(next);
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_summary(&tx, Some(&entry.summary), &summary)?;
             let layout = append_chunk(&tx, id, &chunk, &mut entry.doc, entry.layout, next.status.is_terminal())?;
@@ -224,11 +264,11 @@ impl Store {
                 if newly_dirty {
                     w.dirty.insert(id.to_string());
                 }
-                entry.order = next.clone();
                 entry.layout = layout;
                 entry.summary = summary;
+                let order = entry.order.clone();
                 w.head = Some(head);
-                Ok((out, next))
+                Ok((out, order))
             }
             Err(e) => {
                 w.cache.remove(id);
