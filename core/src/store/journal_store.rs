@@ -333,3 +333,44 @@ mod tests {
         assert_eq!(entries.iter().filter(|e| e.body().unwrap().is(JournalKind::SessionOpen)).count(), 1);
     }
 }
+
+#[cfg(test)]
+mod statement_tests {
+    use std::sync::{Arc, Mutex};
+
+    /// The writer's cached statements are prepared once: an edit re-parses no SQL. (With
+    /// STAT4 compiled in, SQLite marked `?1` in `order_id = ?1 ORDER BY seq DESC LIMIT 1` as
+    /// plan-relevant, and rusqlite's cache clears bindings on return, so the per-order link
+    /// lookup was re-prepared on every journal entry; the connections now run with the query
+    /// planner stability guarantee.)
+    #[test]
+    fn edits_reprepare_no_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = crate::device::Device::open(crate::device::DeviceOptions::new(dir.path())).unwrap();
+        d.import_orders_json(&crate::order::import::tests::sample_json("WO-1")).unwrap();
+        d.add_note("WO-1", "warm up").unwrap();
+        let seen: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+        {
+            let sink = seen.clone();
+            let mut w = d.store().writer();
+            w.conn
+                .trace_v2(
+                    rusqlite::trace::TraceEventCodes::SQLITE_TRACE_PROFILE,
+                    Some(move |e: rusqlite::trace::TraceEvent<'_>| {
+                        if let rusqlite::trace::TraceEvent::Profile(s, _) = e {
+                            let n = s.get_status(rusqlite::StatementStatus::RePrepare);
+                            sink.lock().unwrap().push((s.sql().to_string(), n));
+                        }
+                    }),
+                )
+                .unwrap();
+        }
+        for i in 0..5 {
+            d.add_note("WO-1", &format!("note {i}")).unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().any(|(sql, _)| sql.contains("FROM journal WHERE order_id")), "{seen:?}");
+        let reprepared: Vec<_> = seen.iter().filter(|(_, n)| *n > 0).collect();
+        assert!(reprepared.is_empty(), "{reprepared:?}");
+    }
+}

@@ -135,6 +135,16 @@ pub(super) fn doc_error(id: &str, reason: impl ToString) -> Error {
     Error::Document { id: id.to_string(), reason: reason.to_string() }
 }
 
+/// Plans that do not depend on bound values (SQLite's query planner stability guarantee).
+/// Without it, SQLite (built with STAT4) marks a parameter such as `?1` in
+/// `WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1` as plan-relevant, and rusqlite's statement
+/// cache clears bindings when a statement returns to it: every use re-parsed the SQL. With no
+/// statistics gathered, the plans are the same either way.
+pub fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, Error> {
@@ -152,6 +162,7 @@ impl Store {
         let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| classify_open_error(&path, e))?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        stable_plans(&reader)?;
         Ok(Self {
             path,
             actor,
@@ -167,6 +178,7 @@ impl Store {
 
     fn prepare(conn: &Connection) -> rusqlite::Result<()> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        stable_plans(conn)?;
         // journal_mode answers with a row; reading it also proves the file is a database.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -75,6 +75,7 @@ impl SqliteStorage {
         }
         let mut w = Connection::open(path)?;
         w.busy_timeout(std::time::Duration::from_secs(10))?;
+        onsite_core::store::stable_plans(&w)?;
         let _: String = w.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         w.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
         onsite_core::migrate::run(&mut w, MIGRATIONS).map_err(|e| match e {
@@ -83,6 +84,7 @@ impl SqliteStorage {
         })?;
         let r = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         r.busy_timeout(std::time::Duration::from_secs(10))?;
+        onsite_core::store::stable_plans(&r)?;
         Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r), path: path.to_path_buf() })
     }
 }
