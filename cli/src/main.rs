@@ -98,6 +98,9 @@ enum Command {
         listen: std::net::SocketAddr,
         #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Threads merging one sync request's pushes (see onsite-server --help).
+        #[arg(long, env = "ONSITE_PUSH_WORKERS", default_value_t = onsite_server::service::DEFAULT_PUSH_WORKERS)]
+        push_workers: usize,
     },
     /// The main job: a sync server with its embedded SQLite (started here on a free
     /// loopback port unless --server is given) and a demo device that enrols, receives an
@@ -232,7 +235,7 @@ pub(crate) fn open(dir: &std::path::Path) -> Result<Device> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo { server, admin_token } => demo::run(cli.data, server, admin_token),
-        Command::Server { server_data, listen, admin_token } => sync::server(server_data, listen, admin_token),
+        Command::Server { server_data, listen, admin_token, push_workers } => sync::server(server_data, listen, admin_token, push_workers),
         Command::Sync(cmd) => sync::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Dispatch(args) => sync::dispatch(args),
         Command::Parts(cmd) => field::parts(&open(&data_dir(&cli.data))?, cmd),

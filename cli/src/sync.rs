@@ -110,10 +110,11 @@ pub fn run(device: &Device, cmd: SyncCmd) -> Result<()> {
 }
 
 /// `onsite server`: runs the sync server in the foreground.
-pub fn server(data: PathBuf, listen: SocketAddr, admin_token: Option<String>) -> Result<()> {
+pub fn server(data: PathBuf, listen: SocketAddr, admin_token: Option<String>, push_workers: usize) -> Result<()> {
     let mut config = onsite_server::Config::new(data);
     config.listen = listen;
     config.admin_token = admin_token;
+    config.push_workers = push_workers;
     onsite_server::run(config)?;
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Change rows per order before the server compacts it into its snapshot.
     pub compact_after: u64,
+    /// Threads merging one sync request's pushes (`--push-workers`; 1 by default).
+    pub push_workers: usize,
     /// Connection cap and timeouts of the accept loop.
     pub limits: serve::Limits,
     /// The storage backend. `None`: the embedded SQLite file `DATA/server.sqlite3`.
@@ -58,6 +60,7 @@ impl Config {
             admin_token: None,
             clock: SystemClock::shared(),
             compact_after: service::COMPACT_AFTER,
+            push_workers: service::DEFAULT_PUSH_WORKERS,
             limits: serve::Limits::default(),
             storage: None,
             blobs: None,
@@ -118,6 +121,7 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
     Ok(Arc::new(
         Service::new(storage, &keys, blobs, config.clock.clone(), &token)?
             .with_compact_after(config.compact_after)
+            .with_push_workers(config.push_workers)
             .with_trusted_proxies(config.trusted_proxies.clone()),
     ))
 }

@@ -40,6 +40,10 @@ struct Args {
     /// Change rows per order before the server compacts it into a snapshot.
     #[arg(long, env = "ONSITE_COMPACT_AFTER", default_value_t = onsite_server::service::COMPACT_AFTER)]
     compact_after: u64,
+    /// Threads merging one sync request's pushes. 1 by default: on 2 vCPUs that share a core,
+    /// 2 workers cut a large sync's wall time by 7% for 40% more CPU (ADR 0016).
+    #[arg(long, env = "ONSITE_PUSH_WORKERS", default_value_t = onsite_server::service::DEFAULT_PUSH_WORKERS)]
+    push_workers: usize,
     /// Most connections served at once (more wait in the kernel's backlog).
     #[arg(long, env = "ONSITE_MAX_CONNECTIONS", default_value_t = onsite_server::serve::MAX_CONNECTIONS)]
     max_connections: usize,
@@ -131,6 +135,7 @@ fn main() {
     config.listen = args.listen;
     config.admin_token = args.admin_token;
     config.compact_after = args.compact_after;
+    config.push_workers = args.push_workers;
     config.limits.max_connections = args.max_connections;
     config.keys = args.keys;
     config.trusted_proxies = args.trusted_proxy;

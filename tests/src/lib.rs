@@ -127,6 +127,9 @@ pub mod net {
             let dir = tempfile::tempdir().unwrap();
             let mut config = onsite_server::Config::new(dir.path().join("server"));
             config.admin_token = Some("admin-secret".into());
+            // Every integration test merges a request's pushes on several threads, so the
+            // parallel path is the one the suites prove (production defaults to one).
+            config.push_workers = 4;
             let mut db = None;
             if std::env::var("ONSITE_TEST_PG").is_ok() {
                 let (d, url) = crate::pg::TempDatabase::new();

@@ -28,6 +28,10 @@ use crate::storage::{self, MetaKey, Storage};
 
 /// Change rows per order before the server folds them into the snapshot.
 pub const COMPACT_AFTER: u64 = 64;
+/// Threads merging one sync request's pushes by default: one (see `Service::apply_pushes`).
+pub const DEFAULT_PUSH_WORKERS: usize = 1;
+/// Most threads a request's pushes are merged on.
+pub const MAX_PUSH_WORKERS: usize = 8;
 /// Enrolment codes live this long unless the dispatcher says otherwise.
 pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
 /// The longest a dispatcher may make a code live (30 days).
@@ -134,6 +138,8 @@ pub struct Service {
     locks: OrderLocks,
     /// Change rows per order before compaction ([`COMPACT_AFTER`] unless configured).
     compact_after: u64,
+    /// Threads merging one sync request's pushes ([`DEFAULT_PUSH_WORKERS`] unless configured).
+    push_workers: usize,
     /// The feed head, published on every commit here and on every commit the backend hears of.
     notifier: Arc<crate::notify::Notifier>,
 }
@@ -198,6 +204,7 @@ impl Service {
             admin_token_hash: token_hash(admin_token),
             locks: OrderLocks::new(),
             compact_after: COMPACT_AFTER,
+            push_workers: DEFAULT_PUSH_WORKERS,
             notifier,
         })
     }
@@ -209,6 +216,12 @@ impl Service {
     }
 
     /// Compacts an order after `n` change rows (tests use small values to compact often).
+    /// Threads that merge one request's pushes (1..=[`MAX_PUSH_WORKERS`]).
+    pub fn with_push_workers(mut self, n: usize) -> Self {
+        self.push_workers = n.clamp(1, MAX_PUSH_WORKERS);
+        self
+    }
+
     pub fn with_compact_after(mut self, n: u64) -> Self {
         self.compact_after = n.max(1);
         self
