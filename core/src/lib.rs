@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod cancel;
 pub mod changes;
 pub mod clock;
+pub mod crypt;
 pub mod device;
 pub mod error;
 pub mod evidence;

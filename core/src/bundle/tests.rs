@@ -271,7 +271,7 @@ fn a_time_ticket_gives_the_signing_a_trusted_interval() {
     let dir = tempfile::tempdir().unwrap();
     let clock = testkit::clock();
     let authority = crate::evidence::time::TimeAuthority::generate().unwrap();
-    let mut o = crate::DeviceOptions::new(dir.path().join("device")).with_clock(clock.clone());
+    let mut o = crate::device::testkit::options(dir.path().join("device")).with_clock(clock.clone());
     o.time_authority = Some(authority.public_key());
     let d = crate::Device::open(o).unwrap();
     let ticket = authority.issue(d.device_id(), "n1", clock.now().timestamp_millis()).unwrap();

@@ -28,10 +28,10 @@ pub struct ExportSummary {
     pub journal_entries: usize,
 }
 
-/// A member to write: its bytes, or a blob file streamed from disk.
+/// A member to write: its bytes, or a stored blob streamed (decrypted) from disk.
 enum Source {
     Bytes(Vec<u8>),
-    File(PathBuf),
+    Blob(String),
 }
 
 impl Device {
@@ -113,7 +113,7 @@ impl Device {
             };
             let size = self.verify_blob(&blob)?;
             let path = if role == roles::PHOTO { format!("photos/{blob}.jpg") } else { format!("thumbs/{blob}.jpg") };
-            members.push((MemberRef { path, role: role.into(), size, sha256: blob.clone() }, Source::File(self.blob_path(&blob)), false));
+            members.push((MemberRef { path, role: role.into(), size, sha256: blob.clone() }, Source::Blob(blob.clone()), false));
             photos += 1;
         }
         let manifest = Manifest {
@@ -146,7 +146,7 @@ impl Device {
                 cancel.check()?;
                 match src {
                     Source::Bytes(b) => w.add(&m.path, b, *compress)?,
-                    Source::File(p) => w.add_reader(&m.path, &mut std::fs::File::open(p).map_err(bundle::Error::from)?, false)?,
+                    Source::Blob(sha) => w.add_reader(&m.path, &mut self.open_blob(sha)?, false)?,
                 }
             }
             Ok(w.finish()?)

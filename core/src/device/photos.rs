@@ -68,7 +68,11 @@ impl Device {
         }
         .map_err(EvidenceError::from)?;
         let decoder = self.image_decoder.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut analysis = photo::analyze_with(&self.blobs.path(&stored.sha256), &self.photo_limits, decoder.as_deref()).map_err(EvidenceError::from)?;
+        let input = StoredPhoto { device: self, sha256: &stored.sha256, source: match source {
+            PhotoSource::Path(p) => Some(p),
+            PhotoSource::Bytes(_) => None,
+        } };
+        let mut analysis = photo::analyze_with(&input, &self.photo_limits, decoder.as_deref()).map_err(EvidenceError::from)?;
         let thumb = match analysis.thumbnail.take() {
             Some(t) => Some(self.blobs.put_bytes(&t).map_err(EvidenceError::from)?),
             None => None,
@@ -140,7 +144,41 @@ impl Device {
         Ok(self.blobs.verify(sha256).map_err(EvidenceError::from)?)
     }
 
+    /// Where a blob's file is (encrypted on a device store: read it with `open_blob`).
     pub fn blob_path(&self, sha256: &str) -> std::path::PathBuf {
         self.blobs.path(sha256)
+    }
+
+    /// A stored blob's bytes as a stream (decrypted as read; seekable, for ranged uploads).
+    pub fn open_blob(&self, sha256: &str) -> Result<Box<dyn crate::evidence::blob::BlobRead>> {
+        Ok(self.blobs.open_blob(sha256).map_err(EvidenceError::from)?)
+    }
+}
+
+/// The photo just stored, read back from the blob store for analysis (what is analysed is
+/// what was hashed). The platform decoder reads a path: the app's own file when the photo
+/// came from one, else a temp copy, removed when analysis ends.
+struct StoredPhoto<'a> {
+    device: &'a Device,
+    sha256: &'a str,
+    source: Option<&'a std::path::Path>,
+}
+
+impl photo::PhotoInput for StoredPhoto<'_> {
+    fn open(&self) -> std::io::Result<Box<dyn crate::evidence::blob::BlobRead>> {
+        self.device.blobs.open_blob(self.sha256).map_err(std::io::Error::other)
+    }
+
+    fn plain_file(&self) -> std::io::Result<photo::PlainFile> {
+        if let Some(p) = self.source {
+            return Ok(photo::PlainFile { path: p.to_path_buf(), temporary: false });
+        }
+        if !self.device.blobs.is_encrypted() {
+            return Ok(photo::PlainFile { path: self.device.blobs.path(self.sha256), temporary: false });
+        }
+        let copy = photo::PlainFile { path: self.device.blobs.scratch_path(), temporary: true };
+        let mut out = std::fs::File::create(&copy.path)?;
+        std::io::copy(&mut self.open()?, &mut out)?;
+        Ok(copy)
     }
 }

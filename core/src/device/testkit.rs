@@ -19,8 +19,23 @@ pub fn fix() -> GpsFix {
     GpsFix { lat: 39.915, lon: 116.404, accuracy_m: 8.0, source: LocationSource::Gps, mock: false }
 }
 
+/// The key test devices are encrypted with (a key file beside a temp dir would outlive it).
+pub fn key() -> crate::crypt::StoreKey {
+    crate::crypt::StoreKey::from_bytes(&[0x42; 32]).unwrap()
+}
+
+/// Options for a test device: encrypted with [`key`].
+pub fn options(dir: impl Into<std::path::PathBuf>) -> DeviceOptions {
+    DeviceOptions::new(dir).with_encryption(crate::crypt::Encryption::Key(Arc::new(crate::crypt::FixedKey(key()))))
+}
+
+/// The test device's database, opened raw (to tamper with it).
+pub fn raw_db(dir: &std::path::Path) -> rusqlite::Connection {
+    crate::store::cipher::open_connection(&dir.join(crate::store::DB_FILE), Some(&key())).unwrap()
+}
+
 pub fn device(dir: &std::path::Path, clock: Arc<ManualClock>) -> Device {
-    Device::open(DeviceOptions::new(dir).with_clock(clock)).unwrap()
+    Device::open(options(dir).with_clock(clock)).unwrap()
 }
 
 /// Imports `id`, drives it on site, walks the seed-003 checklist answering photo steps with

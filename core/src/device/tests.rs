@@ -11,7 +11,7 @@ use crate::sop;
 use chrono::TimeZone;
 
 fn device(dir: &std::path::Path, clock: Arc<ManualClock>) -> Device {
-    Device::open(DeviceOptions::new(dir).with_clock(clock)).unwrap()
+    Device::open(crate::device::testkit::options(dir).with_clock(clock)).unwrap()
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -214,7 +214,7 @@ fn the_hardware_key_signs_the_session_and_countersigns_consents_off_the_edit_pat
     let dir = tempfile::tempdir().unwrap();
     let secret = crate::evidence::SoftwareSigner::generate().unwrap().secret();
     let hw = HardwareKey::new(&secret, false, false);
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
+    let d = Device::open(crate::device::testkit::options(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
     // The whole visit is answered while the secure element holds every countersignature back:
     // no answer waited for one.
     visit(&d);
@@ -238,7 +238,7 @@ fn the_hardware_key_signs_the_session_and_countersigns_consents_off_the_edit_pat
 fn a_killed_app_leaves_unsealed_entries_and_missing_countersignatures_the_next_open_completes_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let secret = crate::evidence::SoftwareSigner::generate().unwrap().secret();
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(HardwareKey::new(&secret, true, true))).unwrap();
+    let d = Device::open(crate::device::testkit::options(dir.path()).with_clock(clock()).with_signer(HardwareKey::new(&secret, true, true))).unwrap();
     visit(&d);
     d.add_note("WO-1", "written just before the phone died").unwrap();
     d.countersigner.flush();
@@ -249,7 +249,7 @@ fn a_killed_app_leaves_unsealed_entries_and_missing_countersignatures_the_next_o
     drop(d); // killed: nothing seals on the way out
 
     let hw = HardwareKey::new(&secret, false, true);
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
+    let d = Device::open(crate::device::testkit::options(dir.path()).with_clock(clock()).with_signer(hw.clone())).unwrap();
     d.countersigner.flush();
     let sessions = kinds(&d, "session_open");
     assert_eq!(sessions.len(), 2);
@@ -266,7 +266,7 @@ fn a_killed_app_leaves_unsealed_entries_and_missing_countersignatures_the_next_o
     // Reopening a clean store writes nothing.
     let n = d.journal(None).unwrap().len();
     drop(d);
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock()).with_signer(hw)).unwrap();
+    let d = Device::open(crate::device::testkit::options(dir.path()).with_clock(clock()).with_signer(hw)).unwrap();
     d.countersigner.flush();
     assert_eq!(d.journal(None).unwrap().len(), n);
 }

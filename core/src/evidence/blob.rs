@@ -3,9 +3,13 @@
 //! either holds the complete bytes or does not exist. A blob is re-hashed before it is trusted
 //! when the database does not already vouch for it (e.g. after a crash between the rename and
 //! the commit that records it).
+//!
+//! With a key (every device store: docs/adr/0018) each file is encrypted in chunks
+//! (`crypt::stream`) while it is hashed; the name stays the SHA-256 of the plaintext, so
+//! evidence hashes do not change. Readers go through [`BlobStore::open_blob`], never the path.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::hash::Sha256;
@@ -32,7 +36,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 pub struct BlobStore {
     root: PathBuf,
+    /// The root of the files' keys; `None`: files are stored as they are (the server).
+    key: Option<[u8; 32]>,
 }
+
+/// A blob's plaintext, readable from any offset.
+pub trait BlobRead: Read + io::Seek + Send {}
+impl<T: Read + io::Seek + Send> BlobRead for T {}
 
 /// What `put` learned in its single pass over the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +58,17 @@ pub const MAX_BLOB: u64 = 200 * 1024 * 1024;
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl BlobStore {
+    /// A store whose files are encrypted with keys derived from `key` (docs/adr/0018).
+    pub fn open_encrypted(root: &Path, key: &crate::crypt::StoreKey) -> Result<Self, Error> {
+        let mut store = Self::open(root)?;
+        store.key = Some(key.blob_root());
+        Ok(store)
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
     pub fn open(root: &Path) -> Result<Self, Error> {
         fs::create_dir_all(root.join("tmp")).map_err(io_err(root))?;
         // Leftover temp files are from writes that never completed: never trusted, removed.
@@ -64,12 +85,17 @@ impl BlobStore {
                 }
             }
         }
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self { root: root.to_path_buf(), key: None })
     }
 
     pub fn path(&self, sha256: &str) -> PathBuf {
         let (a, b) = (sha256.get(0..2).unwrap_or("00"), sha256.get(2..4).unwrap_or("00"));
         self.root.join("sha256").join(a).join(b).join(sha256)
+    }
+
+    /// A fresh name in the store's temp directory (removed by its user, or as abandoned).
+    pub fn scratch_path(&self) -> PathBuf {
+        self.root.join("tmp").join(format!("{}-{}", std::process::id(), unique()))
     }
 
     pub fn contains(&self, sha256: &str) -> bool {
@@ -80,13 +106,23 @@ impl BlobStore {
     pub fn put(&self, mut input: impl Read) -> Result<Stored, Error> {
         let tmp_dir = self.root.join("tmp");
         let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), unique()));
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
         // Held until the file is renamed or removed: `open` in another process leaves it be.
         file.try_lock().map_err(|e| Error::Io { path: tmp.clone(), cause: io::Error::other(e.to_string()) })?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
-        let result = (|| -> Result<(), Error> {
+        let mut sealer = match &self.key {
+            Some(k) => match crate::crypt::stream::Sealer::new(k, io::BufWriter::with_capacity(256 * 1024, &file)) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::Io { path: tmp, cause: e });
+                }
+            },
+            None => None,
+        };
+        let result = (|| -> Result<[u8; 32], Error> {
             loop {
                 let n = match input.read(&mut buf) {
                     Ok(0) => break,
@@ -99,18 +135,30 @@ impl BlobStore {
                     return Err(Error::TooLarge { max: MAX_BLOB });
                 }
                 hasher.update(&buf[..n]);
-                file.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+                match sealer.as_mut() {
+                    Some(s) => s.write_plain(&buf[..n]).map_err(io_err(&tmp))?,
+                    None => (&file).write_all(&buf[..n]).map_err(io_err(&tmp))?,
+                }
             }
             if size == 0 {
                 return Err(Error::Empty);
             }
-            file.sync_all().map_err(io_err(&tmp))
+            let digest = hasher.finalize();
+            if let Some(s) = sealer.take() {
+                s.finish(&digest).map_err(io_err(&tmp))?;
+            }
+            file.sync_all().map_err(io_err(&tmp))?;
+            Ok(digest)
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let sha256 = crate::hash::hex(&hasher.finalize());
+        drop(sealer);
+        let digest = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let sha256 = crate::hash::hex(&digest);
         let dest = self.path(&sha256);
         if dest.is_file() {
             let _ = fs::remove_file(&tmp);
@@ -131,16 +179,16 @@ impl BlobStore {
         self.put(bytes)
     }
 
-    /// Opens a blob after re-hashing it: what a reader uses when the database does not
-    /// vouch for the file.
+    /// Re-hashes a blob's plaintext and returns its size: what a reader uses when the
+    /// database does not vouch for the file.
     pub fn verify(&self, sha256: &str) -> Result<u64, Error> {
         let path = self.path(sha256);
-        let mut f = File::open(&path).map_err(|_| Error::Missing { sha256: sha256.to_string() })?;
+        let mut f = self.open_blob(sha256)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
-            let n = f.read(&mut buf).map_err(io_err(&path))?;
+            let n = f.read(&mut buf).map_err(|e| self.damage(sha256, &path, e))?;
             if n == 0 {
                 break;
             }
@@ -154,9 +202,113 @@ impl BlobStore {
         Ok(size)
     }
 
+    /// An authentication failure is damage (or another key's file), not an i/o error.
+    fn damage(&self, sha256: &str, path: &Path, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::InvalidData {
+            Error::Corrupt { sha256: sha256.to_string(), actual: format!("unreadable ({e})") }
+        } else {
+            Error::Io { path: path.to_path_buf(), cause: e }
+        }
+    }
+
+    /// A blob's plaintext, decrypted as it is read. An encrypted file is checked to be the
+    /// blob of this name (its sealed trailer); its chunks are authenticated as they are read.
+    pub fn open_blob(&self, sha256: &str) -> Result<Box<dyn BlobRead>, Error> {
+        let path = self.path(sha256);
+        let file = File::open(&path).map_err(|_| Error::Missing { sha256: sha256.to_string() })?;
+        let Some(key) = &self.key else { return Ok(Box::new(file)) };
+        let opener = crate::crypt::stream::Opener::new(key, io::BufReader::with_capacity(64 * 1024, file)).map_err(|e| self.damage(sha256, &path, e))?;
+        let named = crate::hash::hex(opener.sha256());
+        if named != sha256 {
+            return Err(Error::Corrupt { sha256: sha256.to_string(), actual: named });
+        }
+        Ok(Box::new(opener))
+    }
+
+    /// The plaintext's size, from the file's length (no decryption).
+    pub fn size(&self, sha256: &str) -> Result<u64, Error> {
+        let path = self.path(sha256);
+        let len = fs::metadata(&path).map_err(|_| Error::Missing { sha256: sha256.to_string() })?.len();
+        Ok(match &self.key {
+            Some(_) => self.open_blob(sha256)?.seek(io::SeekFrom::End(0)).map_err(io_err(&path))?,
+            None => len,
+        })
+    }
+
     pub fn read(&self, sha256: &str) -> Result<Vec<u8>, Error> {
         let path = self.path(sha256);
-        fs::read(&path).map_err(|_| Error::Missing { sha256: sha256.to_string() })
+        let mut out = Vec::new();
+        self.open_blob(sha256)?.read_to_end(&mut out).map_err(|e| self.damage(sha256, &path, e))?;
+        Ok(out)
+    }
+
+    /// Encrypts the files an unencrypted store left (the migration of docs/adr/0018): each
+    /// file is re-hashed, encrypted to a temp file, synced and renamed over the original, so
+    /// a crash at any moment leaves every blob whole, either form. A plain file whose bytes
+    /// do not match its name is left as it is and counted. Returns (encrypted, damaged).
+    pub fn encrypt_existing(&self) -> Result<(u64, u64), Error> {
+        let Some(key) = &self.key else { return Ok((0, 0)) };
+        let (mut done, mut damaged) = (0, 0);
+        let mut dirs = vec![self.root.join("sha256")];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().to_string();
+                if !crate::hash::is_sha256_hex(&name) {
+                    continue;
+                }
+                let mut head = [0u8; 8];
+                let n = File::open(&path).and_then(|mut f| f.read(&mut head)).map_err(io_err(&path))?;
+                if crate::crypt::stream::looks_encrypted(&head[..n]) && self.open_blob(&name).is_ok() {
+                    continue;
+                }
+                if self.encrypt_file(key, &path, &name)? {
+                    done += 1;
+                } else {
+                    tracing::warn!(blob = %name, "a plain blob does not match its name; left unencrypted");
+                    damaged += 1;
+                }
+            }
+        }
+        Ok((done, damaged))
+    }
+
+    fn encrypt_file(&self, key: &[u8; 32], path: &Path, name: &str) -> Result<bool, Error> {
+        let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), unique()));
+        let result = (|| -> Result<bool, Error> {
+            let mut input = io::BufReader::with_capacity(256 * 1024, File::open(path).map_err(io_err(path))?);
+            let out = File::create(&tmp).map_err(io_err(&tmp))?;
+            out.try_lock().map_err(|e| Error::Io { path: tmp.clone(), cause: io::Error::other(e.to_string()) })?;
+            let mut sealer = crate::crypt::stream::Sealer::new(key, io::BufWriter::with_capacity(256 * 1024, &out)).map_err(io_err(&tmp))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = input.read(&mut buf).map_err(io_err(path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                sealer.write_plain(&buf[..n]).map_err(io_err(&tmp))?;
+            }
+            let digest = hasher.finalize();
+            if crate::hash::hex(&digest) != name {
+                return Ok(false);
+            }
+            sealer.finish(&digest).map_err(io_err(&tmp))?;
+            out.sync_all().map_err(io_err(&tmp))?;
+            fs::rename(&tmp, path).map_err(io_err(path))?;
+            if let Some(Ok(d)) = path.parent().map(File::open) {
+                let _ = d.sync_all();
+            }
+            Ok(true)
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
     }
 }
 

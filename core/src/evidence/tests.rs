@@ -9,11 +9,11 @@ use crate::device::PhotoSource;
 use crate::evidence::journal::{Problem, ZERO_HASH};
 use crate::evidence::time::TimeAuthority;
 use crate::order::import::tests::sample_json;
-use crate::{Actor, Device, DeviceOptions, Event, ManualClock};
+use crate::{Actor, Device, Event, ManualClock};
 
 fn device(dir: &std::path::Path, authority: Option<&TimeAuthority>) -> (Device, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::at(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()));
-    let mut o = DeviceOptions::new(dir).with_clock(clock.clone());
+    let mut o = crate::device::testkit::options(dir).with_clock(clock.clone());
     o.time_authority = authority.map(|a| a.public_key());
     let d = Device::open(o).unwrap();
     d.import_orders_json(&format!("[{},{}]", sample_json("WO-1"), sample_json("WO-2"))).unwrap();
@@ -86,14 +86,14 @@ fn every_change_is_journaled_and_tampering_is_caught() {
     assert_eq!(signed, ["session_open", "seal"], "one device signature, one session signature");
     // Tamper with the database directly: flip one byte of one stored body.
     drop(d);
-    let conn = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+    let conn = crate::device::testkit::raw_db(dir.path());
     let body: Vec<u8> = conn.query_row("SELECT body FROM journal WHERE seq = 4", [], |r| r.get(0)).unwrap();
     let mut forged = body.clone();
     let pos = forged.iter().position(|&b| b == b'c').unwrap();
     forged[pos] = b'k';
     conn.execute("UPDATE journal SET body = ?1 WHERE seq = 4", [&forged]).unwrap();
     drop(conn);
-    let d = Device::open(DeviceOptions::new(dir.path())).unwrap();
+    let d = Device::open(crate::device::testkit::options(dir.path())).unwrap();
     let report = d.verify_journal().unwrap();
     assert!(matches!(report.first_problem, Some(Problem::HashMismatch { seq: 4 })), "{report:?}");
 }
@@ -144,6 +144,6 @@ fn the_journal_refuses_another_key() {
     let (d, _) = device(dir.path(), None);
     drop(d);
     let other = Arc::new(crate::evidence::SoftwareSigner::generate().unwrap());
-    let r = Device::open(DeviceOptions::new(dir.path()).with_signer(other));
+    let r = Device::open(crate::device::testkit::options(dir.path()).with_signer(other));
     assert!(matches!(r, Err(crate::Error::Evidence(super::EvidenceError::KeyMismatch))));
 }

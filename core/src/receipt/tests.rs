@@ -131,7 +131,7 @@ fn a_refusal_is_an_outcome_and_corrections_are_new_revisions() {
     assert_eq!(all, vec![r1.clone(), r2]);
 
     // The stored revision cannot be changed, even by SQL.
-    let conn = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+    let conn = crate::device::testkit::raw_db(dir.path());
     let e = conn.execute("UPDATE receipts SET canonical = x'00' WHERE revision = 1", []).unwrap_err();
     assert!(e.to_string().contains("immutable"), "{e}");
     assert!(conn.execute("DELETE FROM receipts", []).is_err());

@@ -9,11 +9,11 @@ use super::template::{Registry, Template};
 use super::*;
 use crate::order::import::tests::sample_json;
 use crate::order::Timestamp;
-use crate::{Actor, Device, DeviceOptions, Event, ManualClock};
+use crate::{Actor, Device, Event, ManualClock};
 
 fn device(dir: &std::path::Path) -> (Device, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::at(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()));
-    (Device::open(DeviceOptions::new(dir).with_clock(clock.clone())).unwrap(), clock)
+    (Device::open(crate::device::testkit::options(dir).with_clock(clock.clone())).unwrap(), clock)
 }
 
 fn started(dir: &std::path::Path, template: &str) -> (Device, Arc<ManualClock>) {

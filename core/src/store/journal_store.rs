@@ -346,7 +346,7 @@ mod statement_tests {
     #[test]
     fn edits_reprepare_no_statement() {
         let dir = tempfile::tempdir().unwrap();
-        let d = crate::device::Device::open(crate::device::DeviceOptions::new(dir.path())).unwrap();
+        let d = crate::device::Device::open(crate::device::testkit::options(dir.path())).unwrap();
         d.import_orders_json(&crate::order::import::tests::sample_json("WO-1")).unwrap();
         d.add_note("WO-1", "warm up").unwrap();
         let seen: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();

@@ -33,6 +33,8 @@ pub enum MetaKey {
     SyncFetchBlobs,
     /// The spare-part borrow policy (JSON).
     PartsBorrowPolicy,
+    /// Set once every blob file is encrypted (the plain-store migration's last step).
+    BlobsEncrypted,
 }
 
 impl MetaKey {
@@ -55,6 +57,7 @@ impl MetaKey {
             MetaKey::SyncPartsCursor => "sync.parts_cursor",
             MetaKey::SyncFetchBlobs => "sync.fetch_blobs",
             MetaKey::PartsBorrowPolicy => "parts.borrow_policy",
+            MetaKey::BlobsEncrypted => "blobs.encrypted",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! Durability: `synchronous = NORMAL` in WAL mode. A committed edit is in the WAL file before
 //! `edit` returns, so it survives the process being killed; see docs/adr/0003-durability.md.
 
+pub mod cipher;
 mod documents;
 mod journal_store;
 mod meta;
@@ -78,6 +79,9 @@ pub enum Error {
     NoSigner,
     #[error(transparent)]
     Parts(#[from] crate::parts::Error),
+    /// The store's key is missing, unavailable or not this store's (nothing was changed).
+    #[error(transparent)]
+    Key(#[from] crate::crypt::KeyError),
 }
 
 struct Writer {
@@ -108,6 +112,7 @@ pub struct Stamp {
 
 pub struct Store {
     path: PathBuf,
+    encrypted: bool,
     actor: ActorId,
     device_id: String,
     // Field order is drop order: the read-only connection closes first, so the writer is
@@ -146,12 +151,31 @@ pub fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) an unencrypted database in `dir`: benchmark baselines and
+    /// tests. Devices open theirs with [`Store::open_with`] and a key.
     pub fn open(dir: &Path) -> Result<Self, Error> {
+        Self::open_with(dir, None)
+    }
+
+    /// Opens (creating if needed) the database in `dir`, encrypted with `key` (SQLCipher; a
+    /// plain database found there is encrypted in place first, docs/adr/0018). `None`: an
+    /// unencrypted database; an encrypted one then refuses with `KeyError::Missing`.
+    pub fn open_with(dir: &Path, key: Option<&crate::crypt::StoreKey>) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Open { path: dir.to_path_buf(), reason: e.to_string() })?;
         let path = dir.join(DB_FILE);
+        match (cipher::state(&path)?, key) {
+            (cipher::FileState::Encrypted, None) => return Err(crate::crypt::KeyError::Missing { path }.into()),
+            (cipher::FileState::Plain, Some(k)) => cipher::migrate_plain(&path, k)?,
+            (cipher::FileState::Encrypted, Some(k)) => cipher::precheck(&path, k)?,
+            (cipher::FileState::Absent, Some(k)) => cipher::record_id(&path, k)?,
+            (_, None) => {}
+        }
         let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| classify_open_error(&path, e))?;
+        if let Some(k) = key {
+            cipher::apply_key(&conn, k)?;
+            cipher::check_key(&conn, &path, k)?;
+        }
         Self::prepare(&conn).map_err(|e| classify_open_error(&path, e))?;
         schema::migrate(&mut conn).map_err(|e| match e {
             Error::Sqlite(inner) => classify_open_error(&path, inner),
@@ -161,9 +185,13 @@ impl Store {
         let actor = ActorId::from(hex_decode(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
         let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| classify_open_error(&path, e))?;
+        if let Some(k) = key {
+            cipher::apply_key(&reader, k)?;
+        }
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         stable_plans(&reader)?;
         Ok(Self {
+            encrypted: key.is_some(),
             path,
             actor,
             device_id,
@@ -199,6 +227,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the database is encrypted (SQLCipher).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// This device's stable id (also its Automerge actor id), created on first open.

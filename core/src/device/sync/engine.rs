@@ -484,7 +484,7 @@ impl Pass<'_> {
             s if (200..300).contains(&s) => head.header(protocol::UPLOAD_OFFSET).and_then(|v| v.parse().ok()).unwrap_or(0),
             _ => return Err(classify(&head).into()),
         };
-        let mut file = std::fs::File::open(d.blob_path(sha)).map_err(|e| SyncError::Refused(format!("the photo's bytes are missing on this device: {e}")))?;
+        let mut file = d.open_blob(sha).map_err(|e| SyncError::Refused(format!("the photo's bytes are missing on this device: {e}")))?;
         let mut sent = 0u64;
         let mut buf = vec![0u8; protocol::BLOB_CHUNK];
         let mut conflicts = 0;

@@ -7,17 +7,15 @@
 //! caught here and reported. CMYK/YCCK JPEGs (print workflows, not cameras), which libjpeg
 //! will not convert to RGB, go through jpeg-decoder, which does.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 
-use super::{finish, read_exif, Analysis, Limits, Small, THUMB_EDGE};
+use super::{finish, read_exif, Analysis, Limits, PhotoInput, Small, THUMB_EDGE};
 
-/// Decodes the JPEG at `path`, streaming it (the header is read once more for the bounds).
-pub(super) fn from_path(path: &Path, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
+/// Decodes the JPEG `input` opens, streaming it (the header is read once more for the bounds).
+pub(super) fn from_input(input: &dyn PhotoInput, limits: &Limits, a: &mut Analysis) -> Result<(), String> {
     let mut head = Vec::new();
-    File::open(path).map_err(|e| e.to_string())?.take(HEADER_SCAN).read_to_end(&mut head).map_err(|e| e.to_string())?;
-    let open = || File::open(path).map(|f| BufReader::with_capacity(64 * 1024, f)).map_err(|e| e.to_string());
+    input.open().map_err(|e| e.to_string())?.take(HEADER_SCAN).read_to_end(&mut head).map_err(|e| e.to_string())?;
+    let open = || input.open().map(|f| BufReader::with_capacity(64 * 1024, f)).map_err(|e| e.to_string());
     match turbo(open()?, &head, limits, a)? {
         Outcome::Done => Ok(()),
         Outcome::NeedsCmyk => jpeg_decode(jpeg_decoder::Decoder::new(open()?), &head, limits, a),

@@ -166,22 +166,64 @@ pub fn sniff(head: &[u8]) -> Format {
     }
 }
 
+/// Where a photo's bytes are read from: a file, or a stored blob (decrypted as it is read).
+pub trait PhotoInput {
+    /// The bytes from the start; may be called more than once.
+    fn open(&self) -> std::io::Result<Box<dyn crate::evidence::blob::BlobRead>>;
+    /// A plain file with the same bytes, for the platform decoder (it reads a path); the
+    /// returned guard removes a temp copy when dropped.
+    fn plain_file(&self) -> std::io::Result<PlainFile>;
+}
+
+/// A path to plain bytes; a temp copy is removed on drop.
+pub struct PlainFile {
+    pub path: std::path::PathBuf,
+    pub temporary: bool,
+}
+
+impl Drop for PlainFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl PhotoInput for std::path::PathBuf {
+    fn open(&self) -> std::io::Result<Box<dyn crate::evidence::blob::BlobRead>> {
+        Ok(Box::new(File::open(self)?))
+    }
+
+    fn plain_file(&self) -> std::io::Result<PlainFile> {
+        Ok(PlainFile { path: self.to_path_buf(), temporary: false })
+    }
+}
+
 /// Analyses the photo at `path` (already stored); never panics, never fails on content.
 pub fn analyze(path: &Path, limits: &Limits) -> std::io::Result<Analysis> {
-    analyze_with(path, limits, None)
+    analyze_with(&path.to_path_buf(), limits, None)
 }
 
 /// [`analyze`], handing formats the core does not decode to the platform's decoder.
-pub fn analyze_with(path: &Path, limits: &Limits, platform: Option<&dyn PlatformDecoder>) -> std::io::Result<Analysis> {
+pub fn analyze_with(input: &dyn PhotoInput, limits: &Limits, platform: Option<&dyn PlatformDecoder>) -> std::io::Result<Analysis> {
     let mut head = [0u8; SNIFF_BYTES];
-    let n = File::open(path)?.read(&mut head)?;
+    let mut n = 0;
+    let mut first = input.open()?;
+    while n < SNIFF_BYTES {
+        match first.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    drop(first);
+    let open = || input.open().map(BufReader::new).map_err(|e| e.to_string());
     Ok(guarded(sniff(&head[..n]), platform.is_some(), |format, a| match format {
-        Format::Jpeg => jpeg::from_path(path, limits, a),
-        Format::Png => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Png, limits, a),
-        Format::Webp => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::WebP, limits, a),
-        Format::Tiff => image_decode(BufReader::new(File::open(path).map_err(|e| e.to_string())?), image::ImageFormat::Tiff, limits, a),
+        Format::Jpeg => jpeg::from_input(input, limits, a),
+        Format::Png => image_decode(open()?, image::ImageFormat::Png, limits, a),
+        Format::Webp => image_decode(open()?, image::ImageFormat::WebP, limits, a),
+        Format::Tiff => image_decode(open()?, image::ImageFormat::Tiff, limits, a),
         Format::Heic | Format::Avif | Format::Unknown => match platform {
-            Some(p) => platform_decode(p, path, format, limits, a),
+            Some(p) => platform_decode(p, &input.plain_file().map_err(|e| e.to_string())?.path, format, limits, a),
             None => Ok(()),
         },
     }))
