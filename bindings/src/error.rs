@@ -46,6 +46,34 @@ pub enum ApiError {
     Cancelled,
     #[error("internal error: {reason}")]
     Internal { reason: String },
+    /// The store's key: unavailable (the keystore is locked: retry after unlock), wrong or
+    /// missing (the store cannot be read with it). Nothing was changed or deleted.
+    #[error("store key ({problem:?}): {reason}")]
+    StoreKey { problem: KeyProblem, reason: String },
+}
+
+/// Why the store's key did not open it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyProblem {
+    /// The platform could not give the key now (locked keystore, unreadable key file).
+    Unavailable,
+    /// A key was given but the store was encrypted with another one.
+    Wrong,
+    /// The store is encrypted and no key was given.
+    Missing,
+}
+
+impl From<onsite_core::crypt::KeyError> for ApiError {
+    fn from(e: onsite_core::crypt::KeyError) -> Self {
+        use onsite_core::crypt::KeyError as K;
+        let reason = e.to_string();
+        let problem = match e {
+            K::Unavailable { .. } | K::Length { .. } => KeyProblem::Unavailable,
+            K::Wrong { .. } => KeyProblem::Wrong,
+            K::Missing { .. } => KeyProblem::Missing,
+        };
+        ApiError::StoreKey { problem, reason }
+    }
 }
 
 impl From<onsite_core::Error> for ApiError {
@@ -104,6 +132,7 @@ impl From<store::Error> for ApiError {
             store::Error::MissingHistory { .. } => ApiError::Conflict { reason },
             store::Error::Journal(_) | store::Error::NoSigner => ApiError::Internal { reason },
             store::Error::Parts(e) => e.into(),
+            store::Error::Key(e) => e.into(),
         }
     }
 }
@@ -195,7 +224,7 @@ impl From<onsite_core::device::SyncError> for ApiError {
             E::Refused(_) => ApiError::NotPermitted { reason },
             E::Network(_) | E::Server { .. } => ApiError::Network { reason },
             E::Protocol(_) => ApiError::Internal { reason },
-            E::Journal(_) => ApiError::Corrupt { reason },
+            E::Journal(_) | E::LocalBlob(_) => ApiError::Corrupt { reason },
             E::Cancelled => ApiError::Cancelled,
         }
     }

@@ -18,7 +18,7 @@ mod sync;
 mod task;
 
 pub use checklist::*;
-pub use error::ApiError;
+pub use error::{ApiError, KeyProblem};
 pub use evidence::*;
 pub use help::*;
 pub use logging::*;

@@ -131,6 +131,24 @@ impl ChangeSubscription {
     }
 }
 
+/// The platform's key for the store's encryption at rest (docs/adr/0018): 32 random bytes,
+/// created once and kept by the platform (Android: wrapped by an Android Keystore key; iOS: a
+/// Keychain item, accessible after first unlock, this device only). An error (keystore
+/// locked) fails the open with `ApiError.StoreKey`; nothing is touched.
+#[uniffi::export(with_foreign)]
+pub trait StoreKeyProvider: Send + Sync {
+    fn store_key(&self) -> Result<Vec<u8>, ApiError>;
+}
+
+struct ForeignKey(Arc<dyn StoreKeyProvider>);
+
+impl onsite_core::crypt::KeySource for ForeignKey {
+    fn store_key(&self) -> Result<onsite_core::crypt::StoreKey, onsite_core::crypt::KeyError> {
+        let bytes = self.0.store_key().map_err(|e| onsite_core::crypt::KeyError::Unavailable { reason: e.to_string() })?;
+        onsite_core::crypt::StoreKey::from_bytes(&bytes)
+    }
+}
+
 /// The app's handle on its local data: one per data directory, opened once at start.
 #[derive(uniffi::Object)]
 pub struct Onsite {
@@ -139,22 +157,28 @@ pub struct Onsite {
 
 #[uniffi::export]
 impl Onsite {
-    /// Opens (creating if needed) the store in `data_dir`, with a software device key.
+    /// Opens (creating if needed) the store in `data_dir`, with a software device key,
+    /// encrypted with a key file kept beside the directory (`<data_dir>.key`; desktop).
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> Result<Arc<Self>, ApiError> {
-        Self::open_with_platform(data_dir, None, None, None)
+        Self::open_with_platform(data_dir, None, None, None, None)
     }
 
     /// Opens the store with the platform's services: a clock (tests), the hardware-backed
-    /// device key, and the location provider. `None` takes the default.
-    #[uniffi::constructor]
+    /// device key, the location provider, and the key the store is encrypted with (a plain
+    /// store from an earlier version is encrypted in place). `None` takes the default.
+    #[uniffi::constructor(default(store_key = None))]
     pub fn open_with_platform(
         data_dir: String,
         clock: Option<Arc<dyn ClockSource>>,
         signer: Option<Arc<dyn DeviceSigner>>,
         location: Option<Arc<dyn LocationProvider>>,
+        store_key: Option<Arc<dyn StoreKeyProvider>>,
     ) -> Result<Arc<Self>, ApiError> {
         let mut options = DeviceOptions::new(data_dir);
+        if let Some(key) = store_key {
+            options = options.with_encryption(onsite_core::crypt::Encryption::Key(Arc::new(ForeignKey(key))));
+        }
         if let Some(clock) = clock {
             options = options.with_clock(Arc::new(ForeignClock { inner: clock, fallback: onsite_core::SystemClock::new() }));
         }

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
 use onsite_core::order::{LocationSource, TimeWindow, Timestamp};
-use onsite_core::{Actor, Device, DeviceOptions, Event, GpsFix, OrderFilter};
+use onsite_core::{Actor, Device, Event, GpsFix, OrderFilter};
 
 pub fn run(suite: &str, orders: usize, file: Option<&Path>) -> Result<()> {
     if cfg!(debug_assertions) {
@@ -53,8 +53,10 @@ pub fn orders_json(n: usize) -> String {
     serde_json::Value::Array(out).to_string()
 }
 
+/// The bench's device: encrypted, as every device store is (its key file stays inside the
+/// bench's temp directory).
 fn open(dir: &Path) -> Result<Device> {
-    Ok(Device::open(DeviceOptions::new(dir))?)
+    crate::bench_rest::open(&dir.join("store"), true)
 }
 
 fn store(n: usize) -> Result<()> {
@@ -148,7 +150,8 @@ fn store(n: usize) -> Result<()> {
     emit("store.bytes_per_order", f.bytes as f64 / f.orders as f64, "bytes");
     let plain = serde_json::to_vec(&d.get("BENCH-00000")?.order)?.len();
     emit("store.json_bytes_per_order_baseline", plain as f64, "bytes");
-    crate::bench_visit::visit_figures()
+    crate::bench_visit::visit_figures()?;
+    crate::bench_rest::store_figures(n)
 }
 
 /// The baseline edit: put a note map into a list, commit, save the increment, append it to
@@ -462,6 +465,7 @@ pub fn photo_bench() -> Result<()> {
     }
     let total = t30.elapsed().as_secs_f64();
     emit("photo.ingest_ms", percentile(&mut one, 0.5), "ms");
+    crate::bench_rest::ingest_figures(&files[..20])?;
     emit("photo.ingest30_s", total, "s");
     emit("photo.ingest_peak_alloc_mb", peak_ingest as f64 / 1048576.0, "MB");
     // Peak RSS of a fresh process that ingests one photo (includes the binary itself).

@@ -58,7 +58,7 @@ fn timed<T>(out: &mut Vec<f64>, f: impl FnOnce() -> onsite_core::Result<T>) -> R
 
 fn visit(signer: Arc<dyn Signer>) -> Result<Visit> {
     let dir = tempfile::tempdir()?;
-    let d = Device::open(DeviceOptions::new(dir.path()).with_signer(signer))?;
+    let d = Device::open(DeviceOptions::new(dir.path().join("device")).with_signer(signer))?;
     d.import_orders_json(&orders_json(1))?;
     let id = "BENCH-00000";
     let mut v = Visit { edits_ms: Vec::new(), steps: 0, consents: 0, photos: 0, entries: 0 };

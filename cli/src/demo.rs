@@ -130,7 +130,8 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
         Some(d) => d,
         None => {
             temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
+            // A subdirectory: the store's key file is kept beside it, inside the temp dir.
+            temp.path().join("device")
         }
     };
     // A clock pinned to the morning of the sample orders, so the SLA story reads the same

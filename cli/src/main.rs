@@ -3,6 +3,7 @@
 mod alloc;
 mod bench;
 mod bench_load;
+mod bench_rest;
 mod bench_sync;
 mod bench_visit;
 mod checklist;

@@ -259,3 +259,19 @@ pub fn noisy_jpeg(w: u32, h: u32, seed: u64) -> Vec<u8> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&img).unwrap();
     out
 }
+
+/// The key test devices are encrypted with (a key file beside a temp directory would
+/// outlive it).
+pub fn test_key() -> onsite_core::crypt::StoreKey {
+    onsite_core::crypt::StoreKey::from_bytes(&[0x24; 32]).expect("32 bytes")
+}
+
+/// Options for a test device in `dir`: encrypted with [`test_key`].
+pub fn options(dir: impl Into<PathBuf>) -> onsite_core::DeviceOptions {
+    onsite_core::DeviceOptions::new(dir).with_encryption(onsite_core::crypt::Encryption::Key(std::sync::Arc::new(onsite_core::crypt::FixedKey(test_key()))))
+}
+
+/// A test device's database opened raw (to tamper with it).
+pub fn raw_db(dir: &std::path::Path) -> rusqlite::Connection {
+    onsite_core::store::cipher::open_connection(&dir.join(onsite_core::store::DB_FILE), Some(&test_key())).expect("the test store opens")
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 
 use onsite_core::clock::ManualClock;
 use onsite_core::device::SyncOptions;
-use onsite_core::{Device, DeviceOptions};
+use onsite_core::Device;
 use onsite_server::client::sample_orders;
 use onsite_tests::net::PROVIDER;
 
@@ -48,7 +48,7 @@ fn run(devices: usize, rounds: usize, compact_after: u64) -> Vec<String> {
     let mut devs = Vec::new();
     for _ in 0..devices {
         let d = tempfile::tempdir().unwrap();
-        let device = Device::open(DeviceOptions::new(d.path()).with_clock(c.clone())).unwrap();
+        let device = Device::open(onsite_tests::options(d.path()).with_clock(c.clone())).unwrap();
         let code = dispatcher.enrolment_code("eng-1").unwrap();
         let t = onsite_core::sync::transport::HttpTransport::new(&url).unwrap();
         device.enrol(&t, &url, &code).unwrap();

@@ -11,7 +11,7 @@ use onsite_core::device::{HelpQuestion, MovementInput, PhotoSource};
 use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
 use onsite_core::parts::{self, Kind};
 use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, Rating, ReceiptInput};
-use onsite_core::{Device, DeviceOptions};
+use onsite_core::Device;
 use onsite_server::client::{sample_orders, ExpertClient};
 use onsite_tests::net::{TestServer, PROVIDER};
 
@@ -74,7 +74,7 @@ fn parts_custody_the_borrow_rule_the_clerk_and_close_out() {
     let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-P", 3)).unwrap();
     let c = clock();
     let dir = tempfile::tempdir().unwrap();
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(c.clone())).unwrap();
+    let d = Device::open(onsite_tests::options(dir.path()).with_clock(c.clone())).unwrap();
     s.enrol(&d, "eng-1");
     let t = s.transport();
     d.sync(&t, &fast(), None).unwrap();
@@ -162,7 +162,7 @@ fn a_help_request_round_trip_through_the_server() {
     let token = add("thinkpad-1", &["laptop"], &["thinkpad"], 8000);
     let c = clock();
     let dir = tempfile::tempdir().unwrap();
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(c.clone())).unwrap();
+    let d = Device::open(onsite_tests::options(dir.path()).with_clock(c.clone())).unwrap();
     s.enrol(&d, "eng-1");
     let t = s.transport();
     d.sync(&t, &fast(), None).unwrap();
@@ -252,7 +252,7 @@ fn the_service_record_verifies_and_tampering_is_caught() {
     let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-R", 3)).unwrap();
     let c = clock();
     let dir = tempfile::tempdir().unwrap();
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(c.clone())).unwrap();
+    let d = Device::open(onsite_tests::options(dir.path()).with_clock(c.clone())).unwrap();
     s.enrol(&d, "eng-1");
     let t = s.transport();
     d.sync(&t, &fast(), None).unwrap();

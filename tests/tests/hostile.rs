@@ -11,7 +11,7 @@ use onsite_core::clock::ManualClock;
 use onsite_core::device::SyncOptions;
 use onsite_core::order::{Actor, Event, Status, Timestamp, TransitionRecord};
 use onsite_core::sync::protocol::{self, DocPush, SyncRequest};
-use onsite_core::{Device, DeviceOptions, WorkOrder};
+use onsite_core::{Device, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{TestServer, PROVIDER};
 
@@ -63,7 +63,7 @@ fn field() -> Field {
     let s = TestServer::start();
     let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-H", 2)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let device = Device::open(DeviceOptions::new(dir.path()).with_clock(clock())).unwrap();
+    let device = Device::open(onsite_tests::options(dir.path()).with_clock(clock())).unwrap();
     s.enrol(&device, "eng-1");
     device.sync(&s.transport(), &fast(), None).unwrap();
     Field { s, device, ids, _dir: dir }

@@ -21,7 +21,9 @@ fn acknowledged_edits_survive_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let bin = onsite_bin();
-    let data = dir.path().to_str().unwrap();
+    // A subdirectory: the CLI keeps its key file beside it (`device.key`), inside the temp dir.
+    let data_dir = dir.path().join("device");
+    let data = data_dir.to_str().unwrap();
     let orders = dir.path().join("orders.json");
     std::fs::write(&orders, SAMPLE_ORDERS).unwrap();
     let st = Command::new(&bin).args(["--data", data, "orders", "import"]).arg(&orders).status().unwrap();
@@ -65,7 +67,7 @@ fn acknowledged_edits_survive_sigkill() {
         }
         acked.extend(got);
         // The file must open cleanly after every kill.
-        let device = Device::open(DeviceOptions::new(dir.path())).expect("store opens after SIGKILL");
+        let device = Device::open(DeviceOptions::new(&data_dir)).expect("store opens after SIGKILL");
         device.store().check_integrity().expect("integrity after SIGKILL");
         // The killed run's unsealed entries were sealed by this open, which says so (ADR 0017).
         let journal = device.verify_journal().unwrap();
@@ -73,7 +75,7 @@ fn acknowledged_edits_survive_sigkill() {
     }
     assert!(killed_mid_run >= ROUNDS / 2, "the child must really be killed while editing");
     assert!(acked.len() > ROUNDS, "too few edits acknowledged ({}) to prove anything", acked.len());
-    let device = Device::open(DeviceOptions::new(dir.path())).unwrap();
+    let device = Device::open(DeviceOptions::new(&data_dir)).unwrap();
     let present: BTreeSet<u64> =
         device.get(order).unwrap().order.notes.iter().filter_map(|n| n.text.strip_prefix("edit ").and_then(|n| n.parse().ok())).collect();
     let lost: Vec<&u64> = acked.difference(&present).collect();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use onsite_core::device::{PhotoSource, SyncOptions};
 use onsite_core::evidence::log::{self, Checkpoint};
 use onsite_core::sync::transport::HttpTransport;
-use onsite_core::{Device, DeviceOptions};
+use onsite_core::Device;
 use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
 use onsite_tests::pg::{s3_url, TempDatabase};
 use rand::Rng;
@@ -116,7 +116,7 @@ fn three_instances_twenty_devices_one_killed_and_everything_converges() {
     let mut devices = Vec::new();
     for (k, dir) in dirs.iter().enumerate() {
         let eng = format!("eng-{}", k / DEVICES_PER_ENGINEER);
-        let d = Device::open(DeviceOptions::new(dir.path())).unwrap();
+        let d = Device::open(onsite_tests::options(dir.path())).unwrap();
         let url = cluster.random_url();
         let code = admin_d.enrolment_code(&eng).unwrap();
         d.enrol(&HttpTransport::new(&url).unwrap(), &url, &code).unwrap();

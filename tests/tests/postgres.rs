@@ -77,7 +77,7 @@ fn a_code_redeemed_by_two_instances_at_once_enrols_one_device() {
 fn two_instances_on_one_database_converge() {
     use onsite_core::device::SyncOptions;
     use onsite_core::sync::transport::HttpTransport;
-    use onsite_core::{Device, DeviceOptions};
+    use onsite_core::Device;
     use std::sync::{Arc, Barrier};
 
     let (_db, url) = TempDatabase::new();
@@ -101,7 +101,7 @@ fn two_instances_on_one_database_converge() {
     let mut devices = Vec::new();
     for i in 0..8 {
         let d = tempfile::tempdir().unwrap();
-        let device = Device::open(DeviceOptions::new(d.path()).with_clock(clock.clone())).unwrap();
+        let device = Device::open(onsite_tests::options(d.path()).with_clock(clock.clone())).unwrap();
         let code = dispatcher.enrolment_code("eng-1").unwrap();
         let t = HttpTransport::new(&urls[i % 2]).unwrap();
         device.enrol(&t, &urls[i % 2], &code).unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use onsite_core::device::{PhotoSource, SyncOptions};
 use onsite_core::sync::transport::HttpTransport;
-use onsite_core::{Device, DeviceOptions};
+use onsite_core::Device;
 use onsite_server::client::{create_provider, sample_orders, DispatcherClient};
 use onsite_server::storage::PostgresStorage;
 use onsite_tests::pg::{s3_url, TempDatabase};
@@ -34,7 +34,7 @@ fn migrate_copies_and_verifies_and_a_rerun_after_an_interruption_adds_no_duplica
     let d = DispatcherClient::new(&server.url(), &token).unwrap();
     let ids = d.create_orders(&sample_orders("prov", "eng-1", "WO-G", 3)).unwrap();
     let dev_dir = tempfile::tempdir().unwrap();
-    let dev = Device::open(DeviceOptions::new(dev_dir.path())).unwrap();
+    let dev = Device::open(onsite_tests::options(dev_dir.path())).unwrap();
     let t = HttpTransport::new(&server.url()).unwrap();
     dev.enrol(&t, &server.url(), &d.enrolment_code("eng-1").unwrap()).unwrap();
     assert!(dev.sync(&t, &fast(), None).unwrap().complete());
@@ -118,7 +118,7 @@ fn a_long_poll_on_one_instance_wakes_for_an_edit_through_another() {
     let d2 = DispatcherClient::new(&two.url(), &token).unwrap();
     let ids = d2.create_orders(&sample_orders("prov", "eng-1", "WO-N", 1)).unwrap();
     let dev_dir = tempfile::tempdir().unwrap();
-    let dev = Device::open(DeviceOptions::new(dev_dir.path())).unwrap();
+    let dev = Device::open(onsite_tests::options(dev_dir.path())).unwrap();
     let t = HttpTransport::new(&one.url()).unwrap();
     dev.enrol(&t, &one.url(), &d2.enrolment_code("eng-1").unwrap()).unwrap();
     dev.sync(&t, &fast(), None).unwrap();

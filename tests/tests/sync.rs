@@ -9,7 +9,7 @@ use onsite_core::device::SyncOptions;
 use onsite_core::device::{RejectedOrder, SyncError};
 use onsite_core::order::{Actor, Event, Priority, Status, TimeWindow, Timestamp};
 use onsite_core::sync::transport::{Method, Request, Transport};
-use onsite_core::{Device, DeviceOptions, WorkOrder};
+use onsite_core::{Device, WorkOrder};
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{Fault, FaultyTransport, TestServer, PROVIDER};
 
@@ -18,7 +18,7 @@ fn clock() -> Arc<ManualClock> {
 }
 
 fn device(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Device {
-    Device::open(DeviceOptions::new(dir).with_clock(clock.clone())).unwrap()
+    Device::open(onsite_tests::options(dir).with_clock(clock.clone())).unwrap()
 }
 
 fn fast() -> SyncOptions {
@@ -453,7 +453,7 @@ fn server_killed_mid_upload_and_app_restarted_resume() {
     let r = a.sync(&t, &fast(), None).unwrap();
     assert!(r.complete(), "{r:?}");
     assert_eq!(r.blobs_uploaded, 1);
-    let size = std::fs::metadata(a.blob_path(&sha)).unwrap().len();
+    let size = a.verify_blob(&sha).unwrap();
     assert!(r.blob_bytes < size, "resumed, not restarted: sent {} of {size}", r.blob_bytes);
     let bytes = dispatcher.blob(&sha).unwrap();
     assert_eq!(onsite_core::hash::sha256_hex(&bytes), sha);
@@ -465,8 +465,8 @@ fn server_killed_mid_upload_and_app_restarted_resume() {
     }
 }
 
-/// A photo whose local bytes were damaged can never upload: the server refuses the hash,
-/// the outbox retries with backoff, then marks it wedged with the reason; other work goes on.
+/// A photo whose local bytes were damaged can never upload: the device's decryption refuses
+/// them, the outbox retries with backoff, then marks it wedged with the reason; other work goes on.
 #[test]
 fn a_damaged_photo_is_wedged_with_its_reason() {
     let s = TestServer::start();
@@ -499,7 +499,9 @@ fn a_damaged_photo_is_wedged_with_its_reason() {
     assert_eq!(pass, 3, "wedged after three permanent failures");
     assert_eq!(st.wedged.len(), 1);
     assert_eq!(st.wedged[0].0, bad.sha256);
-    assert!(st.wedged[0].1.contains("hash"), "{:?}", st.wedged);
+    // The device's authenticated encryption catches the damage before any byte is sent
+    // (a plain store's damage was caught by the server's hash check).
+    assert!(st.wedged[0].1.contains("cannot be read") && st.wedged[0].1.contains("damaged"), "{:?}", st.wedged);
     assert_eq!(st.pending_blobs, 0, "wedged items are not pending");
     assert_eq!(st.pending_orders, 0, "the order and the good photo went through");
     assert!(s.running.service.storage().has_blob(PROVIDER, &good.sha256).unwrap());

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use onsite_core::clock::ManualClock;
 use onsite_core::device::SyncOptions;
 use onsite_core::hash::sha256_hex;
-use onsite_core::store::{MetaKey, DB_FILE};
-use onsite_core::{Device, DeviceOptions};
+use onsite_core::store::MetaKey;
+use onsite_core::Device;
 use onsite_server::client::sample_orders;
 use onsite_tests::net::{TestServer, PROVIDER};
 
@@ -26,7 +26,7 @@ fn offline_day(tag: &str) -> (TestServer, tempfile::TempDir, u64, u64) {
     let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", &format!("WO-T{tag}"), 1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at(chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00").unwrap().with_timezone(&chrono::Utc)));
-    let d = Device::open(DeviceOptions::new(dir.path()).with_clock(clock)).unwrap();
+    let d = Device::open(onsite_tests::options(dir.path()).with_clock(clock)).unwrap();
     s.enrol(&d, "eng-1");
     assert!(d.sync(&s.transport(), &fast(), None).unwrap().complete());
     let acked = d.store().meta_u64(MetaKey::SyncJournalAcked).unwrap();
@@ -45,7 +45,7 @@ fn offline_day(tag: &str) -> (TestServer, tempfile::TempDir, u64, u64) {
 type Tamper = fn(&rusqlite::Connection, u64);
 
 fn tamper(dir: &std::path::Path, sql: &dyn Fn(&rusqlite::Connection)) {
-    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    let c = onsite_tests::raw_db(dir);
     sql(&c);
 }
 
@@ -127,7 +127,7 @@ fn an_entry_edited_dropped_reordered_or_inserted_after_its_seal_is_refused_and_f
     for (name, how) in cases {
         let (s, dir, acked, k) = offline_day(name);
         tamper(dir.path(), &|c| how(c, k));
-        let d = Device::open(DeviceOptions::new(dir.path())).unwrap();
+        let d = Device::open(onsite_tests::options(dir.path())).unwrap();
         assert!(!d.verify_journal().unwrap().ok(), "{name}: the device's own check flags it");
         let outcome = d.sync(&s.transport(), &fast(), None);
         let refused = match &outcome {

@@ -124,6 +124,8 @@ pub struct Device {
 
 impl Device {
     pub fn open(options: DeviceOptions) -> Result<Self> {
+        // A path that cannot be a directory is a storage error, before any key is asked for.
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| crate::store::Error::Open { path: options.data_dir.clone(), reason: e.to_string() })?;
         let key = match &options.encryption {
             Encryption::Key(source) => Some(source.store_key().map_err(crate::store::Error::from)?),
             Encryption::Plain => None,

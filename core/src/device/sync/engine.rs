@@ -484,14 +484,14 @@ impl Pass<'_> {
             s if (200..300).contains(&s) => head.header(protocol::UPLOAD_OFFSET).and_then(|v| v.parse().ok()).unwrap_or(0),
             _ => return Err(classify(&head).into()),
         };
-        let mut file = d.open_blob(sha).map_err(|e| SyncError::Refused(format!("the photo's bytes are missing on this device: {e}")))?;
+        let mut file = d.open_blob(sha).map_err(|e| SyncError::LocalBlob(e.to_string()))?;
         let mut sent = 0u64;
         let mut buf = vec![0u8; protocol::BLOB_CHUNK];
         let mut conflicts = 0;
         while offset < size {
-            file.seek(SeekFrom::Start(offset)).map_err(|e| SyncError::Refused(e.to_string()))?;
+            file.seek(SeekFrom::Start(offset)).map_err(|e| SyncError::LocalBlob(e.to_string()))?;
             let want = ((size - offset) as usize).min(buf.len());
-            file.read_exact(&mut buf[..want]).map_err(|e| SyncError::Refused(format!("reading the photo: {e}")))?;
+            file.read_exact(&mut buf[..want]).map_err(|e| SyncError::LocalBlob(e.to_string()))?;
             let req = Request::new(Method::Put, path.clone())
                 .header("content-type", "application/octet-stream")
                 .header(protocol::UPLOAD_OFFSET, offset.to_string())

@@ -26,6 +26,10 @@ pub enum Error {
     Journal(String),
     #[error("cancelled")]
     Cancelled,
+    /// This device's copy of a photo is missing or damaged (its encryption fails to
+    /// authenticate): it can never upload, and is wedged with this reason.
+    #[error("this device's copy of the photo cannot be read: {0}")]
+    LocalBlob(String),
 }
 
 impl Error {
