@@ -192,4 +192,43 @@ class AppApiTest {
             }
         }
     }
+
+    /** The platform's key (here a file, as a Keystore-wrapped key would be read). */
+    class FileKey(private val file: File, private val bytes: ByteArray? = null) : StoreKeyProvider {
+        override fun storeKey(): ByteArray {
+            if (bytes != null) return bytes
+            if (!file.exists()) file.writeBytes(ByteArray(32) { (it * 7 + 1).toByte() })
+            return file.readBytes()
+        }
+    }
+
+    class LockedKey : StoreKeyProvider {
+        override fun storeKey(): ByteArray = throw IllegalStateException("keystore locked before first unlock")
+    }
+
+    @Test
+    fun anEncryptedStoreOpensThroughTheForeignKeyAndAWrongKeyChangesNothing() {
+        val root = File(tempDir())
+        val dir = File(root, "data").path
+        val key = FileKey(File(root, "wrapped.key"))
+        Onsite.openWithPlatform(dir, null, null, null, key).use { it.orders().importJson(samples) }
+        val db = File(dir, "onsite.sqlite3")
+        val before = db.readBytes()
+        assertFalse("no plain SQLite header", String(before.copyOfRange(0, 15)) == "SQLite format 3")
+        assertFalse("the customer's name is not in the file", String(before, Charsets.ISO_8859_1).contains("Chaoyang"))
+        try {
+            Onsite.openWithPlatform(dir, null, null, null, FileKey(File(root, "x"), ByteArray(32) { 9 })).close()
+            fail("a wrong key opened the store")
+        } catch (e: ApiException.StoreKey) {
+            assertEquals(KeyProblem.WRONG, e.problem)
+        }
+        try {
+            Onsite.openWithPlatform(dir, null, null, null, LockedKey()).close()
+            fail("a locked keystore opened the store")
+        } catch (e: ApiException.StoreKey) {
+            assertEquals(KeyProblem.UNAVAILABLE, e.problem)
+        }
+        assertTrue("the file is untouched", before.contentEquals(db.readBytes()))
+        Onsite.openWithPlatform(dir, null, null, null, key).use { assertEquals(3, it.orders().list(OrderFilter(listOf(), SortBy.SLA_DEADLINE)).size) }
+    }
 }

@@ -156,6 +156,14 @@ fn a_plain_store_is_encrypted_in_place_with_everything_kept() {
     let bytes = all_bytes(dir.path());
     assert!(!contains(&bytes, b"secret-marker") && !contains(&bytes, &jpeg[..64]), "nothing plain is left");
     assert!(!dir.path().join("onsite.sqlite3.encrypting").exists());
+    // The migrated file uses this store's cipher settings (HMAC-SHA256 pages), not
+    // SQLCipher's defaults: keyed with the defaults only, it does not open.
+    let db = dir.path().join(crate::store::DB_FILE);
+    let defaults = rusqlite::Connection::open(&db).unwrap();
+    defaults.execute_batch(&format!("PRAGMA cipher_log_level = NONE; PRAGMA key = \"{}\";", testkit::key().sqlcipher_pragma())).unwrap();
+    assert!(defaults.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).is_err());
+    drop(defaults);
+    assert!(crate::store::cipher::open_connection(&db, Some(&testkit::key())).is_ok());
     // A second open has nothing left to migrate.
     assert_eq!(open(dir.path(), keyed(testkit::key())).unwrap().get("WO-1").unwrap().order.notes.len(), 2);
 }

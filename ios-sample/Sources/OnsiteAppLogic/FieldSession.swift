@@ -10,8 +10,11 @@ public struct Platform {
     public var log: LogSink?
     public var logLevel: LogLevel
     public var clock: ClockSource?
+    /// The store's encryption key (the app: a Keychain item, this device only).
+    public var storeKey: StoreKeyProvider?
 
-    public init(signer: DeviceSigner? = nil, imageDecoder: ImageDecoder? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil) {
+    public init(signer: DeviceSigner? = nil, imageDecoder: ImageDecoder? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil, storeKey: StoreKeyProvider? = nil) {
+        self.storeKey = storeKey
         self.signer = signer
         self.imageDecoder = imageDecoder
         self.location = location
@@ -42,7 +45,7 @@ public final class FieldSession: @unchecked Sendable {
 
     public init(dataDir: String, platform: Platform = Platform()) throws {
         if let log = platform.log { try setLogSink(sink: log, level: platform.logLevel) }
-        onsite = try Onsite.openWithPlatform(dataDir: dataDir, clock: platform.clock, signer: platform.signer, location: platform.location)
+        onsite = try Onsite.openWithPlatform(dataDir: dataDir, clock: platform.clock, signer: platform.signer, location: platform.location, storeKey: platform.storeKey)
         if let decoder = platform.imageDecoder { onsite.setImageDecoder(decoder: decoder) }
         orders = OrderListModel(onsite)
         sync = SyncModel(onsite)

@@ -2,6 +2,7 @@
 #if canImport(SwiftUI) && canImport(CryptoKit) && canImport(CoreLocation) && canImport(OSLog)
 import CoreLocation
 import CryptoKit
+import Security
 import Foundation
 import Onsite
 import OSLog
@@ -32,6 +33,44 @@ final class SecureEnclaveSigner: DeviceSigner, @unchecked Sendable {
             return try key.signature(for: message).rawRepresentation
         } catch {
             throw ApiError.Internal(reason: "secure enclave signing failed: \(error)")
+        }
+    }
+}
+
+/// The store's 32-byte key as a Keychain item: accessible after the first unlock since boot
+/// (so background sync works), on this device only (not in backups, not migrated to a new
+/// phone; docs/adr/0018). Created on first use.
+final class KeychainStoreKey: StoreKeyProvider, @unchecked Sendable {
+    private let query: [String: Any] = [
+        kSecClass as String: kSecClassGenericPassword,
+        kSecAttrService as String: "com.kuaige.onsite",
+        kSecAttrAccount as String: "store-key",
+    ]
+
+    func storeKey() throws -> Data {
+        var read = query
+        read[kSecReturnData as String] = true
+        read[kSecMatchLimit as String] = kSecMatchLimitOne
+        var item: CFTypeRef?
+        switch SecItemCopyMatching(read as CFDictionary, &item) {
+        case errSecSuccess:
+            guard let data = item as? Data, data.count == 32 else { throw ApiError.Internal(reason: "the keychain's store key is malformed") }
+            return data
+        case errSecItemNotFound:
+            var key = Data(count: 32)
+            let rc = key.withUnsafeMutableBytes { SecRandomCopyBytes(kSecRandomDefault, 32, $0.baseAddress!) }
+            guard rc == errSecSuccess else { throw ApiError.Internal(reason: "no random bytes (\(rc))") }
+            var add = query
+            add[kSecValueData as String] = key
+            add[kSecAttrAccessible as String] = kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly
+            let status = SecItemAdd(add as CFDictionary, nil)
+            if status == errSecDuplicateItem { return try storeKey() }
+            guard status == errSecSuccess else { throw ApiError.Internal(reason: "keychain add failed (\(status))") }
+            return key
+        case let status:
+            // errSecInteractionNotAllowed before the first unlock: the core reports
+            // ApiError.StoreKey(.unavailable) and touches nothing.
+            throw ApiError.Internal(reason: "the keychain is unavailable (\(status))")
         }
     }
 }

@@ -6,6 +6,7 @@ import com.kuaige.onsite.sample.logic.FieldSession
 import com.kuaige.onsite.sample.logic.Platform
 import com.kuaige.onsite.sample.platform.CachedLocation
 import com.kuaige.onsite.sample.platform.KeystoreSigner
+import com.kuaige.onsite.sample.platform.KeystoreStoreKey
 import com.kuaige.onsite.sample.platform.LogcatSink
 import com.kuaige.onsite.sample.platform.PlatformImageDecoder
 
@@ -21,7 +22,7 @@ class OnsiteApp : Application() {
         location = CachedLocation(this)
         session = FieldSession.open(
             filesDir.resolve("onsite").absolutePath,
-            Platform(signer = KeystoreSigner.getOrCreate(), imageDecoder = PlatformImageDecoder(), location = location, log = LogcatSink(), logLevel = LogLevel.INFO),
+            Platform(signer = KeystoreSigner.getOrCreate(), storeKey = KeystoreStoreKey(this), imageDecoder = PlatformImageDecoder(), location = location, log = LogcatSink(), logLevel = LogLevel.INFO),
         )
     }
 }

@@ -9,6 +9,7 @@ import com.kuaige.onsite.LogSink
 import com.kuaige.onsite.LogLevel
 import com.kuaige.onsite.Onsite
 import com.kuaige.onsite.OrderChangeListener
+import com.kuaige.onsite.StoreKeyProvider
 import com.kuaige.onsite.setLogSink
 import java.util.concurrent.ConcurrentHashMap
 import kotlinx.coroutines.flow.MutableSharedFlow
@@ -26,6 +27,8 @@ data class Platform(
     val log: LogSink? = null,
     val logLevel: LogLevel = LogLevel.INFO,
     val clock: ClockSource? = null,
+    /** The store's encryption key (the app: wrapped by an Android Keystore key). */
+    val storeKey: StoreKeyProvider? = null,
 )
 
 /**
@@ -64,7 +67,7 @@ class FieldSession private constructor(val onsite: Onsite) : AutoCloseable {
     companion object {
         fun open(dataDir: String, platform: Platform = Platform()): FieldSession {
             platform.log?.let { setLogSink(it, platform.logLevel) }
-            val onsite = Onsite.openWithPlatform(dataDir, platform.clock, platform.signer, platform.location)
+            val onsite = Onsite.openWithPlatform(dataDir, platform.clock, platform.signer, platform.location, platform.storeKey)
             platform.imageDecoder?.let { onsite.setImageDecoder(it) }
             return FieldSession(onsite).also { it.orders.refresh(); it.sync.refresh() }
         }
