@@ -6,6 +6,7 @@
 //! device and server share), `store` (SQLite + Automerge persistence), `device` (the entry
 //! point that ties them to injected clock, signer and location). Nothing here knows FFI.
 
+pub mod attest;
 pub mod bundle;
 pub mod cancel;
 pub mod changes;

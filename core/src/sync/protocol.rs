@@ -238,6 +238,12 @@ pub struct EnrolRequest {
     pub signature: String,
 }
 
+/// An enrolment code as the server keys it: letters and digits, upper case (the groups'
+/// dashes and the case the engineer typed do not matter).
+pub fn normalize_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
 pub fn enrol_message(code: &str, device_id: &str, public_key_hex: &str) -> String {
     format!("onsite-enrol/v1\n{code}\n{device_id}\n{public_key_hex}\n")
 }

@@ -118,6 +118,4 @@ fn enrol_code() -> String {
     format!("{}-{}-{}", &s[..4], &s[4..8], &s[8..])
 }
 
-fn normalize_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
-}
+use onsite_core::sync::protocol::normalize_code;

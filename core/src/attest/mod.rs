@@ -1,0 +1,329 @@
+//! Key attestation at enrolment (docs/adr/0019): the platform's proof that the device key
+//! lives in hardware. Android: a Key Attestation certificate chain ([`android`]); iOS: an App
+//! Attest attestation object ([`apple`]). Both are verified against pinned roots at a given
+//! time, bound to the enrolment (challenge / client data), and summed up in a [`Verdict`]
+//! that the server stores with the device and `onsite verify` reports.
+
+pub mod android;
+pub mod apple;
+pub mod der;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use x509_parser::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("the attestation cannot be decoded: {0}")]
+    Format(String),
+    #[error("the certificate chain does not verify: {0}")]
+    Chain(String),
+    #[error("the chain ends at a root that is not pinned ({0})")]
+    UnknownRoot(String),
+    #[error("certificate serial {0} is revoked")]
+    Revoked(String),
+    #[error("the attestation extension is malformed: {0}")]
+    Extension(String),
+    #[error("the attestation is not bound to this enrolment: {0}")]
+    Binding(String),
+    #[error("the revocation status list cannot be read: {0}")]
+    StatusList(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityLevel {
+    Software,
+    Tee,
+    StrongBox,
+    SecureEnclave,
+}
+
+impl SecurityLevel {
+    pub fn is_hardware(self) -> bool {
+        !matches!(self, SecurityLevel::Software)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SecurityLevel::Software => "software",
+            SecurityLevel::Tee => "TEE",
+            SecurityLevel::StrongBox => "StrongBox",
+            SecurityLevel::SecureEnclave => "Secure Enclave",
+        }
+    }
+}
+
+/// What a verified attestation says about the device key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub platform: String,
+    pub security_level: SecurityLevel,
+    /// The pinned root the chain ends at.
+    pub root: String,
+    /// Brand and model (Android).
+    pub device: Option<String>,
+    /// Android's verified boot state: verified, self-signed, unverified, failed.
+    pub verified_boot: Option<String>,
+    pub device_locked: Option<bool>,
+    pub os_version: Option<i64>,
+    pub os_patch_level: Option<i64>,
+    /// The app: Android package name, or Apple team.bundle id.
+    pub app_id: Option<String>,
+    /// Apple: development or production.
+    pub environment: Option<String>,
+    pub attestation_version: Option<i64>,
+}
+
+impl Verdict {
+    /// One line for a report: "StrongBox, google Pixel 9 Pro, verified boot state verified, locked".
+    pub fn summary(&self) -> String {
+        let mut parts = vec![self.security_level.label().to_string()];
+        parts.extend(self.device.clone());
+        if let Some(b) = &self.verified_boot {
+            parts.push(format!("verified boot state {b}"));
+        }
+        if let Some(l) = self.device_locked {
+            parts.push(if l { "bootloader locked".into() } else { "bootloader unlocked".into() });
+        }
+        parts.extend(self.app_id.clone());
+        parts.extend(self.environment.clone());
+        parts.join(", ")
+    }
+}
+
+/// The evidence a device sends with its enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// DER certificates, base64, leaf first (Android `KeyStore.getCertificateChain`).
+    AndroidKeyChain { chain: Vec<String> },
+    /// The App Attest key id and attestation object, base64 (`DCAppAttestService`).
+    AppleAppAttest { key_id: String, object: String },
+}
+
+/// What the attestation must match.
+pub struct Expected<'a> {
+    /// The enrolled key (SEC1 uncompressed).
+    pub public_key: &'a [u8],
+    /// Android: the attestation challenge this enrolment set.
+    pub challenge: Option<&'a [u8]>,
+    /// Apple: the client data whose SHA-256 the attestation's nonce covers.
+    pub client_data: &'a [u8],
+    /// Apple: accepted app ids (`TEAMID.bundle.id`); empty accepts none.
+    pub apple_app_ids: &'a [String],
+    /// Android: accepted package names; empty accepts any.
+    pub android_packages: &'a [String],
+    /// The verification time, seconds since the epoch.
+    pub at: i64,
+}
+
+/// A pinned root: its public key's SHA-256, and whether it vouches for hardware.
+#[derive(Debug, Clone)]
+pub struct PinnedRoot {
+    pub name: &'static str,
+    pub spki_sha256: [u8; 32],
+    /// The public key itself when chains stop below the root (Apple's x5c).
+    pub spki_der: Option<Vec<u8>>,
+    pub hardware: bool,
+}
+
+/// Pinned roots and the revoked serials (Google's attestation status list, loaded from a
+/// file: no network at verification time).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub roots: Vec<PinnedRoot>,
+    revoked: HashSet<String>,
+}
+
+fn unhex32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Some(v) = crate::hash::unhex(s) {
+        if v.len() == 32 {
+            out.copy_from_slice(&v);
+        }
+    }
+    out
+}
+
+/// Apple App Attestation Root CA's public key (P-384, SubjectPublicKeyInfo DER).
+const APPLE_ROOT_SPKI: &str = "3076301006072a8648ce3d020106052b81040022036200044531e198b5b4ec04da1502045704ed4f877272d76135b26116cfc88b615d0a000719ba69858dfe77caa3b839e020ddd656141404702831e43f70b88fd6c394b608ea2bd6ae61e9f598c12f46af52937266e57f14eb61fec530f7144f53812e35";
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self::pinned()
+    }
+}
+
+impl Trust {
+    /// Google's hardware attestation roots (the RSA root, also re-issued with the same key,
+    /// and the 2026 EC root), Google's software attestation root (known, vouches for no
+    /// hardware), Apple's App Attestation root. Pinned by the SHA-256 of the public key.
+    pub fn pinned() -> Self {
+        let apple = crate::hash::unhex(APPLE_ROOT_SPKI).unwrap_or_default();
+        Self {
+            roots: vec![
+                PinnedRoot { name: "google-rsa", spki_sha256: unhex32("feb2ea7551ee316ed4bb443c8293b884dbfdea40b603ee3e4f4a897e4580fbae"), spki_der: None, hardware: true },
+                PinnedRoot { name: "google-2026-ec", spki_sha256: unhex32("3ee44512a1af2beb39c889490c60ea3f82e43f5d5a5532f5ab9419f676cd07ec"), spki_der: None, hardware: true },
+                PinnedRoot {
+                    name: "google-software",
+                    spki_sha256: unhex32("d5100c7942ef2e8310dc30ef82729680cf48d690735c3f68179a33c7c370f286"),
+                    spki_der: None,
+                    hardware: false,
+                },
+                PinnedRoot { name: "apple-app-attestation", spki_sha256: crate::hash::Sha256::digest(&apple), spki_der: Some(apple), hardware: true },
+            ],
+            revoked: HashSet::new(),
+        }
+    }
+
+    /// Adds a root (a rotation announced before the code knows it; tests' own CAs).
+    pub fn with_root(mut self, root: PinnedRoot) -> Self {
+        self.roots.push(root);
+        self
+    }
+
+    /// Loads Google's status list (`{"entries": {"<serial hex>": {"status": "REVOKED", ...}}}`).
+    pub fn with_status_list(mut self, json: &[u8]) -> Result<Self, Error> {
+        #[derive(Deserialize)]
+        struct Entry {
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            entries: std::collections::HashMap<String, Entry>,
+        }
+        let list: List = serde_json::from_slice(json).map_err(|e| Error::StatusList(e.to_string()))?;
+        self.revoked.extend(list.entries.into_iter().filter(|(_, e)| e.status.eq_ignore_ascii_case("REVOKED")).map(|(k, _)| normalize_serial(&k)));
+        Ok(self)
+    }
+
+    fn root_for(&self, spki_der: &[u8]) -> Option<&PinnedRoot> {
+        let h = crate::hash::Sha256::digest(spki_der);
+        self.roots.iter().find(|r| r.spki_sha256 == h)
+    }
+}
+
+fn normalize_serial(s: &str) -> String {
+    let s = s.trim().to_ascii_lowercase();
+    let t = s.trim_start_matches('0');
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Verifies each certificate's signature by the next, names, validity at `at` and
+/// revocation; the last certificate must be a pinned root (self-signed), or be signed by
+/// `issuer_root` (a pinned root the chain stops below). Returns the root.
+pub(crate) fn check_chain<'t>(certs: &[X509Certificate<'_>], at: i64, trust: &'t Trust, issuer_root: Option<&'t PinnedRoot>) -> Result<&'t PinnedRoot, Error> {
+    let when = ASN1Time::from_timestamp(at).map_err(|e| Error::Chain(e.to_string()))?;
+    for (i, c) in certs.iter().enumerate() {
+        envelope(c.as_ref()).map_err(|e| Error::Chain(format!("certificate {i}: {e}")))?;
+        if !c.validity().is_valid_at(when) {
+            return Err(Error::Chain(format!("certificate {i} is not valid at the verification time")));
+        }
+        let serial = normalize_serial(&format!("{:x}", c.serial));
+        if trust.revoked.contains(&serial) {
+            return Err(Error::Revoked(serial));
+        }
+        if let Some(next) = certs.get(i + 1) {
+            if c.issuer() != next.subject() {
+                return Err(Error::Chain(format!("certificate {i}'s issuer is not certificate {}", i + 1)));
+            }
+            c.verify_signature(Some(next.public_key())).map_err(|e| Error::Chain(format!("certificate {i}'s signature: {e}")))?;
+        }
+    }
+    let last = certs.last().ok_or_else(|| Error::Chain("an empty chain".into()))?;
+    if let Some(root) = issuer_root {
+        let der = root.spki_der.as_deref().ok_or_else(|| Error::UnknownRoot(root.name.into()))?;
+        let (_, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|e| Error::Chain(e.to_string()))?;
+        last.verify_signature(Some(&spki)).map_err(|e| Error::Chain(format!("the last certificate is not signed by {}: {e}", root.name)))?;
+        return Ok(root);
+    }
+    let root = trust.root_for(last.public_key().raw).ok_or_else(|| Error::UnknownRoot(last.subject().to_string()))?;
+    last.verify_signature(None).map_err(|e| Error::Chain(format!("the root's self-signature: {e}")))?;
+    Ok(root)
+}
+
+/// The unsigned part of a certificate, read strictly: `SEQUENCE { tbs, signatureAlgorithm,
+/// signatureValue }` with the outer algorithm byte for byte the one inside the signed part
+/// (RFC 5280 4.1.1.2), which a lenient parser would otherwise let anyone alter.
+fn envelope(der: &[u8]) -> Result<(), String> {
+    let mut top = der::Der::new(der);
+    let mut cert = top.sequence().map_err(|e| e.0)?;
+    top.end().map_err(|e| e.0)?;
+    let mut tbs = cert.sequence().map_err(|e| e.0)?;
+    let outer = cert.next().map_err(|e| e.0)?;
+    // A signature is whole bytes: a BIT STRING with unused bits is not one.
+    if cert.expect(3, false).map_err(|e| e.0)?.first() != Some(&0) {
+        return Err("the signature BIT STRING has unused bits".into());
+    }
+    cert.end().map_err(|e| e.0)?;
+    let mut first = tbs.next().map_err(|e| e.0)?;
+    if first.class == der::CONTEXT && first.tag == 0 {
+        first = tbs.next().map_err(|e| e.0)?; // the serial, after the version
+    }
+    if first.class != der::UNIVERSAL || first.tag != 2 {
+        return Err("no serial number".into());
+    }
+    let inner = tbs.next().map_err(|e| e.0)?;
+    if inner != outer || outer.class != der::UNIVERSAL || outer.tag != 16 {
+        return Err("the signature algorithm differs from the signed one".into());
+    }
+    Ok(())
+}
+
+/// Decodes and verifies enrolment evidence.
+pub fn verify(evidence: &Evidence, expected: &Expected<'_>, trust: &Trust) -> Result<Verdict, Error> {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| Error::Format(e.to_string()));
+    match evidence {
+        Evidence::AndroidKeyChain { chain } => {
+            let ders = chain.iter().map(|c| b64(c)).collect::<Result<Vec<_>, _>>()?;
+            android::verify(&ders, expected, trust)
+        }
+        Evidence::AppleAppAttest { key_id, object } => apple::verify(&b64(key_id)?, &b64(object)?, expected, trust),
+    }
+}
+
+/// A provider's attestation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Attestations are not checked (nor stored).
+    #[default]
+    Off,
+    /// Checked; the verdict (or the reason it failed) is stored; the device is accepted.
+    Record,
+    /// A device without a hardware-backed, verified attestation is refused.
+    Require,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Policy::Off),
+            "record" => Ok(Policy::Record),
+            "require" => Ok(Policy::Require),
+            other => Err(format!("unknown attestation policy `{other}` (off, record, require)")),
+        }
+    }
+}
+
+/// The Android attestation challenge of an enrolment: SHA-256 of the one-time code (the key
+/// is generated when the code is scanned, before the store has a device id; ADR 0019).
+pub fn android_challenge(code: &str) -> [u8; 32] {
+    crate::hash::Sha256::digest(format!("onsite-attest/v1\n{}\n", crate::sync::protocol::normalize_code(code)))
+}
+
+/// The App Attest client data of an enrolment: it names the enrolled key (App Attest keys
+/// cannot sign arbitrary data, so the Secure Enclave device key is bound through it).
+pub fn apple_client_data(code: &str, device_id: &str, public_key_hex: &str) -> String {
+    format!("onsite-attest/v1\n{}\n{device_id}\n{public_key_hex}\n", crate::sync::protocol::normalize_code(code))
+}
