@@ -45,6 +45,9 @@ impl client::SyncObserver for Listener {
 pub struct Enrolment {
     pub provider: String,
     pub engineer_id: String,
+    /// The server's verdict on the key attestation ("StrongBox, google Pixel 9 Pro, ..."),
+    /// when its policy checks them.
+    pub attested: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -122,6 +125,26 @@ pub(crate) fn conflict(c: onsite_core::order::document::FieldConflict) -> FieldC
 }
 
 /// Enrolment, sync passes and the sync screen's state.
+/// The platform's attestation of the device key, sent with the enrolment.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum KeyAttestation {
+    /// `KeyStore.getCertificateChain(alias)`: DER certificates, leaf first.
+    AndroidKeyChain { chain: Vec<Vec<u8>> },
+    /// `DCAppAttestService`: the key id and the attestation object.
+    AppleAppAttest { key_id: Vec<u8>, object: Vec<u8> },
+}
+
+impl KeyAttestation {
+    fn into_evidence(self) -> onsite_core::attest::Evidence {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match self {
+            KeyAttestation::AndroidKeyChain { chain } => onsite_core::attest::Evidence::AndroidKeyChain { chain: chain.iter().map(|c| b64(c)).collect() },
+            KeyAttestation::AppleAppAttest { key_id, object } => onsite_core::attest::Evidence::AppleAppAttest { key_id: b64(&key_id), object: b64(&object) },
+        }
+    }
+}
+
 #[derive(uniffi::Object)]
 pub struct SyncApi {
     pub(crate) device: crate::onsite::Handle,
@@ -129,15 +152,34 @@ pub struct SyncApi {
 
 #[uniffi::export]
 impl SyncApi {
-    /// Enrols this device with `server_url` using the dispatcher's one-time code.
-    #[uniffi::method(default(cancel_token = None))]
-    pub async fn enrol(&self, server_url: String, code: String, cancel_token: Option<Arc<crate::task::CancelToken>>) -> Result<Enrolment, ApiError> {
+    /// Enrols this device with `server_url` using the dispatcher's one-time code, with the
+    /// platform's attestation of the device key when the app has one (made for this code
+    /// with `attestation_challenge` or `app_attest_client_data`).
+    #[uniffi::method(default(cancel_token = None, attestation = None))]
+    pub async fn enrol(
+        &self,
+        server_url: String,
+        code: String,
+        cancel_token: Option<Arc<crate::task::CancelToken>>,
+        attestation: Option<KeyAttestation>,
+    ) -> Result<Enrolment, ApiError> {
         let device = self.device.get()?;
         crate::task::blocking("enrol", cancel_token, move |_| {
-            let r = device.enrol(&transport(&server_url)?, &server_url, &code)?;
-            Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id })
+            let r = device.enrol_attested(&transport(&server_url)?, &server_url, &code, attestation.map(KeyAttestation::into_evidence))?;
+            Ok(Enrolment { provider: r.provider, engineer_id: r.engineer_id, attested: r.attestation.map(|v| v.summary()) })
         })
         .await
+    }
+
+    /// The Android Key Attestation challenge for enrolling with `code`: pass it to
+    /// `KeyGenParameterSpec.Builder.setAttestationChallenge` when the device key is made.
+    pub fn attestation_challenge(&self, code: String) -> Vec<u8> {
+        onsite_core::Device::attestation_challenge(&code)
+    }
+
+    /// The App Attest client data for enrolling with `code`; `attestKey` signs its SHA-256.
+    pub fn app_attest_client_data(&self, code: String) -> Result<Vec<u8>, ApiError> {
+        Ok(self.device.get()?.app_attest_client_data(&code))
     }
 
     /// One sync pass: journal and receipts, orders, photos. Cancel the coroutine / task to

@@ -50,6 +50,8 @@ pub struct Config {
     pub keys: Option<PathBuf>,
     /// Load balancers whose `X-Forwarded-For` names the client (for the credential limiter).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Key attestation at enrolment: policies, accepted apps, pinned roots, status list.
+    pub attestation: service::attestation::AttestationConfig,
 }
 
 impl Config {
@@ -66,6 +68,7 @@ impl Config {
             blobs: None,
             keys: None,
             trusted_proxies: Vec::new(),
+            attestation: Default::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
         Service::new(storage, &keys, blobs, config.clock.clone(), &token)?
             .with_compact_after(config.compact_after)
             .with_push_workers(config.push_workers)
+            .with_attestation(config.attestation.clone())
             .with_trusted_proxies(config.trusted_proxies.clone()),
     ))
 }

@@ -44,6 +44,19 @@ struct Args {
     /// 2 workers cut a large sync's wall time by 7% for 40% more CPU (ADR 0016).
     #[arg(long, env = "ONSITE_PUSH_WORKERS", default_value_t = onsite_server::service::DEFAULT_PUSH_WORKERS)]
     push_workers: usize,
+    /// Key attestation at enrolment (ADR 0019): `off`, `record` or `require` for every
+    /// provider, or `PROVIDER=POLICY` for one (repeatable, comma-separated in the variable).
+    #[arg(long, env = "ONSITE_ATTESTATION_POLICY", value_delimiter = ',')]
+    attestation_policy: Vec<String>,
+    /// Apple app ids (`TEAMID.bundle.id`) whose App Attest keys are accepted.
+    #[arg(long, env = "ONSITE_APPLE_APP_IDS", value_delimiter = ',')]
+    apple_app_id: Vec<String>,
+    /// Android package names whose attested keys are accepted (none given: any).
+    #[arg(long, env = "ONSITE_ANDROID_PACKAGES", value_delimiter = ',')]
+    android_package: Vec<String>,
+    /// Google's attestation status list (JSON, as published), read at start: revoked keys.
+    #[arg(long, env = "ONSITE_ATTESTATION_STATUS")]
+    attestation_status: Option<PathBuf>,
     /// Most connections served at once (more wait in the kernel's backlog).
     #[arg(long, env = "ONSITE_MAX_CONNECTIONS", default_value_t = onsite_server::serve::MAX_CONNECTIONS)]
     max_connections: usize,
@@ -132,6 +145,7 @@ fn main() {
         return;
     }
     let mut config = onsite_server::Config::new(&args.data);
+    config.attestation = attestation_config(&args).unwrap_or_else(|e| fail("attestation", e));
     config.listen = args.listen;
     config.admin_token = args.admin_token;
     config.compact_after = args.compact_after;
@@ -152,4 +166,25 @@ fn main() {
         eprintln!("onsite-server: {e}");
         std::process::exit(1);
     }
+}
+
+fn attestation_config(args: &Args) -> Result<onsite_server::service::attestation::AttestationConfig, String> {
+    let mut c = onsite_server::service::attestation::AttestationConfig {
+        apple_app_ids: args.apple_app_id.clone(),
+        android_packages: args.android_package.clone(),
+        ..Default::default()
+    };
+    for p in &args.attestation_policy {
+        match p.split_once('=') {
+            Some((provider, policy)) => {
+                c.per_provider.insert(provider.trim().to_string(), policy.trim().parse()?);
+            }
+            None => c.default_policy = p.trim().parse()?,
+        }
+    }
+    if let Some(path) = &args.attestation_status {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        c.trust = c.trust.with_status_list(&bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(c)
 }

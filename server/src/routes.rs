@@ -100,7 +100,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("GET" "/v1/openapi.json", None, "this description", None, (200, JSON, "OpenAPI 3.1"), &[], get(openapi)),
         ep!("POST" "/v1/admin/providers", Admin, "create a provider", Some((JSON, "{id, name}")), (200, JSON, "{id, dispatcher_token}"), &[409], post(create_provider)),
         ep!("POST" "/v1/enrolment-codes", Dispatcher, "a one-time enrolment code", Some((JSON, "{engineer_id, ttl_minutes?: 1..43200}")), (200, JSON, "{code, expires_at_ms}"), &[], post(create_code)),
-        ep!("GET" "/v1/devices", Dispatcher, "the provider's devices", None, (200, JSON, "[{id, engineer_id, revoked, journal_seq}]"), &[], get(list_devices)),
+        ep!("GET" "/v1/devices", Dispatcher, "the provider's devices", None, (200, JSON, "[{id, engineer_id, revoked, journal_seq, attestation: {attested, verdict?, problem?}?}]"), &[], get(list_devices)),
         ep!("POST" "/v1/devices/{id}/revoke", Dispatcher, "revoke a device and its tokens", None, (204, "", "revoked"), &[404], post(revoke_device)),
         ep!("POST" "/v1/orders", Dispatcher, "import orders (one or an array; deflate accepted)", Some((JSON, "dispatcher order JSON")), (201, JSON, "{created: [ids]}"), &[403, 409], post(create_orders)),
         ep!("GET" "/v1/orders", Dispatcher, "order summary rows (?engineer=)", None, (200, JSON, "[OrderRow]"), &[], get(list_orders)),
@@ -110,7 +110,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("POST" "/v1/orders/{id}/priority", Dispatcher, "set the priority", Some((JSON, "{priority: urgent|normal|low}")), (200, JSON, "WorkOrder"), &[404], post(priority)),
         ep!("POST" "/v1/orders/{id}/close", Dispatcher, "close out a completed order (refused while parts are owed)", Some((JSON, "{by?} or empty")), (200, JSON, "{closed_at}"), &[404, 409], post(close_order)),
         ep!("GET" "/v1/log/checkpoint", Dispatcher, "a signed checkpoint of the provider's log", None, (200, JSON, "Checkpoint"), &[], get(checkpoint)),
-        ep!("POST" "/v1/enrol", Code, "enrol a device with a one-time code", Some((JSON, "{code, device_id, public_key, signature}")), (200, JSON, "{token, provider, engineer_id, time_authority, log_key}"), &[401, 409, 429], post(enrol)),
+        ep!("POST" "/v1/enrol", Code, "enrol a device with a one-time code (and the key attestation its provider's policy asks for)", Some((JSON, "{code, device_id, public_key, signature, attestation?: {kind: android_key_chain, chain} | {kind: apple_app_attest, key_id, object}}")), (200, JSON, "{token, provider, engineer_id, time_authority, log_key, attestation?}"), &[401, 403, 409, 429], post(enrol)),
         ep!("POST" "/v1/sync", Device, "push changes, pull the feed (deflate both ways)", Some((CBOR, "SyncRequest")), (200, CBOR, "SyncResponse"), &[], post(sync)),
         ep!("POST" "/v1/journal", Device, "upload journal entries and receipts into the evidence log", Some((CBOR, "JournalUpload")), (200, JSON, "JournalAck"), &[409, 422], post(journal)),
         ep!("HEAD" "/v1/blobs/{sha}", Uploader, "upload state (Upload-Offset, Upload-Length)", None, (200, "", "partial or complete"), &[404], head(head_blob)),
@@ -222,8 +222,14 @@ async fn create_code(State(svc): Svc, Dispatcher(provider): Dispatcher, Limited(
 
 async fn list_devices(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
     let devices = blocking(move || svc.devices(&provider)).await?;
-    let list: Vec<_> =
-        devices.iter().map(|d| serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq })).collect();
+    let list: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            // The attestation record as stored (JSON); unreadable is shown as absent.
+            let attestation = d.attestation.as_deref().and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok());
+            serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq, "attestation": attestation })
+        })
+        .collect();
     Ok(Json(serde_json::Value::Array(list)))
 }
 

@@ -124,8 +124,14 @@ pub mod net {
         /// `ONSITE_TEST_S3` are set (the `postgres` suite), on a fresh PostgreSQL database and
         /// an S3 prefix of its own: the same tests then prove the scale-out backends.
         pub fn start() -> Self {
+            Self::start_with(|_| {})
+        }
+
+        /// [`TestServer::start`] with the configuration adjusted first.
+        pub fn start_with(adjust: impl FnOnce(&mut onsite_server::Config)) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let mut config = onsite_server::Config::new(dir.path().join("server"));
+            adjust(&mut config);
             config.admin_token = Some("admin-secret".into());
             // Every integration test merges a request's pushes on several threads, so the
             // parallel path is the one the suites prove (production defaults to one).
@@ -259,6 +265,8 @@ pub fn noisy_jpeg(w: u32, h: u32, seed: u64) -> Vec<u8> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&img).unwrap();
     out
 }
+
+pub mod attest;
 
 /// The key test devices are encrypted with (a key file beside a temp directory would
 /// outlive it).

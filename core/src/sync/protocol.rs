@@ -236,6 +236,10 @@ pub struct EnrolRequest {
     pub public_key: String,
     /// ES256 over [`enrol_message`], hex.
     pub signature: String,
+    /// The platform's attestation of `public_key` (Android Key Attestation chain, Apple App
+    /// Attest object), bound to this enrolment (docs/adr/0019).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<crate::attest::Evidence>,
 }
 
 /// An enrolment code as the server keys it: letters and digits, upper case (the groups'
@@ -256,6 +260,9 @@ pub struct EnrolResponse {
     /// SEC1 keys, hex: the time authority (tickets) and the evidence log (checkpoints).
     pub time_authority: String,
     pub log_key: String,
+    /// What the server concluded from the attestation (when its policy checks them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<crate::attest::Verdict>,
 }
 
 /// `POST /v1/journal` (CBOR): entries after the server's acknowledged seq, and the receipts

@@ -10,6 +10,7 @@ use onsite_core::evidence::time::TimeAuthority;
 use onsite_core::hash::{hex, sha256_hex, unhex};
 
 mod access;
+pub mod attestation;
 mod blobs;
 mod feed;
 mod help;
@@ -69,6 +70,7 @@ impl From<storage::Error> for Error {
             storage::Error::NotFound(what) => Error::NotFound(format!("{what} not found")),
             storage::Error::Exists(what) => Error::Conflict { reason: format!("{what} already exists"), acked_seq: None, offset: None },
             storage::Error::Conflict(reason) => Error::Conflict { reason, acked_seq: None, offset: None },
+            storage::Error::Refused(reason) => Error::Forbidden(reason),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -142,6 +144,8 @@ pub struct Service {
     push_workers: usize,
     /// The feed head, published on every commit here and on every commit the backend hears of.
     notifier: Arc<crate::notify::Notifier>,
+    /// Key attestation at enrolment (docs/adr/0019).
+    attestation: Arc<attestation::AttestationConfig>,
 }
 
 impl Service {
@@ -206,6 +210,7 @@ impl Service {
             compact_after: COMPACT_AFTER,
             push_workers: DEFAULT_PUSH_WORKERS,
             notifier,
+            attestation: Default::default(),
         })
     }
 
@@ -220,6 +225,16 @@ impl Service {
     pub fn with_push_workers(mut self, n: usize) -> Self {
         self.push_workers = n.clamp(1, MAX_PUSH_WORKERS);
         self
+    }
+
+    pub fn with_attestation(mut self, config: attestation::AttestationConfig) -> Self {
+        self.attestation = Arc::new(config);
+        self
+    }
+
+    /// The attestation policy that applies to `provider`'s enrolments.
+    pub fn attestation_policy(&self, provider: &str) -> onsite_core::attest::Policy {
+        self.attestation.policy(provider)
     }
 
     pub fn with_compact_after(mut self, n: u64) -> Self {

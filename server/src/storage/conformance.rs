@@ -70,7 +70,7 @@ fn change(s: &dyn Storage, row: &OrderRow, origin: &str, chunk: &[u8], previous:
 
 fn enrolled_device(s: &dyn Storage, id: &str, engineer: &str) -> DeviceRow {
     s.create_code(&format!("code-{id}"), P, engineer, i64::MAX).unwrap();
-    s.enrol(&format!("code-{id}"), 1, id, b"public-key", &format!("tok-{id}")).unwrap();
+    s.enrol(&format!("code-{id}"), 1, id, b"public-key", &format!("tok-{id}"), &admit_all).unwrap();
     s.device_by_token(&format!("tok-{id}")).unwrap().unwrap()
 }
 
@@ -104,25 +104,44 @@ pub fn providers_are_unique_and_found_by_token(s: &dyn Storage) {
 pub fn codes_are_single_use_and_expire(s: &dyn Storage) {
     provider(s);
     s.create_code("c1", P, "eng-1", 1_000).unwrap();
-    assert!(matches!(s.enrol("c1", 2_000, "d1", b"key", "t1"), Err(Error::Conflict(_))), "expired");
+    assert!(matches!(s.enrol("c1", 2_000, "d1", b"key", "t1", &admit_all), Err(Error::Conflict(_))), "expired");
     s.create_code("c3", P, "eng-1", 10_000).unwrap();
-    assert_eq!(s.enrol("c3", 2_000, "d1", b"key", "t1").unwrap(), Enrolled { provider: P.into(), engineer_id: "eng-1".into() });
-    assert!(matches!(s.enrol("c3", 2_000, "d2", b"key2", "t2"), Err(Error::Conflict(_))), "used");
+    assert_eq!(s.enrol("c3", 2_000, "d1", b"key", "t1", &admit_all).unwrap(), Enrolled { provider: P.into(), engineer_id: "eng-1".into() });
+    assert!(matches!(s.enrol("c3", 2_000, "d2", b"key2", "t2", &admit_all), Err(Error::Conflict(_))), "used");
     assert!(s.device_by_token("t2").unwrap().is_none(), "a refused enrolment issues no token");
-    assert!(matches!(s.enrol("nope", 2_000, "d2", b"key2", "t2"), Err(Error::NotFound(_))));
+    assert!(matches!(s.enrol("nope", 2_000, "d2", b"key2", "t2", &admit_all), Err(Error::NotFound(_))));
     assert_eq!(s.device_by_token("t1").unwrap().unwrap().engineer_id, "eng-1");
     // Re-enrolment needs the same key, and moves the device to the code's engineer.
     s.create_code("c4", P, "eng-2", 10_000).unwrap();
-    assert!(matches!(s.enrol("c4", 4_000, "d1", b"other-key", "t3"), Err(Error::Conflict(_))));
+    assert!(matches!(s.enrol("c4", 4_000, "d1", b"other-key", "t3", &admit_all), Err(Error::Conflict(_))));
     s.create_code("c5", P, "eng-2", 10_000).unwrap();
-    s.enrol("c5", 4_000, "d1", b"key", "t4").unwrap();
+    s.enrol("c5", 4_000, "d1", b"key", "t4", &admit_all).unwrap();
     let d = s.device_by_token("t4").unwrap().unwrap();
     assert_eq!((d.engineer_id.as_str(), d.revoked), ("eng-2", false));
     assert!(s.device_by_token("t1").unwrap().is_none(), "re-enrolment retires the old token");
     // Another provider cannot take the id, whatever the key.
     s.create_provider("other", "Other", "dsp-2", 0).unwrap();
     s.create_code("c6", "other", "eng-9", 10_000).unwrap();
-    assert!(matches!(s.enrol("c6", 4_000, "d1", b"key", "t5"), Err(Error::Conflict(_))));
+    assert!(matches!(s.enrol("c6", 4_000, "d1", b"key", "t5", &admit_all), Err(Error::Conflict(_))));
+    // The attestation decision: asked with the code's provider; a refusal writes nothing
+    // and leaves the code for the next try; a record is kept with the device (and kept
+    // when a later re-enrolment records none).
+    s.create_code("c7", P, "eng-3", 10_000).unwrap();
+    let refuse = |_: &str| -> Result<Option<String>> { Err(Error::Refused("no attestation".into())) };
+    assert!(matches!(s.enrol("c7", 4_000, "d7", b"key7", "t7", &refuse), Err(Error::Refused(_))));
+    assert!(s.device_by_token("t7").unwrap().is_none());
+    let asked = std::sync::Mutex::new(String::new());
+    let record = |provider: &str| -> Result<Option<String>> {
+        *asked.lock().unwrap() = provider.to_string();
+        Ok(Some(r#"{"attested":true}"#.into()))
+    };
+    s.enrol("c7", 4_000, "d7", b"key7", "t7", &record).unwrap();
+    assert_eq!(asked.lock().unwrap().as_str(), P);
+    assert_eq!(s.device_by_token("t7").unwrap().unwrap().attestation.as_deref(), Some(r#"{"attested":true}"#));
+    s.create_code("c8", P, "eng-3", 10_000).unwrap();
+    s.enrol("c8", 5_000, "d7", b"key7", "t8", &admit_all).unwrap();
+    let listed = s.devices(P).unwrap().into_iter().find(|d| d.id == "d7").unwrap();
+    assert_eq!(listed.attestation.as_deref(), Some(r#"{"attested":true}"#));
 }
 
 pub fn revocation_stops_tokens_and_lists_devices(s: &dyn Storage) {

@@ -60,6 +60,9 @@ pub enum Error {
     /// Optimistic concurrency: the order changed since it was read.
     #[error("order `{0}` changed since it was read")]
     Stale(String),
+    /// The caller's own check refused the write (an enrolment's attestation policy).
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -86,6 +89,14 @@ pub struct HelpRow {
     pub created_at: i64,
 }
 
+/// Decides an enrolment for a provider (the attestation policy); see [`Storage::enrol`].
+pub type Admit<'a> = &'a dyn Fn(&str) -> Result<Option<String>>;
+
+/// Admits every enrolment, recording nothing.
+pub fn admit_all(_provider: &str) -> Result<Option<String>> {
+    Ok(None)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRow {
     pub id: String,
@@ -95,6 +106,9 @@ pub struct DeviceRow {
     pub revoked: bool,
     pub journal_seq: u64,
     pub journal_head: Option<String>,
+    /// The key attestation's verdict (JSON), or the reason it failed, when the provider's
+    /// policy checks attestations (docs/adr/0019).
+    pub attestation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -264,7 +278,11 @@ pub trait Storage: Send + Sync {
 
     fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()>;
     /// Redeems a one-time code and registers the device with its token, atomically.
-    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<Enrolled>;
+    /// Consumes the code and enrols the device. `admit` is asked, inside the transaction and
+    /// before anything is written, with the code's provider: it returns the attestation
+    /// record to keep with the device (JSON), or an error that refuses the enrolment and
+    /// leaves the code unused.
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str, admit: Admit<'_>) -> Result<Enrolled>;
     fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>>;
     fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>>;
     fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()>;

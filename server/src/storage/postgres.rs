@@ -27,7 +27,7 @@ use pool::Pool;
 
 use super::{DeviceRow, Error, ExpertRow, FeedReader, FeedRow, HelpRow, OrderRow, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("postgres/001_server.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("postgres/001_server.sql"), include_str!("postgres/002_attestation.sql")];
 /// Advisory lock keys (first half: "onsite").
 const MIGRATE_LOCK: i64 = 0x6f6e_7369_7465_0001;
 const FEED_LOCK: i64 = 0x6f6e_7369_7465_0002;
@@ -108,7 +108,7 @@ impl PostgresStorage {
     }
 }
 
-const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head";
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
 const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
@@ -121,6 +121,7 @@ fn device_row(r: &Row) -> Result<DeviceRow> {
         revoked: r.try_get::<_, Option<i64>>(4)?.is_some(),
         journal_seq: r.try_get::<_, i64>(5)? as u64,
         journal_head: r.try_get(6)?,
+        attestation: r.try_get(7)?,
     })
 }
 

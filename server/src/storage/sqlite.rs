@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
+    Admit,
     CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
     ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
@@ -55,7 +56,8 @@ fn help_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HelpRow> {
 
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_server.sql"), include_str!("migrations/002_parts_help.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/001_server.sql"), include_str!("migrations/002_parts_help.sql"), include_str!("migrations/003_attestation.sql")];
 
 pub struct SqliteStorage {
     writer: Mutex<Connection>,
@@ -98,10 +100,11 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
         revoked: r.get::<_, Option<i64>>(4)?.is_some(),
         journal_seq: r.get::<_, i64>(5)? as u64,
         journal_head: r.get(6)?,
+        attestation: r.get(7)?,
     })
 }
 
-const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head";
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
 const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
 
 fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
@@ -150,7 +153,7 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<Enrolled> {
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str, admit: Admit<'_>) -> Result<Enrolled> {
         let mut c = lock(&self.writer);
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let code: Option<(String, String, i64, Option<i64>)> = tx
@@ -170,6 +173,7 @@ impl Storage for SqliteStorage {
         // One answer for "another provider" and "another key": the caller learns nothing
         // about where else an id is enrolled.
         const TAKEN: &str = "this device id cannot be enrolled with this key; generate a new device identity";
+        let attestation = admit(&provider)?;
         match existing {
             Some((p, _)) if p != provider => return Err(Error::Conflict(TAKEN.into())),
             Some(_) => {
@@ -178,13 +182,13 @@ impl Storage for SqliteStorage {
                 if key != public_key {
                     return Err(Error::Conflict(TAKEN.into()));
                 }
-                tx.execute("UPDATE devices SET engineer_id = ?2, revoked_at = NULL WHERE id = ?1", params![device_id, engineer])?;
+                tx.execute("UPDATE devices SET engineer_id = ?2, revoked_at = NULL, attestation = COALESCE(?3, attestation) WHERE id = ?1", params![device_id, engineer, attestation])?;
                 tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL", params![device_id, now_ms])?;
             }
             None => {
                 tx.execute(
-                    "INSERT INTO devices (id, provider, engineer_id, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![device_id, provider, engineer, public_key, now_ms],
+                    "INSERT INTO devices (id, provider, engineer_id, public_key, enrolled_at, attestation) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![device_id, provider, engineer, public_key, now_ms, attestation],
                 )?;
             }
         }

@@ -29,12 +29,19 @@ impl Device {
     /// Enrols this device with a server using a one-time code from the dispatcher: proves
     /// possession of the device key, stores the access token and the server's keys.
     pub fn enrol(&self, transport: &dyn Transport, server_url: &str, code: &str) -> Result<EnrolResponse> {
+        self.enrol_attested(transport, server_url, code, None)
+    }
+
+    /// [`Device::enrol`] carrying the platform's attestation of the device key, made with
+    /// [`Device::attestation_challenge`] (Android) or [`Device::app_attest_client_data`]
+    /// (iOS) for this code.
+    pub fn enrol_attested(&self, transport: &dyn Transport, server_url: &str, code: &str, attestation: Option<crate::attest::Evidence>) -> Result<EnrolResponse> {
         let public_key = crate::hash::hex(&self.public_key());
         let message = protocol::enrol_message(code, self.device_id(), &public_key);
         let signer = &self.signer;
         let to_err = |e: signer::Error| crate::store::Error::Journal(crate::evidence::journal::Error::from(e));
         let sig = signer::normalize(&signer.sign(message.as_bytes()).map_err(to_err)?).map_err(to_err)?;
-        let body = EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig) };
+        let body = EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig), attestation };
         let req = Request::new(Method::Post, "/v1/enrol")
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&body).map_err(|e| SyncError::Protocol(e.to_string()))?);
@@ -52,6 +59,18 @@ impl Device {
         self.store.set_meta(MetaKey::TimeAuthority, &crate::hash::hex(&authority))?;
         tracing::info!(provider = %enrolled.provider, engineer = %enrolled.engineer_id, "enrolled");
         Ok(enrolled)
+    }
+
+    /// The Android Key Attestation challenge for enrolling with `code`
+    /// (`KeyGenParameterSpec.Builder.setAttestationChallenge`).
+    pub fn attestation_challenge(code: &str) -> Vec<u8> {
+        crate::attest::android_challenge(code).to_vec()
+    }
+
+    /// The App Attest client data for enrolling with `code`: its SHA-256 is what
+    /// `DCAppAttestService.attestKey(_:clientDataHash:)` signs; it names this device's key.
+    pub fn app_attest_client_data(&self, code: &str) -> Vec<u8> {
+        crate::attest::apple_client_data(code, self.device_id(), &crate::hash::hex(&self.public_key())).into_bytes()
     }
 
     /// Points the device at its server's new address (same server, same data, moved).

@@ -7,7 +7,7 @@ use super::{
     LOG_LOCK_CLASS, ORDER_COLS,
 };
 use crate::storage::{
-    CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
+    Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
     ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
 
@@ -46,7 +46,7 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str) -> Result<Enrolled> {
+    fn enrol(&self, code_hash: &str, now_ms: i64, device_id: &str, public_key: &[u8], token_hash: &str, admit: Admit<'_>) -> Result<Enrolled> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         // The row lock makes redemption single-use across instances: a second redeemer
@@ -61,19 +61,20 @@ impl Storage for PostgresStorage {
             return Err(Error::Conflict("the enrolment code has expired".into()));
         }
         const TAKEN: &str = "this device id cannot be enrolled with this key; generate a new device identity";
+        let attestation = admit(&provider)?;
         match tx.query_opt("SELECT provider, public_key FROM devices WHERE id = $1 FOR UPDATE", &[&device_id])? {
             Some(d) if d.try_get::<_, String>(0)? != provider => return Err(Error::Conflict(TAKEN.into())),
             Some(d) => {
                 if d.get::<_, Vec<u8>>(1) != public_key {
                     return Err(Error::Conflict(TAKEN.into()));
                 }
-                tx.execute("UPDATE devices SET engineer_id = $2, revoked_at = NULL WHERE id = $1", &[&device_id, &engineer])?;
+                tx.execute("UPDATE devices SET engineer_id = $2, revoked_at = NULL, attestation = COALESCE($3, attestation) WHERE id = $1", &[&device_id, &engineer, &attestation])?;
                 tx.execute("UPDATE tokens SET revoked_at = $2 WHERE device_id = $1 AND revoked_at IS NULL", &[&device_id, &now_ms])?;
             }
             None => {
                 tx.execute(
-                    "INSERT INTO devices (id, provider, engineer_id, public_key, enrolled_at) VALUES ($1, $2, $3, $4, $5)",
-                    &[&device_id, &provider, &engineer, &public_key, &now_ms],
+                    "INSERT INTO devices (id, provider, engineer_id, public_key, enrolled_at, attestation) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&device_id, &provider, &engineer, &public_key, &now_ms, &attestation],
                 )?;
             }
         }
