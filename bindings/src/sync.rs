@@ -125,6 +125,13 @@ pub(crate) fn conflict(c: onsite_core::order::document::FieldConflict) -> FieldC
 }
 
 /// Enrolment, sync passes and the sync screen's state.
+/// The Android Key Attestation challenge for enrolling with `code`, before any store is
+/// open: the device key is made for the enrolment (`setAttestationChallenge`).
+#[uniffi::export]
+pub fn enrolment_attestation_challenge(code: String) -> Vec<u8> {
+    onsite_core::Device::attestation_challenge(&code)
+}
+
 /// The platform's attestation of the device key, sent with the enrolment.
 #[derive(Debug, Clone, uniffi::Enum)]
 pub enum KeyAttestation {

@@ -93,3 +93,19 @@ fn service_record_inputs_never_panic_and_only_the_real_one_verifies() {
         assert_eq!(r.ok, name == "valid.json", "{name}: {}", r.text);
     }
 }
+
+#[test]
+fn attestation_inputs_never_panic_and_never_verify() {
+    use onsite_core::attest::{android, apple, Expected, Trust};
+    let cases = inputs("attestation");
+    assert!(!cases.is_empty(), "the regression corpus is missing");
+    let trust = Trust::pinned();
+    let apps = vec!["ABCDE12345.com.example".to_string()];
+    let ex = Expected { public_key: &[4; 65], challenge: None, client_data: b"fuzz", apple_app_ids: &apps, android_packages: &[], at: 1_750_000_000 };
+    for (name, bytes) in cases {
+        assert!(android::parse_key_description(&bytes).is_err(), "{name}");
+        assert!(apple::verify(&[0; 32], &bytes, &ex, &trust).is_err(), "{name}");
+        let chain: Vec<Vec<u8>> = bytes.split(|b| *b == 0xff).map(<[u8]>::to_vec).collect();
+        assert!(android::verify(&chain, &ex, &trust).is_err(), "{name}");
+    }
+}

@@ -36,7 +36,8 @@ fn explicit(tag: u32, inner: &[u8]) -> Vec<u8> {
 
 /// A KeyDescription: `level` 0 software, 1 TEE, 2 StrongBox; a locked, verified boot.
 pub fn key_description(challenge: &[u8], level: u8, package: &str) -> Vec<u8> {
-    let app_id = tlv(&[0x30], &[tlv(&[0x31], &tlv(&[0x30], &[tlv(&[0x04], package.as_bytes()), int(1)].concat())), tlv(&[0x31], &tlv(&[0x04], &[7u8; 32]))].concat());
+    let app_id =
+        tlv(&[0x30], &[tlv(&[0x31], &tlv(&[0x30], &[tlv(&[0x04], package.as_bytes()), int(1)].concat())), tlv(&[0x31], &tlv(&[0x04], &[7u8; 32]))].concat());
     let software = tlv(&[0x30], &explicit(709, &tlv(&[0x04], &app_id)));
     let rot = tlv(&[0x30], &[tlv(&[0x04], &[0u8; 32]), tlv(&[0x01], &[0xff]), enumerated(0), tlv(&[0x04], &[1u8; 32])].concat());
     let hardware = tlv(
@@ -84,7 +85,12 @@ impl TestCa {
     /// The root pinned as a hardware root named `test-ca`.
     pub fn pinned(&self) -> onsite_core::attest::PinnedRoot {
         let (_, cert) = x509_parser::parse_x509_certificate(&self.root_der).expect("the root parses");
-        onsite_core::attest::PinnedRoot { name: "test-ca", spki_sha256: onsite_core::hash::Sha256::digest(cert.public_key().raw), spki_der: None, hardware: true }
+        onsite_core::attest::PinnedRoot {
+            name: "test-ca",
+            spki_sha256: onsite_core::hash::Sha256::digest(cert.public_key().raw),
+            spki_der: None,
+            hardware: true,
+        }
     }
 
     /// A chain `[leaf, root]` attesting `sec1` with `description`, valid from `from` to

@@ -111,7 +111,11 @@ fn a_revoked_key_and_per_provider_policies() {
     // Off for everyone but this provider: another provider's devices enrol unattested.
     let ca2 = TestCa::new();
     let s2 = TestServer::start_with(|c| {
-        c.attestation = AttestationConfig { per_provider: [(PROVIDER.to_string(), Policy::Require)].into(), trust: Trust::pinned().with_root(ca2.pinned()), ..Default::default() };
+        c.attestation = AttestationConfig {
+            per_provider: [(PROVIDER.to_string(), Policy::Require)].into(),
+            trust: Trust::pinned().with_root(ca2.pinned()),
+            ..Default::default()
+        };
     });
     let code = s2.dispatcher.enrolment_code("eng-1").unwrap();
     assert!(d.enrol_attested(&s2.transport(), &s2.url(), &code, None).is_err(), "{PROVIDER} requires it");

@@ -172,7 +172,8 @@ impl ClockSource for FlakyClock {
 fn failing_foreign_clock_does_not_take_the_core_down() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FlakyClock { calls: AtomicU64::new(0) });
-    let store = Onsite::open_with_platform(dir.path().join("d").to_str().unwrap().into(), Some(clock.clone() as Arc<dyn ClockSource>), None, None, None).unwrap();
+    let store =
+        Onsite::open_with_platform(dir.path().join("d").to_str().unwrap().into(), Some(clock.clone() as Arc<dyn ClockSource>), None, None, None).unwrap();
     store.orders().import_json(SAMPLE_ORDERS.into()).unwrap();
     for _ in 0..4 {
         store.orders().add_note("WO-20261123-0001".into(), "still working".into()).unwrap();

@@ -157,7 +157,9 @@ fn the_encryption_migration_survives_sigkill() {
         (ids, photos)
     };
     let bin = onsite_bin();
-    let run = |data: &std::path::Path| Command::new(&bin).arg("--data").arg(data).args(["orders", "list", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run = |data: &std::path::Path| {
+        Command::new(&bin).arg("--data").arg(data).args(["orders", "list", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    };
     // How long an uninterrupted open-and-migrate takes: kills land inside that span.
     let t = std::time::Instant::now();
     let whole = root.path().join("whole/device");

@@ -30,7 +30,7 @@ fn a_newer_schema_is_refused_and_migration_is_idempotent() {
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute("UPDATE onsite_schema SET version = 99").unwrap();
     match PostgresStorage::open(&url) {
-        Err(onsite_server::storage::Error::TooNew { found: 99, supported: 1 }) => {}
+        Err(onsite_server::storage::Error::TooNew { found: 99, supported: 2 }) => {}
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a newer schema was opened"),
     }
@@ -55,11 +55,11 @@ fn a_code_redeemed_by_two_instances_at_once_enrols_one_device() {
         let (ra, rb) = std::thread::scope(|s| {
             let ta = s.spawn(|| {
                 barrier.wait();
-                a.enrol(&code, 1, &format!("a{round}"), b"ka", &format!("ta{round}"))
+                a.enrol(&code, 1, &format!("a{round}"), b"ka", &format!("ta{round}"), &onsite_server::storage::admit_all)
             });
             let tb = s.spawn(|| {
                 barrier.wait();
-                b.enrol(&code, 1, &format!("b{round}"), b"kb", &format!("tb{round}"))
+                b.enrol(&code, 1, &format!("b{round}"), b"kb", &format!("tb{round}"), &onsite_server::storage::admit_all)
             });
             (ta.join().unwrap(), tb.join().unwrap())
         });

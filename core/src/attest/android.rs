@@ -69,7 +69,7 @@ fn authorization_list(mut list: Der<'_>) -> Result<AuthorizationList, Error> {
     let mut out = AuthorizationList::default();
     let mut last: Option<u32> = None;
     while !list.is_empty() {
-        let Tlv { class, constructed, tag, value } = list.next().map_err(malformed)?;
+        let Tlv { class, constructed, tag, value } = list.element().map_err(malformed)?;
         if class != CONTEXT || !constructed {
             return Err(Error::Extension(format!("an authorization list entry that is not an explicit tag (class {class}, tag {tag})")));
         }
@@ -108,7 +108,7 @@ fn authorization_list(mut list: Der<'_>) -> Result<AuthorizationList, Error> {
             717 => out.model = Some(text(inner.octets().map_err(malformed)?)),
             // Other tags are read as one element each (their shapes vary), never interpreted.
             _ => {
-                inner.next().map_err(malformed)?;
+                inner.element().map_err(malformed)?;
             }
         }
         inner.end().map_err(malformed)?;
@@ -164,7 +164,7 @@ pub fn verify(chain: &[Vec<u8>], expected: &Expected<'_>, trust: &Trust) -> Resu
         .iter()
         .enumerate()
         .map(|(i, der)| match X509Certificate::from_der(der) {
-            Ok((rest, c)) if rest.is_empty() => Ok(c),
+            Ok(([], c)) => Ok(c),
             Ok(_) => Err(Error::Chain(format!("certificate {i} has trailing bytes"))),
             Err(e) => Err(Error::Chain(format!("certificate {i}: {e}"))),
         })

@@ -28,8 +28,12 @@ pub fn verify(key_id: &[u8], object: &[u8], expected: &Expected<'_>, trust: &Tru
     }
     let stmt = field(map, "attStmt").and_then(Value::as_map).ok_or_else(|| Error::Format("no attStmt".into()))?;
     let auth_data = field(map, "authData").and_then(Value::as_bytes).ok_or_else(|| Error::Format("no authData".into()))?;
-    let x5c: Vec<&Vec<u8>> =
-        field(stmt, "x5c").and_then(Value::as_array).ok_or_else(|| Error::Format("no x5c".into()))?.iter().map(|v| v.as_bytes().ok_or_else(|| Error::Format("an x5c entry is not bytes".into()))).collect::<Result<_, _>>()?;
+    let x5c: Vec<&Vec<u8>> = field(stmt, "x5c")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Format("no x5c".into()))?
+        .iter()
+        .map(|v| v.as_bytes().ok_or_else(|| Error::Format("an x5c entry is not bytes".into())))
+        .collect::<Result<_, _>>()?;
     if x5c.len() != 2 {
         return Err(Error::Chain(format!("x5c holds {} certificates, not 2", x5c.len())));
     }
@@ -37,7 +41,7 @@ pub fn verify(key_id: &[u8], object: &[u8], expected: &Expected<'_>, trust: &Tru
         .iter()
         .enumerate()
         .map(|(i, der)| match X509Certificate::from_der(der) {
-            Ok((rest, c)) if rest.is_empty() => Ok(c),
+            Ok(([], c)) => Ok(c),
             Ok(_) => Err(Error::Chain(format!("certificate {i} has trailing bytes"))),
             Err(e) => Err(Error::Chain(format!("certificate {i}: {e}"))),
         })
@@ -52,11 +56,12 @@ pub fn verify(key_id: &[u8], object: &[u8], expected: &Expected<'_>, trust: &Tru
     h.update(auth_data);
     h.update(client_hash);
     let nonce = h.finalize();
-    let ext = leaf.extensions().iter().find(|e| e.oid.to_id_string() == NONCE_OID).ok_or_else(|| Error::Extension("the leaf carries no nonce extension".into()))?;
+    let ext =
+        leaf.extensions().iter().find(|e| e.oid.to_id_string() == NONCE_OID).ok_or_else(|| Error::Extension("the leaf carries no nonce extension".into()))?;
     let mut top = Der::new(ext.value);
     let mut seq = top.sequence().map_err(|e| Error::Extension(e.0))?;
     top.end().map_err(|e| Error::Extension(e.0))?;
-    let tagged = seq.next().map_err(|e| Error::Extension(e.0))?;
+    let tagged = seq.element().map_err(|e| Error::Extension(e.0))?;
     seq.end().map_err(|e| Error::Extension(e.0))?;
     if tagged.class != super::der::CONTEXT || tagged.tag != 1 || !tagged.constructed {
         return Err(Error::Extension("the nonce is not [1] EXPLICIT".into()));

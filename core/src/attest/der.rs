@@ -36,7 +36,7 @@ impl<'a> Der<'a> {
         self.rest.is_empty()
     }
 
-    pub fn next(&mut self) -> Result<Tlv<'a>, DerError> {
+    pub fn element(&mut self) -> Result<Tlv<'a>, DerError> {
         let b = self.rest;
         let first = *b.first().ok_or_else(|| DerError("unexpected end".into()))?;
         let mut at = 1;
@@ -84,14 +84,16 @@ impl<'a> Der<'a> {
             at += n;
             len
         };
-        let value = b.get(at..at.checked_add(len).ok_or_else(|| DerError("length overflow".into()))?).ok_or_else(|| DerError("an element longer than its input".into()))?;
+        let value = b
+            .get(at..at.checked_add(len).ok_or_else(|| DerError("length overflow".into()))?)
+            .ok_or_else(|| DerError("an element longer than its input".into()))?;
         self.rest = &b[at + len..];
         Ok(Tlv { class: first >> 6, constructed: first & 0x20 != 0, tag, value })
     }
 
     /// The next element, which must be universal `tag`.
     pub fn expect(&mut self, tag: u32, constructed: bool) -> Result<&'a [u8], DerError> {
-        let t = self.next()?;
+        let t = self.element()?;
         if t.class != UNIVERSAL || t.tag != tag || t.constructed != constructed {
             return bad(format!("expected universal tag {tag}, found class {} tag {}", t.class, t.tag));
         }
@@ -162,9 +164,9 @@ mod tests {
         assert!(Der::new(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5]).octets().is_err(), "non-minimal length");
         assert!(Der::new(&[0x04, 0x05, 1, 2]).octets().is_err(), "longer than input");
         // [704] EXPLICIT: bf 85 40.
-        let t = Der::new(&[0xbf, 0x85, 0x40, 0x00]).next().unwrap();
+        let t = Der::new(&[0xbf, 0x85, 0x40, 0x00]).element().unwrap();
         assert_eq!((t.class, t.constructed, t.tag), (CONTEXT, true, 704));
-        assert!(Der::new(&[0xbf, 0x80, 0x05, 0x00]).next().is_err(), "leading zero in a tag");
-        assert!(Der::new(&[0xbf, 0x05, 0x00]).next().is_err(), "small tag in long form");
+        assert!(Der::new(&[0xbf, 0x80, 0x05, 0x00]).element().is_err(), "leading zero in a tag");
+        assert!(Der::new(&[0xbf, 0x05, 0x00]).element().is_err(), "small tag in long form");
     }
 }

@@ -166,8 +166,18 @@ impl Trust {
         let apple = crate::hash::unhex(APPLE_ROOT_SPKI).unwrap_or_default();
         Self {
             roots: vec![
-                PinnedRoot { name: "google-rsa", spki_sha256: unhex32("feb2ea7551ee316ed4bb443c8293b884dbfdea40b603ee3e4f4a897e4580fbae"), spki_der: None, hardware: true },
-                PinnedRoot { name: "google-2026-ec", spki_sha256: unhex32("3ee44512a1af2beb39c889490c60ea3f82e43f5d5a5532f5ab9419f676cd07ec"), spki_der: None, hardware: true },
+                PinnedRoot {
+                    name: "google-rsa",
+                    spki_sha256: unhex32("feb2ea7551ee316ed4bb443c8293b884dbfdea40b603ee3e4f4a897e4580fbae"),
+                    spki_der: None,
+                    hardware: true,
+                },
+                PinnedRoot {
+                    name: "google-2026-ec",
+                    spki_sha256: unhex32("3ee44512a1af2beb39c889490c60ea3f82e43f5d5a5532f5ab9419f676cd07ec"),
+                    spki_der: None,
+                    hardware: true,
+                },
                 PinnedRoot {
                     name: "google-software",
                     spki_sha256: unhex32("d5100c7942ef2e8310dc30ef82729680cf48d690735c3f68179a33c7c370f286"),
@@ -258,20 +268,20 @@ fn envelope(der: &[u8]) -> Result<(), String> {
     let mut cert = top.sequence().map_err(|e| e.0)?;
     top.end().map_err(|e| e.0)?;
     let mut tbs = cert.sequence().map_err(|e| e.0)?;
-    let outer = cert.next().map_err(|e| e.0)?;
+    let outer = cert.element().map_err(|e| e.0)?;
     // A signature is whole bytes: a BIT STRING with unused bits is not one.
     if cert.expect(3, false).map_err(|e| e.0)?.first() != Some(&0) {
         return Err("the signature BIT STRING has unused bits".into());
     }
     cert.end().map_err(|e| e.0)?;
-    let mut first = tbs.next().map_err(|e| e.0)?;
+    let mut first = tbs.element().map_err(|e| e.0)?;
     if first.class == der::CONTEXT && first.tag == 0 {
-        first = tbs.next().map_err(|e| e.0)?; // the serial, after the version
+        first = tbs.element().map_err(|e| e.0)?; // the serial, after the version
     }
     if first.class != der::UNIVERSAL || first.tag != 2 {
         return Err("no serial number".into());
     }
-    let inner = tbs.next().map_err(|e| e.0)?;
+    let inner = tbs.element().map_err(|e| e.0)?;
     if inner != outer || outer.class != der::UNIVERSAL || outer.tag != 16 {
         return Err("the signature algorithm differs from the signed one".into());
     }

@@ -190,8 +190,60 @@ fn real_app_attest_objects_verify_and_flips_are_refused() {
 /// Whether byte `i` of the object lies inside attStmt.receipt (its key, header or bytes).
 fn in_receipt(object: &[u8], i: usize) -> bool {
     let value: ciborium::Value = ciborium::de::from_reader(object).unwrap();
-    let receipt = value.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("attStmt")).unwrap().1.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("receipt")).unwrap().1.as_bytes().unwrap().clone();
+    let receipt = value
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("attStmt"))
+        .unwrap()
+        .1
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("receipt"))
+        .unwrap()
+        .1
+        .as_bytes()
+        .unwrap()
+        .clone();
     let start = object.windows(receipt.len()).position(|w| w == receipt.as_slice()).unwrap();
     let key = object.windows(8).position(|w| w == b"\x67receipt").unwrap();
     (key..start + receipt.len()).contains(&i)
+}
+
+/// A mutation fuzzer in the test suite (cargo-fuzz is not on this machine): the real leaf's
+/// KeyDescription and a real App Attest object, flipped, cut, spliced and extended at
+/// random, never panic the parsers.
+#[test]
+fn mutated_extensions_and_objects_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("ONSITE_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("attestation mutation seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let chain = pem_chain(&shared().join("android/caiman_sdk36_SB_EC_RKP.pem"));
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
+    let ext = leaf.extensions().iter().find(|e| e.oid.to_id_string() == android::KEY_DESCRIPTION_OID).unwrap().value.to_vec();
+    let doc = &apple_docs(&shared().join("apple/ios-14.4.yaml"))[0];
+    let object = b64(&doc["attestationBase64"]);
+    let apps = vec![format!("{}.{}", doc["teamIdentifier"], doc["bundleIdentifier"])];
+    let ex = Expected { public_key: &[], challenge: None, client_data: b"x", apple_app_ids: &apps, android_packages: &[], at: rfc3339_secs(&doc["timestamp"]) };
+    for round in 0..20_000 {
+        for base in [&ext, &object] {
+            let mut m = base.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..m.len().max(1));
+                match rng.gen_range(0..4) {
+                    0 if !m.is_empty() => m[at] ^= 1 << rng.gen_range(0..8),
+                    1 => m.truncate(at),
+                    2 => m.insert(at.min(m.len()), rng.gen()),
+                    _ if !m.is_empty() => m[at] = [0x00, 0x80, 0xff, 0x1f, 0xbf][rng.gen_range(0..5)],
+                    _ => {}
+                }
+            }
+            let _ = android::parse_key_description(&m);
+            if round % 10 == 0 {
+                assert!(apple::verify(&b64(&doc["keyIdBase64"]), &m, &ex, &Trust::pinned()).is_err() || m == object);
+            }
+        }
+    }
 }

@@ -8,9 +8,9 @@
 //! - `key id`: a public fingerprint written beside the database, so a wrong key is told
 //!   apart from a damaged file.
 
-pub mod stream;
 #[cfg(test)]
 mod device_tests;
+pub mod stream;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -175,9 +175,8 @@ impl KeyFile {
 
     fn read(&self) -> Result<StoreKey, KeyError> {
         let bytes = std::fs::read(&self.path).map_err(|e| KeyError::Unavailable { reason: format!("{}: {e}", self.path.display()) })?;
-        StoreKey::from_bytes(&bytes).map_err(|_| KeyError::Unavailable {
-            reason: format!("{} holds {} bytes, not a 32-byte key", self.path.display(), bytes.len()),
-        })
+        StoreKey::from_bytes(&bytes)
+            .map_err(|_| KeyError::Unavailable { reason: format!("{} holds {} bytes, not a 32-byte key", self.path.display(), bytes.len()) })
     }
 }
 

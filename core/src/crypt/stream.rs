@@ -166,7 +166,11 @@ impl<R: Read + Seek> Opener<R> {
         self.buf.resize(ct, 0);
         self.input.seek(SeekFrom::Start(HEADER + index * CT_CHUNK))?;
         self.input.read_exact(&mut self.buf)?;
-        let n = self.key.open_in_place(nonce(index, false), Aad::empty(), &mut self.buf).map_err(|_| invalid(format!("encrypted blob: chunk {index} is damaged")))?.len();
+        let n = self
+            .key
+            .open_in_place(nonce(index, false), Aad::empty(), &mut self.buf)
+            .map_err(|_| invalid(format!("encrypted blob: chunk {index} is damaged")))?
+            .len();
         self.buf.truncate(n);
         self.loaded = Some(index);
         Ok(())

@@ -68,10 +68,14 @@ impl Device {
         }
         .map_err(EvidenceError::from)?;
         let decoder = self.image_decoder.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let input = StoredPhoto { device: self, sha256: &stored.sha256, source: match source {
-            PhotoSource::Path(p) => Some(p),
-            PhotoSource::Bytes(_) => None,
-        } };
+        let input = StoredPhoto {
+            device: self,
+            sha256: &stored.sha256,
+            source: match source {
+                PhotoSource::Path(p) => Some(p),
+                PhotoSource::Bytes(_) => None,
+            },
+        };
         let mut analysis = photo::analyze_with(&input, &self.photo_limits, decoder.as_deref()).map_err(EvidenceError::from)?;
         let thumb = match analysis.thumbnail.take() {
             Some(t) => Some(self.blobs.put_bytes(&t).map_err(EvidenceError::from)?),

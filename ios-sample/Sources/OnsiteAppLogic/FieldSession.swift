@@ -12,9 +12,12 @@ public struct Platform {
     public var clock: ClockSource?
     /// The store's encryption key (the app: a Keychain item, this device only).
     public var storeKey: StoreKeyProvider?
+    /// App Attest's proof for the device key, sent with the enrolment.
+    public var attestor: KeyAttestor?
 
-    public init(signer: DeviceSigner? = nil, imageDecoder: ImageDecoder? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil, storeKey: StoreKeyProvider? = nil) {
+    public init(signer: DeviceSigner? = nil, imageDecoder: ImageDecoder? = nil, location: LocationProvider? = nil, log: LogSink? = nil, logLevel: LogLevel = .info, clock: ClockSource? = nil, storeKey: StoreKeyProvider? = nil, attestor: KeyAttestor? = nil) {
         self.storeKey = storeKey
+        self.attestor = attestor
         self.signer = signer
         self.imageDecoder = imageDecoder
         self.location = location
@@ -48,7 +51,7 @@ public final class FieldSession: @unchecked Sendable {
         onsite = try Onsite.openWithPlatform(dataDir: dataDir, clock: platform.clock, signer: platform.signer, location: platform.location, storeKey: platform.storeKey)
         if let decoder = platform.imageDecoder { onsite.setImageDecoder(decoder: decoder) }
         orders = OrderListModel(onsite)
-        sync = SyncModel(onsite)
+        sync = SyncModel(onsite, attestor: platform.attestor)
         let relay = Relay()
         relay.session = self
         subscription = onsite.subscribe(listener: relay)

@@ -16,11 +16,22 @@ public struct SyncUiState: Sendable {
 }
 
 /// The sync bar: enrolment, a pass with progress, what is still pending.
+/// The platform's proof that the device key lives in hardware, for one enrolment: on iOS an
+/// App Attest object over SHA-256 of `clientData` (which names the Secure Enclave device
+/// key). `nil`: this device has none (simulator, App Attest unsupported).
+public protocol KeyAttestor: Sendable {
+    func attest(challenge: Data, clientData: Data) async throws -> KeyAttestation?
+}
+
 public final class SyncModel: @unchecked Sendable {
     private let onsite: Onsite
+    private let attestor: KeyAttestor?
     public let state = Observed(SyncUiState())
 
-    init(_ onsite: Onsite) { self.onsite = onsite }
+    init(_ onsite: Onsite, attestor: KeyAttestor? = nil) {
+        self.onsite = onsite
+        self.attestor = attestor
+    }
 
     private final class Progress: SyncProgressListener, @unchecked Sendable {
         let box: Observed<SyncUiState>
@@ -42,7 +53,13 @@ public final class SyncModel: @unchecked Sendable {
     public func enrol(serverUrl: String, code: String) async -> Enrolment? {
         do {
             let url = serverUrl.hasSuffix("/") ? String(serverUrl.dropLast()) : serverUrl
-            let e = try await cancellable { try await onsite.sync().enrol(serverUrl: url, code: code.trimmingCharacters(in: .whitespaces).uppercased(), cancelToken: $0) }
+            let c = code.trimmingCharacters(in: .whitespaces).uppercased()
+            // An attestor that fails leaves the enrolment unattested; the server's policy decides.
+            var attestation: KeyAttestation? = nil
+            if let attestor, let clientData = try? onsite.sync().appAttestClientData(code: c) {
+                attestation = try? await attestor.attest(challenge: onsite.sync().attestationChallenge(code: c), clientData: clientData)
+            }
+            let e = try await cancellable { try await onsite.sync().enrol(serverUrl: url, code: c, cancelToken: $0, attestation: attestation) }
             refresh()
             return e
         } catch {

@@ -24,6 +24,8 @@ extension UiError {
         case ApiError.Unauthorized: self.init(message: "This phone must be enrolled again: ask the dispatcher for a code", action: .enrolAgain)
         case ApiError.DatabaseTooNew: self.init(message: "This data was written by a newer app version", action: .updateApp)
         case let ApiError.Storage(reason), let ApiError.Corrupt(reason): self.init(message: "Storage problem: \(reason)", action: .retry)
+        case ApiError.StoreKey(.unavailable, _): self.init(message: "Unlock the phone to open the app's data", action: .retry)
+        case ApiError.StoreKey(_, _): self.init(message: "This phone's data cannot be opened with its key: sync what you can and enrol again", action: .enrolAgain)
         case ApiError.Closed: self.init(message: "The store was closed", action: .reopen)
         case ApiError.Cancelled, is CancellationError: self.init(message: "Cancelled", action: .none)
         default: self.init(message: "\(error)", action: .retry)

@@ -26,7 +26,7 @@ struct OnsiteSampleApp: App {
     init() {
         let dir = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0].appendingPathComponent("onsite")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let platform = Platform(signer: SecureEnclaveSigner.loadOrCreate(), imageDecoder: ImageIODecoder(), location: CoreLocationProvider.shared, log: OSLogSink(), storeKey: KeychainStoreKey())
+        let platform = Platform(signer: SecureEnclaveSigner.loadOrCreate(), imageDecoder: ImageIODecoder(), location: CoreLocationProvider.shared, log: OSLogSink(), storeKey: KeychainStoreKey(), attestor: AppAttestor())
         do {
             session = try FieldSession(dataDir: dir.path, platform: platform)
         } catch {

@@ -1,7 +1,9 @@
 // What only the platform has: the Secure Enclave key, CoreLocation, OSLog, the camera.
 #if canImport(SwiftUI) && canImport(CryptoKit) && canImport(CoreLocation) && canImport(OSLog)
 import CoreLocation
+import OnsiteAppLogic
 import CryptoKit
+import DeviceCheck
 import Security
 import Foundation
 import Onsite
@@ -72,6 +74,28 @@ final class KeychainStoreKey: StoreKeyProvider, @unchecked Sendable {
             // ApiError.StoreKey(.unavailable) and touches nothing.
             throw ApiError.Internal(reason: "the keychain is unavailable (\(status))")
         }
+    }
+}
+
+/// App Attest (DeviceCheck): a key in the Secure Enclave made for this app, attested by Apple
+/// over SHA-256 of the enrolment's client data, which names the device key (docs/adr/0019).
+/// The key id is kept so a later enrolment attests again with the same key.
+final class AppAttestor: KeyAttestor {
+    func attest(challenge: Data, clientData: Data) async throws -> KeyAttestation? {
+        let service = DCAppAttestService.shared
+        guard service.isSupported else { return nil }
+        let defaults = UserDefaults.standard
+        let keyId: String
+        if let saved = defaults.string(forKey: "onsite.appAttestKeyId") {
+            keyId = saved
+        } else {
+            keyId = try await service.generateKey()
+            defaults.set(keyId, forKey: "onsite.appAttestKeyId")
+        }
+        let hash = Data(SHA256.hash(data: clientData))
+        let object = try await service.attestKey(keyId, clientDataHash: hash)
+        guard let id = Data(base64Encoded: keyId) else { return nil }
+        return .appleAppAttest(keyId: id, object: object)
     }
 }
 

@@ -90,8 +90,10 @@ impl Service {
         let token = format!("dev_{}", random_hex(32));
         let outcome = self.attestation.check(req.attestation.as_ref(), &req.code, &req.device_id, &key, &req.public_key, self.now_ms() / 1000);
         let admit = |provider: &str| self.attestation.admit(provider, outcome.as_ref());
-        let Enrolled { provider, engineer_id } =
-            self.storage.enrol(&token_hash(&normalize_code(&req.code)), self.now_ms(), &req.device_id, &key, &token_hash(&token), &admit).map_err(|e| match e {
+        let Enrolled { provider, engineer_id } = self
+            .storage
+            .enrol(&token_hash(&normalize_code(&req.code)), self.now_ms(), &req.device_id, &key, &token_hash(&token), &admit)
+            .map_err(|e| match e {
                 storage::Error::NotFound(_) => self.unauthorized(),
                 other => other.into(),
             })?;
@@ -104,14 +106,7 @@ impl Service {
             }
         };
         tracing::info!(device = %req.device_id, %provider, engineer = %engineer_id, attested = ?verdict.as_ref().map(|v| v.summary()), "device enrolled");
-        Ok(EnrolResponse {
-            token,
-            provider,
-            engineer_id,
-            time_authority: hex(&self.time_authority_key()),
-            log_key: hex(&self.log_key()),
-            attestation: verdict,
-        })
+        Ok(EnrolResponse { token, provider, engineer_id, time_authority: hex(&self.time_authority_key()), log_key: hex(&self.log_key()), attestation: verdict })
     }
 
     /// A provider's devices, revoked ones included.

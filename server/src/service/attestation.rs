@@ -39,7 +39,15 @@ impl AttestationConfig {
     }
 
     /// Verifies the enrolment's evidence (when any) against this enrolment's binding.
-    pub fn check(&self, evidence: Option<&Evidence>, code: &str, device_id: &str, public_key: &[u8], public_key_hex: &str, now_s: i64) -> Option<Result<Verdict, attest::Error>> {
+    pub fn check(
+        &self,
+        evidence: Option<&Evidence>,
+        code: &str,
+        device_id: &str,
+        public_key: &[u8],
+        public_key_hex: &str,
+        now_s: i64,
+    ) -> Option<Result<Verdict, attest::Error>> {
         let evidence = evidence?;
         let challenge = attest::android_challenge(code);
         let client_data = attest::apple_client_data(code, device_id, public_key_hex);

@@ -10,8 +10,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Admit,
-    CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
+    Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
     ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
 
@@ -182,7 +181,10 @@ impl Storage for SqliteStorage {
                 if key != public_key {
                     return Err(Error::Conflict(TAKEN.into()));
                 }
-                tx.execute("UPDATE devices SET engineer_id = ?2, revoked_at = NULL, attestation = COALESCE(?3, attestation) WHERE id = ?1", params![device_id, engineer, attestation])?;
+                tx.execute(
+                    "UPDATE devices SET engineer_id = ?2, revoked_at = NULL, attestation = COALESCE(?3, attestation) WHERE id = ?1",
+                    params![device_id, engineer, attestation],
+                )?;
                 tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL", params![device_id, now_ms])?;
             }
             None => {

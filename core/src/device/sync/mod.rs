@@ -35,13 +35,20 @@ impl Device {
     /// [`Device::enrol`] carrying the platform's attestation of the device key, made with
     /// [`Device::attestation_challenge`] (Android) or [`Device::app_attest_client_data`]
     /// (iOS) for this code.
-    pub fn enrol_attested(&self, transport: &dyn Transport, server_url: &str, code: &str, attestation: Option<crate::attest::Evidence>) -> Result<EnrolResponse> {
+    pub fn enrol_attested(
+        &self,
+        transport: &dyn Transport,
+        server_url: &str,
+        code: &str,
+        attestation: Option<crate::attest::Evidence>,
+    ) -> Result<EnrolResponse> {
         let public_key = crate::hash::hex(&self.public_key());
         let message = protocol::enrol_message(code, self.device_id(), &public_key);
         let signer = &self.signer;
         let to_err = |e: signer::Error| crate::store::Error::Journal(crate::evidence::journal::Error::from(e));
         let sig = signer::normalize(&signer.sign(message.as_bytes()).map_err(to_err)?).map_err(to_err)?;
-        let body = EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig), attestation };
+        let body =
+            EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig), attestation };
         let req = Request::new(Method::Post, "/v1/enrol")
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&body).map_err(|e| SyncError::Protocol(e.to_string()))?);

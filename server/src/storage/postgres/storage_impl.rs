@@ -68,7 +68,10 @@ impl Storage for PostgresStorage {
                 if d.get::<_, Vec<u8>>(1) != public_key {
                     return Err(Error::Conflict(TAKEN.into()));
                 }
-                tx.execute("UPDATE devices SET engineer_id = $2, revoked_at = NULL, attestation = COALESCE($3, attestation) WHERE id = $1", &[&device_id, &engineer, &attestation])?;
+                tx.execute(
+                    "UPDATE devices SET engineer_id = $2, revoked_at = NULL, attestation = COALESCE($3, attestation) WHERE id = $1",
+                    &[&device_id, &engineer, &attestation],
+                )?;
                 tx.execute("UPDATE tokens SET revoked_at = $2 WHERE device_id = $1 AND revoked_at IS NULL", &[&device_id, &now_ms])?;
             }
             None => {

@@ -11,6 +11,7 @@ import androidx.compose.runtime.mutableStateOf
 import androidx.compose.runtime.remember
 import androidx.compose.runtime.setValue
 import com.kuaige.onsite.sample.ui.CaptureScreen
+import com.kuaige.onsite.sample.ui.FirstRunScreen
 import com.kuaige.onsite.sample.ui.OrderDetailScreen
 import com.kuaige.onsite.sample.ui.OrderListScreen
 import com.kuaige.onsite.sample.ui.SignatureScreen
@@ -18,6 +19,7 @@ import com.kuaige.onsite.sample.ui.SignatureScreen
 /** Screens: list -> detail -> (camera | signature). State lives in the logic layer's models. */
 class MainActivity : ComponentActivity() {
     private sealed interface Route {
+        data object FirstRun : Route
         data object List : Route
         data class Detail(val id: String) : Route
         data class Capture(val id: String, val step: String?) : Route
@@ -33,8 +35,9 @@ class MainActivity : ComponentActivity() {
 
         setContent {
             MaterialTheme {
-                var route by remember { mutableStateOf<Route>(Route.List) }
+                var route by remember { mutableStateOf<Route>(if (app.ready) Route.List else Route.FirstRun) }
                 when (val r = route) {
+                    Route.FirstRun -> FirstRunScreen(app, BuildConfig.ONSITE_SERVER) { route = Route.List }
                     Route.List -> OrderListScreen(app.session, BuildConfig.ONSITE_SERVER) { route = Route.Detail(it) }
                     is Route.Detail -> OrderDetailScreen(
                         model = app.session.detail(r.id),

@@ -29,6 +29,8 @@ data class Platform(
     val clock: ClockSource? = null,
     /** The store's encryption key (the app: wrapped by an Android Keystore key). */
     val storeKey: StoreKeyProvider? = null,
+    /** The Keystore's attestation of the device key, sent with the enrolment. */
+    val attestor: KeyAttestor? = null,
 )
 
 /**
@@ -36,9 +38,9 @@ data class Platform(
  * core's change notifications to them, so a list or detail screen refreshes after a local
  * edit or a merge from sync without polling.
  */
-class FieldSession private constructor(val onsite: Onsite) : AutoCloseable {
+class FieldSession private constructor(val onsite: Onsite, attestor: KeyAttestor?) : AutoCloseable {
     val orders = OrderListModel(onsite)
-    val sync = SyncModel(onsite)
+    val sync = SyncModel(onsite, attestor)
     private val details = ConcurrentHashMap<String, OrderDetailModel>()
     private val _changes = MutableSharedFlow<List<String>>(extraBufferCapacity = 64)
 
@@ -69,7 +71,7 @@ class FieldSession private constructor(val onsite: Onsite) : AutoCloseable {
             platform.log?.let { setLogSink(it, platform.logLevel) }
             val onsite = Onsite.openWithPlatform(dataDir, platform.clock, platform.signer, platform.location, platform.storeKey)
             platform.imageDecoder?.let { onsite.setImageDecoder(it) }
-            return FieldSession(onsite).also { it.orders.refresh(); it.sync.refresh() }
+            return FieldSession(onsite, platform.attestor).also { it.orders.refresh(); it.sync.refresh() }
         }
     }
 }

@@ -1,6 +1,7 @@
 package com.kuaige.onsite.sample.logic
 
 import com.kuaige.onsite.Enrolment
+import com.kuaige.onsite.KeyAttestation
 import com.kuaige.onsite.Onsite
 import com.kuaige.onsite.SyncPhase
 import com.kuaige.onsite.SyncProgressListener
@@ -22,7 +23,16 @@ data class SyncUiState(
 )
 
 /** The sync status bar: enrolment, a pass with progress, what is still pending. */
-class SyncModel(private val onsite: Onsite) {
+/**
+ * The platform's proof that the device key lives in hardware, made for one enrolment: the
+ * Android app's Keystore chain (its key generated with `challenge`), the iOS app's App
+ * Attest object (over SHA-256 of `clientData`). `null`: this device has none.
+ */
+fun interface KeyAttestor {
+    fun attest(challenge: ByteArray, clientData: ByteArray): KeyAttestation?
+}
+
+class SyncModel(private val onsite: Onsite, private val attestor: KeyAttestor? = null) {
     private val _state = MutableStateFlow(SyncUiState())
     val state: StateFlow<SyncUiState> = _state.asStateFlow()
 
@@ -36,7 +46,12 @@ class SyncModel(private val onsite: Onsite) {
     }
 
     suspend fun enrol(serverUrl: String, code: String): Enrolment? = try {
-        onsite.sync().enrol(serverUrl.trimEnd('/'), code.trim().uppercase()).also { refresh() }
+        val c = code.trim().uppercase()
+        // An attestor that fails leaves the enrolment unattested; the server's policy decides.
+        val attestation = attestor?.let { a ->
+            runCatching { a.attest(onsite.sync().attestationChallenge(c), onsite.sync().appAttestClientData(c)) }.getOrNull()
+        }
+        onsite.sync().enrol(serverUrl.trimEnd('/'), c, attestation = attestation).also { refresh() }
     } catch (e: kotlinx.coroutines.CancellationException) {
         throw e
     } catch (e: Exception) {

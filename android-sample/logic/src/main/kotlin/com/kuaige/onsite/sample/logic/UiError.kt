@@ -1,6 +1,7 @@
 package com.kuaige.onsite.sample.logic
 
 import com.kuaige.onsite.ApiException
+import com.kuaige.onsite.KeyProblem
 
 /** What a screen shows for a failed action, and what the engineer can do about it. */
 data class UiError(val message: String, val action: Action, val field: String? = null) {
@@ -21,6 +22,10 @@ fun Throwable.toUiError(): UiError = when (this) {
     is ApiException.DatabaseTooNew -> UiError("This data was written by a newer app version", UiError.Action.UPDATE_APP)
     is ApiException.Corrupt, is ApiException.Storage -> UiError("Storage problem: ${message ?: ""}", UiError.Action.RETRY)
     is ApiException.Closed -> UiError("The store was closed", UiError.Action.REOPEN)
+    is ApiException.StoreKey -> when (problem) {
+        KeyProblem.UNAVAILABLE -> UiError("Unlock the phone to open the app's data", UiError.Action.RETRY)
+        KeyProblem.WRONG, KeyProblem.MISSING -> UiError("This phone's data cannot be opened with its key: sync what you can and enrol again", UiError.Action.ENROL_AGAIN)
+    }
     is ApiException.Cancelled -> UiError("Cancelled", UiError.Action.NONE)
     is ApiException -> UiError(message ?: "Unexpected error", UiError.Action.RETRY)
     else -> UiError(message ?: toString(), UiError.Action.RETRY)
