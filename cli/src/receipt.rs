@@ -188,6 +188,7 @@ pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Opti
         time_authority: hexarg("authority", authority)?,
         log_key: hexarg("log-key", log_key)?,
         utc_offset_minutes: None,
+        attestation_trust: None,
     };
     let report = bundle::verify_file(path, &opts);
     if json {

@@ -121,3 +121,57 @@ fn a_revoked_key_and_per_provider_policies() {
     assert!(d.enrol_attested(&s2.transport(), &s2.url(), &code, None).is_err(), "{PROVIDER} requires it");
     assert_eq!(s2.running.service.attestation_policy("another-provider"), Policy::Off);
 }
+
+/// The attestation travels with the evidence: a bundle from an attested device carries it,
+/// and the offline verifier re-checks it against the device key the manifest names (and
+/// says so in the report); with roots it does not trust, the check fails; a device that
+/// never sent one is reported as not attested.
+#[test]
+fn bundles_carry_the_attestation_and_the_verifier_rechecks_it() {
+    use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
+    use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, ReceiptInput};
+    let ca = TestCa::new();
+    let s = server(&ca, Policy::Record, None);
+    let bundle_of = |d: &Device, dir: &std::path::Path| {
+        d.import_orders_json(onsite_tests::SAMPLE_ORDERS).unwrap();
+        let id = "WO-20261123-0001";
+        let w = TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) };
+        for e in [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork] {
+            d.transition(id, e, Actor::Engineer, None).unwrap();
+        }
+        d.start_checklist(id, "onsite-repair").unwrap();
+        d.walk_checklist_demo(id).unwrap();
+        d.transition(id, Event::RequestSignature, Actor::Engineer, None).unwrap();
+        let input = ReceiptInput {
+            diagnosis: "DC-in jack loose".into(),
+            work_done: "resoldered".into(),
+            charges: vec![ChargeLine { description: "warranty".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
+            currency: "CNY".into(),
+            rating: None,
+            signer_name: "王女士".into(),
+            decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
+            correction_reason: None,
+        };
+        d.sign_receipt(id, &input).unwrap();
+        let out = dir.join("bundle.zip");
+        d.export_bundle(id, &out, Default::default()).unwrap();
+        out
+    };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(&a_dir);
+    let code = s.dispatcher.enrolment_code("eng-1").unwrap();
+    let chain = ca.chain(&a.public_key(), key_description(&Device::attestation_challenge(&code), 2, PACKAGE), 2020, 2040);
+    a.enrol_attested(&s.transport(), &s.url(), &code, Some(evidence(&chain))).unwrap();
+    let bundle = bundle_of(&a, a_dir.path());
+    let trusting = onsite_core::bundle::verify::Options { attestation_trust: Some(Trust::pinned().with_root(ca.pinned())), ..Default::default() };
+    let report = onsite_core::bundle::verify_file(&bundle, &trusting);
+    assert!(report.ok, "{}", report.render_text());
+    assert!(report.checks.iter().any(|c| c.check == "key.attestation" && c.passed));
+    assert!(report.render_text().contains("key attested: StrongBox, onsite Test Phone, verified boot state verified"), "{}", report.render_text());
+    let stranger = onsite_core::bundle::verify_file(&bundle, &Default::default());
+    assert!(stranger.checks.iter().any(|c| c.check == "key.attestation" && !c.passed), "a root the verifier does not trust");
+    let b = device(&b_dir);
+    s.enrol(&b, "eng-1");
+    let plain = onsite_core::bundle::verify_file(&bundle_of(&b, b_dir.path()), &trusting);
+    assert!(plain.ok && plain.render_text().contains("key not attested"), "{}", plain.render_text());
+}

@@ -105,6 +105,39 @@ pub enum Evidence {
     AppleAppAttest { key_id: String, object: String },
 }
 
+/// What a device keeps of its enrolment's attestation and exports in bundles: enough for a
+/// third party to verify it offline (the one-time code is spent by then; it rebuilds the
+/// challenge and client data the attestation is bound to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub evidence: Evidence,
+    pub enrolment_code: String,
+    /// When the server accepted it: the chain is verified as of then.
+    pub enrolled_at_ms: i64,
+    /// Apple: the app id the server matched (its hash is in the attestation).
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+impl Record {
+    /// Verifies the record for the device `device_id` whose key is `public_key`.
+    pub fn verify(&self, device_id: &str, public_key: &[u8], trust: &Trust) -> Result<Verdict, Error> {
+        let challenge = android_challenge(&self.enrolment_code);
+        let client_data = apple_client_data(&self.enrolment_code, device_id, &crate::hash::hex(public_key));
+        let apps: Vec<String> = self.app_id.iter().cloned().collect();
+        let expected = Expected {
+            public_key,
+            challenge: Some(&challenge),
+            client_data: client_data.as_bytes(),
+            apple_app_ids: &apps,
+            android_packages: &[],
+            at: self.enrolled_at_ms.div_euclid(1000),
+        };
+        verify(&self.evidence, &expected, trust)
+    }
+}
+
 /// What the attestation must match.
 pub struct Expected<'a> {
     /// The enrolled key (SEC1 uncompressed).

@@ -103,6 +103,8 @@ pub mod roles {
     pub const SESSIONS: &str = "journal_sessions";
     /// Inclusion proofs of journal entries in the server's evidence log (RFC 9162).
     pub const LOG_PROOFS: &str = "log_proofs";
+    /// The platform's attestation of the device key, from its enrolment (`attest::Record`).
+    pub const KEY_ATTESTATION: &str = "key_attestation";
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub struct Summary {
     pub device_id: String,
     /// SHA-256 of the device's public key: compare with the server's registration.
     pub device_key_sha256: String,
+    /// The verified attestation of the device key ("StrongBox, google Pixel 9 Pro, ..."),
+    /// `None`: not attested.
+    pub key_attestation: Option<String>,
     pub arrived_at: Option<String>,
     pub finished_at: Option<String>,
     /// The device clock's time of signing.
@@ -89,6 +92,10 @@ impl Report {
         }
         if let Some(s) = &self.summary {
             o.push_str(&format!("Who:   engineer {} ({}); device {} (key SHA-256 {})\n", s.engineer, s.provider, s.device_id, s.device_key_sha256));
+            match &s.key_attestation {
+                Some(a) => o.push_str(&format!("       key attested: {a}\n")),
+                None => o.push_str("       key not attested: nothing proves the device key is in hardware\n"),
+            }
             o.push_str(&format!("What:  {} - reported: {}\n       diagnosis: {}\n       work done: {}\n", s.equipment, s.fault, s.diagnosis, s.work_done));
             match &s.refusal_reason {
                 Some(r) => o.push_str(&format!("       customer {} REFUSED to sign: {}\n", s.signer_name, r)),
@@ -146,6 +153,8 @@ pub struct Options {
     pub log_key: Option<Vec<u8>>,
     /// Local times in the report use this UTC offset (`None`: +08:00, the sites' zone).
     pub utc_offset_minutes: Option<i32>,
+    /// Roots a key attestation may end at (`None`: the pinned Google and Apple roots).
+    pub attestation_trust: Option<crate::attest::Trust>,
 }
 
 /// Great-circle distance in metres (haversine, mean Earth radius).

@@ -249,6 +249,30 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         }
     }
 
+    // ---- the device key's attestation (docs/adr/0019) ----
+    let key_attestation = match by_role.get(roles::KEY_ATTESTATION).and_then(|p| p.first()) {
+        Some(path) => {
+            let record = small.get(*path).map(|b| serde_json::from_slice::<crate::attest::Record>(b));
+            let key = crate::hash::unhex(&manifest.device.public_key).unwrap_or_default();
+            let trust = opts.attestation_trust.clone().unwrap_or_default();
+            match record.map(|r| r.map_err(|e| e.to_string()).and_then(|r| r.verify(&manifest.device.id, &key, &trust).map_err(|e| e.to_string()))) {
+                Some(Ok(v)) => {
+                    c.pass("key.attestation", path, format!("key attested: {}", v.summary()));
+                    Some(v.summary())
+                }
+                Some(Err(e)) => {
+                    c.fail("key.attestation", path, e);
+                    None
+                }
+                None => {
+                    c.fail("key.attestation", path, "missing");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+
     // ---- receipts ----
     let mut receipts: BTreeMap<u32, (Receipt, SignedReceipt)> = BTreeMap::new();
     for path in by_role.get(roles::RECEIPT).cloned().unwrap_or_default() {
@@ -431,6 +455,7 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
         provider: r.provider.name.clone(),
         device_id: manifest.device.id.clone(),
         device_key_sha256: key_fp,
+        key_attestation,
         arrived_at: r.times.arrived_at.clone(),
         finished_at: r.times.finished_at.clone(),
         signed_at: Some(fmt_ms(sr.signed_at_ms)),

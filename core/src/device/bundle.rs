@@ -102,6 +102,9 @@ impl Device {
             let bytes = serde_json::to_vec(&proofs).map_err(|e| bundle::Error::Build(e.to_string()))?;
             add("log/proofs.json".into(), roles::LOG_PROOFS, bytes);
         }
+        if let Some(record) = self.store.meta(crate::store::MetaKey::KeyAttestation)? {
+            add("device/attestation.json".into(), roles::KEY_ATTESTATION, record.into_bytes());
+        }
         let rows = self.store.photos(order_id)?;
         let mut photos = 0;
         for sha in &photo_hashes {

@@ -35,6 +35,8 @@ pub enum MetaKey {
     PartsBorrowPolicy,
     /// Set once every blob file is encrypted (the plain-store migration's last step).
     BlobsEncrypted,
+    /// The enrolment's key attestation (`attest::Record`, JSON), exported in bundles.
+    KeyAttestation,
 }
 
 impl MetaKey {
@@ -58,6 +60,7 @@ impl MetaKey {
             MetaKey::SyncFetchBlobs => "sync.fetch_blobs",
             MetaKey::PartsBorrowPolicy => "parts.borrow_policy",
             MetaKey::BlobsEncrypted => "blobs.encrypted",
+            MetaKey::KeyAttestation => "key_attestation",
         }
     }
 }

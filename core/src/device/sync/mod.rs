@@ -47,6 +47,7 @@ impl Device {
         let signer = &self.signer;
         let to_err = |e: signer::Error| crate::store::Error::Journal(crate::evidence::journal::Error::from(e));
         let sig = signer::normalize(&signer.sign(message.as_bytes()).map_err(to_err)?).map_err(to_err)?;
+        let sent = attestation.clone();
         let body =
             EnrolRequest { code: code.trim().to_string(), device_id: self.device_id().to_string(), public_key, signature: crate::hash::hex(&sig), attestation };
         let req = Request::new(Method::Post, "/v1/enrol")
@@ -64,6 +65,16 @@ impl Device {
         self.store.set_meta(MetaKey::SyncEngineer, &enrolled.engineer_id)?;
         self.store.set_meta(MetaKey::SyncLogKey, &enrolled.log_key)?;
         self.store.set_meta(MetaKey::TimeAuthority, &crate::hash::hex(&authority))?;
+        if let Some(evidence) = sent {
+            // Kept for bundles: a third party re-verifies it offline (docs/adr/0019).
+            let record = crate::attest::Record {
+                evidence,
+                enrolment_code: code.trim().to_string(),
+                enrolled_at_ms: self.now().0,
+                app_id: enrolled.attestation.as_ref().filter(|v| v.platform == "apple").and_then(|v| v.app_id.clone()),
+            };
+            self.store.set_meta(MetaKey::KeyAttestation, &serde_json::to_string(&record).map_err(|e| SyncError::Protocol(e.to_string()))?)?;
+        }
         tracing::info!(provider = %enrolled.provider, engineer = %enrolled.engineer_id, "enrolled");
         Ok(enrolled)
     }
