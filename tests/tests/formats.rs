@@ -24,7 +24,13 @@ fn bundle() -> Vec<u8> {
 }
 
 fn options() -> Options {
-    Options { device_key: Some(key("device_key")), time_authority: Some(key("time_authority")), log_key: Some(key("log_key")), utc_offset_minutes: None, attestation_trust: None }
+    Options {
+        device_key: Some(key("device_key")),
+        time_authority: Some(key("time_authority")),
+        log_key: Some(key("log_key")),
+        utc_offset_minutes: None,
+        attestation_trust: None,
+    }
 }
 
 fn members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {

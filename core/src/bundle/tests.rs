@@ -46,7 +46,10 @@ fn failed(r: &Report) -> Vec<String> {
 #[test]
 fn an_exported_bundle_verifies_and_reports_who_what_where_when() {
     let (_dir, d, bytes) = signed_bundle(ExportOptions::default());
-    let r = verify_bytes(&bytes, &Options { device_key: Some(d.public_key()), time_authority: None, log_key: None, utc_offset_minutes: None, attestation_trust: None });
+    let r = verify_bytes(
+        &bytes,
+        &Options { device_key: Some(d.public_key()), time_authority: None, log_key: None, utc_offset_minutes: None, attestation_trust: None },
+    );
     assert!(r.ok, "{}", r.render_text());
     let s = r.summary.as_ref().unwrap();
     assert_eq!((s.order.as_str(), s.revision, s.decision.as_str()), ("WO-1", 1, "signed"));
@@ -68,7 +71,13 @@ fn an_exported_bundle_verifies_and_reports_who_what_where_when() {
     let other = crate::evidence::SoftwareSigner::generate().unwrap();
     let r = verify_bytes(
         &bytes,
-        &Options { device_key: Some(crate::evidence::Signer::public_key(&other)), time_authority: None, log_key: None, utc_offset_minutes: None, attestation_trust: None },
+        &Options {
+            device_key: Some(crate::evidence::Signer::public_key(&other)),
+            time_authority: None,
+            log_key: None,
+            utc_offset_minutes: None,
+            attestation_trust: None,
+        },
     );
     assert_eq!(failed(&r), vec!["device.key manifest.json"]);
 }
@@ -289,7 +298,10 @@ fn a_time_ticket_gives_the_signing_a_trusted_interval() {
     assert!(r.render_text().contains("server time ticket"));
     // Trusting another authority: no interval, and the report says the times are the device's.
     let stranger = crate::evidence::time::TimeAuthority::generate().unwrap();
-    let r = verify_file(&out, &Options { device_key: None, time_authority: Some(stranger.public_key()), log_key: None, utc_offset_minutes: None, attestation_trust: None });
+    let r = verify_file(
+        &out,
+        &Options { device_key: None, time_authority: Some(stranger.public_key()), log_key: None, utc_offset_minutes: None, attestation_trust: None },
+    );
     assert!(r.summary.as_ref().unwrap().signed_trusted.is_none());
     assert!(r.render_text().contains("times are the device's own"));
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{load_head, Error, Stamp, Store};
+use super::{load_head, Error, MetaKey, Stamp, Store};
 use crate::evidence::journal::{self, Draft, Entry, Head, JournalKind, SealPayload, Session, Signing};
 use crate::evidence::photo::{PhotoRecord, ReuseHit};
 use crate::evidence::Signer;
@@ -96,26 +96,61 @@ impl Store {
 
     /// Orders whose latest entry is not signed (their chain waits for a seal).
     fn unsealed_orders(conn: &rusqlite::Connection) -> Result<Vec<String>, Error> {
-        let mut st = conn.prepare_cached(
-            "SELECT order_id FROM journal WHERE seq IN (SELECT MAX(seq) FROM journal WHERE order_id IS NOT NULL GROUP BY order_id) \
-             AND length(signature) = 0 ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let through: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [MetaKey::SealedThrough.as_str()], |r| r.get(0)).optional()?;
+        let through = match through {
+            Some(v) => Some(v.parse::<i64>().map_err(|_| Error::Meta { key: MetaKey::SealedThrough.as_str(), value: v })?),
+            None => None,
+        };
+        Self::unsealed_orders_after(conn, through)
+    }
+
+    /// Orders whose chain ends unsigned, looking only at orders with entries after `through`
+    /// (`None`: every order).
+    fn unsealed_orders_after(conn: &rusqlite::Connection, through: Option<i64>) -> Result<Vec<String>, Error> {
+        // Only orders with entries after the last `seal_pending` can end unsigned now (every
+        // chain up to it ended in a seal), so the scan is of the recent entries, not of every
+        // order's whole chain (which an encrypted store decrypts page by page).
+        let through: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [MetaKey::SealedThrough.as_str()], |r| r.get(0)).optional()?;
+        let through = match through {
+            Some(v) => Some(v.parse::<i64>().map_err(|_| Error::Meta { key: MetaKey::SealedThrough.as_str(), value: v })?),
+            None => None,
+        };
+        let rows = match through {
+            Some(after) => {
+                let mut st = conn.prepare_cached(
+                    "SELECT o.order_id FROM (SELECT DISTINCT order_id FROM journal WHERE seq > ?1 AND order_id IS NOT NULL) o \
+                     WHERE (SELECT length(signature) FROM journal WHERE order_id = o.order_id ORDER BY seq DESC LIMIT 1) = 0 \
+                     ORDER BY (SELECT MAX(seq) FROM journal WHERE order_id = o.order_id)",
+                )?;
+                let rows = st.query_map([after], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+                rows
+            }
+            None => {
+                let mut st = conn.prepare_cached(
+                    "SELECT order_id FROM journal WHERE seq IN (SELECT MAX(seq) FROM journal WHERE order_id IS NOT NULL GROUP BY order_id) \
+                     AND length(signature) = 0 ORDER BY seq",
+                )?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+                rows
+            }
+        };
+        Ok(rows)
     }
 
     /// Consent entries no countersignature names yet (the app was killed before the worker
     /// reached them).
     pub fn uncountersigned(&self) -> Result<Vec<u64>, Error> {
         let conn = self.reader();
-        let mut st = conn.prepare_cached("SELECT seq FROM journal WHERE kind = ?1 ORDER BY seq")?;
-        let consents: Vec<i64> = st.query_map([JournalKind::Consent.as_str()], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        // The kinds are literals: the partial index `journal_consents` (migration 007) serves
+        // only queries that name them.
+        let mut st = conn.prepare_cached("SELECT seq FROM journal WHERE kind = 'consent' ORDER BY seq")?;
+        let consents: Vec<i64> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         if consents.is_empty() {
             return Ok(Vec::new());
         }
-        let mut st = conn.prepare_cached("SELECT seq, body FROM journal WHERE kind = ?1")?;
+        let mut st = conn.prepare_cached("SELECT seq, body FROM journal WHERE kind = 'countersign'")?;
         let mut signed = std::collections::HashSet::new();
-        for row in st.query_map([JournalKind::Countersign.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+        for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
             let (seq, body) = row?;
             let c: Option<journal::Countersign> =
                 serde_json::from_slice::<journal::Body>(&body).ok().and_then(|b| b.payload).and_then(|p| serde_json::from_value(p).ok());
@@ -157,6 +192,8 @@ impl Store {
             self.append_tx(&tx, &mut current, stamp, &Draft::of(JournalKind::Seal, None, &payload)?, Signing::Session(&session))?;
             seals += 1;
         }
+        // Every order chain up to here ends in a seal: later checks look only past it.
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", rusqlite::params![MetaKey::SealedThrough.as_str(), current.seq.to_string()])?;
         tx.commit()?;
         w.head = Some(current);
         Ok(seals)
@@ -331,6 +368,43 @@ mod tests {
         assert!(r.sealed(), "{r:?}");
         assert_ne!(r.first_problem, Some(Problem::UnknownSession { seq: 3 }));
         assert_eq!(entries.iter().filter(|e| e.body().unwrap().is(JournalKind::SessionOpen)).count(), 1);
+    }
+
+    /// The unsealed-chain check past the watermark finds exactly what a scan of every chain
+    /// finds, through random notes and seals on several orders; and the opening queries use
+    /// indexes, not a scan of the journal.
+    #[test]
+    fn unsealed_chains_past_the_watermark_match_the_full_scan() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set_signer(Arc::new(SoftwareSigner::generate().unwrap()));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut t = 0;
+        let mut watermarks = 0;
+        for _ in 0..300 {
+            t += 10;
+            let stamp = Stamp { at_ms: 1_000_000 + t, mono_ms: 1_000 + t as u64 };
+            if rng.gen_ratio(1, 8) {
+                store.seal_pending(stamp, "test").unwrap();
+                watermarks += 1;
+            } else {
+                let order = format!("WO-{}", rng.gen_range(0..6));
+                store.append_journal(stamp, &Draft::new(JournalKind::Note, Some(&order), serde_json::json!({ "t": t }))).unwrap();
+            }
+            let conn = store.reader();
+            let fast = Store::unsealed_orders(&conn).unwrap();
+            let full = Store::unsealed_orders_after(&conn, None).unwrap();
+            assert_eq!(fast, full);
+        }
+        assert!(watermarks > 20);
+        let conn = store.reader();
+        let plan = |sql: &str| -> String {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            st.query_map([], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        assert!(plan("SELECT seq FROM journal WHERE kind = 'consent' ORDER BY seq").contains("journal_consents"));
+        assert!(plan("SELECT seq, body FROM journal WHERE kind = 'countersign'").contains("journal_consents"));
     }
 }
 

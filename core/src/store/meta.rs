@@ -37,6 +37,8 @@ pub enum MetaKey {
     BlobsEncrypted,
     /// The enrolment's key attestation (`attest::Record`, JSON), exported in bundles.
     KeyAttestation,
+    /// The journal seq up to which every order's chain ends in a seal (`seal_pending`).
+    SealedThrough,
 }
 
 impl MetaKey {
@@ -61,6 +63,7 @@ impl MetaKey {
             MetaKey::PartsBorrowPolicy => "parts.borrow_policy",
             MetaKey::BlobsEncrypted => "blobs.encrypted",
             MetaKey::KeyAttestation => "key_attestation",
+            MetaKey::SealedThrough => "journal.sealed_through",
         }
     }
 }
