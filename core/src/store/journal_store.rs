@@ -110,11 +110,6 @@ impl Store {
         // Only orders with entries after the last `seal_pending` can end unsigned now (every
         // chain up to it ended in a seal), so the scan is of the recent entries, not of every
         // order's whole chain (which an encrypted store decrypts page by page).
-        let through: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [MetaKey::SealedThrough.as_str()], |r| r.get(0)).optional()?;
-        let through = match through {
-            Some(v) => Some(v.parse::<i64>().map_err(|_| Error::Meta { key: MetaKey::SealedThrough.as_str(), value: v })?),
-            None => None,
-        };
         let rows = match through {
             Some(after) => {
                 let mut st = conn.prepare_cached(
