@@ -526,7 +526,7 @@ mod tests {
         drop(SqliteStorage::open(&path).unwrap());
         drop(SqliteStorage::open(&path).unwrap());
         Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported: 2 })));
+        assert!(matches!(SqliteStorage::open(&path), Err(Error::TooNew { found: 99, supported }) if supported == MIGRATIONS.len() as u32));
     }
 
     crate::storage_conformance!(|| {
