@@ -81,6 +81,9 @@ impl ProfileApi {
 /// provider's) requires every order to be proven in its log and checks certifications.
 #[uniffi::export]
 pub fn verify_service_record(path: String, device_key: Option<Vec<u8>>, log_key: Option<Vec<u8>>) -> RecordVerification {
-    let r = onsite_core::profile::verify_record_file(std::path::Path::new(&path), &onsite_core::profile::VerifyOptions { device_key, log_key });
+    let r = onsite_core::profile::verify_record_file(
+        std::path::Path::new(&path),
+        &onsite_core::profile::VerifyOptions { device_key, log_key, attestation_trust: None },
+    );
     RecordVerification { ok: r.ok, engineer_id: r.engineer, orders: r.orders, logged: r.logged, level: r.level, text: r.text }
 }

@@ -174,7 +174,11 @@ pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Opti
     // A service record (JSON) or an arbitration bundle (zip), told apart by the first byte.
     let head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if head.first() == Some(&b'{') {
-        let opts = onsite_core::profile::VerifyOptions { device_key: hexarg("device-key", device_key)?, log_key: hexarg("log-key", log_key)? };
+        let opts = onsite_core::profile::VerifyOptions {
+            device_key: hexarg("device-key", device_key)?,
+            log_key: hexarg("log-key", log_key)?,
+            attestation_trust: None,
+        };
         let report = onsite_core::profile::verify_record(&head, &opts);
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -153,6 +153,7 @@ fn bundles_carry_the_attestation_and_the_verifier_rechecks_it() {
             correction_reason: None,
         };
         d.sign_receipt(id, &input).unwrap();
+        d.transition(id, Event::Complete, Actor::Engineer, None).unwrap();
         let out = dir.join("bundle.zip");
         d.export_bundle(id, &out, Default::default()).unwrap();
         out
@@ -170,8 +171,20 @@ fn bundles_carry_the_attestation_and_the_verifier_rechecks_it() {
     assert!(report.render_text().contains("key attested: StrongBox, onsite Test Phone, verified boot state verified"), "{}", report.render_text());
     let stranger = onsite_core::bundle::verify_file(&bundle, &Default::default());
     assert!(stranger.checks.iter().any(|c| c.check == "key.attestation" && !c.passed), "a root the verifier does not trust");
+    // The service record (résumé) carries it too, under the device's signature.
+    let record = a_dir.path().join("record.json");
+    a.export_service_record(&record).unwrap();
+    let opts = onsite_core::profile::VerifyOptions { attestation_trust: Some(Trust::pinned().with_root(ca.pinned())), ..Default::default() };
+    let r = onsite_core::profile::verify_record_file(&record, &opts);
+    assert!(r.ok, "{}", r.text);
+    assert!(r.key_attested.as_deref().is_some_and(|k| k.starts_with("StrongBox")) && r.text.contains("device key attested: StrongBox"), "{}", r.text);
+    assert!(!onsite_core::profile::verify_record_file(&record, &Default::default()).ok, "a root the verifier does not trust");
     let b = device(&b_dir);
     s.enrol(&b, "eng-1");
     let plain = onsite_core::bundle::verify_file(&bundle_of(&b, b_dir.path()), &trusting);
     assert!(plain.ok && plain.render_text().contains("key not attested"), "{}", plain.render_text());
+    let record = b_dir.path().join("record.json");
+    b.export_service_record(&record).unwrap();
+    let r = onsite_core::profile::verify_record_file(&record, &Default::default());
+    assert!(r.ok && r.key_attested.is_none() && r.text.contains("device key not attested"), "{}", r.text);
 }

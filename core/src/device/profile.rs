@@ -59,6 +59,10 @@ impl Device {
             orders,
             aggregates,
             certifications: self.certifications()?,
+            key_attestation: match self.store.meta(MetaKey::KeyAttestation)? {
+                Some(json) => Some(serde_json::from_str(&json).map_err(|e| Error::Record(format!("the stored key attestation: {e}")))?),
+                None => None,
+            },
         })
     }
 

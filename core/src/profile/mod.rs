@@ -175,6 +175,10 @@ pub struct ServiceRecord {
     pub orders: Vec<OrderRecord>,
     pub aggregates: Aggregates,
     pub certifications: Vec<SignedCertification>,
+    /// The platform's attestation of the device key from its enrolment (docs/adr/0019);
+    /// absent from records of devices that sent none (and from older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_attestation: Option<crate::attest::Record>,
 }
 
 impl ServiceRecord {

@@ -13,6 +13,8 @@ pub struct RecordReport {
     pub orders: u32,
     pub logged: u32,
     pub level: Option<u8>,
+    /// The verified attestation of the device key ("StrongBox, ..."); `None`: not attested.
+    pub key_attested: Option<String>,
     pub checks: Vec<Check>,
     pub text: String,
 }
@@ -24,6 +26,8 @@ pub struct VerifyOptions {
     /// The provider's log key: every order must then be proven in its log, and
     /// certifications must be signed by it.
     pub log_key: Option<Vec<u8>>,
+    /// Roots a key attestation may end at (`None`: the pinned Google and Apple roots).
+    pub attestation_trust: Option<crate::attest::Trust>,
 }
 
 /// [`verify_record`] of a file; a file that cannot be read is a failed check, not an empty
@@ -33,7 +37,7 @@ pub fn verify_record_file(path: &std::path::Path, opts: &VerifyOptions) -> Recor
         Ok(bytes) => verify_record(&bytes, opts),
         Err(e) => {
             let checks = vec![Check { check: "record.read".into(), subject: path.display().to_string(), passed: false, detail: e.to_string() }];
-            finish(None, checks, 0, 0, None)
+            finish(None, checks, 0, 0, None, None)
         }
     }
 }
@@ -53,7 +57,7 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
         Ok(s) => s,
         Err(e) => {
             add("record.parse", "file", Err(e.to_string()));
-            return finish(None, checks, 0, 0, None);
+            return finish(None, checks, 0, 0, None, None);
         }
     };
     let rec = &signed.record;
@@ -211,8 +215,21 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
             Err(e) => add("certification", "?", Err(e)),
         }
     }
+    let key_attested = match &rec.key_attestation {
+        Some(a) => match a.verify(&rec.device_id, &device_key, &opts.attestation_trust.clone().unwrap_or_default()) {
+            Ok(v) => {
+                add("record.key_attestation", "device key", Ok(format!("key attested: {}", v.summary())));
+                Some(v.summary())
+            }
+            Err(e) => {
+                add("record.key_attestation", "device key", Err(e.to_string()));
+                None
+            }
+        },
+        None => None,
+    };
     let logged = agg.logged;
-    finish(engineer, checks, rec.orders.len() as u32, logged, level)
+    finish(engineer, checks, rec.orders.len() as u32, logged, level, key_attested)
 }
 
 fn verify_receipt_without_strokes(sr: &SignedReceipt, key: &[u8]) -> Result<receipt::Receipt, String> {
@@ -257,18 +274,22 @@ fn verify_receipt_without_strokes(sr: &SignedReceipt, key: &[u8]) -> Result<rece
     }
 }
 
-fn finish(engineer: Option<String>, checks: Vec<Check>, orders: u32, logged: u32, level: Option<u8>) -> RecordReport {
+fn finish(engineer: Option<String>, checks: Vec<Check>, orders: u32, logged: u32, level: Option<u8>, key_attested: Option<String>) -> RecordReport {
     let ok = !checks.is_empty() && checks.iter().all(|c| c.passed);
     let mut text = format!(
-        "service record of {}: {}\n{} orders, {} proven in the provider's log{}\n",
+        "service record of {}: {}\n{} orders, {} proven in the provider's log{}\n{}\n",
         engineer.as_deref().unwrap_or("?"),
         if ok { "VALID" } else { "NOT VALID" },
         orders,
         logged,
-        level.map(|l| format!(", certified level {l}")).unwrap_or_default()
+        level.map(|l| format!(", certified level {l}")).unwrap_or_default(),
+        match &key_attested {
+            Some(a) => format!("device key attested: {a}"),
+            None => "device key not attested".to_string(),
+        }
     );
     for c in &checks {
         text.push_str(&format!("  [{}] {} {}: {}\n", if c.passed { "ok" } else { "FAIL" }, c.check, c.subject, c.detail));
     }
-    RecordReport { ok, engineer, orders, logged, level, checks, text }
+    RecordReport { ok, engineer, orders, logged, level, key_attested, checks, text }
 }
