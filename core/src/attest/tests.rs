@@ -247,3 +247,23 @@ fn mutated_extensions_and_objects_never_panic() {
         }
     }
 }
+
+/// The pins are Google's and Apple's published roots (read in place from the test data),
+/// and nothing else vouches for hardware.
+#[test]
+fn the_pinned_roots_are_the_published_ones() {
+    let trust = Trust::pinned();
+    let roots: Vec<String> = serde_json::from_slice(&std::fs::read(shared().join("android/google-roots.json")).unwrap()).unwrap();
+    assert_eq!(roots.len(), 2);
+    for pem in &roots {
+        let der = b64(&pem.replace("-----BEGIN CERTIFICATE-----", "").replace("-----END CERTIFICATE-----", "").replace(['\n', '\r'], ""));
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let pin = crate::hash::Sha256::digest(cert.public_key().raw);
+        assert!(trust.roots.iter().any(|r| r.spki_sha256 == pin && r.hardware), "{} is not pinned", cert.subject());
+    }
+    let apple = pem_chain(&shared().join("apple/Apple_App_Attestation_Root_CA.pem"));
+    let (_, cert) = X509Certificate::from_der(&apple[0]).unwrap();
+    let pinned = trust.roots.iter().find(|r| r.name == "apple-app-attestation").unwrap();
+    assert_eq!(pinned.spki_der.as_deref(), Some(cert.public_key().raw));
+    assert_eq!(trust.roots.iter().filter(|r| r.hardware).count(), 3, "two Google roots and Apple's");
+}
