@@ -172,18 +172,29 @@ pub struct Trust {
     revoked: HashSet<String>,
 }
 
-fn unhex32(s: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if let Some(v) = crate::hash::unhex(s) {
-        if v.len() == 32 {
-            out.copy_from_slice(&v);
-        }
-    }
-    out
-}
+/// SHA-256 of the SubjectPublicKeyInfo of Google's RSA attestation root (also re-issued
+/// with the same key), of its 2026 EC root, and of its software attestation root.
+const GOOGLE_RSA_ROOT: [u8; 32] = [
+    0xfe, 0xb2, 0xea, 0x75, 0x51, 0xee, 0x31, 0x6e, 0xd4, 0xbb, 0x44, 0x3c, 0x82, 0x93, 0xb8, 0x84, 0xdb, 0xfd, 0xea, 0x40, 0xb6, 0x03, 0xee, 0x3e, 0x4f, 0x4a,
+    0x89, 0x7e, 0x45, 0x80, 0xfb, 0xae,
+];
+const GOOGLE_2026_EC_ROOT: [u8; 32] = [
+    0x3e, 0xe4, 0x45, 0x12, 0xa1, 0xaf, 0x2b, 0xeb, 0x39, 0xc8, 0x89, 0x49, 0x0c, 0x60, 0xea, 0x3f, 0x82, 0xe4, 0x3f, 0x5d, 0x5a, 0x55, 0x32, 0xf5, 0xab, 0x94,
+    0x19, 0xf6, 0x76, 0xcd, 0x07, 0xec,
+];
+const GOOGLE_SOFTWARE_ROOT: [u8; 32] = [
+    0xd5, 0x10, 0x0c, 0x79, 0x42, 0xef, 0x2e, 0x83, 0x10, 0xdc, 0x30, 0xef, 0x82, 0x72, 0x96, 0x80, 0xcf, 0x48, 0xd6, 0x90, 0x73, 0x5c, 0x3f, 0x68, 0x17, 0x9a,
+    0x33, 0xc7, 0xc3, 0x70, 0xf2, 0x86,
+];
 
 /// Apple App Attestation Root CA's public key (P-384, SubjectPublicKeyInfo DER).
-const APPLE_ROOT_SPKI: &str = "3076301006072a8648ce3d020106052b81040022036200044531e198b5b4ec04da1502045704ed4f877272d76135b26116cfc88b615d0a000719ba69858dfe77caa3b839e020ddd656141404702831e43f70b88fd6c394b608ea2bd6ae61e9f598c12f46af52937266e57f14eb61fec530f7144f53812e35";
+const APPLE_ROOT_SPKI: [u8; 120] = [
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00, 0x04, 0x45, 0x31,
+    0xe1, 0x98, 0xb5, 0xb4, 0xec, 0x04, 0xda, 0x15, 0x02, 0x04, 0x57, 0x04, 0xed, 0x4f, 0x87, 0x72, 0x72, 0xd7, 0x61, 0x35, 0xb2, 0x61, 0x16, 0xcf, 0xc8, 0x8b,
+    0x61, 0x5d, 0x0a, 0x00, 0x07, 0x19, 0xba, 0x69, 0x85, 0x8d, 0xfe, 0x77, 0xca, 0xa3, 0xb8, 0x39, 0xe0, 0x20, 0xdd, 0xd6, 0x56, 0x14, 0x14, 0x04, 0x70, 0x28,
+    0x31, 0xe4, 0x3f, 0x70, 0xb8, 0x8f, 0xd6, 0xc3, 0x94, 0xb6, 0x08, 0xea, 0x2b, 0xd6, 0xae, 0x61, 0xe9, 0xf5, 0x98, 0xc1, 0x2f, 0x46, 0xaf, 0x52, 0x93, 0x72,
+    0x66, 0xe5, 0x7f, 0x14, 0xeb, 0x61, 0xfe, 0xc5, 0x30, 0xf7, 0x14, 0x4f, 0x53, 0x81, 0x2e, 0x35,
+];
 
 impl Default for Trust {
     fn default() -> Self {
@@ -196,28 +207,17 @@ impl Trust {
     /// and the 2026 EC root), Google's software attestation root (known, vouches for no
     /// hardware), Apple's App Attestation root. Pinned by the SHA-256 of the public key.
     pub fn pinned() -> Self {
-        let apple = crate::hash::unhex(APPLE_ROOT_SPKI).unwrap_or_default();
         Self {
             roots: vec![
+                PinnedRoot { name: "google-rsa", spki_sha256: GOOGLE_RSA_ROOT, spki_der: None, hardware: true },
+                PinnedRoot { name: "google-2026-ec", spki_sha256: GOOGLE_2026_EC_ROOT, spki_der: None, hardware: true },
+                PinnedRoot { name: "google-software", spki_sha256: GOOGLE_SOFTWARE_ROOT, spki_der: None, hardware: false },
                 PinnedRoot {
-                    name: "google-rsa",
-                    spki_sha256: unhex32("feb2ea7551ee316ed4bb443c8293b884dbfdea40b603ee3e4f4a897e4580fbae"),
-                    spki_der: None,
+                    name: "apple-app-attestation",
+                    spki_sha256: crate::hash::Sha256::digest(APPLE_ROOT_SPKI),
+                    spki_der: Some(APPLE_ROOT_SPKI.to_vec()),
                     hardware: true,
                 },
-                PinnedRoot {
-                    name: "google-2026-ec",
-                    spki_sha256: unhex32("3ee44512a1af2beb39c889490c60ea3f82e43f5d5a5532f5ab9419f676cd07ec"),
-                    spki_der: None,
-                    hardware: true,
-                },
-                PinnedRoot {
-                    name: "google-software",
-                    spki_sha256: unhex32("d5100c7942ef2e8310dc30ef82729680cf48d690735c3f68179a33c7c370f286"),
-                    spki_der: None,
-                    hardware: false,
-                },
-                PinnedRoot { name: "apple-app-attestation", spki_sha256: crate::hash::Sha256::digest(&apple), spki_der: Some(apple), hardware: true },
             ],
             revoked: HashSet::new(),
         }

@@ -253,9 +253,13 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
     let key_attestation = match by_role.get(roles::KEY_ATTESTATION).and_then(|p| p.first()) {
         Some(path) => {
             let record = small.get(*path).map(|b| serde_json::from_slice::<crate::attest::Record>(b));
-            let key = crate::hash::unhex(&manifest.device.public_key).unwrap_or_default();
-            let trust = opts.attestation_trust.clone().unwrap_or_default();
-            match record.map(|r| r.map_err(|e| e.to_string()).and_then(|r| r.verify(&manifest.device.id, &key, &trust).map_err(|e| e.to_string()))) {
+            let trust = opts.attestation_trust.clone().unwrap_or_else(crate::attest::Trust::pinned);
+            let verified = record.map(|r| {
+                let r = r.map_err(|e| e.to_string())?;
+                let key = crate::hash::unhex(&manifest.device.public_key).ok_or("the manifest's device key is not hex")?;
+                r.verify(&manifest.device.id, &key, &trust).map_err(|e| e.to_string())
+            });
+            match verified {
                 Some(Ok(v)) => {
                     c.pass("key.attestation", path, format!("key attested: {}", v.summary()));
                     Some(v.summary())

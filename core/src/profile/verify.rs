@@ -216,7 +216,7 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
         }
     }
     let key_attested = match &rec.key_attestation {
-        Some(a) => match a.verify(&rec.device_id, &device_key, &opts.attestation_trust.clone().unwrap_or_default()) {
+        Some(a) => match a.verify(&rec.device_id, &device_key, &opts.attestation_trust.clone().unwrap_or_else(crate::attest::Trust::pinned)) {
             Ok(v) => {
                 add("record.key_attestation", "device key", Ok(format!("key attested: {}", v.summary())));
                 Some(v.summary())
