@@ -266,6 +266,7 @@ pub fn noisy_jpeg(w: u32, h: u32, seed: u64) -> Vec<u8> {
     out
 }
 
+pub mod alloc;
 pub mod attest;
 
 /// The key test devices are encrypted with (a key file beside a temp directory would

@@ -1,40 +1,16 @@
 //! Memory stays bounded on every photo input: a counting allocator (this test binary's own)
 //! measures the heap peak of analysing each input. Fast path <= 8 MB; anything <= 64 MB.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use onsite_core::evidence::photo::{analyze, Limits};
-
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded to the system allocator.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(l.size(), Ordering::SeqCst) + l.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: allocated above with this layout.
-        unsafe { System.dealloc(p, l) };
-        CURRENT.fetch_sub(l.size(), Ordering::SeqCst);
-    }
-}
+use onsite_tests::alloc::{peak_since, reset, Counting};
 
 #[global_allocator]
 static A: Counting = Counting;
 
 fn peak_of(path: &std::path::Path) -> (usize, Vec<String>) {
-    let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
+    let base = reset();
     let a = analyze(path, &Limits::default()).unwrap();
-    (PEAK.load(Ordering::SeqCst) - base, a.problems)
+    (peak_since(base), a.problems)
 }
 
 fn jpeg(w: u32, h: u32, progressive_noise: bool) -> Vec<u8> {

@@ -3,39 +3,12 @@
 //! counting allocator of this test binary's own; one test per binary so nothing else
 //! allocates meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded to the system allocator.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(l.size(), Ordering::SeqCst) + l.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: allocated above with this layout.
-        unsafe { System.dealloc(p, l) };
-        CURRENT.fetch_sub(l.size(), Ordering::SeqCst);
-    }
-}
+use onsite_tests::alloc::{peak_since, reset, Counting};
 
 #[global_allocator]
 static A: Counting = Counting;
-
-fn reset() -> usize {
-    let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    base
-}
 
 #[test]
 fn a_200_mb_photo_is_encrypted_read_and_verified_in_constant_memory() {
@@ -70,7 +43,7 @@ fn a_200_mb_photo_is_encrypted_read_and_verified_in_constant_memory() {
 
     let base = reset();
     let r = d.ingest_photo("WO-20261123-0001", None, onsite_core::device::PhotoSource::Path(&path), None).unwrap();
-    let ingest_peak = PEAK.load(Ordering::SeqCst) - base;
+    let ingest_peak = peak_since(base);
     assert_eq!(r.sha256, sha, "the content address is the plaintext's SHA-256");
     assert_eq!(r.size as usize, SIZE);
     let on_disk = std::fs::metadata(d.blob_path(&sha)).unwrap().len() as usize;
@@ -90,7 +63,7 @@ fn a_200_mb_photo_is_encrypted_read_and_verified_in_constant_memory() {
         }
         check.update(&buf[..n]);
     }
-    let read_peak = PEAK.load(Ordering::SeqCst) - base;
+    let read_peak = peak_since(base);
     assert_eq!(onsite_core::hash::hex(&check.finalize()), sha);
     eprintln!("heap peak: ingest {:.1} MiB, read back {:.1} MiB", ingest_peak as f64 / 1048576.0, read_peak as f64 / 1048576.0);
     assert!(ingest_peak < 16 << 20, "ingest peak {ingest_peak} bytes");

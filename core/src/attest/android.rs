@@ -3,8 +3,6 @@
 //! 1.3.6.1.4.1.11129.2.1.17), parsed strictly (AuthorizationList tags in ascending order,
 //! DER booleans, no trailing bytes).
 
-use x509_parser::prelude::*;
-
 use super::der::{Der, Tlv, CONTEXT};
 use super::{Error, Expected, SecurityLevel, Trust, Verdict};
 
@@ -160,15 +158,7 @@ pub fn verify(chain: &[Vec<u8>], expected: &Expected<'_>, trust: &Trust) -> Resu
     if chain.len() < 2 || chain.len() > 10 {
         return Err(Error::Chain(format!("a chain of {} certificate(s)", chain.len())));
     }
-    let certs: Vec<X509Certificate<'_>> = chain
-        .iter()
-        .enumerate()
-        .map(|(i, der)| match X509Certificate::from_der(der) {
-            Ok(([], c)) => Ok(c),
-            Ok(_) => Err(Error::Chain(format!("certificate {i} has trailing bytes"))),
-            Err(e) => Err(Error::Chain(format!("certificate {i}: {e}"))),
-        })
-        .collect::<Result<_, _>>()?;
+    let certs = super::parse_certs(chain.iter().map(Vec::as_slice))?;
     let root = super::check_chain(&certs, expected.at, trust, None)?;
     let leaf = &certs[0];
     let ext = leaf

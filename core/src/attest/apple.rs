@@ -5,7 +5,6 @@
 //! SHA-256 of an accepted app id, counter 0, and the AAGUID (development or production).
 
 use ciborium::Value;
-use x509_parser::prelude::*;
 
 use super::der::Der;
 use super::{Error, Expected, SecurityLevel, Trust, Verdict};
@@ -37,15 +36,7 @@ pub fn verify(key_id: &[u8], object: &[u8], expected: &Expected<'_>, trust: &Tru
     if x5c.len() != 2 {
         return Err(Error::Chain(format!("x5c holds {} certificates, not 2", x5c.len())));
     }
-    let certs: Vec<X509Certificate<'_>> = x5c
-        .iter()
-        .enumerate()
-        .map(|(i, der)| match X509Certificate::from_der(der) {
-            Ok(([], c)) => Ok(c),
-            Ok(_) => Err(Error::Chain(format!("certificate {i} has trailing bytes"))),
-            Err(e) => Err(Error::Chain(format!("certificate {i}: {e}"))),
-        })
-        .collect::<Result<_, _>>()?;
+    let certs = super::parse_certs(x5c.iter().map(|c| c.as_slice()))?;
     let apple = trust.roots.iter().find(|r| r.name == "apple-app-attestation").ok_or_else(|| Error::UnknownRoot("Apple App Attestation root".into()))?;
     let root = super::check_chain(&certs, expected.at, trust, Some(apple))?;
     let leaf = &certs[0];

@@ -260,6 +260,18 @@ fn normalize_serial(s: &str) -> String {
     }
 }
 
+/// Parses DER certificates, each whole (no trailing bytes).
+pub(crate) fn parse_certs<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<X509Certificate<'a>>, Error> {
+    ders.into_iter()
+        .enumerate()
+        .map(|(i, der)| match X509Certificate::from_der(der) {
+            Ok(([], c)) => Ok(c),
+            Ok(_) => Err(Error::Chain(format!("certificate {i} has trailing bytes"))),
+            Err(e) => Err(Error::Chain(format!("certificate {i}: {e}"))),
+        })
+        .collect()
+}
+
 /// Verifies each certificate's signature by the next, names, validity at `at` and
 /// revocation; the last certificate must be a pinned root (self-signed), or be signed by
 /// `issuer_root` (a pinned root the chain stops below). Returns the root.

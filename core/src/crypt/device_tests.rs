@@ -11,8 +11,8 @@ use crate::evidence::photo::tests::make_jpeg;
 use crate::order::import::tests::sample_json;
 use crate::{Device, Error};
 
-/// Every file under `dir` with its bytes' SHA-256, to prove nothing changed.
-fn snapshot(dir: &Path) -> Vec<(String, String)> {
+/// Every file under `dir` with its bytes, sorted by path.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -20,7 +20,7 @@ fn snapshot(dir: &Path) -> Vec<(String, String)> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             } else {
-                out.push((e.path().display().to_string(), crate::hash::hex(&crate::hash::Sha256::digest(std::fs::read(e.path()).unwrap()))));
+                out.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
             }
         }
     }
@@ -28,19 +28,13 @@ fn snapshot(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Every file under `dir` with its bytes' SHA-256, to prove nothing changed.
+fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    files(dir).into_iter().map(|(p, b)| (p, crate::hash::hex(&crate::hash::Sha256::digest(b)))).collect()
+}
+
 fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                all.extend(std::fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    all
+    files(dir).into_iter().flat_map(|(_, b)| b).collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
