@@ -225,16 +225,6 @@ impl BlobStore {
         Ok(Box::new(opener))
     }
 
-    /// The plaintext's size, from the file's length (no decryption).
-    pub fn size(&self, sha256: &str) -> Result<u64, Error> {
-        let path = self.path(sha256);
-        let len = fs::metadata(&path).map_err(|_| Error::Missing { sha256: sha256.to_string() })?.len();
-        Ok(match &self.key {
-            Some(_) => self.open_blob(sha256)?.seek(io::SeekFrom::End(0)).map_err(io_err(&path))?,
-            None => len,
-        })
-    }
-
     pub fn read(&self, sha256: &str) -> Result<Vec<u8>, Error> {
         let path = self.path(sha256);
         let mut out = Vec::new();
