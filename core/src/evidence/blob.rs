@@ -9,7 +9,7 @@
 //! evidence hashes do not change. Readers go through [`BlobStore::open_blob`], never the path.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::hash::Sha256;
