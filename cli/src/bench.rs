@@ -84,12 +84,20 @@ fn store(n: usize) -> Result<()> {
         cold.push(ms_since(t));
     }
 
-    // Baseline: the same edit with plain automerge + rusqlite, same pragmas, no model.
-    let raw = raw_edits(dir.path(), EDITS, &device.document_bytes("BENCH-00000")?)?;
+    // Baseline: the same edit with plain automerge + rusqlite, same pragmas, no model; once
+    // on the same SQLCipher settings and key as the device's store (the like-for-like
+    // figure), once on an unencrypted file (what encryption adds is its own figure:
+    // `store.encrypted_vs_plain_edit_p95`, ADR 0018).
+    let key = onsite_core::crypt::KeySource::store_key(&onsite_core::crypt::KeyFile::new(dir.path().join("store").with_extension("key")))?;
+    let doc = device.document_bytes("BENCH-00000")?;
+    let raw = raw_edits(&dir.path().join("raw-encrypted.sqlite3"), Some(&key), EDITS, &doc)?;
+    let raw_plain = raw_edits(&dir.path().join("raw-plain.sqlite3"), None, EDITS, &doc)?;
     emit("store.edit_append_p95_ms", percentile(&mut ours, 0.95), "ms");
     emit("store.edit_append_p50_ms", percentile(&mut ours, 0.50), "ms");
     emit("store.raw_edit_append_p95_ms", percentile(&mut raw.clone(), 0.95), "ms");
     emit("store.edit_vs_raw_p95_ratio", percentile(&mut ours, 0.95) / percentile(&mut raw.clone(), 0.95), "x");
+    emit("store.raw_plain_edit_append_p95_ms", percentile(&mut raw_plain.clone(), 0.95), "ms");
+    emit("store.edit_vs_raw_plain_p95_ratio", percentile(&mut ours, 0.95) / percentile(&mut raw_plain.clone(), 0.95), "x");
     emit("store.edit_cold_p95_ms", percentile(&mut cold, 0.95), "ms");
     // What the signed journal adds to every edit: one ES256 signature over a ~400-byte body.
     let signer = onsite_core::evidence::SoftwareSigner::generate()?;
@@ -156,9 +164,10 @@ fn store(n: usize) -> Result<()> {
 }
 
 /// The baseline edit: put a note map into a list, commit, save the increment, append it to
-/// SQLite in a transaction. No typing, no summary, no cache management.
-fn raw_edits(dir: &Path, edits: usize, doc_bytes: &[u8]) -> Result<Vec<f64>> {
-    let conn = rusqlite::Connection::open(dir.join("raw-baseline.sqlite3"))?;
+/// SQLite in a transaction. No typing, no summary, no cache management. `key`: the file is
+/// SQLCipher with the store's settings.
+fn raw_edits(db: &Path, key: Option<&onsite_core::crypt::StoreKey>, edits: usize, doc_bytes: &[u8]) -> Result<Vec<f64>> {
+    let conn = onsite_core::store::cipher::open_connection(db, key)?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;

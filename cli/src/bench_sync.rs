@@ -65,10 +65,18 @@ fn thread_cpu_ms() -> f64 {
 
 /// The server process's CPU ms, from its `/metrics` (`bench load` reads every instance).
 pub(crate) fn server_cpu_ms(url: &str) -> Result<f64> {
+    server_metric(url, "onsite_process_cpu_ms")
+}
+
+/// One value of the server's `/metrics`.
+fn server_metric(url: &str, name: &str) -> Result<f64> {
     let t = HttpTransport::new(url)?;
     let r = t.send(&Request::new(Method::Get, "/metrics"))?;
     let text = String::from_utf8_lossy(&r.body);
-    text.lines().find_map(|l| l.strip_prefix("onsite_process_cpu_ms ")).and_then(|v| v.trim().parse().ok()).context("no onsite_process_cpu_ms in /metrics")
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
 }
 
 /// Plain Automerge sync of one document between two peers with fresh sync states, as a
@@ -172,6 +180,7 @@ pub fn sync_bench(n: usize) -> Result<()> {
     emit("sync.offline_day_total_bytes", (day.bytes_sent + day.bytes_received) as f64, "bytes");
     emit("sync.offline_day_wall_s", wall, "s");
     emit("sync.server_cpu_ms_per_order", (cpu1 - cpu0) / n as f64, "ms");
+    emit("sync.server_resident_mb", server_metric(&server.url, "onsite_process_resident_bytes")? / 1e6, "MB");
 
     // Baseline: the same changes merged with plain Automerge in this process (load the
     // server's document as it was, apply the device's new changes, save the increment), on

@@ -48,6 +48,13 @@ pub fn process_cpu_ms() -> u64 {
     (ticks(11) + ticks(12)) * 1000 / hz
 }
 
+/// Resident memory of this process in bytes, from /proc; 0 where unavailable.
+pub fn process_rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    // The second field is resident pages; pages are 4 KiB on the platforms the server runs on.
+    statm.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).map_or(0, |pages| pages * 4096)
+}
+
 /// The database pool's gauges and latency sums (PostgreSQL), in the same text format.
 pub fn render_pool(p: &crate::storage::PoolStats) -> String {
     let mut out = String::new();
@@ -91,6 +98,11 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP onsite_process_cpu_ms CPU time used by the server process\n# TYPE onsite_process_cpu_ms counter\nonsite_process_cpu_ms {cpu}"
+        );
+        let rss = process_rss_bytes();
+        let _ = writeln!(
+            out,
+            "# HELP onsite_process_resident_bytes resident memory of the server process\n# TYPE onsite_process_resident_bytes gauge\nonsite_process_resident_bytes {rss}"
         );
         out
     }

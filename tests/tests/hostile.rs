@@ -157,6 +157,38 @@ fn a_device_cannot_write_the_lifecycle_without_the_lifecycle() {
     assert!(r.orders_rejected.is_empty(), "{r:?}");
 }
 
+/// A refused push leaves nothing behind for the next push to merge into (a server that kept
+/// merged documents in memory could: ADR 0016 measured one and left it out).
+#[test]
+fn a_refused_push_leaves_nothing_in_the_document_the_next_push_merges_into() {
+    let f = field();
+    let id = f.ids[0].clone();
+    let original = f.s.running.service.order(PROVIDER, &id).unwrap();
+    f.device.add_note(&id, "first visit note").unwrap();
+    let r = f.device.sync(&f.s.transport(), &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+    let r = forged_push(&f, &id, |o| {
+        o.customer.company = "forged company".into();
+        o.notes.push(onsite_core::order::EngineerNote { text: "riding along".into(), ..o.notes[0].clone() });
+    });
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(r.rejected[0].field.as_deref(), Some("customer"), "{r:?}");
+    f.device.add_note(&id, "second visit note").unwrap();
+    let r = f.device.sync(&f.s.transport(), &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+    let on_server = f.s.running.service.order(PROVIDER, &id).unwrap();
+    assert_eq!(on_server.customer, original.customer, "the refused change is not in the stored document");
+    let texts: Vec<&str> = on_server.notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(texts, ["first visit note", "second visit note"]);
+    assert_eq!(on_server, f.device.get(&id).unwrap().order, "server and device agree");
+    // And a second merge on the server after that one still starts from the stored state.
+    f.device.add_note(&id, "third visit note").unwrap();
+    f.device.sync(&f.s.transport(), &fast(), None).unwrap();
+    let stored = f.s.running.service.storage().document(PROVIDER, &id).unwrap();
+    let from_storage = onsite_core::order::document::hydrate(&onsite_core::order::document::load_stored(&stored).unwrap()).unwrap();
+    assert_eq!(from_storage, f.device.get(&id).unwrap().order);
+}
+
 #[test]
 fn nested_unknown_keys_oversized_values_and_foreign_conflicts_are_refused() {
     let f = field();
