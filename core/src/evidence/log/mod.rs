@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::signer::{self, Signer};
 
+pub mod tree;
+
 pub type Hash = [u8; 32];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
