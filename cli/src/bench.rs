@@ -21,8 +21,9 @@ pub fn run(suite: &str, orders: usize, file: Option<&Path>) -> Result<()> {
         "receipt" => receipt_bench(orders.clamp(5, 40)),
         "sync" => crate::bench_sync::sync_bench(orders.max(10)),
         "rest" => crate::bench_rest::store_figures(orders),
+        "log" => crate::bench_log::log_bench(),
         "ingest-rss" => ingest_rss(file.ok_or_else(|| anyhow::anyhow!("--file needed"))?),
-        other => bail!("unknown bench suite `{other}` (known: store, sop, photo, receipt, sync, load, rest)"),
+        other => bail!("unknown bench suite `{other}` (known: store, sop, photo, receipt, sync, load, rest, log)"),
     }
 }
 

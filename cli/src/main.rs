@@ -3,6 +3,7 @@
 mod alloc;
 mod bench;
 mod bench_load;
+mod bench_log;
 mod bench_rest;
 mod bench_sync;
 mod bench_visit;
@@ -113,7 +114,7 @@ enum Command {
         #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
-    /// Benchmarks (build with --release): `onsite bench store`, `sop`, `photo`, `receipt`, `sync`, `load`.
+    /// Benchmarks (build with --release): `onsite bench store`, `sop`, `photo`, `receipt`, `sync`, `load`, `rest`, `log`.
     Bench {
         suite: String,
         /// Orders in the benchmark store.

@@ -106,6 +106,15 @@ impl DispatcherClient {
         self.get("/v1/log/checkpoint")
     }
 
+    /// The RFC 9162 consistency proof between two sizes of the provider's log (`to`: the
+    /// current size when `None`).
+    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<Value, ClientError> {
+        match to {
+            Some(to) => self.get(&format!("/v1/log/consistency?from={from}&to={to}")),
+            None => self.get(&format!("/v1/log/consistency?from={from}")),
+        }
+    }
+
     /// The parts clerk records handing a part out (`issue`) or getting one back (`receive`).
     pub fn clerk(&self, body: &Value) -> Result<Value, ClientError> {
         self.post("/v1/parts/movements", body)

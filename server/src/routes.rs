@@ -110,6 +110,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("POST" "/v1/orders/{id}/priority", Dispatcher, "set the priority", Some((JSON, "{priority: urgent|normal|low}")), (200, JSON, "WorkOrder"), &[404], post(priority)),
         ep!("POST" "/v1/orders/{id}/close", Dispatcher, "close out a completed order (refused while parts are owed)", Some((JSON, "{by?} or empty")), (200, JSON, "{closed_at}"), &[404, 409], post(close_order)),
         ep!("GET" "/v1/log/checkpoint", Dispatcher, "a signed checkpoint of the provider's log", None, (200, JSON, "Checkpoint"), &[], get(checkpoint)),
+        ep!("GET" "/v1/log/consistency", AnyParty, "RFC 9162 consistency proof between two sizes of the provider's log (?from=&to=; to defaults to the current size)", None, (200, JSON, "{from, to, path: [hex]}"), &[400], get(consistency)),
         ep!("POST" "/v1/enrol", Code, "enrol a device with a one-time code (and the key attestation its provider's policy asks for)", Some((JSON, "{code, device_id, public_key, signature, attestation?: {kind: android_key_chain, chain} | {kind: apple_app_attest, key_id, object}}")), (200, JSON, "{token, provider, engineer_id, time_authority, log_key, attestation?}"), &[401, 403, 409, 429], post(enrol)),
         ep!("POST" "/v1/sync", Device, "push changes, pull the feed (deflate both ways)", Some((CBOR, "SyncRequest")), (200, CBOR, "SyncResponse"), &[], post(sync)),
         ep!("POST" "/v1/journal", Device, "upload journal entries and receipts into the evidence log", Some((CBOR, "JournalUpload")), (200, JSON, "JournalAck"), &[409, 422], post(journal)),
@@ -309,6 +310,17 @@ async fn priority(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): P
 async fn checkpoint(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
     let cp = blocking(move || svc.checkpoint(&provider)).await?;
     to_json(&cp)
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+async fn consistency(State(svc): Svc, AnyParty(provider): AnyParty, Query(q): Query<ConsistencyQuery>) -> Result<Json<serde_json::Value>, Error> {
+    let proof = blocking(move || svc.consistency(&provider, q.from, q.to)).await?;
+    to_json(&proof)
 }
 
 /// Enrolment has no token: the one-time code is the credential, so failures count against

@@ -8,6 +8,7 @@ use onsite_core::hash::{hex, sha256_hex, unhex};
 use onsite_core::sync::journal_wire;
 use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
 
+use super::log::{Query, StoredTree};
 use super::{internal, Error, Result, Service};
 use crate::storage::{self, DeviceRow, JournalRow, ReceiptRow};
 
@@ -137,17 +138,19 @@ impl Service {
             other => other.into(),
         })?;
         self.metrics.journal_entries.add(rows.len() as u64);
-        // Checkpoint the provider's log and prove the entries that matter later.
-        let leaves = self.storage.log_leaves(&device.provider)?;
-        let root = log::root(&leaves);
-        let checkpoint =
-            Checkpoint::sign(&format!("onsite/{}", device.provider), leaves.len() as u64, &root, self.now_ms(), &self.log_key).map_err(internal)?;
+        // Checkpoint the provider's log (others may have appended meanwhile) and prove the
+        // entries that matter later, from the stored tree nodes.
+        let size = self.storage.log_size(&device.provider)?;
+        let proved: Vec<(u64, u64)> =
+            rows.iter().zip(&indices).filter(|(row, _)| row.kind == "receipt_signed" || row.seq == last_seq).map(|(row, idx)| (row.seq, *idx)).collect();
+        let mut queries = vec![Query::Root(size)];
+        queries.extend(proved.iter().map(|(_, index)| Query::Inclusion { index: *index, size }));
+        let mut tree = StoredTree::prefetched(&*self.storage, &device.provider, &queries)?;
+        let checkpoint = Checkpoint::sign(&Self::log_origin(&device.provider), size, &tree.root(size)?, self.now_ms(), &self.log_key).map_err(internal)?;
         let mut proofs = Vec::new();
-        for (row, idx) in rows.iter().zip(&indices) {
-            if row.kind == "receipt_signed" || row.seq == last_seq {
-                let path = log::inclusion_proof(*idx, &leaves).map_err(internal)?;
-                proofs.push(InclusionProof { seq: row.seq, index: *idx, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
-            }
+        for (seq, index) in proved {
+            let path = tree.inclusion(index, size)?;
+            proofs.push(InclusionProof { seq, index, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
         }
         Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
     }
@@ -168,11 +171,5 @@ impl Service {
                 offset: None,
             }),
         }
-    }
-
-    /// The latest checkpoint of a provider's log.
-    pub fn checkpoint(&self, provider: &str) -> Result<Checkpoint> {
-        let leaves = self.storage.log_leaves(provider)?;
-        Checkpoint::sign(&format!("onsite/{provider}"), leaves.len() as u64, &log::root(&leaves), self.now_ms(), &self.log_key).map_err(internal)
     }
 }

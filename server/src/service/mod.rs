@@ -15,12 +15,14 @@ mod blobs;
 mod feed;
 mod help;
 mod journal;
+mod log;
 mod orders;
 mod parts;
 mod profile;
 mod sync;
 
 pub use help::{route, AnswerInput, ExpertInput, HelpView};
+pub use log::ConsistencyProof;
 pub use parts::{ClerkMovement, Unaccounted};
 
 use crate::blobs::Blobs;

@@ -18,7 +18,7 @@ use super::*;
 #[macro_export]
 macro_rules! storage_conformance {
     ($make:expr $(, #[$attr:meta])* $(,)?) => {
-        $crate::storage_conformance!(@checks [$(#[$attr])*] $make; meta_is_a_key_value_map, providers_are_unique_and_found_by_token, codes_are_single_use_and_expire, revocation_stops_tokens_and_lists_devices, orders_are_created_once_and_listed_by_engineer, a_change_moves_the_feed_and_the_summary, a_refused_change_writes_nothing, compaction_folds_changes_and_leaves_a_marker, reassignment_tells_both_engineers, the_feed_is_in_seq_order_and_bounded, the_journal_and_log_are_append_only, receipts_are_kept_once, blobs_are_recorded_once, movements_are_kept_once_in_order, closeout_keeps_the_first_close, experts_and_help_requests, certifications_are_kept_once, the_feed_never_passes_an_uncommitted_change, a_change_on_a_stale_read_is_refused);
+        $crate::storage_conformance!(@checks [$(#[$attr])*] $make; meta_is_a_key_value_map, providers_are_unique_and_found_by_token, codes_are_single_use_and_expire, revocation_stops_tokens_and_lists_devices, orders_are_created_once_and_listed_by_engineer, a_change_moves_the_feed_and_the_summary, a_refused_change_writes_nothing, compaction_folds_changes_and_leaves_a_marker, reassignment_tells_both_engineers, the_feed_is_in_seq_order_and_bounded, the_journal_and_log_are_append_only, the_log_tree_is_stored_as_it_grows, receipts_are_kept_once, blobs_are_recorded_once, movements_are_kept_once_in_order, closeout_keeps_the_first_close, experts_and_help_requests, certifications_are_kept_once, the_feed_never_passes_an_uncommitted_change, a_change_on_a_stale_read_is_refused);
     };
     (@checks $attrs:tt $make:expr; $($check:ident),*) => {
         $( $crate::storage_conformance!(@one $attrs $make; $check); )*
@@ -305,6 +305,52 @@ pub fn the_journal_and_log_are_append_only(s: &dyn Storage) {
     assert_eq!(s.append_journal(&d1, &[entry(3, "note")], &[]).unwrap(), [3]);
     assert_eq!(s.log_leaves(P).unwrap().len(), 4);
     assert!(s.log_leaves("other").unwrap().is_empty());
+}
+
+/// Uploads of every size grow the tree: the stored nodes give the same root and proofs as
+/// the whole list of leaves, at every size, and other providers' logs are apart.
+pub fn the_log_tree_is_stored_as_it_grows(s: &dyn Storage) {
+    use onsite_core::evidence::log::{self, tree};
+    struct Stored<'a>(&'a dyn Storage);
+    impl tree::Nodes for Stored<'_> {
+        type Error = Error;
+        fn node(&mut self, level: u8, index: u64) -> Result<Option<[u8; 32]>> {
+            Ok(self.0.log_nodes(P, &[(level, index)])?.pop().flatten())
+        }
+    }
+    provider(s);
+    let mut d = enrolled_device(s, "d1", "eng-1");
+    let mut leaves = Vec::new();
+    let mut seq = 0;
+    for batch in [1usize, 1, 2, 5, 8, 13, 1, 33] {
+        let rows: Vec<JournalRow> = (0..batch)
+            .map(|_| {
+                seq += 1;
+                let leaf = log::leaf_hash(format!("entry {seq}").as_bytes());
+                JournalRow { leaf, hash: format!("hash-{seq}"), ..entry(seq, "note") }
+            })
+            .collect();
+        let first = leaves.len() as u64;
+        assert_eq!(s.append_journal(&d, &rows, &[]).unwrap(), (first..first + batch as u64).collect::<Vec<_>>());
+        leaves.extend(rows.iter().map(|r| r.leaf));
+        d = s.device_by_token("tok-d1").unwrap().unwrap();
+        let n = leaves.len() as u64;
+        assert_eq!(s.log_size(P).unwrap(), n);
+        assert_eq!(tree::root(&mut Stored(s), n).unwrap(), log::root(&leaves), "size {n}");
+        for i in [0, n / 2, n - 1] {
+            assert_eq!(tree::inclusion_proof(&mut Stored(s), i, n).unwrap(), log::inclusion_proof(i, &leaves).unwrap());
+        }
+    }
+    // Every complete subtree is stored once, and read back in one call.
+    let n = leaves.len() as u64;
+    let ids: Vec<(u8, u64)> = (1..7u8).flat_map(|l| (0..n >> l).map(move |i| (l, i))).collect();
+    let stored = s.log_nodes(P, &ids).unwrap();
+    assert!(stored.iter().all(Option::is_some), "{} of {} nodes", stored.iter().flatten().count(), ids.len());
+    assert_eq!(stored[0], Some(log::node_hash(&leaves[0], &leaves[1])));
+    assert_eq!(s.log_nodes(P, &[(0, n), (3, n)]).unwrap(), [None, None], "past the end");
+    assert_eq!(s.log_nodes("other", &[(0, 0)]).unwrap(), [None]);
+    assert_eq!(s.log_size("other").unwrap(), 0);
+    assert_eq!(s.log_leaves(P).unwrap(), leaves);
 }
 
 fn receipt(revision: u32, sha: &str, journal_seq: u64) -> ReceiptRow {

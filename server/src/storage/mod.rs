@@ -67,6 +67,16 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A log tree computation's failure as a storage error: a missing leaf is damage.
+pub fn log_error(e: onsite_core::evidence::log::tree::Error<Error>) -> Error {
+    use onsite_core::evidence::log::tree::Error as T;
+    match e {
+        T::Store(e) => e,
+        T::MissingLeaf(i) => Error::Corrupt(format!("log leaf {i} is missing")),
+        range @ T::Range { .. } => Error::Conflict(range.to_string()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpertRow {
     pub provider: String,
@@ -331,7 +341,14 @@ pub trait Storage: Send + Sync {
     /// Returns the leaf index of each entry.
     fn append_journal(&self, device: &DeviceRow, entries: &[JournalRow], receipts: &[ReceiptRow]) -> Result<Vec<u64>>;
     fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>>;
+    /// Every leaf of a provider's log, in order (the migration tool's check; the service
+    /// reads nodes).
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>>;
+    /// The number of leaves in a provider's log.
+    fn log_size(&self, provider: &str) -> Result<u64>;
+    /// Nodes `(level, index)` of a provider's log tree (level 0: the leaves); `None` for a
+    /// node not stored (a log from before node storage: computed from its children).
+    fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>>;
     fn receipt_count(&self, provider: &str) -> Result<u64>;
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;

@@ -22,12 +22,14 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row};
 
 mod listen;
+mod log;
 mod pool;
 use pool::Pool;
 
 use super::{DeviceRow, Error, ExpertRow, FeedReader, FeedRow, HelpRow, OrderRow, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("postgres/001_server.sql"), include_str!("postgres/002_attestation.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("postgres/001_server.sql"), include_str!("postgres/002_attestation.sql"), include_str!("postgres/003_log_nodes.sql")];
 /// Advisory lock keys (first half: "onsite").
 const MIGRATE_LOCK: i64 = 0x6f6e_7369_7465_0001;
 const FEED_LOCK: i64 = 0x6f6e_7369_7465_0002;

@@ -10,11 +10,12 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
-    ReceiptRow, Result, Storage, StoredChange, StoredMovement,
+    log_error, Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange,
+    OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
 
 mod feed;
+mod log;
 
 use feed::{change_rows, compact, next_seq, pos, SqliteReader};
 
@@ -55,8 +56,12 @@ fn help_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HelpRow> {
 
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/001_server.sql"), include_str!("migrations/002_parts_help.sql"), include_str!("migrations/003_attestation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_server.sql"),
+    include_str!("migrations/002_parts_help.sql"),
+    include_str!("migrations/003_attestation.sql"),
+    include_str!("migrations/004_log_nodes.sql"),
+];
 
 pub struct SqliteStorage {
     writer: Mutex<Connection>,
@@ -333,7 +338,11 @@ impl Storage for SqliteStorage {
         if seq as u64 != device.journal_seq {
             return Err(Error::Conflict(format!("the journal moved to {seq} meanwhile")));
         }
-        let size: i64 = tx.query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = ?1", [&device.provider], |r| r.get(0))?;
+        let size = log::size(&tx, &device.provider)? as i64;
+        let leaves: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf).collect();
+        let nodes =
+            onsite_core::evidence::log::tree::append(&mut log::Nodes { conn: &tx, provider: &device.provider }, size as u64, &leaves).map_err(log_error)?;
+        log::write_nodes(&tx, &device.provider, &nodes)?;
         let mut indices = Vec::with_capacity(entries.len());
         for (idx, e) in (size..).zip(entries) {
             tx.prepare_cached("INSERT INTO journal (device_id, seq, order_id, kind, body, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
@@ -376,6 +385,14 @@ impl Storage for SqliteStorage {
         Ok(lock(&self.reader)
             .query_row("SELECT hash FROM journal WHERE device_id = ?1 AND seq = ?2", params![device_id, seq as i64], |r| r.get(0))
             .optional()?)
+    }
+
+    fn log_size(&self, provider: &str) -> Result<u64> {
+        log::size(&lock(&self.reader), provider)
+    }
+
+    fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
+        log::nodes(&lock(&self.reader), provider, ids)
     }
 
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {

@@ -63,10 +63,46 @@ fn range_hash<N: Nodes>(nodes: &mut N, start: u64, end: u64) -> Result<Hash, Err
     Ok(node_hash(&left, &right))
 }
 
+/// The complete subtrees the first `size` leaves split into, largest first (the tree's
+/// right edge): every other complete subtree lies inside one of them.
+fn frontier(size: u64) -> impl Iterator<Item = NodeId> {
+    let mut start = 0u64;
+    (0..64u8).rev().filter(move |l| size >> l & 1 == 1).map(move |l| {
+        let id = (l, start >> l);
+        start += 1 << l;
+        id
+    })
+}
+
+/// A node, computed when it is not stored; every node computed on the way is pushed to
+/// `out` so it is stored too.
+fn repair<N: Nodes>(nodes: &mut N, level: u8, index: u64, out: &mut Vec<(NodeId, Hash)>) -> Result<Hash, Error<N::Error>> {
+    if let Some(h) = nodes.node(level, index).map_err(Error::Store)? {
+        return Ok(h);
+    }
+    if level == 0 {
+        return Err(Error::MissingLeaf(index));
+    }
+    let left = repair(nodes, level - 1, 2 * index, out)?;
+    let right = repair(nodes, level - 1, 2 * index + 1, out)?;
+    let h = node_hash(&left, &right);
+    out.push(((level, index), h));
+    Ok(h)
+}
+
 /// The nodes that appending `leaves` (leaf hashes) to a tree of `size` leaves adds, leaves
-/// included, in the order to write them.
+/// included, in the order to write them. A tree from before node storage is completed by
+/// its first append: its largest subtree missing means none was stored, and every complete
+/// subtree of the old tree is computed once and returned with the new nodes.
 pub fn append<N: Nodes>(nodes: &mut N, size: u64, leaves: &[Hash]) -> Result<Vec<(NodeId, Hash)>, Error<N::Error>> {
     let mut out: Vec<(NodeId, Hash)> = Vec::with_capacity(leaves.len() * 2);
+    if let Some((level, index)) = frontier(size).next().filter(|(level, _)| *level > 0) {
+        if nodes.node(level, index).map_err(Error::Store)?.is_none() {
+            for (level, index) in frontier(size) {
+                repair(nodes, level, index, &mut out)?;
+            }
+        }
+    }
     for (i, leaf) in (size..).zip(leaves) {
         out.push(((0, i), *leaf));
         // Leaf i completes the subtree of level l above it while bit l-1 of i is set.
@@ -74,7 +110,7 @@ pub fn append<N: Nodes>(nodes: &mut N, size: u64, leaves: &[Hash]) -> Result<Vec
         while index & 1 == 1 {
             let sibling = match out.iter().rev().find(|(id, _)| *id == (level, index - 1)) {
                 Some((_, h)) => *h,
-                None => get(nodes, level, index - 1)?,
+                None => repair(nodes, level, index - 1, &mut out)?,
             };
             hash = node_hash(&sibling, &hash);
             level += 1;

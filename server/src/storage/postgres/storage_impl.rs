@@ -235,7 +235,11 @@ impl Storage for PostgresStorage {
         if seq as u64 != device.journal_seq {
             return Err(Error::Conflict(format!("the journal moved to {seq} meanwhile")));
         }
-        let size: i64 = tx.query_one("SELECT coalesce(max(idx) + 1, 0) FROM log_leaves WHERE provider = $1", &[&device.provider])?.try_get(0)?;
+        let size = super::log::size(&mut tx, &device.provider)? as i64;
+        let leaves: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf).collect();
+        let nodes = onsite_core::evidence::log::tree::append(&mut super::log::Nodes { client: &mut tx, provider: &device.provider }, size as u64, &leaves)
+            .map_err(crate::storage::log_error)?;
+        super::log::write_nodes(&mut tx, &device.provider, &nodes)?;
         let mut indices = Vec::with_capacity(entries.len());
         for (idx, e) in (size..).zip(entries) {
             let s = e.seq as i64;
@@ -271,6 +275,14 @@ impl Storage for PostgresStorage {
             .query_opt("SELECT hash FROM journal WHERE device_id = $1 AND seq = $2", &[&device_id, &pos(seq)])?
             .map(|r| r.try_get(0))
             .transpose()?)
+    }
+
+    fn log_size(&self, provider: &str) -> Result<u64> {
+        super::log::size(&mut *self.pool.get()?, provider)
+    }
+
+    fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
+        super::log::nodes(&mut *self.pool.get()?, provider, ids)
     }
 
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {
