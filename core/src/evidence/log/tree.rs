@@ -54,7 +54,7 @@ fn range_hash<N: Nodes>(nodes: &mut N, start: u64, end: u64) -> Result<Hash, Err
     if n == 0 {
         return Ok(Sha256::digest([]));
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return get(nodes, n.trailing_zeros() as u8, start / n);
     }
     let k = split(n);
