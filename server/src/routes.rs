@@ -110,6 +110,9 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("POST" "/v1/orders/{id}/priority", Dispatcher, "set the priority", Some((JSON, "{priority: urgent|normal|low}")), (200, JSON, "WorkOrder"), &[404], post(priority)),
         ep!("POST" "/v1/orders/{id}/close", Dispatcher, "close out a completed order (refused while parts are owed)", Some((JSON, "{by?} or empty")), (200, JSON, "{closed_at}"), &[404, 409], post(close_order)),
         ep!("GET" "/v1/log/checkpoint", Dispatcher, "a signed checkpoint of the provider's log", None, (200, JSON, "Checkpoint"), &[], get(checkpoint)),
+        ep!("GET" "/v1/log/{provider}/checkpoint", None, "the provider log's latest checkpoint as a C2SP signed note (tlog-checkpoint, Ed25519)", None, (200, "text/plain", "signed note"), &[404], get(checkpoint_note)),
+        ep!("GET" "/v1/log/{provider}/key", None, "the verifier key of the provider log's checkpoints (C2SP signed-note)", None, (200, "text/plain", "name+id+key"), &[404], get(log_key)),
+        ep!("GET" "/v1/log/{provider}/tile/{*path}", None, "C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] and entry bundles entries/<N>[.p/<W>] (immutable)", None, (200, "application/octet-stream", "tile bytes"), &[404], get(log_tile)),
         ep!("GET" "/v1/log/consistency", AnyParty, "RFC 9162 consistency proof between two sizes of the provider's log (?from=&to=; to defaults to the current size)", None, (200, JSON, "{from, to, path: [hex]}"), &[400], get(consistency)),
         ep!("POST" "/v1/enrol", Code, "enrol a device with a one-time code (and the key attestation its provider's policy asks for)", Some((JSON, "{code, device_id, public_key, signature, attestation?: {kind: android_key_chain, chain} | {kind: apple_app_attest, key_id, object}}")), (200, JSON, "{token, provider, engineer_id, time_authority, log_key, attestation?}"), &[401, 403, 409, 429], post(enrol)),
         ep!("POST" "/v1/sync", Device, "push changes, pull the feed (deflate both ways)", Some((CBOR, "SyncRequest")), (200, CBOR, "SyncResponse"), &[], post(sync)),
@@ -310,6 +313,44 @@ async fn priority(State(svc): Svc, Dispatcher(provider): Dispatcher, Path(id): P
 async fn checkpoint(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Result<Json<serde_json::Value>, Error> {
     let cp = blocking(move || svc.checkpoint(&provider)).await?;
     to_json(&cp)
+}
+
+/// A provider's public log: the provider must exist (no credentials: witnesses and auditors
+/// read it; it holds only hashes).
+fn public_log(svc: &Service, provider: &str) -> Result<(), Error> {
+    if svc.storage().provider_name(provider)?.is_none() {
+        return Err(Error::NotFound(format!("no log `{provider}`")));
+    }
+    Ok(())
+}
+
+async fn checkpoint_note(State(svc): Svc, Path(provider): Path<String>) -> Result<Response, Error> {
+    let note = blocking(move || {
+        public_log(&svc, &provider)?;
+        svc.checkpoint_note(&provider)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note).into_response())
+}
+
+async fn log_key(State(svc): Svc, Path(provider): Path<String>) -> Result<Response, Error> {
+    let key = blocking(move || {
+        public_log(&svc, &provider)?;
+        svc.log_verifier_key(&provider)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{key}\n")).into_response())
+}
+
+async fn log_tile(State(svc): Svc, Path((provider, path)): Path<(String, String)>) -> Result<Response, Error> {
+    let tile = crate::service::parse_tile_path(&path).ok_or_else(|| Error::NotFound(format!("`{path}` is not a tile path")))?;
+    let bytes = blocking(move || {
+        public_log(&svc, &provider)?;
+        svc.tile(&provider, tile)
+    })
+    .await?;
+    // A tile never changes once served (a partial one is only ever superseded by a wider one).
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], bytes).into_response())
 }
 
 #[derive(Deserialize)]

@@ -72,3 +72,115 @@ fn every_checkpoint_is_proved_a_prefix_of_the_next_and_a_fork_is_not() {
         assert!(e.to_string().contains("400") || e.to_string().contains("no consistency proof"), "{from}..{to:?}: {e}");
     }
 }
+
+/// Reads the log the way standard tooling does, with an independent implementation of the
+/// C2SP formats from crates.io (`signed_note`, `tlog_tiles`): the checkpoint note verifies
+/// with the served verifier key, tiles fetched over HTTP authenticate against its root, and
+/// record and tree proofs built from them check, as does the server's consistency proof.
+#[test]
+fn standard_tooling_reads_the_checkpoint_the_tiles_and_the_proofs() {
+    use onsite_core::sync::transport::{Method, Request, Transport};
+    use tlog_tiles::{Tile, TileHashReader, TileReader};
+
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-T", 3)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(onsite_tests::options(dir.path())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    let get = |path: &str| -> (u16, Vec<u8>) {
+        let r = s.transport().send(&Request::new(Method::Get, path)).unwrap();
+        (r.status, r.body)
+    };
+    let mut sizes = Vec::new();
+    for round in 0..2 {
+        for id in &ids {
+            for n in 0..100 {
+                device.add_note(id, &format!("round {round} note {n}")).unwrap();
+            }
+        }
+        device.sync(&s.transport(), &fast(), None).unwrap();
+        let (status, note) = get(&format!("/v1/log/{PROVIDER}/checkpoint"));
+        assert_eq!(status, 200);
+        sizes.push(note);
+    }
+    let (status, vkey) = get(&format!("/v1/log/{PROVIDER}/key"));
+    assert_eq!(status, 200);
+    let vkey = String::from_utf8(vkey).unwrap();
+    let verifier = signed_note::StandardVerifier::new(vkey.trim()).unwrap();
+    let verifiers = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    let mut heads = Vec::new();
+    for note in &sizes {
+        let n = signed_note::Note::from_bytes(note).unwrap();
+        n.verify(&verifiers).expect("the checkpoint verifies with the served key");
+        let cp = tlog_tiles::Checkpoint::from_bytes(n.text()).unwrap();
+        assert_eq!(cp.origin(), format!("onsite/{PROVIDER}"));
+        heads.push((cp.size(), *cp.hash()));
+    }
+    let (size, root) = *heads.last().unwrap();
+    assert!(size > 600, "{size} leaves: full and partial tiles at level 0, a partial one at level 1");
+    // The same root as the JSON checkpoint the devices receive.
+    let json: Checkpoint = serde_json::from_value(s.dispatcher.checkpoint().unwrap()).unwrap();
+    assert_eq!((json.size, json.verify(None).unwrap()), (size, root.0));
+
+    struct Http<'a>(&'a dyn Fn(&str) -> (u16, Vec<u8>));
+    impl TileReader for Http<'_> {
+        fn height(&self) -> u8 {
+            8
+        }
+        fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+            Ok(tiles
+                .iter()
+                .map(|t| {
+                    // C2SP paths have no height element: drop Go's `tile/8/`.
+                    let path = t.path().replacen("tile/8/", "", 1);
+                    let (status, body) = (self.0)(&format!("/v1/log/{PROVIDER}/tile/{path}"));
+                    assert_eq!(status, 200, "{path}");
+                    body
+                })
+                .collect())
+        }
+        fn save_tiles(&self, _tiles: &[Tile], _data: &[Vec<u8>]) {}
+    }
+    let http = Http(&get);
+    let reader = TileHashReader::new(size, root, &http);
+    assert_eq!(tlog_tiles::tree_hash(size, &reader).unwrap(), root);
+    for index in [0, 255, 256, size / 2, size - 1] {
+        let proof = tlog_tiles::prove_record(size, index, &reader).unwrap();
+        let leaf = s.running.service.storage().log_leaves(PROVIDER).unwrap()[index as usize];
+        tlog_tiles::check_record(&proof, size, root, index, tlog_tiles::Hash(leaf)).unwrap();
+    }
+    // The server's consistency proof between the two checkpoints checks with the other
+    // implementation too.
+    let (old_size, old_root) = heads[0];
+    let served = s.dispatcher.consistency(old_size, Some(size)).unwrap();
+    let proof: Vec<tlog_tiles::Hash> = hashes(&served).into_iter().map(tlog_tiles::Hash).collect();
+    tlog_tiles::check_tree(&proof, size, root, old_size, old_root).unwrap();
+    // Entry bundles: each entry is a journal entry hash whose record hash is the leaf.
+    let (status, bundle) = get(&format!("/v1/log/{PROVIDER}/tile/entries/000"));
+    assert_eq!(status, 200);
+    let leaves = s.running.service.storage().log_leaves(PROVIDER).unwrap();
+    let mut rest = bundle.as_slice();
+    let mut k = 0;
+    while !rest.is_empty() {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        assert_eq!(tlog_tiles::record_hash(&rest[2..2 + len]).0, leaves[k]);
+        rest = &rest[2 + len..];
+        k += 1;
+    }
+    assert_eq!(k, 256);
+    // Past the log, malformed paths and unknown logs are 404s.
+    for path in [
+        format!("/v1/log/{PROVIDER}/tile/0/x001/000"),
+        format!("/v1/log/{PROVIDER}/tile/1/000"),
+        format!("/v1/log/{PROVIDER}/tile/0/00"),
+        format!("/v1/log/{PROVIDER}/tile/0/x000/001"),
+        format!("/v1/log/{PROVIDER}/tile/0/000.p/0"),
+        format!("/v1/log/{PROVIDER}/tile/0/000.p/256"),
+        format!("/v1/log/{PROVIDER}/tile/08/000"),
+        "/v1/log/nobody/checkpoint".to_string(),
+        "/v1/log/nobody/tile/0/000.p/1".to_string(),
+    ] {
+        assert_eq!(get(&path).0, 404, "{path}");
+    }
+}

@@ -72,11 +72,20 @@ impl<'a> StoredTree<'a> {
                 Query::Consistency { from, to } => tree::consistency_proof(&mut plan, from, to).map(|_| ()),
             };
         }
-        plan.0.sort_unstable();
-        plan.0.dedup();
-        let hashes = storage.log_nodes(provider, &plan.0)?;
-        let known = plan.0.into_iter().zip(hashes).filter_map(|(id, h)| h.map(|h| (id, h))).collect();
+        Self::fetching(storage, provider, plan.0)
+    }
+
+    /// A tree whose nodes `ids` are fetched now, in one storage call.
+    pub(super) fn fetching(storage: &'a dyn Storage, provider: &'a str, mut ids: Vec<NodeId>) -> Result<Self> {
+        ids.sort_unstable();
+        ids.dedup();
+        let hashes = if ids.is_empty() { Vec::new() } else { storage.log_nodes(provider, &ids)? };
+        let known = ids.into_iter().zip(hashes).filter_map(|(id, h)| h.map(|h| (id, h))).collect();
         Ok(Self { storage, provider, known })
+    }
+
+    pub(super) fn subtree(&mut self, level: u8, index: u64) -> Result<Hash> {
+        tree::subtree(self, level, index).map_err(tree_error)
     }
 
     pub(super) fn root(&mut self, size: u64) -> Result<Hash> {
@@ -124,5 +133,127 @@ impl Service {
         let q = Query::Consistency { from, to };
         let path = StoredTree::prefetched(&*self.storage, provider, &[q])?.consistency(from, to)?;
         Ok(ConsistencyProof { from, to, path: path.iter().map(|h| onsite_core::hash::hex(h)).collect() })
+    }
+}
+
+/// Hashes per tile (C2SP tlog-tiles: tiles of height 8).
+pub const TILE_WIDTH: u64 = 256;
+
+/// A tile named by its path: level (`None` for an entry bundle), index, width (1..=256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRef {
+    pub level: Option<u8>,
+    pub index: u64,
+    pub width: u64,
+}
+
+/// Parses `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, with N written in groups of three
+/// digits, every group but the last prefixed by `x` (c2sp.org/tlog-tiles).
+pub fn parse_tile_path(path: &str) -> Option<TileRef> {
+    let (head, rest) = path.split_once('/')?;
+    let level = match head {
+        "entries" => None,
+        l if l == "0" || (!l.starts_with('0') && l.len() <= 2) => Some(l.parse::<u8>().ok().filter(|l| *l < 8)?),
+        _ => return None,
+    };
+    let (n, width) = match rest.split_once(".p/") {
+        Some((n, w)) if !w.starts_with('0') && w.len() <= 3 => (n, w.parse::<u64>().ok().filter(|w| (1..TILE_WIDTH).contains(w))?),
+        Some(_) => return None,
+        None => (rest, TILE_WIDTH),
+    };
+    let groups: Vec<&str> = n.split('/').collect();
+    let (last, prefixed) = groups.split_last()?;
+    let mut index: u64 = 0;
+    for g in prefixed.iter().map(|g| g.strip_prefix('x')).chain(std::iter::once(Some(*last))) {
+        let g = g.filter(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()))?;
+        index = index.checked_mul(1000)?.checked_add(g.parse::<u64>().ok()?)?;
+    }
+    // The shortest form only: no leading all-zero groups.
+    if prefixed.first().is_some_and(|g| *g == "x000") {
+        return None;
+    }
+    Some(TileRef { level, index, width })
+}
+
+impl Service {
+    fn note_signer(&self, provider: &str) -> Result<onsite_core::evidence::log::note::NoteSigner> {
+        onsite_core::evidence::log::note::NoteSigner::from_seed(&Self::log_origin(provider), &self.note_seed).map_err(internal)
+    }
+
+    /// The verifier key of a provider's checkpoints (c2sp.org/signed-note).
+    pub fn log_verifier_key(&self, provider: &str) -> Result<String> {
+        Ok(self.note_signer(provider)?.verifier_key())
+    }
+
+    /// The latest checkpoint as a C2SP signed note.
+    pub fn checkpoint_note(&self, provider: &str) -> Result<String> {
+        let size = self.storage.log_size(provider)?;
+        let root = StoredTree::prefetched(&*self.storage, provider, &[Query::Root(size)])?.root(size)?;
+        let body = onsite_core::evidence::log::note::CheckpointBody { origin: Self::log_origin(provider), size, root };
+        Ok(self.note_signer(provider)?.sign(&body.text()))
+    }
+
+    /// A tile's bytes: 32-byte hashes of tree level `8 * L`, or an entry bundle (each leaf's
+    /// data, a journal entry hash, with a big-endian u16 length). `NotFound` past the log.
+    pub fn tile(&self, provider: &str, t: TileRef) -> Result<Vec<u8>> {
+        let size = self.storage.log_size(provider)?;
+        let level = t.level.map_or(0, |l| 8 * l);
+        let first = t.index.checked_mul(TILE_WIDTH).ok_or_else(|| Error::NotFound("no such tile".into()))?;
+        // The tile's last hash covers leaves up to `end << level`: all must be in the log.
+        let end = first + t.width;
+        if (u128::from(end) << level) > u128::from(size) {
+            return Err(Error::NotFound(format!("no such tile in a log of {size} leaves")));
+        }
+        if t.level.is_none() {
+            let entries = self.storage.log_entries(provider, first, t.width)?;
+            let mut out = Vec::with_capacity(entries.len() * 34);
+            for e in entries {
+                out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+                out.extend_from_slice(&e);
+            }
+            return Ok(out);
+        }
+        let mut tree = StoredTree::fetching(&*self.storage, provider, (first..end).map(|i| (level, i)).collect())?;
+        let mut out = Vec::with_capacity(t.width as usize * 32);
+        for i in first..end {
+            // Stored by every append; computed from its children in a log not yet completed.
+            out.extend_from_slice(&tree.subtree(level, i)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_paths_parse_only_in_their_one_written_form() {
+        let t = |level, index, width| Some(TileRef { level, index, width });
+        assert_eq!(parse_tile_path("0/000"), t(Some(0), 0, 256));
+        assert_eq!(parse_tile_path("1/x001/x234/067"), t(Some(1), 1_234_067, 256));
+        assert_eq!(parse_tile_path("2/005.p/7"), t(Some(2), 5, 7));
+        assert_eq!(parse_tile_path("entries/x001/000.p/255"), t(None, 1000, 255));
+        for bad in [
+            "",
+            "0",
+            "0/",
+            "0/0",
+            "0/0000",
+            "0/x000/001",
+            "0/001/002",
+            "0/x1/002",
+            "00/000",
+            "8/000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "0/000.p/07",
+            "0/000.p/",
+            "data/000",
+            "0/-01",
+            "0/x18446744073709551/615",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
     }
 }

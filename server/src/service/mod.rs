@@ -22,7 +22,7 @@ mod profile;
 mod sync;
 
 pub use help::{route, AnswerInput, ExpertInput, HelpView};
-pub use log::ConsistencyProof;
+pub use log::{parse_tile_path, ConsistencyProof, TileRef};
 pub use parts::{ClerkMovement, Unaccounted};
 
 use crate::blobs::Blobs;
@@ -35,6 +35,8 @@ pub const COMPACT_AFTER: u64 = 64;
 pub const DEFAULT_PUSH_WORKERS: usize = 1;
 /// Most threads a request's pushes are merged on.
 pub const MAX_PUSH_WORKERS: usize = 8;
+/// The key store's name for the log's note key (Ed25519 seed).
+pub const LOG_NOTE_KEY: &str = "log-note-key";
 /// Enrolment codes live this long unless the dispatcher says otherwise.
 pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
 /// The longest a dispatcher may make a code live (30 days).
@@ -137,6 +139,8 @@ pub struct Service {
     limiter: crate::http::FailureLimiter,
     time_authority: TimeAuthority,
     log_key: SoftwareSigner,
+    /// Seed of the Ed25519 key that signs the log's C2SP checkpoints.
+    note_seed: Vec<u8>,
     actor: ActorId,
     admin_token_hash: String,
     locks: OrderLocks,
@@ -184,6 +188,24 @@ impl Service {
             Ok(k)
         };
         let time_authority = TimeAuthority::new(Box::new(key(MetaKey::TimeAuthorityKey)?));
+        // The Ed25519 seed that signs the log's C2SP checkpoints (ADR 0020): created once,
+        // shared by every instance through the key store like the others.
+        let note_seed = match keys.get(LOG_NOTE_KEY).map_err(internal)? {
+            Some(seed) => seed,
+            None => {
+                let seed: [u8; 32] = rand::random();
+                match keys.create(LOG_NOTE_KEY, &seed) {
+                    Ok(()) => seed.to_vec(),
+                    Err(crate::keys::Error::Exists { .. }) => {
+                        keys.get(LOG_NOTE_KEY).map_err(internal)?.ok_or_else(|| internal("a key that exists cannot be read"))?
+                    }
+                    Err(e) => return Err(internal(e)),
+                }
+            }
+        };
+        if note_seed.len() != 32 {
+            return Err(internal(format!("the {LOG_NOTE_KEY} key is not a 32-byte seed")));
+        }
         let log_key = key(MetaKey::LogKey)?;
         let actor = match storage.meta(MetaKey::Actor)? {
             Some(a) => ActorId::from(unhex(&a).ok_or_else(|| internal("bad actor"))?),
@@ -206,6 +228,7 @@ impl Service {
             limiter: Default::default(),
             time_authority,
             log_key,
+            note_seed,
             actor,
             admin_token_hash: token_hash(admin_token),
             locks: OrderLocks::new(),

@@ -97,6 +97,8 @@ pub fn meta_is_a_key_value_map(s: &dyn Storage) {
 pub fn providers_are_unique_and_found_by_token(s: &dyn Storage) {
     provider(s);
     assert!(matches!(s.create_provider(P, "Again", "other", 0), Err(Error::Exists(_))));
+    assert_eq!(s.provider_name(P).unwrap().as_deref(), Some("Provider"));
+    assert_eq!(s.provider_name("nobody").unwrap(), None);
     assert_eq!(s.provider_by_token("dsp-token").unwrap().as_deref(), Some(P));
     assert_eq!(s.provider_by_token("other").unwrap(), None, "a refused create leaves no token");
 }
@@ -326,8 +328,9 @@ pub fn the_log_tree_is_stored_as_it_grows(s: &dyn Storage) {
         let rows: Vec<JournalRow> = (0..batch)
             .map(|_| {
                 seq += 1;
-                let leaf = log::leaf_hash(format!("entry {seq}").as_bytes());
-                JournalRow { leaf, hash: format!("hash-{seq}"), ..entry(seq, "note") }
+                let hash = format!("{seq:064x}");
+                let leaf = log::leaf_hash(&onsite_core::hash::unhex(&hash).unwrap());
+                JournalRow { leaf, hash, ..entry(seq, "note") }
             })
             .collect();
         let first = leaves.len() as u64;
@@ -351,6 +354,14 @@ pub fn the_log_tree_is_stored_as_it_grows(s: &dyn Storage) {
     assert_eq!(s.log_nodes("other", &[(0, 0)]).unwrap(), [None]);
     assert_eq!(s.log_size("other").unwrap(), 0);
     assert_eq!(s.log_leaves(P).unwrap(), leaves);
+    // Each leaf's data is its journal entry's hash, whose leaf hash is the stored leaf.
+    let entries = s.log_entries(P, 2, 5).unwrap();
+    assert_eq!(entries.len(), 5);
+    for (k, e) in entries.iter().enumerate() {
+        assert_eq!(onsite_core::hash::hex(e), format!("{:064x}", k + 3));
+    }
+    assert_eq!(s.log_entries(P, n - 1, 10).unwrap().len(), 1, "cut at the end");
+    assert!(s.log_entries(P, n, 10).unwrap().is_empty());
 }
 
 fn receipt(revision: u32, sha: &str, journal_seq: u64) -> ReceiptRow {

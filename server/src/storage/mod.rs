@@ -285,6 +285,8 @@ pub trait Storage: Send + Sync {
 
     fn create_provider(&self, id: &str, name: &str, token_hash: &str, at_ms: i64) -> Result<()>;
     fn provider_by_token(&self, token_hash: &str) -> Result<Option<String>>;
+    /// A provider's display name, if the provider exists.
+    fn provider_name(&self, id: &str) -> Result<Option<String>>;
 
     fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()>;
     /// Redeems a one-time code and registers the device with its token, atomically.
@@ -349,6 +351,9 @@ pub trait Storage: Send + Sync {
     /// Nodes `(level, index)` of a provider's log tree (level 0: the leaves); `None` for a
     /// node not stored (a log from before node storage: computed from its children).
     fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>>;
+    /// The data of leaves `[start, start + count)` that exist: each the 32-byte hash of the
+    /// journal entry the leaf logs (what the leaf hash is computed from).
+    fn log_entries(&self, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>>;
     fn receipt_count(&self, provider: &str) -> Result<u64>;
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;

@@ -149,6 +149,10 @@ impl Storage for SqliteStorage {
         Ok(lock(&self.reader).query_row("SELECT id FROM providers WHERE token_hash = ?1", [token_hash], |r| r.get(0)).optional()?)
     }
 
+    fn provider_name(&self, id: &str) -> Result<Option<String>> {
+        Ok(lock(&self.reader).query_row("SELECT name FROM providers WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+    }
+
     fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()> {
         lock(&self.writer).execute(
             "INSERT INTO enrol_codes (code_hash, provider, engineer_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -393,6 +397,10 @@ impl Storage for SqliteStorage {
 
     fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
         log::nodes(&lock(&self.reader), provider, ids)
+    }
+
+    fn log_entries(&self, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        log::entries(&lock(&self.reader), provider, start, count)
     }
 
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {

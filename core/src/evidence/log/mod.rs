@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::signer::{self, Signer};
 
+pub mod note;
 pub mod tree;
 
 pub type Hash = [u8; 32];

@@ -121,6 +121,11 @@ pub fn append<N: Nodes>(nodes: &mut N, size: u64, leaves: &[Hash]) -> Result<Vec
     Ok(out)
 }
 
+/// Node `(level, index)`: the hash of the `2^level` leaves from `index * 2^level`.
+pub fn subtree<N: Nodes>(nodes: &mut N, level: u8, index: u64) -> Result<Hash, Error<N::Error>> {
+    get(nodes, level, index)
+}
+
 /// The root of the tree's first `size` leaves.
 pub fn root<N: Nodes>(nodes: &mut N, size: u64) -> Result<Hash, Error<N::Error>> {
     range_hash(nodes, 0, size)

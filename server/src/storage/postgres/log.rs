@@ -82,3 +82,19 @@ pub(super) fn nodes(c: &mut impl GenericClient, provider: &str, ids: &[NodeId]) 
     }
     Ok(ids.iter().map(|id| found.get(id).copied()).collect())
 }
+
+/// Leaf data (journal entry hashes, bytes) of `[start, start + count)`.
+pub(super) fn entries(c: &mut impl GenericClient, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+    let (start, end) = (start.min(i64::MAX as u64) as i64, start.saturating_add(count).min(i64::MAX as u64) as i64);
+    let rows = c.query(
+        "SELECT j.hash FROM log_leaves l JOIN journal j ON j.device_id = l.device_id AND j.seq = l.seq \
+         WHERE l.provider = $1 AND l.idx >= $2 AND l.idx < $3 ORDER BY l.idx",
+        &[&provider, &start, &end],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let h: String = r.try_get(0)?;
+            onsite_core::hash::unhex(&h).ok_or_else(|| Error::Corrupt("a journal hash is not hex".into()))
+        })
+        .collect()
+}

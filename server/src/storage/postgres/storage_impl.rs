@@ -38,6 +38,10 @@ impl Storage for PostgresStorage {
         Ok(self.pool.get()?.query_opt("SELECT id FROM providers WHERE token_hash = $1", &[&token_hash])?.map(|r| r.try_get(0)).transpose()?)
     }
 
+    fn provider_name(&self, id: &str) -> Result<Option<String>> {
+        Ok(self.pool.get()?.query_opt("SELECT name FROM providers WHERE id = $1", &[&id])?.map(|r| r.try_get(0)).transpose()?)
+    }
+
     fn create_code(&self, code_hash: &str, provider: &str, engineer_id: &str, expires_at: i64) -> Result<()> {
         self.pool.get()?.execute(
             "INSERT INTO enrol_codes (code_hash, provider, engineer_id, expires_at) VALUES ($1, $2, $3, $4)",
@@ -283,6 +287,10 @@ impl Storage for PostgresStorage {
 
     fn log_nodes(&self, provider: &str, ids: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
         super::log::nodes(&mut *self.pool.get()?, provider, ids)
+    }
+
+    fn log_entries(&self, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        super::log::entries(&mut *self.pool.get()?, provider, start, count)
     }
 
     fn log_leaves(&self, provider: &str) -> Result<Vec<[u8; 32]>> {

@@ -58,3 +58,18 @@ pub(super) fn nodes(c: &Connection, provider: &str, ids: &[NodeId]) -> Result<Ve
     let mut n = Nodes { conn: c, provider };
     ids.iter().map(|(level, idx)| tree::Nodes::node(&mut n, *level, *idx)).collect()
 }
+
+/// Leaf data (journal entry hashes, bytes) of `[start, start + count)`.
+pub(super) fn entries(c: &Connection, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+    let (start, end) = (start.min(i64::MAX as u64) as i64, start.saturating_add(count).min(i64::MAX as u64) as i64);
+    let mut st = c.prepare_cached(
+        "SELECT j.hash FROM log_leaves l JOIN journal j ON j.device_id = l.device_id AND j.seq = l.seq \
+         WHERE l.provider = ?1 AND l.idx >= ?2 AND l.idx < ?3 ORDER BY l.idx",
+    )?;
+    let rows = st.query_map(params![provider, start, end], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(onsite_core::hash::unhex(&r?).ok_or_else(|| Error::Corrupt("a journal hash is not hex".into()))?);
+    }
+    Ok(out)
+}
