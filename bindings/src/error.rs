@@ -224,7 +224,7 @@ impl From<onsite_core::device::SyncError> for ApiError {
             E::Refused(_) => ApiError::NotPermitted { reason },
             E::Network(_) | E::Server { .. } => ApiError::Network { reason },
             E::Protocol(_) => ApiError::Internal { reason },
-            E::Journal(_) | E::LocalBlob(_) => ApiError::Corrupt { reason },
+            E::Journal(_) | E::LocalBlob(_) | E::LogFork(_) => ApiError::Corrupt { reason },
             E::Cancelled => ApiError::Cancelled,
         }
     }

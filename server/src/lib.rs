@@ -15,6 +15,7 @@ pub mod routes;
 pub mod serve;
 pub mod service;
 pub mod storage;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub struct Config {
     pub keys: Option<PathBuf>,
     /// Load balancers whose `X-Forwarded-For` names the client (for the credential limiter).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Witnesses each new checkpoint is submitted to (ADR 0020).
+    pub witnesses: Vec<service::WitnessEndpoint>,
     /// Key attestation at enrolment: policies, accepted apps, pinned roots, status list.
     pub attestation: service::attestation::AttestationConfig,
 }
@@ -68,6 +71,7 @@ impl Config {
             blobs: None,
             keys: None,
             trusted_proxies: Vec::new(),
+            witnesses: Vec::new(),
             attestation: Default::default(),
         }
     }
@@ -121,13 +125,17 @@ pub fn open(config: &Config) -> Result<Arc<Service>, Error> {
     }
     .map_err(|e| Error::Data { path: config.data.clone(), reason: e.to_string() })?;
     let token = admin_token(config)?;
-    Ok(Arc::new(
+    let service = Arc::new(
         Service::new(storage, &keys, blobs, config.clock.clone(), &token)?
             .with_compact_after(config.compact_after)
             .with_push_workers(config.push_workers)
             .with_attestation(config.attestation.clone())
             .with_trusted_proxies(config.trusted_proxies.clone()),
-    ))
+    );
+    for w in &config.witnesses {
+        service.add_witness(w.clone());
+    }
+    Ok(service)
 }
 
 /// A server running on a background thread; dropping it (or [`Running::stop`]) shuts it down.

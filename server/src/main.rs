@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, env = "ONSITE_KEYS")]
     keys: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, env = "ONSITE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "ONSITE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     listen: SocketAddr,
     /// Admin token (creates providers). Default: DATA/admin-token, created on first start.
     #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
@@ -44,6 +44,10 @@ struct Args {
     /// 2 workers cut a large sync's wall time by 7% for 40% more CPU (ADR 0016).
     #[arg(long, env = "ONSITE_PUSH_WORKERS", default_value_t = onsite_server::service::DEFAULT_PUSH_WORKERS)]
     push_workers: usize,
+    /// Witnesses each new checkpoint is submitted to, as `URL=VKEY` (repeatable,
+    /// comma-separated in the variable): C2SP tlog-witness, ADR 0020.
+    #[arg(long = "witness", env = "ONSITE_WITNESSES", value_delimiter = ',')]
+    witnesses: Vec<String>,
     /// Key attestation at enrolment (ADR 0019): `off`, `record` or `require` for every
     /// provider, or `PROVIDER=POLICY` for one (repeatable, comma-separated in the variable).
     #[arg(long, env = "ONSITE_ATTESTATION_POLICY", value_delimiter = ',')]
@@ -87,6 +91,16 @@ enum Command {
         #[arg(long, env = "ONSITE_MIGRATE_BLOBS_TO")]
         blobs_to: Option<String>,
     },
+    /// Runs a C2SP tlog-witness (POST /add-checkpoint) for the given logs, with its own data
+    /// directory (--data) and key; prints its verifier key for the logs' `--witness`.
+    Witness {
+        /// The witness's name (a schema-less URL by convention).
+        #[arg(long, env = "ONSITE_WITNESS_NAME", default_value = "onsite-witness")]
+        name: String,
+        /// Verifier keys of the logs to witness (GET /v1/log/{provider}/key on the log).
+        #[arg(long = "log", env = "ONSITE_WITNESS_LOGS", value_delimiter = ',', required = true)]
+        logs: Vec<String>,
+    },
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
@@ -114,6 +128,13 @@ fn main() {
         builder.json().init();
     } else {
         builder.init();
+    }
+    if let Some(Command::Witness { name, logs }) = &args.command {
+        let config = onsite_server::witness::WitnessConfig { data: args.data.clone(), listen: args.listen, name: name.clone(), logs: logs.clone() };
+        if let Err(e) = onsite_server::witness::run(&config) {
+            fail("witness", e);
+        }
+        return;
     }
     if let Some(Command::Migrate { from, to, blobs_from, blobs_to }) = &args.command {
         let from = match from.as_deref().map(|f| f.strip_prefix("sqlite://").map(PathBuf::from)) {
@@ -153,6 +174,12 @@ fn main() {
     config.limits.max_connections = args.max_connections;
     config.keys = args.keys;
     config.trusted_proxies = args.trusted_proxy;
+    for w in &args.witnesses {
+        match onsite_server::service::WitnessEndpoint::parse(w) {
+            Ok(ep) => config.witnesses.push(ep),
+            Err(e) => fail(&format!("--witness {w}"), e),
+        }
+    }
     if let Some(url) = &args.database {
         match onsite_server::storage::open_url(url) {
             Ok(s) => config.storage = s,

@@ -110,7 +110,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("POST" "/v1/orders/{id}/priority", Dispatcher, "set the priority", Some((JSON, "{priority: urgent|normal|low}")), (200, JSON, "WorkOrder"), &[404], post(priority)),
         ep!("POST" "/v1/orders/{id}/close", Dispatcher, "close out a completed order (refused while parts are owed)", Some((JSON, "{by?} or empty")), (200, JSON, "{closed_at}"), &[404, 409], post(close_order)),
         ep!("GET" "/v1/log/checkpoint", Dispatcher, "a signed checkpoint of the provider's log", None, (200, JSON, "Checkpoint"), &[], get(checkpoint)),
-        ep!("GET" "/v1/log/{provider}/checkpoint", None, "the provider log's latest checkpoint as a C2SP signed note (tlog-checkpoint, Ed25519)", None, (200, "text/plain", "signed note"), &[404], get(checkpoint_note)),
+        ep!("GET" "/v1/log/{provider}/checkpoint", None, "the provider log's latest checkpoint as a C2SP signed note (tlog-checkpoint, Ed25519), with its witnesses' cosignatures", None, (200, "text/plain", "signed note"), &[404], get(checkpoint_note)),
         ep!("GET" "/v1/log/{provider}/key", None, "the verifier key of the provider log's checkpoints (C2SP signed-note)", None, (200, "text/plain", "name+id+key"), &[404], get(log_key)),
         ep!("GET" "/v1/log/{provider}/tile/{*path}", None, "C2SP tlog-tiles: hash tiles <L>/<N>[.p/<W>] and entry bundles entries/<N>[.p/<W>] (immutable)", None, (200, "application/octet-stream", "tile bytes"), &[404], get(log_tile)),
         ep!("GET" "/v1/log/consistency", AnyParty, "RFC 9162 consistency proof between two sizes of the provider's log (?from=&to=; to defaults to the current size)", None, (200, JSON, "{from, to, path: [hex]}"), &[400], get(consistency)),
@@ -327,7 +327,7 @@ fn public_log(svc: &Service, provider: &str) -> Result<(), Error> {
 async fn checkpoint_note(State(svc): Svc, Path(provider): Path<String>) -> Result<Response, Error> {
     let note = blocking(move || {
         public_log(&svc, &provider)?;
-        svc.checkpoint_note(&provider)
+        svc.cosigned_checkpoint(&provider)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note).into_response())

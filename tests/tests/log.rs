@@ -184,3 +184,137 @@ fn standard_tooling_reads_the_checkpoint_the_tiles_and_the_proofs() {
         assert_eq!(get(&path).0, 404, "{path}");
     }
 }
+
+/// The provider rewrites its log under its devices (the server's operator edits the file): a
+/// device that saw the old history stops at its next sync, keeps both checkpoints as
+/// evidence, and keeps refusing; the rewritten server cannot prove the old head a prefix.
+#[test]
+fn a_log_rewritten_under_a_device_stops_its_sync_and_is_kept_as_evidence() {
+    let s = TestServer::start();
+    if std::env::var("ONSITE_TEST_PG").is_ok() {
+        return; // PostgreSQL under test: the rewrite below is SQLite's (the conformance suite covers both).
+    }
+    let db = s.dir.path().join("server").join(onsite_server::DB_FILE);
+    assert!(db.exists(), "{}", db.display());
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-F", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(onsite_tests::options(dir.path())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    for n in 0..5 {
+        device.add_note(&ids[0], &format!("before {n}")).unwrap();
+    }
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    let seen: Checkpoint = serde_json::from_str(&device.log_checkpoint().unwrap().expect("a checkpoint was kept")).unwrap();
+    assert!(seen.size > 0);
+    // Growth is proved, so a second honest sync is accepted and moves the kept checkpoint.
+    device.add_note(&ids[0], "honest growth").unwrap();
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    let grown: Checkpoint = serde_json::from_str(&device.log_checkpoint().unwrap().unwrap()).unwrap();
+    assert!(grown.size > seen.size);
+    assert!(device.log_fork().unwrap().is_none());
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(&format!(
+        "DROP TRIGGER log_leaves_immutable; DROP TRIGGER log_nodes_undeletable; \
+         UPDATE log_leaves SET leaf = zeroblob(32) WHERE provider = '{PROVIDER}' AND idx = 0; DELETE FROM log_nodes;"
+    ))
+    .unwrap();
+    drop(c);
+    device.add_note(&ids[0], "after the rewrite").unwrap();
+    for _ in 0..2 {
+        let e = device.sync(&s.transport(), &fast(), None).unwrap_err();
+        assert!(e.to_string().contains("not consistent with what this device saw"), "{e}");
+    }
+    let evidence: serde_json::Value = serde_json::from_str(&device.log_fork().unwrap().expect("evidence kept")).unwrap();
+    assert_eq!(evidence["seen"]["root"], serde_json::json!(grown.root));
+    assert!(evidence["reason"].as_str().unwrap().contains("not a prefix"), "{evidence}");
+    assert!(!evidence["proof"].as_array().unwrap().is_empty());
+    // The device still holds the last consistent checkpoint, not the forked one.
+    let kept: Checkpoint = serde_json::from_str(&device.log_checkpoint().unwrap().unwrap()).unwrap();
+    assert_eq!(kept, grown);
+}
+
+/// A witness beside the log: every new checkpoint is cosigned, the served checkpoint carries
+/// the cosignature and satisfies a witness policy; a forked history signed with the log's own
+/// key is refused by the witness (409 at the same size, 422 with a proof that does not hold)
+/// and kept there as evidence.
+#[test]
+fn the_witness_cosigns_growth_and_refuses_a_split_view() {
+    use onsite_core::evidence::log::note::{Note, NoteSigner};
+    use onsite_core::evidence::log::witness::{AddCheckpoint, Policy, Witness};
+    use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+
+    let s = TestServer::start();
+    let wdir = tempfile::tempdir().unwrap();
+    let log_vkey = s.running.service.log_verifier_key(PROVIDER).unwrap();
+    let witness = onsite_server::witness::spawn(&onsite_server::witness::WitnessConfig {
+        data: wdir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        name: "witness.test/w1".into(),
+        logs: vec![log_vkey.clone()],
+    })
+    .unwrap();
+    let wkey = witness.witness.verifier_key();
+    s.running.service.add_witness(onsite_server::service::WitnessEndpoint::parse(&format!("{}={wkey}", witness.url())).unwrap());
+    let policy = Policy { witnesses: vec![Witness::parse(&wkey).unwrap()], quorum: 1 };
+
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-W", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(onsite_tests::options(dir.path())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    let get_checkpoint = || {
+        let r = s.transport().send(&Request::new(Method::Get, format!("/v1/log/{PROVIDER}/checkpoint"))).unwrap();
+        String::from_utf8(r.body).unwrap()
+    };
+    let mut sizes = Vec::new();
+    for round in 0..3 {
+        device.add_note(&ids[0], &format!("round {round}")).unwrap();
+        device.sync(&s.transport(), &fast(), None).unwrap();
+        let note = Note::parse(&get_checkpoint()).unwrap();
+        assert_eq!(policy.check(&note).unwrap(), ["witness.test/w1"], "round {round}");
+        let body = onsite_core::evidence::log::note::CheckpointBody::parse(&note.text).unwrap();
+        assert_eq!(witness.witness.latest(&format!("onsite/{PROVIDER}")).map(|l| l.0), Some(body.size), "the witness holds the newest");
+        sizes.push(body);
+    }
+    // A split view: the log's key signs a different history of the size the witness holds,
+    // and a longer one grown from it.
+    // The provider runs the log and holds its key: it can sign any history it likes.
+    let seed_hex = std::fs::read_to_string(s.dir.path().join("server").join("keys").join(format!("{}.key", onsite_server::service::LOG_NOTE_KEY))).unwrap();
+    let seed = onsite_core::hash::unhex(seed_hex.trim()).unwrap();
+    let signer = NoteSigner::from_seed(&format!("onsite/{PROVIDER}"), &seed).unwrap();
+    assert_eq!(signer.verifier_key(), log_vkey);
+    let held = sizes.last().unwrap().clone();
+    let t = HttpTransport::new(&witness.url()).unwrap();
+    let add = |req: &AddCheckpoint| {
+        let r = t.send(&Request::new(Method::Post, "/add-checkpoint").body(req.to_body().into_bytes())).unwrap();
+        (r.status, r.header("content-type").map(str::to_string), String::from_utf8(r.body).unwrap())
+    };
+    let mut forked = held.clone();
+    forked.root[0] ^= 1;
+    let (status, ctype, body) = add(&AddCheckpoint { old: held.size, proof: vec![], checkpoint: signer.sign(&forked.text()) });
+    assert_eq!((status, ctype.as_deref(), body.trim()), (409, Some("text/x.tlog.size"), held.size.to_string().as_str()));
+    let longer = onsite_core::evidence::log::note::CheckpointBody { size: held.size + 3, root: [7; 32], ..held.clone() };
+    let (status, _, _) = add(&AddCheckpoint { old: held.size, proof: vec![[1; 32]; 3], checkpoint: signer.sign(&longer.text()) });
+    assert_eq!(status, 422);
+    // Stale old size, another log's key, garbage.
+    let (status, _, body) = add(&AddCheckpoint { old: 1, proof: vec![], checkpoint: signer.sign(&longer.text()) });
+    assert_eq!((status, body.trim()), (409, held.size.to_string().as_str()));
+    let stranger = NoteSigner::from_seed(&format!("onsite/{PROVIDER}"), &[9; 32]).unwrap();
+    assert_eq!(add(&AddCheckpoint { old: held.size, proof: vec![], checkpoint: stranger.sign(&held.text()) }).0, 403);
+    let other = NoteSigner::from_seed("onsite/other", &seed).unwrap();
+    assert_eq!(
+        add(&AddCheckpoint { old: 0, proof: vec![], checkpoint: other.sign(&held.text().replacen(&format!("onsite/{PROVIDER}"), "onsite/other", 1)) }).0,
+        404
+    );
+    assert_eq!(t.send(&Request::new(Method::Post, "/add-checkpoint").body(b"old 1\n".to_vec())).unwrap().status, 400);
+    // Nothing of the fork was recorded; both refusals are kept as evidence.
+    assert_eq!(witness.witness.latest(&format!("onsite/{PROVIDER}")).map(|l| l.0), Some(held.size));
+    let refused = witness.witness.refused();
+    assert!(refused.iter().any(|r| r.1 == 409) && refused.iter().any(|r| r.1 == 422), "{refused:?}");
+    // The honest log keeps going and is still cosigned.
+    device.add_note(&ids[0], "after the attempt").unwrap();
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    assert!(policy.check(&Note::parse(&get_checkpoint()).unwrap()).is_ok());
+}

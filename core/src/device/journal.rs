@@ -20,6 +20,18 @@ impl Device {
         }
     }
 
+    /// The latest checkpoint of the provider's log this device saw and proved consistent
+    /// with every earlier one (JSON `Checkpoint`), if any.
+    pub fn log_checkpoint(&self) -> Result<Option<String>> {
+        Ok(self.store.meta(MetaKey::LogCheckpoint)?)
+    }
+
+    /// Evidence of a forked log, if the server ever showed one (JSON: the checkpoint seen,
+    /// the one offered, the proof given, why they do not fit). Kept for good.
+    pub fn log_fork(&self) -> Result<Option<String>> {
+        Ok(self.store.meta(MetaKey::LogFork)?)
+    }
+
     /// Journal entries, all or one order's.
     pub fn journal(&self, order_id: Option<&str>) -> Result<Vec<crate::evidence::Entry>> {
         Ok(self.store.journal_entries(order_id)?)

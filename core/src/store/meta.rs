@@ -39,6 +39,11 @@ pub enum MetaKey {
     KeyAttestation,
     /// The journal seq up to which every order's chain ends in a seal (`seal_pending`).
     SealedThrough,
+    /// The latest log checkpoint this device saw and proved consistent (JSON).
+    LogCheckpoint,
+    /// A checkpoint that is not an extension of the one this device had seen, kept as
+    /// evidence of a forked log (JSON: seen, offered, proof).
+    LogFork,
 }
 
 impl MetaKey {
@@ -64,6 +69,8 @@ impl MetaKey {
             MetaKey::BlobsEncrypted => "blobs.encrypted",
             MetaKey::KeyAttestation => "key_attestation",
             MetaKey::SealedThrough => "journal.sealed_through",
+            MetaKey::LogCheckpoint => "log.checkpoint",
+            MetaKey::LogFork => "log.fork",
         }
     }
 }
@@ -77,6 +84,11 @@ impl Store {
     pub fn set_meta(&self, key: MetaKey, value: &str) -> Result<(), Error> {
         let w = self.writer();
         w.conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key.as_str(), value])?;
+        Ok(())
+    }
+
+    pub fn delete_meta(&self, key: MetaKey) -> Result<(), Error> {
+        self.writer().conn.execute("DELETE FROM meta WHERE key = ?1", [key.as_str()])?;
         Ok(())
     }
 

@@ -152,6 +152,10 @@ impl Service {
             let path = tree.inclusion(index, size)?;
             proofs.push(InclusionProof { seq, index, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
         }
+        // Witnesses cosign the new checkpoint; one that is down does not fail the upload.
+        if let Err(e) = self.witness(&device.provider) {
+            tracing::warn!(provider = %device.provider, error = %e, "witnessing the checkpoint failed");
+        }
         Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
     }
 

@@ -257,3 +257,113 @@ mod tests {
         }
     }
 }
+
+/// A witness the log submits its checkpoints to (`--witness URL=VKEY`).
+#[derive(Debug, Clone)]
+pub struct WitnessEndpoint {
+    pub url: String,
+    pub key: onsite_core::evidence::log::witness::Witness,
+}
+
+impl WitnessEndpoint {
+    /// `URL=VKEY`, the witness's address and cosignature verifier key.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let (url, vkey) = s.split_once('=').ok_or("expected URL=VKEY")?;
+        let key = onsite_core::evidence::log::witness::Witness::parse(vkey).map_err(|e| e.to_string())?;
+        Ok(Self { url: url.trim_end_matches('/').to_string(), key })
+    }
+}
+
+/// What the log knows of its witnesses: the size each last cosigned per provider, and the
+/// latest cosigned checkpoint note per provider.
+#[derive(Default)]
+pub(super) struct Witnessing {
+    pub endpoints: std::sync::RwLock<Vec<WitnessEndpoint>>,
+    sizes: std::sync::Mutex<HashMap<(String, String), u64>>,
+    cosigned: std::sync::Mutex<HashMap<String, (u64, String)>>,
+}
+
+impl Service {
+    /// Adds a witness the log submits each new checkpoint to.
+    pub fn add_witness(&self, w: WitnessEndpoint) {
+        self.witnessing.endpoints.write().unwrap_or_else(|p| p.into_inner()).push(w);
+    }
+
+    /// Submits the provider's current checkpoint to every witness (c2sp.org/tlog-witness) and
+    /// keeps it with the cosignatures that came back. A witness that is down or refuses is
+    /// logged and skipped: the checkpoint is served with the cosignatures it got.
+    pub(super) fn witness(&self, provider: &str) -> Result<Option<String>> {
+        let endpoints = self.witnessing.endpoints.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if endpoints.is_empty() {
+            return Ok(None);
+        }
+        let size = self.storage.log_size(provider)?;
+        let mut tree = StoredTree::prefetched(&*self.storage, provider, &[Query::Root(size)])?;
+        let body = onsite_core::evidence::log::note::CheckpointBody { origin: Self::log_origin(provider), size, root: tree.root(size)? };
+        let note = self.note_signer(provider)?.sign(&body.text());
+        let mut cosigned = note.clone();
+        for ep in &endpoints {
+            let sizes_key = (provider.to_string(), ep.key.name.clone());
+            let mut old = self.witnessing.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(&sizes_key).copied().unwrap_or(0);
+            for _attempt in 0..2 {
+                let proof = if old == 0 || old >= size { Vec::new() } else { tree.consistency(old, size)? };
+                let req = onsite_core::evidence::log::witness::AddCheckpoint { old, proof, checkpoint: note.clone() };
+                match submit(&ep.url, &req.to_body()) {
+                    Ok((200, line)) => {
+                        let with = format!("{note}{line}");
+                        match onsite_core::evidence::log::note::Note::parse(&with) {
+                            Ok(n) if ep.key.cosigned(&n).is_some() => {
+                                cosigned.push_str(&line);
+                                self.witnessing.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(sizes_key.clone(), size);
+                            }
+                            _ => tracing::warn!(witness = %ep.key.name, "the witness's answer is not its cosignature"),
+                        }
+                        break;
+                    }
+                    // The witness holds another size: prove from that one.
+                    Ok((409, text)) => match text.trim().parse::<u64>() {
+                        Ok(held) if held != old && held <= size => old = held,
+                        _ => {
+                            tracing::warn!(witness = %ep.key.name, held = %text.trim(), size, "the witness refuses this checkpoint");
+                            break;
+                        }
+                    },
+                    Ok((status, text)) => {
+                        tracing::warn!(witness = %ep.key.name, status, reason = %text.trim(), "the witness refused the checkpoint");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(witness = %ep.key.name, error = %e, "the witness is unreachable");
+                        break;
+                    }
+                }
+            }
+        }
+        self.witnessing.cosigned.lock().unwrap_or_else(|p| p.into_inner()).insert(provider.to_string(), (size, cosigned.clone()));
+        Ok(Some(cosigned))
+    }
+
+    /// The latest checkpoint note with the witnesses' cosignatures (submitting it now when
+    /// the log grew since), or signed by the log alone when no witness is configured.
+    pub fn cosigned_checkpoint(&self, provider: &str) -> Result<String> {
+        let size = self.storage.log_size(provider)?;
+        if let Some((s, note)) = self.witnessing.cosigned.lock().unwrap_or_else(|p| p.into_inner()).get(provider) {
+            if *s == size {
+                return Ok(note.clone());
+            }
+        }
+        match self.witness(provider)? {
+            Some(note) => Ok(note),
+            None => self.checkpoint_note(provider),
+        }
+    }
+}
+
+fn submit(url: &str, body: &str) -> std::result::Result<(u16, String), String> {
+    use onsite_core::sync::transport::{HttpTransport, Method, Request, Transport};
+    let t = HttpTransport::new(url).map_err(|e| e.to_string())?;
+    let r = t
+        .send(&Request::new(Method::Post, "/add-checkpoint").header("content-type", "text/plain").body(body.as_bytes().to_vec()))
+        .map_err(|e| e.to_string())?;
+    Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+}

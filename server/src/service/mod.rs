@@ -22,7 +22,7 @@ mod profile;
 mod sync;
 
 pub use help::{route, AnswerInput, ExpertInput, HelpView};
-pub use log::{parse_tile_path, ConsistencyProof, TileRef};
+pub use log::{parse_tile_path, ConsistencyProof, TileRef, WitnessEndpoint};
 pub use parts::{ClerkMovement, Unaccounted};
 
 use crate::blobs::Blobs;
@@ -141,6 +141,8 @@ pub struct Service {
     log_key: SoftwareSigner,
     /// Seed of the Ed25519 key that signs the log's C2SP checkpoints.
     note_seed: Vec<u8>,
+    /// The witnesses checkpoints go to, and what they cosigned.
+    witnessing: log::Witnessing,
     actor: ActorId,
     admin_token_hash: String,
     locks: OrderLocks,
@@ -229,6 +231,7 @@ impl Service {
             time_authority,
             log_key,
             note_seed,
+            witnessing: Default::default(),
             actor,
             admin_token_hash: token_hash(admin_token),
             locks: OrderLocks::new(),

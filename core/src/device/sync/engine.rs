@@ -66,7 +66,12 @@ impl Pass<'_> {
     fn stop_or_note(&mut self, e: crate::Error) -> Result<()> {
         match &e {
             crate::Error::Sync(SyncError::Cancelled) => Err(crate::Error::Cancelled),
-            crate::Error::Sync(SyncError::Unauthorized(_)) | crate::Error::Sync(SyncError::NotEnrolled) | crate::Error::Store(_) => Err(e),
+            // A forked log stops the whole sync: nothing more goes to a server that shows this
+            // device another history (ADR 0020).
+            crate::Error::Sync(SyncError::Unauthorized(_))
+            | crate::Error::Sync(SyncError::NotEnrolled)
+            | crate::Error::Sync(SyncError::LogFork(_))
+            | crate::Error::Store(_) => Err(e),
             _ => {
                 self.report.errors.push(e.to_string());
                 Ok(())
@@ -182,6 +187,9 @@ impl Pass<'_> {
                 return Err(classify(&resp).into());
             }
             let ack: JournalAck = serde_json::from_slice(&bytes).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            if let Some(cp) = &ack.checkpoint {
+                self.check_checkpoint(cp)?;
+            }
             for proof in &ack.proofs {
                 let json = serde_json::to_string(proof).map_err(|e| SyncError::Protocol(e.to_string()))?;
                 d.store.save_proof(proof.seq, &json)?;
@@ -197,6 +205,25 @@ impl Pass<'_> {
             self.progress(Phase::Journal, done, total.max(done));
         }
         Ok(())
+    }
+
+    /// The checkpoint must extend the last one this device saw (`log_check`).
+    fn check_checkpoint(&mut self, cp: &crate::evidence::log::Checkpoint) -> Result<()> {
+        let d = self.device;
+        let log_key = d.log_key()?;
+        super::log_check::accept(&d.store, log_key.as_deref(), cp, |from, to| {
+            let resp = self.call(Request::new(Method::Get, format!("/v1/log/consistency?from={from}&to={to}")))?;
+            if !resp.is_success() {
+                return Err(classify(&resp).into());
+            }
+            #[derive(serde::Deserialize)]
+            struct Proof {
+                path: Vec<String>,
+            }
+            let p: Proof = serde_json::from_slice(&resp.body).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            let path = p.path.iter().map(|h| crate::hash::unhex(h).and_then(|b| b.try_into().ok())).collect::<Option<Vec<_>>>();
+            Ok(path.ok_or_else(|| SyncError::Protocol("a consistency proof hash is not 32 hex bytes".into()))?)
+        })
     }
 
     /// A v2 upload: v1 entries (written before the upgrade) whole, the rest compact, and the

@@ -10,6 +10,7 @@
 //! the next pass resumes from the store.
 
 mod engine;
+mod log_check;
 mod report;
 
 pub use report::{classify, Error, Phase, RejectedOrder, SyncObserver, SyncOptions, SyncProgress, SyncReport, SyncStatus};
@@ -63,6 +64,11 @@ impl Device {
         self.store.set_meta(MetaKey::SyncToken, &enrolled.token)?;
         self.store.set_meta(MetaKey::SyncProvider, &enrolled.provider)?;
         self.store.set_meta(MetaKey::SyncEngineer, &enrolled.engineer_id)?;
+        // Another log (a new server or provider): the checkpoint kept for the old one says
+        // nothing about it. Evidence of a fork is kept whatever happens.
+        if self.store.meta(MetaKey::SyncLogKey)?.as_deref() != Some(enrolled.log_key.as_str()) {
+            self.store.delete_meta(MetaKey::LogCheckpoint)?;
+        }
         self.store.set_meta(MetaKey::SyncLogKey, &enrolled.log_key)?;
         self.store.set_meta(MetaKey::TimeAuthority, &crate::hash::hex(&authority))?;
         if let Some(evidence) = sent {
@@ -151,6 +157,7 @@ impl Device {
     /// that failed transiently stays in the outbox and is listed in the report's `errors`.
     pub fn sync(&self, transport: &dyn Transport, options: &SyncOptions, observer: Option<&dyn SyncObserver>) -> Result<SyncReport> {
         let token = self.store.meta(MetaKey::SyncToken)?.ok_or(SyncError::NotEnrolled)?;
+        log_check::refuse_a_forked_log(&self.store)?;
         let entropy = {
             let mut b = [0u8; 8];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);

@@ -30,6 +30,11 @@ pub enum Error {
     /// authenticate): it can never upload, and is wedged with this reason.
     #[error("this device's copy of the photo cannot be read: {0}")]
     LocalBlob(String),
+    /// The server showed a log checkpoint that does not extend the one this device saw
+    /// before: the provider's log was forked or rolled back. The sync stops; both
+    /// checkpoints are kept as evidence (`Device::log_fork`).
+    #[error("the provider's evidence log is not consistent with what this device saw before: {0}")]
+    LogFork(String),
 }
 
 impl Error {

@@ -14,6 +14,7 @@ use crate::evidence::signer::{self, Signer};
 
 pub mod note;
 pub mod tree;
+pub mod witness;
 
 pub type Hash = [u8; 32];
 
