@@ -109,6 +109,35 @@ pub fn print_order(v: &OrderView) {
     }
 }
 
+/// A witness beside the embedded server (ADR 0020): it trusts the provider's log key,
+/// cosigns the log's checkpoint, and the server serves it cosigned.
+fn witness_demo(running: &onsite_server::Running, dir: &std::path::Path, provider: &str) -> Result<()> {
+    use onsite_core::evidence::log::note::Note;
+    use onsite_core::evidence::log::witness::{Policy, Witness};
+    use onsite_core::sync::transport::Transport as _;
+    let log_key = running.service.log_verifier_key(provider)?;
+    let witness = onsite_server::witness::spawn(&onsite_server::witness::WitnessConfig {
+        data: dir.join("witness-data"),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        name: "witness.onsite.demo/w1".into(),
+        logs: vec![log_key],
+    })?;
+    let key = witness.witness.verifier_key();
+    running.service.add_witness(onsite_server::service::WitnessEndpoint::parse(&format!("{}={key}", witness.url())).map_err(anyhow::Error::msg)?);
+    let resp = HttpTransport::new(&running.url())?.send(&onsite_core::sync::transport::Request::new(
+        onsite_core::sync::transport::Method::Get,
+        format!("/v1/log/{provider}/checkpoint"),
+    ))?;
+    let note = String::from_utf8(resp.body)?;
+    let policy = Policy { witnesses: vec![Witness::parse(&key)?], quorum: 1 };
+    let cosigners = policy.check(&Note::parse(&note)?)?;
+    println!("
+witness {} listening on {} (key {key})", cosigners.join(", "), witness.url());
+    println!("$ curl {}/v1/log/{provider}/checkpoint", running.url());
+    print!("{note}");
+    Ok(())
+}
+
 /// The server the demo talks to: a given one, or one started here on a free loopback port.
 enum DemoServer {
     Embedded(onsite_server::Running),
@@ -289,6 +318,9 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     }
     let status = device.sync_status()?;
     println!("pending after sync: {} journal, {} orders, {} photos", status.pending_journal, status.pending_orders, status.pending_blobs);
+    if let (DemoServer::Embedded(running), Some(provider)) = (&server, status.provider.as_deref()) {
+        witness_demo(running, &dir, provider)?;
+    }
 
     // The evidence anyone can check offline: the customer copy and the arbitration bundle.
     let out = dir.join("exports");
