@@ -124,15 +124,17 @@ fn witness_demo(running: &onsite_server::Running, dir: &std::path::Path, provide
     })?;
     let key = witness.witness.verifier_key();
     running.service.add_witness(onsite_server::service::WitnessEndpoint::parse(&format!("{}={key}", witness.url())).map_err(anyhow::Error::msg)?);
-    let resp = HttpTransport::new(&running.url())?.send(&onsite_core::sync::transport::Request::new(
-        onsite_core::sync::transport::Method::Get,
-        format!("/v1/log/{provider}/checkpoint"),
-    ))?;
+    let resp = HttpTransport::new(&running.url())?
+        .send(&onsite_core::sync::transport::Request::new(onsite_core::sync::transport::Method::Get, format!("/v1/log/{provider}/checkpoint")))?;
     let note = String::from_utf8(resp.body)?;
     let policy = Policy { witnesses: vec![Witness::parse(&key)?], quorum: 1 };
     let cosigners = policy.check(&Note::parse(&note)?)?;
-    println!("
-witness {} listening on {} (key {key})", cosigners.join(", "), witness.url());
+    println!(
+        "
+witness {} listening on {} (key {key})",
+        cosigners.join(", "),
+        witness.url()
+    );
     println!("$ curl {}/v1/log/{provider}/checkpoint", running.url());
     print!("{note}");
     Ok(())

@@ -75,6 +75,13 @@ enum Command {
         /// The server's evidence-log key (SEC1 hex) that must sign the checkpoints.
         #[arg(long)]
         log_key: Option<String>,
+        /// A witness (C2SP cosignature verifier key) whose cosignature the log's checkpoints
+        /// must carry; repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all of them).
+        #[arg(long)]
+        witness_quorum: Option<usize>,
     },
     /// Sync with the server: enrol, sync now, status, conflicts.
     #[command(subcommand)]
@@ -259,8 +266,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Templates(cmd) => checklist::templates(&open(&data_dir(&cli.data))?, cmd),
         Command::Receipt(cmd) => receipt::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Bundle(cmd) => receipt::bundle_cmd(&data_dir(&cli.data), cmd),
-        Command::Verify { bundle, json, device_key, authority, log_key } => {
-            if receipt::verify(&bundle, json, device_key.as_deref(), authority.as_deref(), log_key.as_deref())? {
+        Command::Verify { bundle, json, device_key, authority, log_key, witnesses, witness_quorum } => {
+            let policy = receipt::witness_policy(&witnesses, witness_quorum)?;
+            if receipt::verify(&bundle, json, device_key.as_deref(), authority.as_deref(), log_key.as_deref(), policy)? {
                 Ok(())
             } else {
                 std::process::exit(1)

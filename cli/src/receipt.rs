@@ -167,7 +167,33 @@ pub fn bundle_cmd(data: &Path, cmd: BundleCmd) -> Result<()> {
 }
 
 /// `onsite verify BUNDLE`: true when everything holds.
-pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Option<&str>, log_key: Option<&str>) -> Result<bool> {
+/// A witness policy from `--witness VKEY` (repeatable) and `--witness-quorum N` (default: all).
+pub fn witness_policy(witnesses: &[String], quorum: Option<usize>) -> Result<Option<onsite_core::evidence::log::witness::Policy>> {
+    if witnesses.is_empty() {
+        if quorum.is_some() {
+            anyhow::bail!("--witness-quorum needs --witness keys");
+        }
+        return Ok(None);
+    }
+    let keys = witnesses
+        .iter()
+        .map(|w| onsite_core::evidence::log::witness::Witness::parse(w).with_context(|| format!("--witness {w}")))
+        .collect::<Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(keys.len());
+    if quorum == 0 || quorum > keys.len() {
+        anyhow::bail!("--witness-quorum must be 1 to {}", keys.len());
+    }
+    Ok(Some(onsite_core::evidence::log::witness::Policy { witnesses: keys, quorum }))
+}
+
+pub fn verify(
+    path: &Path,
+    json: bool,
+    device_key: Option<&str>,
+    authority: Option<&str>,
+    log_key: Option<&str>,
+    witness_policy: Option<onsite_core::evidence::log::witness::Policy>,
+) -> Result<bool> {
     let hexarg = |flag: &str, v: Option<&str>| -> Result<Option<Vec<u8>>> {
         v.map(|h| onsite_core::hash::unhex(h).with_context(|| format!("--{flag} is not hex"))).transpose()
     };
@@ -193,6 +219,7 @@ pub fn verify(path: &Path, json: bool, device_key: Option<&str>, authority: Opti
         log_key: hexarg("log-key", log_key)?,
         utc_offset_minutes: None,
         attestation_trust: None,
+        witness_policy,
     };
     let report = bundle::verify_file(path, &opts);
     if json {

@@ -30,6 +30,7 @@ fn options() -> Options {
         log_key: Some(key("log_key")),
         utc_offset_minutes: None,
         attestation_trust: None,
+        witness_policy: None,
     }
 }
 

@@ -318,3 +318,99 @@ fn the_witness_cosigns_growth_and_refuses_a_split_view() {
     device.sync(&s.transport(), &fast(), None).unwrap();
     assert!(policy.check(&Note::parse(&get_checkpoint()).unwrap()).is_ok());
 }
+
+/// A server with a witness beside it (the witness trusts the provider's log key).
+fn witnessed_server() -> (TestServer, onsite_server::witness::RunningWitness, tempfile::TempDir, String) {
+    let s = TestServer::start();
+    let wdir = tempfile::tempdir().unwrap();
+    let witness = onsite_server::witness::spawn(&onsite_server::witness::WitnessConfig {
+        data: wdir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        name: "witness.test/w1".into(),
+        logs: vec![s.running.service.log_verifier_key(PROVIDER).unwrap()],
+    })
+    .unwrap();
+    let key = witness.witness.verifier_key();
+    s.running.service.add_witness(onsite_server::service::WitnessEndpoint::parse(&format!("{}={key}", witness.url())).unwrap());
+    (s, witness, wdir, key)
+}
+
+/// Works the sample order to a signed receipt and completion, syncs, exports its bundle.
+fn synced_bundle(s: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+    use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
+    use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, ReceiptInput};
+    let d = Device::open(onsite_tests::options(dir.join("device"))).unwrap();
+    s.enrol(&d, "eng-1");
+    d.import_orders_json(onsite_tests::SAMPLE_ORDERS).unwrap();
+    let id = "WO-20261123-0001";
+    let w = TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) };
+    for e in [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork] {
+        d.transition(id, e, Actor::Engineer, None).unwrap();
+    }
+    d.start_checklist(id, "onsite-repair").unwrap();
+    d.walk_checklist_demo(id).unwrap();
+    d.transition(id, Event::RequestSignature, Actor::Engineer, None).unwrap();
+    let input = ReceiptInput {
+        diagnosis: "DC-in jack loose".into(),
+        work_done: "resoldered".into(),
+        charges: vec![ChargeLine { description: "warranty".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
+        currency: "CNY".into(),
+        rating: None,
+        signer_name: "王女士".into(),
+        decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
+        correction_reason: None,
+    };
+    d.sign_receipt(id, &input).unwrap();
+    d.transition(id, Event::Complete, Actor::Engineer, None).unwrap();
+    d.sync(&s.transport(), &fast(), None).unwrap();
+    let out = dir.join("bundle.zip");
+    d.export_bundle(id, &out, Default::default()).unwrap();
+    out
+}
+
+/// Bundles carry the cosigned tree head with their log proofs; `verify` under a witness
+/// policy names the witnesses that cosigned, and fails a bundle whose head the policy's
+/// witnesses did not cosign (another witness, or a log without witnesses).
+#[test]
+fn bundles_carry_the_cosigned_tree_head_and_verify_checks_a_witness_policy() {
+    use onsite_core::evidence::log::witness::{Cosigner, Policy, Witness};
+    let (s, _witness, _wdir, key) = witnessed_server();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = synced_bundle(&s, dir.path());
+    let policy = |keys: Vec<String>| onsite_core::bundle::verify::Options {
+        witness_policy: Some(Policy { quorum: 1, witnesses: keys.iter().map(|k| Witness::parse(k).unwrap()).collect() }),
+        ..Default::default()
+    };
+    let witnessed =
+        |r: &onsite_core::bundle::Report| r.checks.iter().filter(|c| c.check == "log.witnessed").map(|c| (c.passed, c.detail.clone())).collect::<Vec<_>>();
+    let r = onsite_core::bundle::verify_file(&bundle, &policy(vec![key.clone()]));
+    assert!(r.ok, "{}", r.render_text());
+    let w = witnessed(&r);
+    assert!(!w.is_empty() && w.iter().all(|(ok, d)| *ok && d.contains("cosigned by witness.test/w1")), "{w:?}");
+    // Without a policy the cosignatures are reported, not required.
+    let r = onsite_core::bundle::verify_file(&bundle, &Default::default());
+    assert!(r.ok && witnessed(&r).iter().all(|(ok, d)| *ok && d.contains("not checked")), "{}", r.render_text());
+    // A policy of another witness: the head is not cosigned by it.
+    let stranger = Cosigner::from_seed("witness.test/w2", &[3; 32]).unwrap().verifier_key();
+    let r = onsite_core::bundle::verify_file(&bundle, &policy(vec![stranger.clone()]));
+    assert!(!r.ok && witnessed(&r).iter().all(|(ok, _)| !ok), "{}", r.render_text());
+    // The same from the command line.
+    let cli = |keys: &[&str]| {
+        let mut c = std::process::Command::new(onsite_tests::onsite_bin());
+        c.arg("verify").arg(&bundle);
+        for k in keys {
+            c.args(["--witness", k]);
+        }
+        c.output().unwrap()
+    };
+    let ok = cli(&[&key]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(!cli(&[&stranger]).status.success());
+    // A log without witnesses: its proofs carry no cosigned head, which a policy refuses.
+    let plain = TestServer::start();
+    let pdir = tempfile::tempdir().unwrap();
+    let unwitnessed = synced_bundle(&plain, pdir.path());
+    assert!(onsite_core::bundle::verify_file(&unwitnessed, &Default::default()).ok);
+    let r = onsite_core::bundle::verify_file(&unwitnessed, &policy(vec![key]));
+    assert!(witnessed(&r).iter().any(|(ok, d)| !ok && d.contains("no witness cosigned")), "{}", r.render_text());
+}

@@ -155,6 +155,9 @@ pub struct Options {
     pub utc_offset_minutes: Option<i32>,
     /// Roots a key attestation may end at (`None`: the pinned Google and Apple roots).
     pub attestation_trust: Option<crate::attest::Trust>,
+    /// Witnesses that must have cosigned the log's tree head each proof is of (keys and a
+    /// quorum, docs/adr/0020). `None`: cosignatures are reported, not required.
+    pub witness_policy: Option<crate::evidence::log::witness::Policy>,
 }
 
 /// Great-circle distance in metres (haversine, mean Earth radius).

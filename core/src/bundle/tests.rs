@@ -48,7 +48,14 @@ fn an_exported_bundle_verifies_and_reports_who_what_where_when() {
     let (_dir, d, bytes) = signed_bundle(ExportOptions::default());
     let r = verify_bytes(
         &bytes,
-        &Options { device_key: Some(d.public_key()), time_authority: None, log_key: None, utc_offset_minutes: None, attestation_trust: None },
+        &Options {
+            device_key: Some(d.public_key()),
+            time_authority: None,
+            log_key: None,
+            utc_offset_minutes: None,
+            attestation_trust: None,
+            witness_policy: None,
+        },
     );
     assert!(r.ok, "{}", r.render_text());
     let s = r.summary.as_ref().unwrap();
@@ -77,6 +84,7 @@ fn an_exported_bundle_verifies_and_reports_who_what_where_when() {
             log_key: None,
             utc_offset_minutes: None,
             attestation_trust: None,
+            witness_policy: None,
         },
     );
     assert_eq!(failed(&r), vec!["device.key manifest.json"]);
@@ -300,7 +308,14 @@ fn a_time_ticket_gives_the_signing_a_trusted_interval() {
     let stranger = crate::evidence::time::TimeAuthority::generate().unwrap();
     let r = verify_file(
         &out,
-        &Options { device_key: None, time_authority: Some(stranger.public_key()), log_key: None, utc_offset_minutes: None, attestation_trust: None },
+        &Options {
+            device_key: None,
+            time_authority: Some(stranger.public_key()),
+            log_key: None,
+            utc_offset_minutes: None,
+            attestation_trust: None,
+            witness_policy: None,
+        },
     );
     assert!(r.summary.as_ref().unwrap().signed_trusted.is_none());
     assert!(r.render_text().contains("times are the device's own"));

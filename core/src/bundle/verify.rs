@@ -242,6 +242,15 @@ fn run<R: Read + Seek>(reader: R, opts: &Options, c: &mut Checks) -> (Option<u32
                         }
                         Err(e) => c.fail("log.inclusion", &subject, e.to_string()),
                     }
+                    // Witnessing: required under a policy, reported when present.
+                    match (p.witnesses(opts.witness_policy.as_ref()), &opts.witness_policy) {
+                        (Ok(names), Some(_)) => c.pass("log.witnessed", &subject, format!("cosigned by {}", names.join(", "))),
+                        (Ok(names), None) if !names.is_empty() => {
+                            c.pass("log.witnessed", &subject, format!("cosignatures from {} (not checked: no witness policy given)", names.join(", ")))
+                        }
+                        (Ok(_), None) => {}
+                        (Err(e), _) => c.fail("log.witnessed", &subject, e.to_string()),
+                    }
                 }
             }
             Some(Err(e)) => c.fail("log.inclusion", path, e.to_string()),

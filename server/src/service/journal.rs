@@ -138,9 +138,17 @@ impl Service {
             other => other.into(),
         })?;
         self.metrics.journal_entries.add(rows.len() as u64);
-        // Checkpoint the provider's log (others may have appended meanwhile) and prove the
-        // entries that matter later, from the stored tree nodes.
-        let size = self.storage.log_size(&device.provider)?;
+        // Witnesses cosign the new tree head (one that is down does not fail the upload);
+        // the checkpoint and proofs are of that head, so a proof carries its cosignatures.
+        let witnessed = self.witness(&device.provider).unwrap_or_else(|e| {
+            tracing::warn!(provider = %device.provider, error = %e, "witnessing the checkpoint failed");
+            None
+        });
+        let size = match &witnessed {
+            Some((size, _)) => *size,
+            None => self.storage.log_size(&device.provider)?,
+        };
+        let note = witnessed.map(|(_, note)| note);
         let proved: Vec<(u64, u64)> =
             rows.iter().zip(&indices).filter(|(row, _)| row.kind == "receipt_signed" || row.seq == last_seq).map(|(row, idx)| (row.seq, *idx)).collect();
         let mut queries = vec![Query::Root(size)];
@@ -150,11 +158,7 @@ impl Service {
         let mut proofs = Vec::new();
         for (seq, index) in proved {
             let path = tree.inclusion(index, size)?;
-            proofs.push(InclusionProof { seq, index, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone() });
-        }
-        // Witnesses cosign the new checkpoint; one that is down does not fail the upload.
-        if let Err(e) = self.witness(&device.provider) {
-            tracing::warn!(provider = %device.provider, error = %e, "witnessing the checkpoint failed");
+            proofs.push(InclusionProof { seq, index, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone(), note: note.clone() });
         }
         Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
     }

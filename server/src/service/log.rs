@@ -292,7 +292,7 @@ impl Service {
     /// Submits the provider's current checkpoint to every witness (c2sp.org/tlog-witness) and
     /// keeps it with the cosignatures that came back. A witness that is down or refuses is
     /// logged and skipped: the checkpoint is served with the cosignatures it got.
-    pub(super) fn witness(&self, provider: &str) -> Result<Option<String>> {
+    pub(super) fn witness(&self, provider: &str) -> Result<Option<(u64, String)>> {
         let endpoints = self.witnessing.endpoints.read().unwrap_or_else(|p| p.into_inner()).clone();
         if endpoints.is_empty() {
             return Ok(None);
@@ -340,7 +340,7 @@ impl Service {
             }
         }
         self.witnessing.cosigned.lock().unwrap_or_else(|p| p.into_inner()).insert(provider.to_string(), (size, cosigned.clone()));
-        Ok(Some(cosigned))
+        Ok(Some((size, cosigned)))
     }
 
     /// The latest checkpoint note with the witnesses' cosignatures (submitting it now when
@@ -353,7 +353,7 @@ impl Service {
             }
         }
         match self.witness(provider)? {
-            Some(note) => Ok(note),
+            Some((_, note)) => Ok(note),
             None => self.checkpoint_note(provider),
         }
     }

@@ -181,6 +181,10 @@ pub struct InclusionProof {
     /// Hex hashes, leaf to root.
     pub path: Vec<String>,
     pub checkpoint: Checkpoint,
+    /// The same tree head as a C2SP checkpoint note with the witnesses' cosignatures, when
+    /// the log has witnesses (docs/adr/0020). Proofs from before carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl InclusionProof {
@@ -196,6 +200,42 @@ impl InclusionProof {
             .collect::<Result<_, _>>()?;
         verify_inclusion(self.index, self.checkpoint.size, &leaf_hash(&leaf), &path, &root)
     }
+
+    /// The witnesses of `policy` that cosigned this proof's tree head: the note must state
+    /// exactly the checkpoint's origin, size and root (which the log key signed), and the
+    /// cosignatures must reach the policy's quorum. Without a policy, the names of the
+    /// cosignatures present are returned unchecked.
+    pub fn witnesses(&self, policy: Option<&witness::Policy>) -> Result<Vec<String>, WitnessProblem> {
+        let Some(text) = &self.note else {
+            return match policy {
+                Some(p) if p.quorum > 0 => Err(WitnessProblem::NotCosigned),
+                _ => Ok(Vec::new()),
+            };
+        };
+        let note = note::Note::parse(text).map_err(|e| WitnessProblem::Note(e.to_string()))?;
+        let body = note::CheckpointBody::parse(&note.text).map_err(|e| WitnessProblem::Note(e.to_string()))?;
+        let root = crate::hash::unhex(&self.checkpoint.root).ok_or(WitnessProblem::Note("the checkpoint's root is not hex".into()))?;
+        if body.origin != self.checkpoint.origin || body.size != self.checkpoint.size || body.root.as_slice() != root.as_slice() {
+            return Err(WitnessProblem::OtherTreeHead);
+        }
+        match policy {
+            Some(p) => p.check(&note).map_err(|e| WitnessProblem::Quorum(e.to_string())),
+            None => Ok(note.signatures.iter().skip(1).map(|(name, _)| name.clone()).collect()),
+        }
+    }
+}
+
+/// Why a proof's witnessing does not satisfy a policy.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WitnessProblem {
+    #[error("no witness cosigned this tree head")]
+    NotCosigned,
+    #[error("the cosigned checkpoint is unreadable: {0}")]
+    Note(String),
+    #[error("the cosigned checkpoint states another tree head than the signed one")]
+    OtherTreeHead,
+    #[error("{0}")]
+    Quorum(String),
 }
 
 #[cfg(test)]
@@ -249,7 +289,13 @@ mod tests {
         assert_eq!(forged.verify(None), Err(Error::BadSignature));
         let stranger = SoftwareSigner::generate().unwrap();
         assert_eq!(cp.verify(Some(&stranger.public_key())), Err(Error::BadSignature));
-        let proof = InclusionProof { seq: 3, index: 2, path: inclusion_proof(2, &l).unwrap().iter().map(|h| crate::hash::hex(h)).collect(), checkpoint: cp };
+        let proof = InclusionProof {
+            seq: 3,
+            index: 2,
+            path: inclusion_proof(2, &l).unwrap().iter().map(|h| crate::hash::hex(h)).collect(),
+            checkpoint: cp,
+            note: None,
+        };
         // Leaves here are hashes of strings; a real leaf is the entry hash itself.
         assert!(proof.verify(&crate::hash::hex(&[7u8; 32]), None).is_err());
     }
