@@ -83,7 +83,7 @@ impl ProfileApi {
 pub fn verify_service_record(path: String, device_key: Option<Vec<u8>>, log_key: Option<Vec<u8>>) -> RecordVerification {
     let r = onsite_core::profile::verify_record_file(
         std::path::Path::new(&path),
-        &onsite_core::profile::VerifyOptions { device_key, log_key, attestation_trust: None },
+        &onsite_core::profile::VerifyOptions { device_key, log_key, attestation_trust: None, witness_policy: None },
     );
     RecordVerification { ok: r.ok, engineer_id: r.engineer, orders: r.orders, logged: r.logged, level: r.level, text: r.text }
 }

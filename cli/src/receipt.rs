@@ -204,6 +204,7 @@ pub fn verify(
             device_key: hexarg("device-key", device_key)?,
             log_key: hexarg("log-key", log_key)?,
             attestation_trust: None,
+            witness_policy,
         };
         let report = onsite_core::profile::verify_record(&head, &opts);
         if json {

@@ -287,7 +287,8 @@ fn the_service_record_verifies_and_tampering_is_caught() {
         std::fs::write(seeds.join("rating-raised.json"), text.replacen("\"rating\":3", "\"rating\":5", 1)).unwrap();
     }
     let log_key = s.running.service.log_key();
-    let opts = onsite_core::profile::VerifyOptions { device_key: Some(d.public_key()), log_key: Some(log_key.clone()), attestation_trust: None };
+    let opts =
+        onsite_core::profile::VerifyOptions { device_key: Some(d.public_key()), log_key: Some(log_key.clone()), attestation_trust: None, witness_policy: None };
     let report = onsite_core::profile::verify_record(&std::fs::read(&file).unwrap(), &opts);
     assert!(report.ok, "{}", report.text);
     assert_eq!((report.orders, report.logged, report.level), (3, 3, Some(3)));

@@ -89,7 +89,7 @@ fn every_member_of_the_v1_bundle_still_catches_a_flipped_byte() {
 #[test]
 fn the_v1_service_record_verifies_and_a_flip_fails() {
     let bytes = std::fs::read(fixtures().join("service-record-eng-017.json")).unwrap();
-    let opts = VerifyOptions { device_key: Some(key("device_key")), log_key: Some(key("log_key")), attestation_trust: None };
+    let opts = VerifyOptions { device_key: Some(key("device_key")), log_key: Some(key("log_key")), attestation_trust: None, witness_policy: None };
     let r = verify_record(&bytes, &opts);
     let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.check, c.detail)).collect();
     assert!(failed.is_empty(), "{failed:?}");

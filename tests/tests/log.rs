@@ -365,6 +365,7 @@ fn synced_bundle(s: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
     d.sync(&s.transport(), &fast(), None).unwrap();
     let out = dir.join("bundle.zip");
     d.export_bundle(id, &out, Default::default()).unwrap();
+    d.export_service_record(&dir.join("record.json")).unwrap();
     out
 }
 
@@ -406,6 +407,15 @@ fn bundles_carry_the_cosigned_tree_head_and_verify_checks_a_witness_policy() {
     let ok = cli(&[&key]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(!cli(&[&stranger]).status.success());
+    // The service record's proofs carry the cosigned head too.
+    let record = dir.path().join("record.json");
+    let record_opts = |k: &str| onsite_core::profile::VerifyOptions {
+        witness_policy: Some(Policy { quorum: 1, witnesses: vec![Witness::parse(k).unwrap()] }),
+        ..Default::default()
+    };
+    let r = onsite_core::profile::verify_record_file(&record, &record_opts(&key));
+    assert!(r.ok && r.text.contains("cosigned by witness.test/w1"), "{}", r.text);
+    assert!(!onsite_core::profile::verify_record_file(&record, &record_opts(&stranger)).ok);
     // A log without witnesses: its proofs carry no cosigned head, which a policy refuses.
     let plain = TestServer::start();
     let pdir = tempfile::tempdir().unwrap();

@@ -28,6 +28,9 @@ pub struct VerifyOptions {
     pub log_key: Option<Vec<u8>>,
     /// Roots a key attestation may end at (`None`: the pinned Google and Apple roots).
     pub attestation_trust: Option<crate::attest::Trust>,
+    /// Witnesses that must have cosigned the log's tree head each order's proof is of
+    /// (docs/adr/0020); `None`: not required.
+    pub witness_policy: Option<crate::evidence::log::witness::Policy>,
 }
 
 /// [`verify_record`] of a file; a file that cannot be read is a failed check, not an empty
@@ -168,6 +171,13 @@ pub fn verify_record(bytes: &[u8], opts: &VerifyOptions) -> RecordReport {
             (Some(p), Some(e)) => match p.verify(&e.hash, opts.log_key.as_deref()) {
                 Ok(()) if p.seq == e.seq => {
                     add("order.logged", subject, Ok(format!("leaf {} of the provider's log", p.index)));
+                    if let Some(policy) = &opts.witness_policy {
+                        add(
+                            "order.witnessed",
+                            subject,
+                            p.witnesses(Some(policy)).map(|names| format!("cosigned by {}", names.join(", "))).map_err(|e| e.to_string()),
+                        );
+                    }
                     true
                 }
                 Ok(()) => {
