@@ -109,3 +109,26 @@ fn attestation_inputs_never_panic_and_never_verify() {
         assert!(android::verify(&chain, &ex, &trust).is_err(), "{name}");
     }
 }
+
+#[test]
+fn log_format_inputs_never_panic_and_never_open() {
+    use onsite_core::evidence::log::note::{open_checkpoint, CheckpointBody, Note, NoteSigner, Verifier};
+    use onsite_core::evidence::log::witness::{decide, AddCheckpoint, Cosigner, Policy, Witness};
+    let cases = inputs("log");
+    assert!(!cases.is_empty(), "the regression corpus is missing");
+    let log = NoteSigner::from_seed("onsite/fuzz", &[1; 32]).unwrap();
+    let key = Verifier::parse(&log.verifier_key()).unwrap();
+    let w = Witness::parse(&Cosigner::from_seed("w", &[2; 32]).unwrap().verifier_key()).unwrap();
+    for (name, bytes) in cases {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(open_checkpoint(&text, &key).is_err(), "{name}");
+        let _ = CheckpointBody::parse(&text);
+        assert!(Verifier::parse(&text).is_err() && Witness::parse(&text).is_err(), "{name}");
+        if let Ok(note) = Note::parse(&text) {
+            assert!(Policy { witnesses: vec![w.clone()], quorum: 1 }.check(&note).is_err(), "{name}");
+        }
+        if let Ok(req) = AddCheckpoint::parse(&text) {
+            assert!(decide(&req, |_| Some(key.clone()), |_| None).is_err(), "{name}");
+        }
+    }
+}
