@@ -281,6 +281,10 @@ pub struct JournalUpload {
     pub sessions: Vec<WireEntry>,
     #[serde(default)]
     pub receipts: Vec<ReceiptUpload>,
+    /// The size of the last log checkpoint this device saw: the answer then proves the new
+    /// one consistent with it, with no extra round trip (docs/adr/0020).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
 }
 
 /// Journal upload versions: 1 (whole entries), 2 (compact entries and sessions).
@@ -343,6 +347,17 @@ pub struct JournalAck {
     pub checkpoint: Option<Checkpoint>,
     /// Inclusion proofs of the receipt entries and of the last entry of the upload.
     pub proofs: Vec<InclusionProof>,
+    /// RFC 9162 consistency proof (hex) from the upload's `log_size` to the checkpoint's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Consistency>,
+}
+
+/// A consistency proof between two sizes of the log (hex hashes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consistency {
+    pub from: u64,
+    pub to: u64,
+    pub path: Vec<String>,
 }
 
 /// Error body of every non-2xx answer.

@@ -6,7 +6,7 @@ use onsite_core::evidence::journal::{self, Entry, ZERO_HASH};
 use onsite_core::evidence::log::{self, Checkpoint, InclusionProof};
 use onsite_core::hash::{hex, sha256_hex, unhex};
 use onsite_core::sync::journal_wire;
-use onsite_core::sync::protocol::{self, JournalAck, JournalUpload};
+use onsite_core::sync::protocol::{self, Consistency, JournalAck, JournalUpload};
 
 use super::log::{Query, StoredTree};
 use super::{internal, Error, Result, Service};
@@ -14,6 +14,7 @@ use crate::storage::{self, DeviceRow, JournalRow, ReceiptRow};
 
 impl Service {
     pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
+        let known_size = upload.log_size;
         let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
         entries.sort_by_key(|e| e.seq);
         if let Some(first) = upload.compact.first().map(|c| c.s) {
@@ -67,7 +68,7 @@ impl Service {
             fresh.push(e);
         }
         let Some(first) = fresh.first() else {
-            return Ok(JournalAck { acked_seq: device.journal_seq, checkpoint: None, proofs: Vec::new() });
+            return Ok(JournalAck { acked_seq: device.journal_seq, checkpoint: None, proofs: Vec::new(), consistency: None });
         };
         if first.seq != device.journal_seq + 1 {
             return Err(Error::Conflict {
@@ -153,6 +154,9 @@ impl Service {
             rows.iter().zip(&indices).filter(|(row, _)| row.kind == "receipt_signed" || row.seq == last_seq).map(|(row, idx)| (row.seq, *idx)).collect();
         let mut queries = vec![Query::Root(size)];
         queries.extend(proved.iter().map(|(_, index)| Query::Inclusion { index: *index, size }));
+        // The device proves the new head consistent with the last one it saw (ADR 0020).
+        let from = known_size.filter(|m| *m > 0 && *m <= size);
+        queries.extend(from.map(|m| Query::Consistency { from: m, to: size }));
         let mut tree = StoredTree::prefetched(&*self.storage, &device.provider, &queries)?;
         let checkpoint = Checkpoint::sign(&Self::log_origin(&device.provider), size, &tree.root(size)?, self.now_ms(), &self.log_key).map_err(internal)?;
         let mut proofs = Vec::new();
@@ -160,7 +164,11 @@ impl Service {
             let path = tree.inclusion(index, size)?;
             proofs.push(InclusionProof { seq, index, path: path.iter().map(|h| hex(h)).collect(), checkpoint: checkpoint.clone(), note: note.clone() });
         }
-        Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs })
+        let consistency = match from {
+            Some(m) => Some(Consistency { from: m, to: size, path: tree.consistency(m, size)?.iter().map(|h| hex(h)).collect() }),
+            None => None,
+        };
+        Ok(JournalAck { acked_seq: last_seq, checkpoint: Some(checkpoint), proofs, consistency })
     }
 
     /// The hash of the device's entry before `seq` as the server holds it.

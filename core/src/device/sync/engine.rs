@@ -188,7 +188,7 @@ impl Pass<'_> {
             }
             let ack: JournalAck = serde_json::from_slice(&bytes).map_err(|e| SyncError::Protocol(e.to_string()))?;
             if let Some(cp) = &ack.checkpoint {
-                self.check_checkpoint(cp)?;
+                self.check_checkpoint(cp, ack.consistency.as_ref())?;
             }
             for proof in &ack.proofs {
                 let json = serde_json::to_string(proof).map_err(|e| SyncError::Protocol(e.to_string()))?;
@@ -208,10 +208,16 @@ impl Pass<'_> {
     }
 
     /// The checkpoint must extend the last one this device saw (`log_check`).
-    fn check_checkpoint(&mut self, cp: &crate::evidence::log::Checkpoint) -> Result<()> {
+    fn check_checkpoint(&mut self, cp: &crate::evidence::log::Checkpoint, given: Option<&protocol::Consistency>) -> Result<()> {
         let d = self.device;
         let log_key = d.log_key()?;
         super::log_check::accept(&d.store, log_key.as_deref(), cp, |from, to| {
+            // The answer carries the proof from the size this upload named; another size (a
+            // checkpoint seen meanwhile) is asked for.
+            if let Some(c) = given.filter(|c| c.from == from && c.to == to) {
+                let path = c.path.iter().map(|h| crate::hash::unhex(h).and_then(|b| b.try_into().ok())).collect::<Option<Vec<_>>>();
+                return Ok(path.ok_or_else(|| SyncError::Protocol("a consistency proof hash is not 32 hex bytes".into()))?);
+            }
             let resp = self.call(Request::new(Method::Get, format!("/v1/log/consistency?from={from}&to={to}")))?;
             if !resp.is_success() {
                 return Err(classify(&resp).into());
@@ -250,7 +256,15 @@ impl Pass<'_> {
         for seq in named {
             sessions.extend(store.journal_entry(seq)?.as_ref().map(protocol::WireEntry::from_entry));
         }
-        Ok(JournalUpload { v: protocol::JOURNAL_VERSION, entries: whole.iter().map(protocol::WireEntry::from_entry).collect(), compact, sessions, receipts })
+        let log_size = super::log_check::seen_size(&store)?;
+        Ok(JournalUpload {
+            v: protocol::JOURNAL_VERSION,
+            entries: whole.iter().map(protocol::WireEntry::from_entry).collect(),
+            compact,
+            sessions,
+            receipts,
+            log_size,
+        })
     }
 
     // ----- 2. orders -----

@@ -41,6 +41,17 @@ pub(crate) fn refuse_a_forked_log(store: &Store) -> crate::Result<()> {
     Ok(())
 }
 
+/// The size of the last checkpoint seen, if any.
+pub(crate) fn seen_size(store: &Store) -> crate::Result<Option<u64>> {
+    match store.meta(MetaKey::LogCheckpoint)? {
+        Some(json) => {
+            let seen: Checkpoint = serde_json::from_str(&json).map_err(|e| SyncError::Protocol(format!("the stored checkpoint: {e}")))?;
+            Ok(Some(seen.size))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Checks `offered` against the last checkpoint seen, fetching a consistency proof with
 /// `prove(from, to)`; on success it becomes the last checkpoint seen.
 pub(crate) fn accept(
