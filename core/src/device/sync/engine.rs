@@ -256,7 +256,7 @@ impl Pass<'_> {
         for seq in named {
             sessions.extend(store.journal_entry(seq)?.as_ref().map(protocol::WireEntry::from_entry));
         }
-        let log_size = super::log_check::seen_size(&store)?;
+        let log_size = super::log_check::seen_size(store)?;
         Ok(JournalUpload {
             v: protocol::JOURNAL_VERSION,
             entries: whole.iter().map(protocol::WireEntry::from_entry).collect(),
