@@ -424,3 +424,84 @@ fn bundles_carry_the_cosigned_tree_head_and_verify_checks_a_witness_policy() {
     let r = onsite_core::bundle::verify_file(&unwitnessed, &policy(vec![key]));
     assert!(witnessed(&r).iter().any(|(ok, d)| !ok && d.contains("no witness cosigned")), "{}", r.render_text());
 }
+
+/// A split view: the provider clones its server and runs the two copies as one log, device A
+/// on one and device B on the other, so each sees its own history. The witness cosigns only
+/// the first branch it is shown and refuses the other; at their next sync, each device is
+/// shown the other branch and stops; B's bundle, proved against the branch the witness
+/// refused, fails verification under a witness policy while A's passes.
+#[test]
+fn a_split_view_is_refused_by_the_witness_and_caught_by_both_devices() {
+    use onsite_core::evidence::log::witness::{Policy, Witness};
+    use onsite_core::sync::transport::HttpTransport;
+    if std::env::var("ONSITE_TEST_PG").is_ok() {
+        return; // Two databases from one: the copy below is of the embedded SQLite.
+    }
+    let root = tempfile::tempdir().unwrap();
+    let (dir1, dir2) = (root.path().join("s1"), root.path().join("s2"));
+    let start = |dir: &std::path::Path| {
+        let mut c = onsite_server::Config::new(dir);
+        c.admin_token = Some("admin-split".into());
+        onsite_server::spawn(c).unwrap()
+    };
+    let s = start(&dir1);
+    let token = onsite_server::client::create_provider(&s.url(), "admin-split", PROVIDER, "Split").unwrap();
+    let dispatcher = onsite_server::client::DispatcherClient::new(&s.url(), &token).unwrap();
+    let ids = dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-S", 2)).unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let witness = onsite_server::witness::spawn(&onsite_server::witness::WitnessConfig {
+        data: wdir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        name: "platform.test/witness".into(),
+        logs: vec![s.service.log_verifier_key(PROVIDER).unwrap()],
+    })
+    .unwrap();
+    let wkey = witness.witness.verifier_key();
+    let endpoint = onsite_server::service::WitnessEndpoint::parse(&format!("{}={wkey}", witness.url())).unwrap();
+    s.service.add_witness(endpoint.clone());
+    let devices: Vec<(tempfile::TempDir, Device)> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let d = Device::open(onsite_tests::options(dir.path())).unwrap();
+            let code = dispatcher.enrolment_code("eng-1").unwrap();
+            d.enrol(&HttpTransport::new(&s.url()).unwrap(), &s.url(), &code).unwrap();
+            d.sync(&HttpTransport::new(&s.url()).unwrap(), &fast(), None).unwrap();
+            (dir, d)
+        })
+        .collect();
+    let (a, b) = (&devices[0].1, &devices[1].1);
+    for d in [a, b] {
+        d.add_note(&ids[0], "shared history").unwrap();
+        d.sync(&HttpTransport::new(&s.url()).unwrap(), &fast(), None).unwrap();
+    }
+    // The provider clones the server: two copies of one log, same keys.
+    s.stop();
+    let copy = std::process::Command::new("cp").arg("-a").arg(&dir1).arg(&dir2).status().unwrap();
+    assert!(copy.success());
+    let (s1, s2) = (start(&dir1), start(&dir2));
+    s1.service.add_witness(endpoint.clone());
+    s2.service.add_witness(endpoint);
+    let (t1, t2) = (HttpTransport::new(&s1.url()).unwrap(), HttpTransport::new(&s2.url()).unwrap());
+    // A's branch reaches the witness first and is cosigned; B's is refused.
+    a.add_note(&ids[0], "seen only by server 1").unwrap();
+    a.sync(&t1, &fast(), None).unwrap();
+    b.add_note(&ids[1], "seen only by server 2").unwrap();
+    b.sync(&t2, &fast(), None).unwrap();
+    let refused = witness.witness.refused();
+    assert!(!refused.is_empty(), "the witness refused the second branch");
+    let policy = onsite_core::bundle::verify::Options {
+        witness_policy: Some(Policy { witnesses: vec![Witness::parse(&wkey).unwrap()], quorum: 1 }),
+        ..Default::default()
+    };
+    let a_proof = a.log_proofs().unwrap().last().cloned().unwrap();
+    let b_proof = b.log_proofs().unwrap().last().cloned().unwrap();
+    assert!(a_proof.witnesses(policy.witness_policy.as_ref()).is_ok(), "A's head is cosigned");
+    assert!(b_proof.witnesses(policy.witness_policy.as_ref()).is_err(), "B's head is not");
+    // Next sync, each device meets the other branch, and stops with the evidence kept.
+    for (d, t) in [(a, &t2), (b, &t1)] {
+        d.add_note(&ids[0], "crossing over").unwrap();
+        let e = d.sync(t, &fast(), None).unwrap_err();
+        assert!(e.to_string().contains("not consistent with what this device saw"), "{e}");
+        assert!(d.log_fork().unwrap().is_some());
+    }
+}
