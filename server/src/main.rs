@@ -98,7 +98,7 @@ enum Command {
         #[arg(long, env = "ONSITE_WITNESS_NAME", default_value = "onsite-witness")]
         name: String,
         /// Verifier keys of the logs to witness (GET /v1/log/{provider}/key on the log).
-        #[arg(long = "log", env = "ONSITE_WITNESS_LOGS", value_delimiter = ',', required = true)]
+        #[arg(long = "log-key", env = "ONSITE_WITNESS_LOGS", value_delimiter = ',', required = true)]
         logs: Vec<String>,
     },
 }

@@ -505,3 +505,35 @@ fn a_split_view_is_refused_by_the_witness_and_caught_by_both_devices() {
         assert!(d.log_fork().unwrap().is_some());
     }
 }
+
+/// The binary: `onsite-server witness` prints its address and key, and cosigns the log it is
+/// given (the command line parses: its flags do not clash with the server's global ones).
+#[test]
+fn the_witness_binary_cosigns_the_log_it_is_given() {
+    use std::io::BufRead;
+    let s = TestServer::start();
+    let wdir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(onsite_tests::onsite_server_bin())
+        .args(["witness", "--data"])
+        .arg(wdir.path())
+        .args(["--listen", "127.0.0.1:0", "--name", "witness.test/bin", "--log-key", &s.running.service.log_verifier_key(PROVIDER).unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
+    let key = lines.next().unwrap().unwrap().strip_prefix("witness key ").unwrap().to_string();
+    s.running.service.add_witness(onsite_server::service::WitnessEndpoint::parse(&format!("{url}={key}")).unwrap());
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-B", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(onsite_tests::options(dir.path())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    device.add_note(&ids[0], "witnessed").unwrap();
+    device.sync(&s.transport(), &fast(), None).unwrap();
+    let note = s.running.service.cosigned_checkpoint(PROVIDER).unwrap();
+    let policy = onsite_core::evidence::log::witness::Policy { witnesses: vec![onsite_core::evidence::log::witness::Witness::parse(&key).unwrap()], quorum: 1 };
+    assert_eq!(policy.check(&onsite_core::evidence::log::note::Note::parse(&note).unwrap()).unwrap(), ["witness.test/bin"]);
+    let _ = child.kill();
+    let _ = child.wait();
+}
