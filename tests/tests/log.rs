@@ -537,3 +537,60 @@ fn the_witness_binary_cosigns_the_log_it_is_given() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A server whose journal answers carry no consistency proof (one from before the proof
+/// travelled in the answer): the device asks `GET /v1/log/consistency` instead, accepts honest
+/// growth that way, and still catches a rewritten log.
+#[test]
+fn without_a_proof_in_the_answer_the_device_asks_for_one() {
+    use onsite_core::sync::transport::{NetError, Request, Response, Transport};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Older<'a> {
+        inner: onsite_core::sync::transport::HttpTransport,
+        asked: &'a AtomicUsize,
+    }
+    impl Transport for Older<'_> {
+        fn send(&self, request: &Request) -> Result<Response, NetError> {
+            let mut r = self.inner.send(request)?;
+            if request.path.starts_with("/v1/log/consistency") {
+                self.asked.fetch_add(1, Ordering::SeqCst);
+            }
+            if request.path == "/v1/journal" && r.status == 200 {
+                let deflated = r.header("content-encoding") == Some("deflate");
+                let body = if deflated { onsite_core::sync::protocol::inflate(&r.body, 1 << 26).unwrap() } else { r.body.clone() };
+                let mut ack: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                ack.as_object_mut().unwrap().remove("consistency");
+                r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-encoding"));
+                r.body = serde_json::to_vec(&ack).unwrap();
+            }
+            Ok(r)
+        }
+    }
+    if std::env::var("ONSITE_TEST_PG").is_ok() {
+        return; // The rewrite below is of the embedded SQLite.
+    }
+    let s = TestServer::start();
+    let asked = AtomicUsize::new(0);
+    let older = Older { inner: s.transport(), asked: &asked };
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-O", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(onsite_tests::options(dir.path())).unwrap();
+    s.enrol(&device, "eng-1");
+    device.sync(&older, &fast(), None).unwrap();
+    for n in 0..3 {
+        device.add_note(&ids[0], &format!("note {n}")).unwrap();
+        let r = device.sync(&older, &fast(), None).unwrap();
+        assert!(r.complete(), "{r:?}");
+    }
+    assert!(asked.load(Ordering::SeqCst) >= 2, "growth was proved through the endpoint");
+    let c = rusqlite::Connection::open(s.dir.path().join("server").join(onsite_server::DB_FILE)).unwrap();
+    c.execute_batch(&format!(
+        "DROP TRIGGER log_leaves_immutable; DROP TRIGGER log_nodes_undeletable; \
+         UPDATE log_leaves SET leaf = zeroblob(32) WHERE provider = '{PROVIDER}' AND idx = 0; DELETE FROM log_nodes;"
+    ))
+    .unwrap();
+    drop(c);
+    device.add_note(&ids[0], "after the rewrite").unwrap();
+    let e = device.sync(&older, &fast(), None).unwrap_err();
+    assert!(e.to_string().contains("not consistent with what this device saw"), "{e}");
+}
