@@ -284,3 +284,32 @@ pub fn options(dir: impl Into<PathBuf>) -> onsite_core::DeviceOptions {
 pub fn raw_db(dir: &std::path::Path) -> rusqlite::Connection {
     onsite_core::store::cipher::open_connection(&dir.join(onsite_core::store::DB_FILE), Some(&test_key())).expect("the test store opens")
 }
+
+/// Imports the sample orders and works `WO-20261123-0001` through seed 003 to a signed
+/// receipt and completion (no photos); returns its id.
+pub fn complete_sample_order(d: &onsite_core::Device) -> &'static str {
+    use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
+    use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, ReceiptInput};
+    d.import_orders_json(SAMPLE_ORDERS).unwrap();
+    let id = "WO-20261123-0001";
+    let w = TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) };
+    for e in [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork] {
+        d.transition(id, e, Actor::Engineer, None).unwrap();
+    }
+    d.start_checklist(id, "onsite-repair").unwrap();
+    d.walk_checklist_demo(id).unwrap();
+    d.transition(id, Event::RequestSignature, Actor::Engineer, None).unwrap();
+    let input = ReceiptInput {
+        diagnosis: "DC-in jack loose".into(),
+        work_done: "resoldered".into(),
+        charges: vec![ChargeLine { description: "warranty".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
+        currency: "CNY".into(),
+        rating: None,
+        signer_name: "王女士".into(),
+        decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
+        correction_reason: None,
+    };
+    d.sign_receipt(id, &input).unwrap();
+    d.transition(id, Event::Complete, Actor::Engineer, None).unwrap();
+    id
+}

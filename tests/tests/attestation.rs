@@ -128,32 +128,10 @@ fn a_revoked_key_and_per_provider_policies() {
 /// never sent one is reported as not attested.
 #[test]
 fn bundles_carry_the_attestation_and_the_verifier_rechecks_it() {
-    use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
-    use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, ReceiptInput};
     let ca = TestCa::new();
     let s = server(&ca, Policy::Record, None);
     let bundle_of = |d: &Device, dir: &std::path::Path| {
-        d.import_orders_json(onsite_tests::SAMPLE_ORDERS).unwrap();
-        let id = "WO-20261123-0001";
-        let w = TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) };
-        for e in [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork] {
-            d.transition(id, e, Actor::Engineer, None).unwrap();
-        }
-        d.start_checklist(id, "onsite-repair").unwrap();
-        d.walk_checklist_demo(id).unwrap();
-        d.transition(id, Event::RequestSignature, Actor::Engineer, None).unwrap();
-        let input = ReceiptInput {
-            diagnosis: "DC-in jack loose".into(),
-            work_done: "resoldered".into(),
-            charges: vec![ChargeLine { description: "warranty".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
-            currency: "CNY".into(),
-            rating: None,
-            signer_name: "王女士".into(),
-            decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
-            correction_reason: None,
-        };
-        d.sign_receipt(id, &input).unwrap();
-        d.transition(id, Event::Complete, Actor::Engineer, None).unwrap();
+        let id = onsite_tests::complete_sample_order(d);
         let out = dir.join("bundle.zip");
         d.export_bundle(id, &out, Default::default()).unwrap();
         out

@@ -185,6 +185,17 @@ fn standard_tooling_reads_the_checkpoint_the_tiles_and_the_proofs() {
     }
 }
 
+/// The server's operator rewrites history in its SQLite file: the first leaf replaced, the
+/// stored nodes dropped (the next append recomputes them from the rewritten leaves).
+fn rewrite_first_leaf(db: &std::path::Path) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch(&format!(
+        "DROP TRIGGER log_leaves_immutable; DROP TRIGGER log_nodes_undeletable; \
+         UPDATE log_leaves SET leaf = zeroblob(32) WHERE provider = '{PROVIDER}' AND idx = 0; DELETE FROM log_nodes;"
+    ))
+    .unwrap();
+}
+
 /// The provider rewrites its log under its devices (the server's operator edits the file): a
 /// device that saw the old history stops at its next sync, keeps both checkpoints as
 /// evidence, and keeps refusing; the rewritten server cannot prove the old head a prefix.
@@ -214,13 +225,7 @@ fn a_log_rewritten_under_a_device_stops_its_sync_and_is_kept_as_evidence() {
     assert!(grown.size > seen.size);
     assert!(device.log_fork().unwrap().is_none());
 
-    let c = rusqlite::Connection::open(&db).unwrap();
-    c.execute_batch(&format!(
-        "DROP TRIGGER log_leaves_immutable; DROP TRIGGER log_nodes_undeletable; \
-         UPDATE log_leaves SET leaf = zeroblob(32) WHERE provider = '{PROVIDER}' AND idx = 0; DELETE FROM log_nodes;"
-    ))
-    .unwrap();
-    drop(c);
+    rewrite_first_leaf(&db);
     device.add_note(&ids[0], "after the rewrite").unwrap();
     for _ in 0..2 {
         let e = device.sync(&s.transport(), &fast(), None).unwrap_err();
@@ -337,31 +342,9 @@ fn witnessed_server() -> (TestServer, onsite_server::witness::RunningWitness, te
 
 /// Works the sample order to a signed receipt and completion, syncs, exports its bundle.
 fn synced_bundle(s: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
-    use onsite_core::order::{Actor, Event, TimeWindow, Timestamp};
-    use onsite_core::receipt::{ChargeBasis, ChargeLine, CustomerDecision, ReceiptInput};
     let d = Device::open(onsite_tests::options(dir.join("device"))).unwrap();
     s.enrol(&d, "eng-1");
-    d.import_orders_json(onsite_tests::SAMPLE_ORDERS).unwrap();
-    let id = "WO-20261123-0001";
-    let w = TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) };
-    for e in [Event::Accept, Event::ContactCustomer { window: w }, Event::Depart, Event::Arrive, Event::StartWork] {
-        d.transition(id, e, Actor::Engineer, None).unwrap();
-    }
-    d.start_checklist(id, "onsite-repair").unwrap();
-    d.walk_checklist_demo(id).unwrap();
-    d.transition(id, Event::RequestSignature, Actor::Engineer, None).unwrap();
-    let input = ReceiptInput {
-        diagnosis: "DC-in jack loose".into(),
-        work_done: "resoldered".into(),
-        charges: vec![ChargeLine { description: "warranty".into(), amount_cents: 0, basis: ChargeBasis::Warranty }],
-        currency: "CNY".into(),
-        rating: None,
-        signer_name: "王女士".into(),
-        decision: CustomerDecision::Signed { strokes: onsite_core::signature::sample_strokes() },
-        correction_reason: None,
-    };
-    d.sign_receipt(id, &input).unwrap();
-    d.transition(id, Event::Complete, Actor::Engineer, None).unwrap();
+    let id = onsite_tests::complete_sample_order(&d);
     d.sync(&s.transport(), &fast(), None).unwrap();
     let out = dir.join("bundle.zip");
     d.export_bundle(id, &out, Default::default()).unwrap();
@@ -583,13 +566,7 @@ fn without_a_proof_in_the_answer_the_device_asks_for_one() {
         assert!(r.complete(), "{r:?}");
     }
     assert!(asked.load(Ordering::SeqCst) >= 2, "growth was proved through the endpoint");
-    let c = rusqlite::Connection::open(s.dir.path().join("server").join(onsite_server::DB_FILE)).unwrap();
-    c.execute_batch(&format!(
-        "DROP TRIGGER log_leaves_immutable; DROP TRIGGER log_nodes_undeletable; \
-         UPDATE log_leaves SET leaf = zeroblob(32) WHERE provider = '{PROVIDER}' AND idx = 0; DELETE FROM log_nodes;"
-    ))
-    .unwrap();
-    drop(c);
+    rewrite_first_leaf(&s.dir.path().join("server").join(onsite_server::DB_FILE));
     device.add_note(&ids[0], "after the rewrite").unwrap();
     let e = device.sync(&older, &fast(), None).unwrap_err();
     assert!(e.to_string().contains("not consistent with what this device saw"), "{e}");

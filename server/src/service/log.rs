@@ -187,10 +187,15 @@ impl Service {
 
     /// The latest checkpoint as a C2SP signed note.
     pub fn checkpoint_note(&self, provider: &str) -> Result<String> {
+        self.signed_head(provider).map(|(_, _, note)| note)
+    }
+
+    /// The log's current size, its tree (the root's nodes fetched) and its signed note.
+    fn signed_head<'a>(&'a self, provider: &'a str) -> Result<(u64, StoredTree<'a>, String)> {
         let size = self.storage.log_size(provider)?;
-        let root = StoredTree::prefetched(&*self.storage, provider, &[Query::Root(size)])?.root(size)?;
-        let body = onsite_core::evidence::log::note::CheckpointBody { origin: Self::log_origin(provider), size, root };
-        Ok(self.note_signer(provider)?.sign(&body.text()))
+        let mut tree = StoredTree::prefetched(&*self.storage, provider, &[Query::Root(size)])?;
+        let body = onsite_core::evidence::log::note::CheckpointBody { origin: Self::log_origin(provider), size, root: tree.root(size)? };
+        Ok((size, tree, self.note_signer(provider)?.sign(&body.text())))
     }
 
     /// A tile's bytes: 32-byte hashes of tree level `8 * L`, or an entry bundle (each leaf's
@@ -297,10 +302,7 @@ impl Service {
         if endpoints.is_empty() {
             return Ok(None);
         }
-        let size = self.storage.log_size(provider)?;
-        let mut tree = StoredTree::prefetched(&*self.storage, provider, &[Query::Root(size)])?;
-        let body = onsite_core::evidence::log::note::CheckpointBody { origin: Self::log_origin(provider), size, root: tree.root(size)? };
-        let note = self.note_signer(provider)?.sign(&body.text());
+        let (size, mut tree, note) = self.signed_head(provider)?;
         let mut cosigned = note.clone();
         for ep in &endpoints {
             let sizes_key = (provider.to_string(), ep.key.name.clone());

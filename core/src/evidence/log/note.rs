@@ -29,17 +29,40 @@ pub enum Error {
     Unsigned(String),
 }
 
-fn key_id(name: &str, encoded: &[u8]) -> [u8; 4] {
+/// A key id: SHA-256(name || "\n" || algorithm || public key)[:4] (signed notes, and
+/// cosignatures with their own algorithm byte).
+pub(super) fn key_id(name: &str, alg: u8, public_key: &[u8]) -> [u8; 4] {
     let mut h = crate::hash::Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update(encoded);
+    h.update([alg]);
+    h.update(public_key);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '+')
+}
+
+/// `<name>+<hex key id>+<base64(algorithm || public key)>`.
+pub(super) fn verifier_key(name: &str, alg: u8, public_key: &[u8]) -> String {
+    let mut encoded = vec![alg];
+    encoded.extend_from_slice(public_key);
+    format!("{name}+{}+{}", crate::hash::hex(&key_id(name, alg, public_key)), B64.encode(encoded))
+}
+
+/// A verifier key of algorithm `alg` with a 32-byte (Ed25519) key whose id matches:
+/// (name, id, public key).
+pub(super) fn parse_verifier_key(vkey: &str, alg: u8) -> Result<(String, [u8; 4], Vec<u8>), Error> {
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else { return Err(Error::BadKey) };
+    let encoded = B64.decode(key).map_err(|_| Error::BadKey)?;
+    let id: [u8; 4] = crate::hash::unhex(id).and_then(|b| b.try_into().ok()).ok_or(Error::BadKey)?;
+    if !valid_name(name) || encoded.len() != 33 || encoded[0] != alg || key_id(name, alg, &encoded[1..]) != id {
+        return Err(Error::BadKey);
+    }
+    Ok((name.to_string(), id, encoded[1..].to_vec()))
 }
 
 /// The log's Ed25519 note key.
@@ -56,16 +79,12 @@ impl NoteSigner {
             return Err(Error::BadKey);
         }
         let key = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| Error::BadKey)?;
-        let mut encoded = vec![ALG_ED25519];
-        encoded.extend_from_slice(key.public_key().as_ref());
-        Ok(Self { name: name.to_string(), id: key_id(name, &encoded), key })
+        Ok(Self { name: name.to_string(), id: key_id(name, ALG_ED25519, key.public_key().as_ref()), key })
     }
 
     /// The verifier key that checks this signer's notes.
     pub fn verifier_key(&self) -> String {
-        let mut encoded = vec![ALG_ED25519];
-        encoded.extend_from_slice(self.key.public_key().as_ref());
-        format!("{}+{}+{}", self.name, crate::hash::hex(&self.id), B64.encode(encoded))
+        verifier_key(&self.name, ALG_ED25519, self.key.public_key().as_ref())
     }
 
     /// `text` (which must end in a newline) signed: the whole note.
@@ -86,14 +105,8 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn parse(vkey: &str) -> Result<Self, Error> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else { return Err(Error::BadKey) };
-        let encoded = B64.decode(key).map_err(|_| Error::BadKey)?;
-        let id: [u8; 4] = crate::hash::unhex(id).and_then(|b| b.try_into().ok()).ok_or(Error::BadKey)?;
-        if !valid_name(name) || encoded.len() != 33 || encoded[0] != ALG_ED25519 || key_id(name, &encoded) != id {
-            return Err(Error::BadKey);
-        }
-        Ok(Self { name: name.to_string(), id, public_key: encoded[1..].to_vec() })
+        let (name, id, public_key) = parse_verifier_key(vkey, ALG_ED25519)?;
+        Ok(Self { name, id, public_key })
     }
 
     fn accepts(&self, name: &str, sig: &[u8], text: &str) -> bool {

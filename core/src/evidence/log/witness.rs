@@ -10,22 +10,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
-use super::note::{CheckpointBody, Note, Verifier};
+use super::note::{self, CheckpointBody, Note, Verifier};
 use super::{tree, Hash};
 
 const ALG_COSIGNATURE_V1: u8 = 0x04;
 /// The most consistency proof lines a request may carry (C2SP: 63).
 const MAX_PROOF: usize = 63;
-
-fn key_id(name: &str, public_key: &[u8]) -> [u8; 4] {
-    let mut h = crate::hash::Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([ALG_COSIGNATURE_V1]);
-    h.update(public_key);
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
-}
 
 fn message(text: &str, timestamp: u64) -> String {
     format!("cosignature/v1\ntime {timestamp}\n{text}")
@@ -50,11 +40,11 @@ pub struct Cosigner {
 
 impl Cosigner {
     pub fn from_seed(name: &str, seed: &[u8]) -> Result<Self, Error> {
-        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '+') {
+        if !note::valid_name(name) {
             return Err(Error::BadKey);
         }
         let key = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| Error::BadKey)?;
-        Ok(Self { name: name.to_string(), id: key_id(name, key.public_key().as_ref()), key })
+        Ok(Self { name: name.to_string(), id: note::key_id(name, ALG_COSIGNATURE_V1, key.public_key().as_ref()), key })
     }
 
     pub fn name(&self) -> &str {
@@ -63,9 +53,7 @@ impl Cosigner {
 
     /// `<name>+<hex id>+<base64(0x04 || public key)>`.
     pub fn verifier_key(&self) -> String {
-        let mut encoded = vec![ALG_COSIGNATURE_V1];
-        encoded.extend_from_slice(self.key.public_key().as_ref());
-        format!("{}+{}+{}", self.name, crate::hash::hex(&self.id), B64.encode(encoded))
+        note::verifier_key(&self.name, ALG_COSIGNATURE_V1, self.key.public_key().as_ref())
     }
 
     /// The cosignature line over a checkpoint's text at `timestamp` (seconds).
@@ -87,14 +75,8 @@ pub struct Witness {
 
 impl Witness {
     pub fn parse(vkey: &str) -> Result<Self, Error> {
-        let mut parts = vkey.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else { return Err(Error::BadKey) };
-        let encoded = B64.decode(key).map_err(|_| Error::BadKey)?;
-        let id: [u8; 4] = crate::hash::unhex(id).and_then(|b| b.try_into().ok()).ok_or(Error::BadKey)?;
-        if name.is_empty() || encoded.len() != 33 || encoded[0] != ALG_COSIGNATURE_V1 || key_id(name, &encoded[1..]) != id {
-            return Err(Error::BadKey);
-        }
-        Ok(Self { name: name.to_string(), id, public_key: encoded[1..].to_vec() })
+        let (name, id, public_key) = note::parse_verifier_key(vkey, ALG_COSIGNATURE_V1).map_err(|_| Error::BadKey)?;
+        Ok(Self { name, id, public_key })
     }
 
     /// The timestamp of this witness's valid cosignature on `note`, if it has one.
