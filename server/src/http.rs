@@ -264,7 +264,9 @@ pub async fn decoded(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<V
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    // JSON errors are the API's own; HTML ones are the console's pages.
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if status.is_success() || status.is_redirection() || is_json || status == StatusCode::NOT_MODIFIED {
         return resp;
     }

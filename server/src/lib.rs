@@ -5,6 +5,7 @@
 
 pub mod blobs;
 pub mod client;
+pub mod console;
 pub mod http;
 pub mod keys;
 pub mod metrics;

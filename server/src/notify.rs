@@ -39,6 +39,11 @@ impl Notifier {
         *self.tx.borrow()
     }
 
+    /// Becomes `true` when the server starts draining (live streams end then).
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }

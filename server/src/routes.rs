@@ -143,6 +143,7 @@ pub fn router(service: Arc<Service>) -> Router {
         router = router.route(path, mr);
     }
     router
+        .merge(crate::console::routes())
         .fallback(http::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(http::json_errors))

@@ -195,6 +195,7 @@ fn a_position_taken_but_not_yet_published_is_never_passed() {
         updated_seq: 0,
         assigned_seq: 0,
         compacted_seq: 0,
+        summary: String::new(),
     };
     two.create_order(&row("A"), b"snap").unwrap();
     two.create_order(&row("B"), b"snap").unwrap();

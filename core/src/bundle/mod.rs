@@ -26,6 +26,7 @@ pub mod verify;
 
 use serde::{Deserialize, Serialize};
 
+pub use report::distance_m;
 pub use verify::{verify_bytes, verify_file, Check, Report, Summary};
 
 pub const FORMAT: &str = "onsite.bundle";

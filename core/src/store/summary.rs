@@ -2,14 +2,14 @@
 //! the same transaction as the document change, only in the columns that changed.
 
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{doc_error, Error, Store};
 use crate::order::{Status, WorkOrder};
 use crate::sla::{SlaPolicy, WorkCalendar};
 
 /// What a list screen shows; read from summary columns only.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderSummary {
     pub id: String,
     pub status: Status,

@@ -23,6 +23,7 @@ mod sync;
 
 pub use help::{route, AnswerInput, ExpertInput, HelpView};
 pub use log::{parse_tile_path, ConsistencyProof, TileRef, WitnessEndpoint};
+pub use orders::BoardRow;
 pub use parts::{ClerkMovement, Unaccounted};
 
 use crate::blobs::Blobs;
@@ -37,6 +38,8 @@ pub const DEFAULT_PUSH_WORKERS: usize = 1;
 pub const MAX_PUSH_WORKERS: usize = 8;
 /// The key store's name for the log's note key (Ed25519 seed).
 pub const LOG_NOTE_KEY: &str = "log-note-key";
+/// Key-store name of the console's session HMAC key.
+pub const CONSOLE_SESSION_KEY: &str = "console-session-key";
 /// Enrolment codes live this long unless the dispatcher says otherwise.
 pub const CODE_TTL_MS: i64 = 24 * 3600 * 1000;
 /// The longest a dispatcher may make a code live (30 days).
@@ -88,6 +91,26 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub fn token_hash(token: &str) -> String {
     sha256_hex(token.as_bytes())
+}
+
+/// A 32-byte secret kept in the key store under `name`: read, or created once (when several
+/// instances start at once, the first to create it wins and the others read that one).
+fn shared_secret(keys: &dyn crate::keys::KeyStore, name: &str) -> Result<Vec<u8>> {
+    let secret = match keys.get(name).map_err(internal)? {
+        Some(secret) => secret,
+        None => {
+            let fresh: [u8; 32] = rand::random();
+            match keys.create(name, &fresh) {
+                Ok(()) => fresh.to_vec(),
+                Err(crate::keys::Error::Exists { .. }) => keys.get(name).map_err(internal)?.ok_or_else(|| internal("a key that exists cannot be read"))?,
+                Err(e) => return Err(internal(e)),
+            }
+        }
+    };
+    if secret.len() != 32 {
+        return Err(internal(format!("the {name} key is not 32 bytes")));
+    }
+    Ok(secret)
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -154,6 +177,11 @@ pub struct Service {
     notifier: Arc<crate::notify::Notifier>,
     /// Key attestation at enrolment (docs/adr/0019).
     attestation: Arc<attestation::AttestationConfig>,
+    /// The HMAC key of console sessions and their CSRF tokens.
+    console_key: Vec<u8>,
+    /// SLA clocks of the board (docs/adr/0004): the defaults of seed 002 and China's calendar.
+    sla: onsite_core::sla::SlaPolicy,
+    calendar: onsite_core::sla::WorkCalendar,
 }
 
 impl Service {
@@ -192,22 +220,10 @@ impl Service {
         let time_authority = TimeAuthority::new(Box::new(key(MetaKey::TimeAuthorityKey)?));
         // The Ed25519 seed that signs the log's C2SP checkpoints (ADR 0020): created once,
         // shared by every instance through the key store like the others.
-        let note_seed = match keys.get(LOG_NOTE_KEY).map_err(internal)? {
-            Some(seed) => seed,
-            None => {
-                let seed: [u8; 32] = rand::random();
-                match keys.create(LOG_NOTE_KEY, &seed) {
-                    Ok(()) => seed.to_vec(),
-                    Err(crate::keys::Error::Exists { .. }) => {
-                        keys.get(LOG_NOTE_KEY).map_err(internal)?.ok_or_else(|| internal("a key that exists cannot be read"))?
-                    }
-                    Err(e) => return Err(internal(e)),
-                }
-            }
-        };
-        if note_seed.len() != 32 {
-            return Err(internal(format!("the {LOG_NOTE_KEY} key is not a 32-byte seed")));
-        }
+        let note_seed = shared_secret(keys, LOG_NOTE_KEY)?;
+        // The HMAC key of the console's session cookies (docs/adr/0021), shared the same way
+        // so a session signed in on one instance is honoured by every other.
+        let console_key = shared_secret(keys, CONSOLE_SESSION_KEY)?;
         let log_key = key(MetaKey::LogKey)?;
         let actor = match storage.meta(MetaKey::Actor)? {
             Some(a) => ActorId::from(unhex(&a).ok_or_else(|| internal("bad actor"))?),
@@ -238,6 +254,9 @@ impl Service {
             compact_after: COMPACT_AFTER,
             push_workers: DEFAULT_PUSH_WORKERS,
             notifier,
+            console_key,
+            sla: Default::default(),
+            calendar: onsite_core::sla::WorkCalendar::china_default(),
             attestation: Default::default(),
         })
     }
@@ -270,7 +289,12 @@ impl Service {
         self
     }
 
-    fn now_ms(&self) -> i64 {
+    /// The console's session HMAC key (`console::session`).
+    pub(crate) fn console_key(&self) -> &[u8] {
+        &self.console_key
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }
 

@@ -8,6 +8,16 @@ use onsite_core::order::{self, document, Actor, Event, Priority, WorkOrder};
 use super::{internal, Error, Result, Service, SERVER_ORIGIN};
 use crate::storage::{self, Compaction, NewChange, OrderRow};
 
+/// One row of the console's board: the order's summary (as devices list it) and what the
+/// dispatcher also searches and reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BoardRow {
+    #[serde(flatten)]
+    pub order: onsite_core::OrderSummary,
+    pub serial: String,
+    pub engineer_name: String,
+}
+
 /// Read-merge-write attempts before a write that keeps meeting other instances' changes
 /// gives up (each attempt reloads the document).
 pub(super) const MAX_STALE_RETRIES: usize = 8;
@@ -19,7 +29,7 @@ impl Service {
         Ok((doc.with_actor(self.actor.clone()), stored))
     }
 
-    pub(super) fn row_of(provider: &str, o: &WorkOrder) -> OrderRow {
+    pub(super) fn row_of(&self, provider: &str, o: &WorkOrder) -> OrderRow {
         OrderRow {
             provider: provider.to_string(),
             id: o.id.clone(),
@@ -30,7 +40,19 @@ impl Service {
             updated_seq: 0,
             assigned_seq: 0,
             compacted_seq: 0,
+            summary: self.summary_of(o),
         }
+    }
+
+    /// The order's board summary as stored in its row: the deadlines are fixed by the order,
+    /// so `breached` is left false and decided when the row is read.
+    pub(crate) fn summary_of(&self, o: &WorkOrder) -> String {
+        let s = self.board_row(o);
+        // A summary is a plain struct of strings and numbers: it always serializes.
+        serde_json::to_string(&s).unwrap_or_else(|e| {
+            tracing::error!(order = %o.id, error = %e, "an order summary did not serialize; the console will read the document");
+            String::new()
+        })
     }
 
     /// Loads an order for a read-merge-write: its `updated_seq` first, then the document
@@ -55,12 +77,37 @@ impl Service {
         previous_engineer: Option<&str>,
         expected_seq: u64,
     ) -> std::result::Result<u64, storage::Error> {
-        let row = Self::row_of(provider, after);
+        let row = self.row_of(provider, after);
         let change = NewChange { row: &row, origin, chunk, previous_engineer, expected_seq };
         let mut snapshot = || doc.save();
         let stored = self.storage.store_change(&change, Compaction { after_rows: self.compact_after, snapshot: &mut snapshot })?;
         self.notifier.publish(stored.seq);
         Ok(stored.seq)
+    }
+
+    fn board_row(&self, o: &WorkOrder) -> BoardRow {
+        BoardRow {
+            order: onsite_core::OrderSummary::of(o, &self.sla, &self.calendar, self.clock.now()),
+            serial: o.equipment.serial.clone(),
+            engineer_name: o.engineer.name.clone(),
+        }
+    }
+
+    /// Every order of `provider` as the board shows it, from the summary column (an order
+    /// stored before that column existed is read from its document once per call).
+    /// `breached` is decided against the clock now.
+    pub fn board(&self, provider: &str) -> Result<Vec<(OrderRow, BoardRow)>> {
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for row in self.storage.orders(provider, None)? {
+            let mut b = match serde_json::from_str::<BoardRow>(&row.summary) {
+                Ok(b) => b,
+                Err(_) => self.board_row(&self.order(provider, &row.id)?),
+            };
+            b.order.breached = b.order.sla_deadline.is_some_and(|d| d <= now);
+            out.push((row, b));
+        }
+        Ok(out)
     }
 
     pub fn create_orders(&self, provider: &str, json: &str) -> Result<Vec<String>> {
@@ -78,7 +125,7 @@ impl Service {
         let mut ids = Vec::new();
         for o in orders {
             let mut doc = document::create(&o, self.actor.clone(), "dispatch", now.0).map_err(internal)?;
-            let seq = self.storage.create_order(&Self::row_of(provider, &o), &doc.save())?;
+            let seq = self.storage.create_order(&self.row_of(provider, &o), &doc.save())?;
             self.notifier.publish(seq);
             ids.push(o.id);
         }

@@ -50,6 +50,7 @@ fn order_row(id: &str, engineer: &str) -> OrderRow {
         updated_seq: 0,
         assigned_seq: 0,
         compacted_seq: 0,
+        summary: String::new(),
     }
 }
 
@@ -185,6 +186,7 @@ pub fn a_change_moves_the_feed_and_the_summary(s: &dyn Storage) {
     let created = s.create_order(&order_row("A", "eng-1"), b"snap").unwrap();
     let mut row = order_row("A", "eng-1");
     row.status = "travelling".into();
+    row.summary = r#"{"id":"A","status":"travelling"}"#.into();
     let stored = s
         .store_change(
             &NewChange { row: &row, origin: "dev-1", chunk: b"c1", previous_engineer: None, expected_seq: created },
@@ -194,6 +196,8 @@ pub fn a_change_moves_the_feed_and_the_summary(s: &dyn Storage) {
     assert!(stored.seq > created && !stored.compacted);
     let now = s.order(P, "A").unwrap().unwrap();
     assert_eq!((now.status.as_str(), now.updated_seq, now.assigned_seq), ("travelling", stored.seq, created));
+    assert_eq!(now.summary, row.summary, "the summary column follows the change");
+    assert_eq!(s.orders(P, None).unwrap()[0].summary, row.summary);
     assert_eq!(s.document(P, "A").unwrap(), vec![b"snap".to_vec(), b"c1".to_vec()]);
     assert_eq!(s.change_rows(P, "A").unwrap(), 1);
     assert_eq!(s.max_seq().unwrap(), stored.seq);

@@ -132,6 +132,11 @@ pub struct OrderRow {
     pub updated_seq: u64,
     pub assigned_seq: u64,
     pub compacted_seq: u64,
+    /// The order's summary as JSON (`onsite_core::OrderSummary`, `breached` false), written
+    /// with every change; '' for rows stored before migration 005 and not changed since.
+    /// Not part of the `/v1/orders` answer (the console reads it).
+    #[serde(skip_serializing)]
+    pub summary: String,
 }
 
 /// A connection pool's state and the time its operations took, since start.

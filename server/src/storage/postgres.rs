@@ -28,8 +28,12 @@ use pool::Pool;
 
 use super::{DeviceRow, Error, ExpertRow, FeedReader, FeedRow, HelpRow, OrderRow, Result};
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("postgres/001_server.sql"), include_str!("postgres/002_attestation.sql"), include_str!("postgres/003_log_nodes.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/001_server.sql"),
+    include_str!("postgres/002_attestation.sql"),
+    include_str!("postgres/003_log_nodes.sql"),
+    include_str!("postgres/004_order_summary.sql"),
+];
 /// Advisory lock keys (first half: "onsite").
 const MIGRATE_LOCK: i64 = 0x6f6e_7369_7465_0001;
 const FEED_LOCK: i64 = 0x6f6e_7369_7465_0002;
@@ -111,7 +115,7 @@ impl PostgresStorage {
 }
 
 const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
-const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
+const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq, summary";
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
 fn device_row(r: &Row) -> Result<DeviceRow> {
@@ -138,6 +142,7 @@ fn order_row(r: &Row) -> Result<OrderRow> {
         updated_seq: r.try_get::<_, i64>(6)? as u64,
         assigned_seq: r.try_get::<_, i64>(7)? as u64,
         compacted_seq: r.try_get::<_, i64>(8)? as u64,
+        summary: r.try_get(9)?,
     })
 }
 

@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_parts_help.sql"),
     include_str!("migrations/003_attestation.sql"),
     include_str!("migrations/004_log_nodes.sql"),
+    include_str!("migrations/005_order_summary.sql"),
 ];
 
 pub struct SqliteStorage {
@@ -109,7 +110,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
 }
 
 const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
-const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq";
+const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq, summary";
 
 fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
     Ok(OrderRow {
@@ -122,6 +123,7 @@ fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
         updated_seq: r.get::<_, i64>(6)? as u64,
         assigned_seq: r.get::<_, i64>(7)? as u64,
         compacted_seq: r.get::<_, i64>(8)? as u64,
+        summary: r.get(9)?,
     })
 }
 
@@ -259,8 +261,8 @@ impl Storage for SqliteStorage {
         }
         let seq = next_seq(&tx, &row.provider, &row.id, "assign", "server", Some(&row.engineer_id), None)?;
         tx.execute(
-            &format!("INSERT INTO orders ({ORDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)"),
-            params![row.provider, row.id, row.engineer_id, row.status, row.priority, row.customer, seq as i64],
+            &format!("INSERT INTO orders ({ORDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8)"),
+            params![row.provider, row.id, row.engineer_id, row.status, row.priority, row.customer, seq as i64, row.summary],
         )?;
         tx.execute("INSERT INTO docs (provider, order_id, snapshot) VALUES (?1, ?2, ?3)", params![row.provider, row.id, snapshot])?;
         tx.commit()?;
@@ -280,7 +282,7 @@ impl Storage for SqliteStorage {
         let n = tx
             .prepare_cached(
                 "UPDATE orders SET engineer_id = ?3, status = ?4, priority = ?5, customer = ?6, updated_seq = ?7, \
-                 assigned_seq = coalesce(?8, assigned_seq) WHERE provider = ?1 AND id = ?2 AND updated_seq = ?9",
+                 assigned_seq = coalesce(?8, assigned_seq), summary = ?10 WHERE provider = ?1 AND id = ?2 AND updated_seq = ?9",
             )?
             .execute(params![
                 row.provider,
@@ -291,7 +293,8 @@ impl Storage for SqliteStorage {
                 row.customer,
                 seq as i64,
                 assigned.map(|s| s as i64),
-                pos(expected_seq)
+                pos(expected_seq),
+                row.summary
             ])?;
         if n != 1 {
             let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM orders WHERE provider = ?1 AND id = ?2)", [&row.provider, &row.id], |r| r.get(0))?;

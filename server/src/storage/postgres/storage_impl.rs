@@ -142,8 +142,8 @@ impl Storage for PostgresStorage {
         let seq = next_seq(self.position_taken.as_ref(), &mut tx, &row.provider, &row.id, "assign", "server", Some(&row.engineer_id), None)?;
         let s = seq as i64;
         tx.execute(
-            &format!("INSERT INTO orders ({ORDER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)"),
-            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s],
+            &format!("INSERT INTO orders ({ORDER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8)"),
+            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s, &row.summary],
         )?;
         tx.execute("INSERT INTO docs (provider, order_id, snapshot) VALUES ($1, $2, $3)", &[&row.provider, &row.id, &snapshot])?;
         tx.commit()?;
@@ -165,8 +165,8 @@ impl Storage for PostgresStorage {
         let s = seq as i64;
         let n = tx.execute(
             "UPDATE orders SET engineer_id = $3, status = $4, priority = $5, customer = $6, updated_seq = $7, \
-             assigned_seq = coalesce($8, assigned_seq) WHERE provider = $1 AND id = $2 AND updated_seq = $9",
-            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s, &assigned, &pos(expected_seq)],
+             assigned_seq = coalesce($8, assigned_seq), summary = $10 WHERE provider = $1 AND id = $2 AND updated_seq = $9",
+            &[&row.provider, &row.id, &row.engineer_id, &row.status, &row.priority, &row.customer, &s, &assigned, &pos(expected_seq), &row.summary],
         )?;
         if n != 1 {
             let exists = tx.query_opt("SELECT 1 FROM orders WHERE provider = $1 AND id = $2", &[&row.provider, &row.id])?.is_some();

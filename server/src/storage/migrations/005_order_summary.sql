@@ -1,0 +1,5 @@
+-- The console's board reads one row per order (docs/adr/0021): the order's summary as JSON
+-- (core's OrderSummary: customer, site, equipment, appointment window, the next SLA deadline),
+-- written with every change like the other columns. Rows from before this migration hold ''
+-- until their next change; readers then compute the summary from the document.
+ALTER TABLE orders ADD COLUMN summary TEXT NOT NULL DEFAULT '';
