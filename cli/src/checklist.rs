@@ -36,7 +36,8 @@ pub enum ChecklistCmd {
     Blockers { order: String },
     /// Every answer given to a step.
     History { order: String, step: String },
-    /// Answer every open step with plausible demo answers (demos and tests).
+    /// Answer every open step with plausible demo answers (demos and tests); photo steps get
+    /// real generated JPEGs, ingested like a camera's.
     #[command(hide = true)]
     WalkDemo { order: String },
 }
@@ -223,8 +224,8 @@ pub fn run(device: &Device, cmd: ChecklistCmd) -> Result<()> {
             }
         }
         ChecklistCmd::WalkDemo { order } => {
-            let n = device.walk_checklist_demo(&order)?;
-            println!("answered {n} step(s)");
+            let (n, photos) = crate::demo::walk_with_photos(device, &order, None)?;
+            println!("answered {n} step(s), {photos} photo(s)");
         }
     }
     Ok(())

@@ -37,8 +37,8 @@ pub async fn new_order_page(State(svc): Svc, Signed(s): Signed, headers: HeaderM
                 input type="hidden" name="_csrf" value=(csrf);
                 (field(lang, "order_id", "id", true))
                 (field(lang, "customer", "company", true))
-                (field(lang, "contact", "contact", false))
-                (field(lang, "phone", "phone", false))
+                (field(lang, "contact", "contact", true))
+                (field(lang, "phone", "phone", true))
                 (field(lang, "site", "address", true))
                 (field(lang, "category", "category", true))
                 (field(lang, "brand", "brand", true))
@@ -47,7 +47,7 @@ pub async fn new_order_page(State(svc): Svc, Signed(s): Signed, headers: HeaderM
                 (field(lang, "fault", "fault", true))
                 label { (lang.t("priority")) " " select name="priority" { @for p in ["urgent", "normal", "low"] { option value=(p) selected[p == "normal"] { (lang.t(&format!("u_{p}"))) } } } }
                 (field(lang, "engineer_id", "engineer_id", true))
-                (field(lang, "engineer_name", "engineer_name", false))
+                (field(lang, "engineer_name", "engineer_name", true))
                 button type="submit" name="mode" value="form" { (lang.t("create")) }
             }
             form.card method="post" action="/console/orders/new" {

@@ -54,6 +54,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("experts", "专家", "Experts"),
     ("inbox", "求助收件箱", "Help inbox"),
     ("verify", "证据核验", "Verify evidence"),
+    ("verify_hint", "仲裁包在本浏览器中核验,不会上传。", "Bundles are verified in this browser and never uploaded."),
+    ("verify_offline", "下载离线核验页", "Download the offline verifier"),
     ("sign_in", "登录", "Sign in"),
     ("sign_out", "退出", "Sign out"),
     ("token", "令牌", "Token"),

@@ -6,7 +6,7 @@
 //! Rooms: `session` (signed cookie, CSRF), `i18n` (zh-CN default, English), `board` (the
 //! board, its rows fragment and the SSE stream), `order` (one order's page and its actions),
 //! `admin` (new orders, devices and enrolment codes, experts, parts desk), `expert` (inbox and
-//! answers).
+//! answers). The verifier page (`/console/verify`) runs `assets/verify*.js` in the browser.
 
 mod admin;
 mod board;
@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
 use crate::service::Error;
@@ -35,6 +35,9 @@ type Svc = State<Arc<Service>>;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const VERIFY_JS: &str = include_str!("assets/verify.js");
+const VERIFY_BUNDLE_JS: &str = include_str!("assets/verify-bundle.js");
+const VERIFY_PAGE_JS: &str = include_str!("assets/verify-page.js");
 
 /// Every page: no inline script or style, nothing from another origin, never framed.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
@@ -60,6 +63,11 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/console/parts", get(admin::parts_page).post(admin::clerk))
         .route("/console/help", get(expert::inbox))
         .route("/console/help/{id}", get(expert::request).post(expert::answer))
+        .route("/console/verify", get(verify_page))
+        .route("/console/verify/offline.html", get(verify_offline))
+        .route("/console/assets/verify.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_JS)))
+        .route("/console/assets/verify-bundle.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_BUNDLE_JS)))
+        .route("/console/assets/verify-page.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_PAGE_JS)))
         .route("/console/assets/console.css", get(|| asset("text/css; charset=utf-8", CSS)))
         .route("/console/assets/console.js", get(|| asset("text/javascript; charset=utf-8", JS)))
         .layer(middleware::from_fn(security_headers))
@@ -75,7 +83,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -162,6 +170,7 @@ pub fn layout(lang: Lang, who: Option<(&Session, &str)>, title: &str, body: Mark
                                 a href="/console/help" { (lang.t("inbox")) }
                             }
                         }
+                        a href="/console/verify" { (lang.t("verify")) }
                     }
                     span.spacer {}
                     a.lang href={ "/console/lang?to=" (other) } lang=(if other == "en" { "en" } else { "zh-CN" }) { (other_name) }
@@ -276,6 +285,52 @@ async fn set_lang(Query(q): Query<LangQuery>) -> Response {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+fn verifier(lang: Lang, log_key: Option<String>) -> Markup {
+    html! {
+        h1 { (lang.t("verify")) }
+        p.muted.noprint { (lang.t("verify_hint")) " " a href="/console/verify/offline.html" download="onsite-verify.html" { (lang.t("verify_offline")) } }
+        div id="verifier" data-lang=(if lang == Lang::En { "en" } else { "zh" }) data-log-key=[log_key] {}
+    }
+}
+
+/// The verifier page: the bundle is checked in the browser (assets/verify*.js); nothing is
+/// sent. A signed-in dispatcher's page comes with the provider's log key pinned.
+async fn verify_page(State(svc): Svc, signed: Result<Signed, Fail>, headers: HeaderMap) -> Response {
+    let lang = lang(&headers);
+    let log_key = signed.ok().map(|_| onsite_core::hash::hex(&svc.log_key()));
+    let body = html! {
+        (verifier(lang, log_key))
+        script src="/console/assets/verify.js" defer {}
+        script src="/console/assets/verify-bundle.js" defer {}
+        script src="/console/assets/verify-page.js" defer {}
+    };
+    layout(lang, None, lang.t("verify"), body).into_response()
+}
+
+/// The same verifier as one self-contained file to keep and open offline (a download: it is
+/// never rendered from this origin, where inline script would be refused anyway).
+async fn verify_offline(headers: HeaderMap) -> Response {
+    let lang = lang(&headers);
+    let page = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                title { (lang.t("verify")) " · " (lang.t("app")) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                main id="main" { (verifier(lang, None)) }
+                script { (PreEscaped(VERIFY_JS)) }
+                script { (PreEscaped(VERIFY_BUNDLE_JS)) }
+                script { (PreEscaped(VERIFY_PAGE_JS)) }
+            }
+        }
+    };
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"onsite-verify.html\"")], page.into_string())
+        .into_response()
 }
 
 /// Unix ms as China time (UTC+8, no daylight saving), which is what the console's users read.

@@ -1,0 +1,93 @@
+// The Rust verifier (`onsite verify --json`) and the browser's JavaScript verifier
+// (server/src/console/assets/verify*.js, run here in Node with the same WebCrypto and
+// DecompressionStream) agree on every case of the mutation corpus: the same verdict and the
+// same failing members. The corpus: the kept v1 bundle and a fresh v2 bundle from the demo
+// device; in each, bytes of every member flipped (the archive rebuilt around them), a photo
+// rewritten with its manifest entry re-hashed as a forger would, and raw bytes of the archive
+// file flipped.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { execFileSync, spawnSync } from "node:child_process";
+import { ROOT, ONSITE } from "./harness.mjs";
+
+import { V, members, zip } from "./zipkit.mjs";
+const work = mkdtempSync(join(tmpdir(), "onsite-agreement-"));
+const bundles = {};
+
+before(() => {
+  bundles.v1 = new Uint8Array(readFileSync(join(ROOT, "tests/fixtures/v1/bundle-WO-20261123-0001.zip")));
+  const dev = join(work, "demo");
+  const out = execFileSync(ONSITE, ["demo", "--data", dev], { encoding: "utf8" });
+  const path = out.match(/arbitration bundle: (\S+\.zip)/)[1];
+  bundles.v2 = new Uint8Array(readFileSync(path));
+});
+
+function rust(bytes) {
+  const f = join(work, "case.zip");
+  writeFileSync(f, bytes);
+  const r = spawnSync(ONSITE, ["verify", "--json", f], { encoding: "utf8" });
+  return JSON.parse(r.stdout);
+}
+
+const failing = (checks) => [...new Set(checks.filter((c) => !c.passed).map((c) => c.subject))].sort();
+
+async function agree(name, bytes, stats) {
+  const [r, j] = [rust(bytes), await V.verifyBundle(bytes, {})];
+  stats.cases++;
+  if (!r.ok) stats.invalid++;
+  assert.equal(j.ok, r.ok, `${name}: Rust says ${r.ok}, JavaScript says ${j.ok}\nRust: ${JSON.stringify(failing(r.checks))}\nJS: ${JSON.stringify(j.checks.filter((c) => !c.passed))}`);
+  assert.deepEqual(failing(j.checks), failing(r.checks), `${name}: the failing members differ\nRust: ${JSON.stringify(r.checks.filter((c) => !c.passed))}\nJS: ${JSON.stringify(j.checks.filter((c) => !c.passed))}`);
+}
+
+for (const which of ["v1", "v2"]) {
+  test(`${which}: the untouched bundle is valid to both`, async () => {
+    const stats = { cases: 0, invalid: 0 };
+    await agree(`${which} as exported`, bundles[which], stats);
+    await agree(`${which} rebuilt stored`, zip(await members(bundles[which])), stats);
+    assert.equal(stats.invalid, 0);
+  });
+
+  test(`${which}: a flipped byte in any member, anywhere`, async () => {
+    const orig = await members(bundles[which]);
+    const stats = { cases: 0, invalid: 0 };
+    for (let i = 0; i < orig.length; i++) {
+      const [name, body] = orig[i];
+      const n = Math.min(body.length, 12);
+      for (let k = 0; k < n; k++) {
+        const pos = n === body.length ? k : Math.floor((k * (body.length - 1)) / (n - 1));
+        const m = orig.map(([a, b]) => [a, b]);
+        m[i] = [name, Uint8Array.from(body)];
+        m[i][1][pos] ^= 0x20;
+        await agree(`${which} ${name} byte ${pos}`, zip(m), stats);
+      }
+    }
+    console.log(`figure agreement.${which}.member_flips ${stats.cases} cases (${stats.invalid} invalid)`);
+    assert.equal(stats.invalid, stats.cases, "every flip is caught");
+  });
+
+  test(`${which}: a photo rewritten with its manifest entry re-hashed, and raw archive flips`, async () => {
+    const orig = await members(bundles[which]);
+    const stats = { cases: 0, invalid: 0 };
+    const pi = orig.findIndex(([n]) => n.startsWith("photos/") || n.startsWith("thumbs/"));
+    const m = orig.map(([a, b]) => [a, Uint8Array.from(b)]);
+    m[pi][1][10] ^= 1;
+    const sha = createHash("sha256").update(m[pi][1]).digest("hex");
+    const old = m[pi][0].replace(/^(photos|thumbs)\//, "").replace(/\.jpg$/, "");
+    m[0][1] = new TextEncoder().encode(new TextDecoder().decode(m[0][1]).replace(old, sha));
+    m[pi][0] = m[pi][0].replace(old, sha);
+    await agree(`${which} forged photo`, zip(m), stats);
+    const raw = bundles[which];
+    for (let k = 0; k < 60; k++) {
+      const b = Uint8Array.from(raw);
+      const pos = Math.floor((k * (raw.length - 1)) / 59);
+      b[pos] ^= 0x55;
+      await agree(`${which} raw byte ${pos}`, b, stats);
+    }
+    for (const cut of [0, 10, 100, raw.length >> 1, raw.length - 1]) await agree(`${which} cut at ${cut}`, raw.subarray(0, cut), stats);
+    console.log(`figure agreement.${which}.forgeries_and_raw ${stats.cases} cases (${stats.invalid} invalid)`);
+  });
+}
