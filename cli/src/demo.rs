@@ -155,7 +155,7 @@ impl DemoServer {
     }
 }
 
-pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<String>) -> Result<()> {
+pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<String>, serve: bool) -> Result<()> {
     let temp;
     let dir = match data {
         Some(d) => d,
@@ -343,6 +343,18 @@ pub fn run(data: Option<PathBuf>, server: Option<String>, admin_token: Option<St
     println!("  ... {} checks", report.checks.len());
     if !report.ok {
         anyhow::bail!("the demo bundle does not verify");
+    }
+    // The web console: the board, the order just worked, the verifier for the bundle above.
+    let token = std::fs::read_to_string(&token_file)?;
+    println!("\nweb console: {url}/console/  (sign in with the dispatcher token {})", token.trim());
+    println!("verifier:    {url}/console/verify  (drop {} on it; it is checked in the browser)", zip.display());
+    if serve {
+        println!("serving until Ctrl-C");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    } else if matches!(server, DemoServer::Embedded(_)) {
+        println!("(the embedded server stops with the demo; `onsite demo --serve` keeps it and the console running)");
     }
     Ok(())
 }

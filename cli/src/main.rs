@@ -120,6 +120,9 @@ enum Command {
         server: Option<String>,
         #[arg(long, env = "ONSITE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Keep the embedded server (and its web console) running after the demo, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Benchmarks (build with --release): `onsite bench store`, `sop`, `photo`, `receipt`, `sync`, `load`, `rest`, `log`.
     Bench {
@@ -243,7 +246,7 @@ pub(crate) fn open(dir: &std::path::Path) -> Result<Device> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { server, admin_token } => demo::run(cli.data, server, admin_token),
+        Command::Demo { server, admin_token, serve } => demo::run(cli.data, server, admin_token, serve),
         Command::Server { server_data, listen, admin_token, push_workers } => sync::server(server_data, listen, admin_token, push_workers),
         Command::Sync(cmd) => sync::run(&open(&data_dir(&cli.data))?, cmd),
         Command::Dispatch(args) => sync::dispatch(args),
