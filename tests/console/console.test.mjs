@@ -148,10 +148,24 @@ test("2. a device enrols from the QR code, works the order offline, syncs: the b
   for (const img of await photos.all()) await img.scrollIntoViewIfNeeded();
   await page.waitForFunction(() => [...document.querySelectorAll("ul.photos img")].every((i) => i.complete && i.naturalWidth > 0));
   const receipts = await page.locator("#h-receipts + ul").innerText();
-  assert.match(receipts, /signed/, "the signed receipt is listed");
+  assert.match(receipts, /signed · 王女士/, "the signed receipt is listed, verified again on the server");
+  assert.match(receipts, /✓/);
+  assert.match(await page.locator("ul.photos").innerText(), /EXIF/, "each photo shows its EXIF time beside its ingest time");
+  const copyHref = await page.locator("#h-receipts + ul a").first().getAttribute("href");
+  const copy = await page.request.get(srv.url + copyHref);
+  assert.equal(copy.status(), 200);
+  assert.match(copy.headers()["content-security-policy"], /sandbox/, "the customer copy runs nothing");
+  const copyPage = await page.context().newPage();
+  await copyPage.goto(srv.url + copyHref);
+  const copyText = await copyPage.locator("body").innerText();
+  assert.match(copyText, /王女士/, "the customer copy names the signer");
+  assert.match(copyText, /DC-in jack loose/, "and the diagnosis");
+  await copyPage.close();
   const timeline = await page.locator("table.timeline").innerText();
   assert.match(timeline, /Arrive/);
   assert.match(timeline, /m 距现场/, "the arrival fix's distance from the site");
+  // ONSITE_SHOTS=DIR keeps a full-page picture of the order page for a person to look at.
+  if (process.env.ONSITE_SHOTS) await page.screenshot({ path: join(process.env.ONSITE_SHOTS, "order-page.png"), fullPage: true });
   const src = await photos.first().getAttribute("src");
   const resp = await page.request.get(srv.url + src);
   assert.equal(resp.headers()["content-type"], "image/jpeg");

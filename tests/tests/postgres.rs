@@ -30,7 +30,7 @@ fn a_newer_schema_is_refused_and_migration_is_idempotent() {
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute("UPDATE onsite_schema SET version = 99").unwrap();
     match PostgresStorage::open(&url) {
-        Err(onsite_server::storage::Error::TooNew { found: 99, supported: 3 }) => {}
+        Err(onsite_server::storage::Error::TooNew { found: 99, supported: 4 }) => {}
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a newer schema was opened"),
     }

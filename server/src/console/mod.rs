@@ -55,6 +55,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/console/orders/new", get(admin::new_order_page).post(admin::create_orders))
         .route("/console/orders/{id}", get(order::page))
         .route("/console/orders/{id}/{action}", post(order::action))
+        .route("/console/orders/{id}/receipts/{revision}", get(order::customer_copy))
         .route("/console/blobs/{sha}", get(order::blob))
         .route("/console/devices", get(admin::devices_page))
         .route("/console/devices/{id}/revoke", post(admin::revoke))
@@ -80,7 +81,10 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A page that set a stricter policy of its own (the customer copy) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::i18n::Lang;
 use super::session::Signed;
 use super::{blocking, check_form, lang, signed_page, time, Fail, Page, Svc};
-use crate::service::Error;
+use crate::service::{Error, PhotoRecord, ReceiptView};
 
 fn event_name(e: &Event) -> String {
     match e {
@@ -96,7 +96,6 @@ fn checklist(lang: Lang, o: &WorkOrder) -> Markup {
     for (i, a) in o.checklist.answers.iter().enumerate() {
         last.insert(a.step.as_str(), i);
     }
-    let photos: Vec<_> = o.checklist.answers.iter().filter_map(|a| if let Answer::Photos { photos } = &a.value { Some((a, photos)) } else { None }).collect();
     let consents: Vec<_> = o.checklist.answers.iter().filter(|a| matches!(a.value, Answer::Consent { .. })).collect();
     html! {
         section aria-labelledby="h-checklist" {
@@ -109,21 +108,6 @@ fn checklist(lang: Lang, o: &WorkOrder) -> Markup {
                             td { code { (a.step) } }
                             td { (answer_text(&a.value)) @if last.get(a.step.as_str()) != Some(&i) { " " span.tag { (lang.t("corrected")) } } }
                             td { (time(a.at.0)) }
-                        }
-                    }
-                }
-            }
-        }
-        section aria-labelledby="h-photos" {
-            h2 id="h-photos" { (lang.t("photos")) }
-            ul.photos {
-                @for (a, list) in &photos {
-                    @for p in list.iter() {
-                        li {
-                            a href={ "/console/blobs/" (p.sha256) } {
-                                img src={ "/console/blobs/" (p.sha256) } alt={ (a.step) " " (p.label) } loading="lazy" width="160";
-                            }
-                            br; small { (a.step) " · " (p.label) " · " (time(a.at.0)) } br; code.hash { (p.sha256) }
                         }
                     }
                 }
@@ -145,12 +129,54 @@ fn checklist(lang: Lang, o: &WorkOrder) -> Markup {
     }
 }
 
-fn rest(lang: Lang, o: &WorkOrder, closed: Option<i64>) -> Markup {
+/// Photos as the devices' journals recorded them: the thumbnail (or the photo), the step and
+/// its label, the camera's EXIF time beside the ingest time, and reuse on other orders.
+fn photos(lang: Lang, o: &WorkOrder, records: &[PhotoRecord]) -> Markup {
+    let label = |sha: &str| {
+        o.checklist.answers.iter().find_map(|a| match &a.value {
+            Answer::Photos { photos } => photos.iter().find(|p| p.sha256 == sha).map(|p| p.label.clone()),
+            _ => None,
+        })
+    };
+    html! {
+        section aria-labelledby="h-photos" {
+            h2 id="h-photos" { (lang.t("photos")) " " small { (records.len()) } }
+            ul.photos {
+                @for p in records {
+                    li data-photo=(p.sha256) {
+                        a href={ "/console/blobs/" (p.sha256) } {
+                            img src={ "/console/blobs/" (p.preview) } alt={ (p.step.as_deref().unwrap_or("")) " " (label(&p.sha256).unwrap_or_default()) } loading="lazy" width="160";
+                        }
+                        br; small { (p.step.as_deref().unwrap_or("-")) @if let Some(l) = label(&p.sha256) { " · " (l) } }
+                        br; small { (lang.t("ingested")) " " (time(p.ingested_at_ms)) }
+                        br; small { (lang.t("exif_time")) " " (p.captured_at.as_deref().unwrap_or("—")) }
+                        @if !p.reused_on.is_empty() { br; strong.warn.reuse { (lang.t("reused")) " " (p.reused_on.join(", ")) } }
+                        br; code.hash { (p.sha256) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn rest(lang: Lang, o: &WorkOrder, closed: Option<i64>, receipts: &[ReceiptView], owed: &[String]) -> Markup {
     html! {
         section aria-labelledby="h-receipts" {
             h2 id="h-receipts" { (lang.t("receipts")) }
-            ul { @for r in &o.receipts { li { "#" (r.revision) " · " (r.decision) " · " (time(r.signed_at.0)) " · " code.hash { (r.sha256) } } } }
+            ul {
+                @for r in receipts {
+                    li {
+                        a href={ "/console/orders/" (urlencode(&o.id)) "/receipts/" (r.revision) } { (lang.t("customer_copy")) " r" (r.revision) }
+                        " · " (r.decision) " · " (r.signer_name) " · " code.hash { (r.sha256) }
+                        @match &r.problem { None => { " " span.ok { "✓ " (lang.t("verified")) } } Some(p) => { " " strong.warn { (p) } } }
+                    }
+                }
+            }
             @if let Some(at) = closed { p { strong { (lang.t("closed_at")) } " " (time(at)) } }
+        }
+        section aria-labelledby="h-parts" {
+            h2 id="h-parts" { (lang.t("parts")) }
+            @if owed.is_empty() { p.muted { (lang.t("nothing_owed")) } } @else { ul.owed { @for x in owed { li.warn { (x) } } } }
         }
         section aria-labelledby="h-notes" {
             h2 id="h-notes" { (lang.t("notes")) }
@@ -212,13 +238,24 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(i
         return Err(Fail(Error::Forbidden("an order's page is the dispatcher's".into()), lang));
     }
     let (svc2, provider) = (svc.clone(), s.provider.clone());
-    let (o, closed) = blocking(lang, move || Ok((svc2.order(&provider, &id)?, svc2.closeout(&provider, &id)?))).await?;
+    let (o, closed, records, receipts, owed) = blocking(lang, move || {
+        let o = svc2.order(&provider, &id)?;
+        let ledger = svc2.parts_ledger(&provider, &o.engineer.id)?;
+        let (held, pending) = ledger.unaccounted(&id);
+        let owed: Vec<String> = held
+            .iter()
+            .map(|h| format!("{} ×{} {}", h.part_number, h.quantity, h.serial.as_deref().unwrap_or("")))
+            .chain(pending.iter().map(|p| format!("{} ×{} {} (return pending)", p.part_number, p.quantity, p.serial.as_deref().unwrap_or(""))))
+            .collect();
+        Ok((o, svc2.closeout(&provider, &id)?, svc2.photo_records(&provider, &id)?, svc2.receipt_views(&provider, &id)?, owed))
+    })
+    .await?;
     let title = format!("{} {}", lang.t("order"), o.id);
     signed_page(lang, &s, &svc, &title, |csrf| {
         html! {
             h1 { (title) }
             div.order-grid {
-                div { (facts(lang, &o)) (timeline(lang, &o)) (checklist(lang, &o)) (rest(lang, &o, closed)) }
+                div { (facts(lang, &o)) (timeline(lang, &o)) (checklist(lang, &o)) (photos(lang, &o, &records)) (rest(lang, &o, closed, &receipts, &owed)) }
                 (actions(lang, &o, csrf))
             }
         }
@@ -257,6 +294,26 @@ pub async fn action(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path
     })
     .await?;
     Ok(Redirect::to(&format!("/console/orders/{}", urlencode(&id))).into_response())
+}
+
+/// The customer copy of a receipt revision: the device's printable page, rendered from the
+/// receipt verified again here. It has inline styles and data: images, so it gets a CSP of
+/// its own: nothing else loads and, sandboxed, nothing runs.
+pub async fn customer_copy(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path((id, revision)): Path<(String, u32)>) -> Page {
+    let lang = lang(&headers);
+    if !s.is_dispatcher() {
+        return Err(Fail(Error::Forbidden("receipts are the dispatcher's".into()), lang));
+    }
+    let provider = s.provider.clone();
+    let page = blocking(lang, move || svc.customer_copy(&provider, &id, revision)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"),
+        ],
+        page,
+    )
+        .into_response())
 }
 
 /// Percent-encodes everything but unreserved characters (order ids are restricted anyway).

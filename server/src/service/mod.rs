@@ -12,6 +12,7 @@ use onsite_core::hash::{hex, sha256_hex, unhex};
 mod access;
 pub mod attestation;
 mod blobs;
+mod evidence;
 mod feed;
 mod help;
 mod journal;
@@ -21,6 +22,7 @@ mod parts;
 mod profile;
 mod sync;
 
+pub use evidence::{PhotoRecord, ReceiptView};
 pub use help::{route, AnswerInput, ExpertInput, HelpView};
 pub use log::{parse_tile_path, ConsistencyProof, TileRef, WitnessEndpoint};
 pub use orders::BoardRow;

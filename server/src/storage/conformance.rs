@@ -311,6 +311,14 @@ pub fn the_journal_and_log_are_append_only(s: &dyn Storage) {
     assert_eq!(s.append_journal(&d1, &[entry(3, "note")], &[]).unwrap(), [3]);
     assert_eq!(s.log_leaves(P).unwrap().len(), 4);
     assert!(s.log_leaves("other").unwrap().is_empty());
+    // The order's entries from every device of the provider, by device then seq.
+    let about_a: Vec<(String, u64, String)> = s.order_journal(P, "A").unwrap().into_iter().map(|e| (e.device_id, e.seq, e.kind)).collect();
+    assert_eq!(
+        about_a,
+        [("d1".into(), 1, "import".into()), ("d1".into(), 2, "note".into()), ("d1".into(), 3, "note".into()), ("d2".into(), 1, "import".into())]
+    );
+    assert_eq!(s.order_journal(P, "A").unwrap()[0].body, entry(1, "import").body);
+    assert!(s.order_journal(P, "B").unwrap().is_empty() && s.order_journal("other", "A").unwrap().is_empty());
 }
 
 /// Uploads of every size grow the tree: the stored nodes give the same root and proofs as
@@ -390,6 +398,13 @@ pub fn receipts_are_kept_once(s: &dyn Storage) {
     assert_eq!(s.receipt_hashes(P, "A").unwrap(), ["r1", "r2"], "by revision, the repeat ignored");
     assert_eq!(s.receipt_count(P).unwrap(), 2);
     assert!(s.receipt_hashes(P, "B").unwrap().is_empty());
+    let kept = s.receipts(P, "A").unwrap();
+    assert_eq!(
+        kept.iter().map(|(dev, r)| (dev.as_str(), r.revision, r.sha256.as_str(), r.journal_seq)).collect::<Vec<_>>(),
+        [("d1", 1, "r1", 1), ("d1", 2, "r2", 2)]
+    );
+    assert_eq!(kept[0].1.canonical, receipt(1, "r1", 1).canonical);
+    assert!(s.receipts(P, "B").unwrap().is_empty() && s.receipts("other", "A").unwrap().is_empty());
 }
 
 pub fn blobs_are_recorded_once(s: &dyn Storage) {

@@ -174,6 +174,15 @@ pub struct JournalRow {
     pub leaf: [u8; 32],
 }
 
+/// A journal entry about one order, as the console reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEntry {
+    pub device_id: String,
+    pub seq: u64,
+    pub kind: String,
+    pub body: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReceiptRow {
     pub order_id: String,
@@ -360,6 +369,10 @@ pub trait Storage: Send + Sync {
     /// journal entry the leaf logs (what the leaf hash is computed from).
     fn log_entries(&self, provider: &str, start: u64, count: u64) -> Result<Vec<Vec<u8>>>;
     fn receipt_count(&self, provider: &str) -> Result<u64>;
+    /// An order's signed receipts as uploaded, by revision, each with the device that signed it.
+    fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>>;
+    /// The journal entries about an order from the provider's devices (by device, then seq).
+    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>>;
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;
     fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool>;

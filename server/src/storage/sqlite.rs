@@ -11,11 +11,12 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
     log_error, Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange,
-    OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
+    OrderEntry, OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
 
 mod feed;
 mod log;
+mod reads;
 
 use feed::{change_rows, compact, next_seq, pos, SqliteReader};
 
@@ -421,6 +422,14 @@ impl Storage for SqliteStorage {
     fn receipt_count(&self, provider: &str) -> Result<u64> {
         let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM receipts WHERE provider = ?1", [provider], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>> {
+        reads::receipts(&lock(&self.reader), provider, order_id)
+    }
+
+    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
+        reads::order_journal(&lock(&self.reader), provider, order_id)
     }
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool> {

@@ -3,3 +3,6 @@
 -- written with every change like the other columns. Rows from before this migration hold ''
 -- until their next change; readers then compute the summary from the document.
 ALTER TABLE orders ADD COLUMN summary TEXT NOT NULL DEFAULT '';
+
+-- The console's order page reads the order's journal entries (photos: EXIF time, reuse).
+CREATE INDEX journal_by_order ON journal (order_id, device_id, seq);

@@ -7,8 +7,8 @@ use super::{
     LOG_LOCK_CLASS, ORDER_COLS,
 };
 use crate::storage::{
-    Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange, OrderRow,
-    ReceiptRow, Result, Storage, StoredChange, StoredMovement,
+    Admit, CertificationRow, Compaction, DeviceRow, Enrolled, Error, ExpertRow, FeedReader, HelpRow, JournalRow, MetaKey, MovementRecord, NewChange,
+    OrderEntry, OrderRow, ReceiptRow, Result, Storage, StoredChange, StoredMovement,
 };
 
 impl Storage for PostgresStorage {
@@ -270,6 +270,42 @@ impl Storage for PostgresStorage {
         }
         tx.commit()?;
         Ok(indices)
+    }
+
+    fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>> {
+        let rows = self.pool.get()?.query(
+            "SELECT device_id, order_id, revision, sha256, canonical, strokes, message, signature, journal_seq FROM receipts \
+             WHERE provider = $1 AND order_id = $2 ORDER BY revision",
+            &[&provider, &order_id],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    ReceiptRow {
+                        order_id: r.try_get(1)?,
+                        revision: r.try_get::<_, i64>(2)? as u32,
+                        sha256: r.try_get(3)?,
+                        canonical: r.try_get(4)?,
+                        strokes: r.try_get(5)?,
+                        message: r.try_get(6)?,
+                        signature: r.try_get(7)?,
+                        journal_seq: r.try_get::<_, i64>(8)? as u64,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
+        let rows = self.pool.get()?.query(
+            "SELECT j.device_id, j.seq, j.kind, j.body FROM journal j JOIN devices d ON d.id = j.device_id \
+             WHERE j.order_id = $2 AND d.provider = $1 ORDER BY j.device_id, j.seq",
+            &[&provider, &order_id],
+        )?;
+        rows.iter()
+            .map(|r| Ok(OrderEntry { device_id: r.try_get(0)?, seq: r.try_get::<_, i64>(1)? as u64, kind: r.try_get(2)?, body: r.try_get(3)? }))
+            .collect()
     }
 
     fn journal_hash(&self, device_id: &str, seq: u64) -> Result<Option<String>> {
