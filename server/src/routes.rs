@@ -100,7 +100,7 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<Arc<Service>>)> {
         ep!("GET" "/v1/openapi.json", None, "this description", None, (200, JSON, "OpenAPI 3.1"), &[], get(openapi)),
         ep!("POST" "/v1/admin/providers", Admin, "create a provider", Some((JSON, "{id, name}")), (200, JSON, "{id, dispatcher_token}"), &[409], post(create_provider)),
         ep!("POST" "/v1/enrolment-codes", Dispatcher, "a one-time enrolment code", Some((JSON, "{engineer_id, ttl_minutes?: 1..43200}")), (200, JSON, "{code, expires_at_ms}"), &[], post(create_code)),
-        ep!("GET" "/v1/devices", Dispatcher, "the provider's devices", None, (200, JSON, "[{id, engineer_id, revoked, journal_seq, attestation: {attested, verdict?, problem?}?}]"), &[], get(list_devices)),
+        ep!("GET" "/v1/devices", Dispatcher, "the provider's devices", None, (200, JSON, "[{id, engineer_id, revoked, journal_seq, last_seen_ms?, attestation: {attested, verdict?, problem?}?}]"), &[], get(list_devices)),
         ep!("POST" "/v1/devices/{id}/revoke", Dispatcher, "revoke a device and its tokens", None, (204, "", "revoked"), &[404], post(revoke_device)),
         ep!("POST" "/v1/orders", Dispatcher, "import orders (one or an array; deflate accepted)", Some((JSON, "dispatcher order JSON")), (201, JSON, "{created: [ids]}"), &[403, 409], post(create_orders)),
         ep!("GET" "/v1/orders", Dispatcher, "order summary rows (?engineer=)", None, (200, JSON, "[OrderRow]"), &[], get(list_orders)),
@@ -232,7 +232,7 @@ async fn list_devices(State(svc): Svc, Dispatcher(provider): Dispatcher) -> Resu
         .map(|d| {
             // The attestation record as stored (JSON); unreadable is shown as absent.
             let attestation = d.attestation.as_deref().and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok());
-            serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq, "attestation": attestation })
+            serde_json::json!({ "id": d.id, "engineer_id": d.engineer_id, "revoked": d.revoked, "journal_seq": d.journal_seq, "last_seen_ms": d.last_seen_ms, "attestation": attestation })
         })
         .collect();
     Ok(Json(serde_json::Value::Array(list)))

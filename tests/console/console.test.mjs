@@ -164,6 +164,9 @@ test("2. a device enrols from the QR code, works the order offline, syncs: the b
   const timeline = await page.locator("table.timeline").innerText();
   assert.match(timeline, /Arrive/);
   assert.match(timeline, /m 距现场/, "the arrival fix's distance from the site");
+  await page.goto(srv.url + "/console/devices");
+  assert.match(await page.locator("td.last-sync").first().innerText(), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/, "the device's last sync is listed");
+  await page.goto(srv.url + `/console/orders/${id}`);
   // ONSITE_SHOTS=DIR keeps a full-page picture of the order page for a person to look at.
   if (process.env.ONSITE_SHOTS) await page.screenshot({ path: join(process.env.ONSITE_SHOTS, "order-page.png"), fullPage: true });
   const src = await photos.first().getAttribute("src");

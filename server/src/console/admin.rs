@@ -187,12 +187,13 @@ async fn devices_view(svc: std::sync::Arc<crate::Service>, s: Session, lang: Lan
                 button type="submit" { (lang.t("new_code")) }
             }
             table {
-                thead { tr { th scope="col" { (lang.t("device")) } th scope="col" { (lang.t("engineer")) } th scope="col" { (lang.t("journal")) } th scope="col" { (lang.t("attested")) } th scope="col" { (lang.t("status")) } } }
+                thead { tr { th scope="col" { (lang.t("device")) } th scope="col" { (lang.t("engineer")) } th scope="col" { (lang.t("last_sync")) } th scope="col" { (lang.t("journal")) } th scope="col" { (lang.t("attested")) } th scope="col" { (lang.t("status")) } } }
                 tbody {
                     @for d in &devices {
                         tr {
                             td { code { (d.id) } }
                             td { (d.engineer_id) }
+                            td.last-sync { @match d.last_seen_ms { Some(t) => (time(t)), None => (lang.t("never")) } }
                             td { (d.journal_seq) }
                             td { (if d.attestation.is_some() { "✓" } else { lang.t("none") }) }
                             td {

@@ -130,6 +130,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("revoked", "已吊销", "Revoked"),
     ("active", "有效", "Active"),
     ("journal", "日志条数", "Journal entries"),
+    ("last_sync", "最近同步", "Last sync"),
+    ("never", "从未", "never"),
     ("attested", "密钥证明", "Key attestation"),
     ("none", "无", "none"),
     ("submit", "提交", "Submit"),

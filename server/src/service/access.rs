@@ -114,12 +114,27 @@ impl Service {
         Ok(self.storage.devices(provider)?)
     }
 
+    /// Notes that `d` was heard from, at most once a minute per device (the console's "last
+    /// sync"); a failure to note it is logged and never fails the request.
+    pub(super) fn heard_from(&self, d: &DeviceRow) {
+        let now = self.now_ms();
+        if d.last_seen_ms.is_some_and(|t| now - t < LAST_SEEN_EVERY_MS) {
+            return;
+        }
+        if let Err(e) = self.storage.touch_device(&d.id, now) {
+            tracing::warn!(device = %d.id, error = %e, "could not record when the device was last seen");
+        }
+    }
+
     pub fn revoke_device(&self, provider: &str, device_id: &str) -> Result<()> {
         self.storage.revoke_device(provider, device_id, self.now_ms())?;
         tracing::info!(device = device_id, provider, "device revoked");
         Ok(())
     }
 }
+
+/// How stale a device's "last seen" may get before a request writes it again.
+const LAST_SEEN_EVERY_MS: i64 = 60_000;
 
 /// A human-typable one-time code: 12 characters of an unambiguous alphabet, in groups.
 fn enrol_code() -> String {

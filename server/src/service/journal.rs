@@ -14,6 +14,7 @@ use crate::storage::{self, DeviceRow, JournalRow, ReceiptRow};
 
 impl Service {
     pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
+        self.heard_from(device);
         let known_size = upload.log_size;
         let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
         entries.sort_by_key(|e| e.seq);

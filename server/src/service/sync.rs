@@ -30,6 +30,7 @@ type PushOutcome = std::result::Result<Vec<order::HelpRequest>, Rejection>;
 impl Service {
     pub fn sync(&self, device: &DeviceRow, req: SyncRequest) -> Result<SyncResponse> {
         feed::validate_request(&req)?;
+        self.heard_from(device);
         let mut rejected = Vec::new();
         let mut help = Vec::new();
         for (push, outcome) in req.push.iter().zip(self.apply_pushes(device, &req.push)?) {

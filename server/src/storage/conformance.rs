@@ -161,6 +161,12 @@ pub fn revocation_stops_tokens_and_lists_devices(s: &dyn Storage) {
     assert!(matches!(s.revoke_device(P, "nobody", 5), Err(Error::NotFound(_))));
     assert!(matches!(s.revoke_device("other-provider", "d2", 5), Err(Error::NotFound(_))), "revocation is scoped to the provider");
     assert!(s.device_by_token("tok-d2").unwrap().is_some());
+    // When each device was last heard from: recorded, and never moved back.
+    assert_eq!(s.device_by_token("tok-d2").unwrap().unwrap().last_seen_ms, None);
+    s.touch_device("d2", 1_000).unwrap();
+    s.touch_device("d2", 500).unwrap();
+    assert_eq!(s.device_by_token("tok-d2").unwrap().unwrap().last_seen_ms, Some(1_000));
+    assert_eq!(s.devices(P).unwrap().iter().find(|d| d.id == "d2").unwrap().last_seen_ms, Some(1_000));
 }
 
 pub fn orders_are_created_once_and_listed_by_engineer(s: &dyn Storage) {

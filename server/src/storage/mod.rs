@@ -119,6 +119,8 @@ pub struct DeviceRow {
     /// The key attestation's verdict (JSON), or the reason it failed, when the provider's
     /// policy checks attestations (docs/adr/0019).
     pub attestation: Option<String>,
+    /// When the server last heard from the device (UTC ms; to the minute).
+    pub last_seen_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -312,6 +314,8 @@ pub trait Storage: Send + Sync {
     fn device_by_token(&self, token_hash: &str) -> Result<Option<DeviceRow>>;
     fn devices(&self, provider: &str) -> Result<Vec<DeviceRow>>;
     fn revoke_device(&self, provider: &str, device_id: &str, at_ms: i64) -> Result<()>;
+    /// Records that the device was heard from at `at_ms`.
+    fn touch_device(&self, device_id: &str, at_ms: i64) -> Result<()>;
 
     fn order(&self, provider: &str, id: &str) -> Result<Option<OrderRow>>;
     fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>>;

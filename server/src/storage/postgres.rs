@@ -114,7 +114,7 @@ impl PostgresStorage {
     }
 }
 
-const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation, d.last_seen_ms";
 const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq, summary";
 const HELP_COLUMNS: &str = "provider, id, order_id, engineer, expert_id, status, cost_cents, created_at";
 
@@ -128,6 +128,7 @@ fn device_row(r: &Row) -> Result<DeviceRow> {
         journal_seq: r.try_get::<_, i64>(5)? as u64,
         journal_head: r.try_get(6)?,
         attestation: r.try_get(7)?,
+        last_seen_ms: r.try_get(8)?,
     })
 }
 

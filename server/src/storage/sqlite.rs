@@ -107,10 +107,11 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
         journal_seq: r.get::<_, i64>(5)? as u64,
         journal_head: r.get(6)?,
         attestation: r.get(7)?,
+        last_seen_ms: r.get(8)?,
     })
 }
 
-const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation";
+const DEVICE_COLS: &str = "d.id, d.provider, d.engineer_id, d.public_key, d.revoked_at, d.journal_seq, d.journal_head, d.attestation, d.last_seen_ms";
 const ORDER_COLS: &str = "provider, id, engineer_id, status, priority, customer, updated_seq, assigned_seq, compacted_seq, summary";
 
 fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
@@ -422,6 +423,11 @@ impl Storage for SqliteStorage {
     fn receipt_count(&self, provider: &str) -> Result<u64> {
         let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM receipts WHERE provider = ?1", [provider], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn touch_device(&self, device_id: &str, at_ms: i64) -> Result<()> {
+        lock(&self.writer).execute("UPDATE devices SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?2) WHERE id = ?1", params![device_id, at_ms])?;
+        Ok(())
     }
 
     fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>> {

@@ -6,3 +6,7 @@ ALTER TABLE orders ADD COLUMN summary TEXT NOT NULL DEFAULT '';
 
 -- The console's order page reads the order's journal entries (photos: EXIF time, reuse).
 CREATE INDEX journal_by_order ON journal (order_id, device_id, seq);
+
+-- When the server last heard from each device (the console's device list), written at most
+-- once a minute per device.
+ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;

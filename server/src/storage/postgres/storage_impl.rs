@@ -272,6 +272,11 @@ impl Storage for PostgresStorage {
         Ok(indices)
     }
 
+    fn touch_device(&self, device_id: &str, at_ms: i64) -> Result<()> {
+        self.pool.get()?.execute("UPDATE devices SET last_seen_ms = greatest(coalesce(last_seen_ms, 0), $2) WHERE id = $1", &[&device_id, &at_ms])?;
+        Ok(())
+    }
+
     fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>> {
         let rows = self.pool.get()?.query(
             "SELECT device_id, order_id, revision, sha256, canonical, strokes, message, signature, journal_seq FROM receipts \
