@@ -49,6 +49,9 @@ for (const which of ["v1", "v2"]) {
     await agree(`${which} as exported`, bundles[which], stats);
     await agree(`${which} rebuilt stored`, zip(await members(bundles[which])), stats);
     assert.equal(stats.invalid, 0);
+    // And every check each verifier lists is one the other lists: same names, same members.
+    const list = (checks) => checks.map((c) => `${c.passed ? "pass" : "FAIL"} ${c.check} ${c.subject}`).sort();
+    assert.deepEqual(list((await V.verifyBundle(bundles[which], {})).checks), list(rust(bundles[which]).checks));
   });
 
   test(`${which}: a flipped byte in any member, anywhere`, async () => {

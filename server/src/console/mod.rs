@@ -291,21 +291,23 @@ async fn set_lang(Query(q): Query<LangQuery>) -> Response {
     resp
 }
 
-fn verifier(lang: Lang, log_key: Option<String>) -> Markup {
+fn verifier(lang: Lang, log_key: Option<String>, authority: Option<String>) -> Markup {
     html! {
         h1 { (lang.t("verify")) }
         p.muted.noprint { (lang.t("verify_hint")) " " a href="/console/verify/offline.html" download="onsite-verify.html" { (lang.t("verify_offline")) } }
-        div id="verifier" data-lang=(if lang == Lang::En { "en" } else { "zh" }) data-log-key=[log_key] {}
+        div id="verifier" data-lang=(if lang == Lang::En { "en" } else { "zh" }) data-log-key=[log_key] data-authority=[authority] {}
     }
 }
 
 /// The verifier page: the bundle is checked in the browser (assets/verify*.js); nothing is
-/// sent. A signed-in dispatcher's page comes with the provider's log key pinned.
+/// sent. A signed-in user's page comes with this server's log and time-authority keys pinned.
 async fn verify_page(State(svc): Svc, signed: Result<Signed, Fail>, headers: HeaderMap) -> Response {
     let lang = lang(&headers);
-    let log_key = signed.ok().map(|_| onsite_core::hash::hex(&svc.log_key()));
+    let signed_in = signed.is_ok();
+    let log_key = signed_in.then(|| onsite_core::hash::hex(&svc.log_key()));
+    let authority = signed_in.then(|| onsite_core::hash::hex(&svc.time_authority_key()));
     let body = html! {
-        (verifier(lang, log_key))
+        (verifier(lang, log_key, authority))
         script src="/console/assets/verify.js" defer {}
         script src="/console/assets/verify-bundle.js" defer {}
         script src="/console/assets/verify-page.js" defer {}
@@ -326,7 +328,7 @@ async fn verify_offline(headers: HeaderMap) -> Response {
                 style { (PreEscaped(CSS)) }
             }
             body {
-                main id="main" { (verifier(lang, None)) }
+                main id="main" { (verifier(lang, None, None)) }
                 script { (PreEscaped(VERIFY_JS)) }
                 script { (PreEscaped(VERIFY_BUNDLE_JS)) }
                 script { (PreEscaped(VERIFY_PAGE_JS)) }

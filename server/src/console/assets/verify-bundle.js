@@ -4,7 +4,7 @@
 "use strict";
 (function () {
   const V = globalThis.OnsiteVerify;
-  const { parseCanonical, openZip, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey, canonical } = V.internals;
+  const { parseCanonical, openZip, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey, canonical, decodeStrokes, renderSvg } = V.internals;
   const te = new TextEncoder();
   const td = new TextDecoder("utf-8", { fatal: true });
   const ROLES = { RECEIPT: "receipt", PHOTO: "photo", THUMB: "thumbnail", JOURNAL: "journal", TICKETS: "time_tickets", SESSIONS: "journal_sessions", LOG: "log_proofs", ATTEST: "key_attestation" };
@@ -168,6 +168,7 @@
       const strokes = small.get(strokesPath);
       if (strokes && strokesSha) {
         if ((await sha256hex(strokes)) !== strokesSha) { fail("signature_strokes.hash", "the signature strokes do not match their SHA-256"); continue; }
+        try { decodeStrokes(strokes); } catch (e) { fail("signature_strokes.decode", e.message); continue; }
       } else if (strokes || strokesSha) { fail("signature_strokes.binding", "strokes and their hash must both be present or both absent"); continue; }
       const message = { v: 1, kind: "onsite.receipt.signature", order: r.order, revision: r.revision, receipt_sha256: part.message.receipt_sha256, strokes_sha256: strokesSha, journal_head: r.journal_head };
       if (canonical(message) !== canonical(part.message)) { fail("receipt.message", "the signed message does not bind this receipt, strokes and journal head"); continue; }
@@ -181,7 +182,12 @@
       else if (same) add("receipt.journal_binding", subject, true, `journal entry #${part.journal_seq} records this signing after head #${r.journal_head.seq}`);
       else add("receipt.journal_binding", subject, false, `journal entry #${part.journal_seq} does not record this receipt's hash, signature and head`);
       const svgPath = `signature/r${n}.svg`;
-      if (strokes && !small.has(svgPath)) add("signature_svg.rendering", svgPath, false, "missing");
+      if (strokes) {
+        const svg = small.get(svgPath);
+        if (!svg) add("signature_svg.rendering", svgPath, false, "missing");
+        else if (renderSvg(decodeStrokes(strokes)) === new TextDecoder().decode(svg)) add("signature_svg.rendering", svgPath, true, "re-rendered from the strokes, identical");
+        else add("signature_svg.rendering", svgPath, false, "the SVG is not the rendering of the signed strokes");
+      }
       receipts.set(n, { r, part });
     }
     const revs = [...receipts.keys()].sort((a, b) => a - b);
@@ -210,6 +216,19 @@
       if (member && listed.has(member)) add("photo.binding", member, true, `step ${p.step || "-"} - journal entry #${p.journal_seq}`);
       else if (member) add("photo.present", member, false, "the photo the receipt names is not in the bundle");
       else add("photo.present", subject, false, "no thumbnail was recorded for this photo");
+    }
+
+    // ---- trusted time: each entry anchored to a ticket of the time authority ----
+    const authority = opts.timeAuthority || unhex(m.device.time_authority || "");
+    out.intervals = new Map();
+    if (authority && authority.length) {
+      const checked = new Map();
+      for (const b of bodies.values()) {
+        const iv = await trustedInterval(b, tickets, authority, checked);
+        if (iv) out.intervals.set(b.seq, iv);
+      }
+      const signedIv = out.intervals.get(part.journal_seq);
+      if (signedIv) add("time.ticket", `journal #${part.journal_seq}`, true, `signed between ${iso(signedIv[0])} and ${iso(signedIv[1])}`);
     }
 
     // ---- summary (who, what, where, when) ----
@@ -267,6 +286,31 @@
       } catch (_) { /* unreadable: not a binding */ }
     }
     return out;
+  }
+
+  /** The real-time interval of an entry anchored to a valid ticket (core evidence::time). */
+  async function trustedInterval(body, ticketEntries, authority, checked) {
+    const a = body.ticket;
+    if (!a) return null;
+    if (!checked.has(a.seq)) checked.set(a.seq, await ticketOf(ticketEntries.find((e) => e.seq === a.seq), authority, body.device));
+    const t = checked.get(a.seq);
+    if (!t) return null;
+    const drift = Math.floor((a.elapsed_ms * 100) / 1e6) + 1;
+    return [t.server_time_ms + a.elapsed_ms - drift, t.server_time_ms + t.round_trip_ms + a.elapsed_ms + drift];
+  }
+  async function ticketOf(entry, authority, device) {
+    if (!entry) return null;
+    try {
+      const b = JSON.parse(td.decode(unhex(entry.body)));
+      const t = b.kind === "time_ticket" && b.payload && b.payload.ticket;
+      if (!t || t.body.device !== device || t.authority !== hex(authority)) return null;
+      // The authority signed the body's JSON in its field order: v, server_time_ms, device, nonce.
+      const signed = JSON.stringify({ v: t.body.v, server_time_ms: t.body.server_time_ms, device: t.body.device, nonce: t.body.nonce });
+      if (!(await es256(authority, te.encode(signed), unhex(t.signature)))) return null;
+      return { server_time_ms: t.body.server_time_ms, round_trip_ms: b.payload.round_trip_ms };
+    } catch (_) {
+      return null;
+    }
   }
 
   function distance(lat1, lon1, lat2, lon2) {

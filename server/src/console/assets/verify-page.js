@@ -19,11 +19,13 @@
 
   const input = el("input", { type: "file", id: "bundle-file", accept: ".zip,application/zip" });
   const deviceKey = el("input", { id: "device-key", name: "device-key", size: "40", spellcheck: "false", autocomplete: "off" });
+  const authorityKey = el("input", { id: "authority-key", name: "authority-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.authority || "" });
   const logKey = el("input", { id: "log-key", name: "log-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.logKey || "" });
   const drop = el("div", { class: "drop", id: "drop" }, el("p", {}, T("把仲裁包(.zip)拖到这里,或选择文件。核验在本浏览器内完成,不上传任何内容。", "Drop an arbitration bundle (.zip) here, or choose the file. It is verified in this browser; nothing is uploaded.")),
     el("label", { for: "bundle-file" }, T("仲裁包文件", "Bundle file")), input);
   const keys = el("details", { class: "keys" }, el("summary", {}, T("固定的公钥(可选)", "Pinned keys (optional)")),
     el("label", { for: "device-key" }, T("设备公钥 (SEC1 hex)", "Device key (SEC1 hex)")), deviceKey,
+    el("label", { for: "authority-key" }, T("时间权威公钥 (SEC1 hex)", "Time authority key (SEC1 hex)")), authorityKey,
     el("label", { for: "log-key" }, T("证据日志公钥 (SEC1 hex)", "Evidence log key (SEC1 hex)")), logKey);
   const result = el("div", { id: "result", "aria-live": "polite" });
   root.append(drop, keys, result);
@@ -34,6 +36,7 @@
     const opts = {};
     if (deviceKey.value.trim()) opts.deviceKey = unhex(deviceKey.value.trim());
     if (logKey.value.trim()) opts.logKey = unhex(logKey.value.trim());
+    if (authorityKey.value.trim()) opts.timeAuthority = unhex(authorityKey.value.trim());
     const t0 = performance.now();
     const r = await globalThis.OnsiteVerify.verifyBundle(bytes, opts);
     const ms = performance.now() - t0;
@@ -108,10 +111,11 @@
       const steps = el("tbody");
       for (const b of r.journal) {
         const what = b.payload && (b.payload.step || (b.payload.event && b.payload.event.kind) || b.payload.reason || b.payload.text) || "";
-        const anchor = b.ticket ? T(`时间票据 #${b.ticket.seq} + ${Math.round(b.ticket.elapsed_ms / 1000)} 秒`, `time ticket #${b.ticket.seq} + ${Math.round(b.ticket.elapsed_ms / 1000)} s`) : "—";
+        const iv = r.intervals && r.intervals.get(b.seq);
+        const anchor = iv ? `${local(iv[0]).slice(0, 19)} – ${local(iv[1]).slice(11)}` : b.ticket ? T(`时间票据 #${b.ticket.seq} 未核验`, `ticket #${b.ticket.seq} not verified`) : "—";
         steps.append(el("tr", {}, el("td", {}, b.seq), el("td", {}, b.kind), el("td", {}, String(what)), el("td", {}, local(b.at_ms)), el("td", {}, anchor), el("td", {}, b.fix ? `${b.fix.lat.toFixed(5)}, ${b.fix.lon.toFixed(5)}${b.fix.mock ? " MOCK" : ""}` : "")));
       }
-      parts.push(el("h2", {}, T("操作日志", "Operation log")), el("table", { class: "steps" }, el("thead", {}, el("tr", {}, ...["#", T("类型", "Kind"), T("内容", "What"), T("设备时间", "Device time"), T("可信时间锚", "Trusted-time anchor"), "GPS"].map((h) => el("th", { scope: "col" }, h)))), steps));
+      parts.push(el("h2", {}, T("操作日志", "Operation log")), el("table", { class: "steps" }, el("thead", {}, el("tr", {}, ...["#", T("类型", "Kind"), T("内容", "What"), T("设备时间", "Device time"), T("可信时间区间", "Trusted time interval"), "GPS"].map((h) => el("th", { scope: "col" }, h)))), steps));
     }
     const checks = el("tbody");
     for (const c of r.checks) checks.append(el("tr", { class: c.passed ? "pass" : "fail" }, el("td", {}, c.passed ? T("通过", "pass") : T("失败", "FAIL")), el("td", {}, c.check), el("td", {}, el("code", {}, c.subject)), el("td", {}, c.detail)));

@@ -297,5 +297,58 @@
     return { names: names.slice(1) };
   }
 
-  globalThis.OnsiteVerify = { verifyBundle: null, internals: { canonical, parseCanonical, openZip, crc32, inclusion, rawMember, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey } };
+  // ---- the customer's signature: OSS1 strokes and their deterministic SVG (core signature) ----
+  function decodeStrokes(b) {
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    if (b.length < 4 || td.decode(b.subarray(0, 4)) !== "OSS1") throw new Error("not a v1 stroke encoding");
+    let o = 4;
+    const need = (n) => { if (o + n > b.length) throw new Error("truncated"); };
+    need(2);
+    const count = v.getUint16(o, true); o += 2;
+    if (count > 64) throw new Error("too many strokes");
+    const strokes = [];
+    for (let i = 0; i < count; i++) {
+      need(2);
+      const n = v.getUint16(o, true); o += 2;
+      if (n === 0 || n > 4096) throw new Error("bad point count");
+      need(n * 16);
+      const s = [];
+      for (let k = 0; k < n; k++, o += 16) s.push({ x: v.getFloat32(o, true), y: v.getFloat32(o + 4, true), pressure: v.getFloat32(o + 12, true) });
+      strokes.push(s);
+    }
+    if (o !== b.length) throw new Error("trailing bytes");
+    return strokes;
+  }
+  // Rust's `{:.d}` of an f32: the exact value rounded half to even (f32 * 100 is exact in a double).
+  function fixed(x, d) {
+    const neg = x < 0 || Object.is(x, -0), scaled = Math.abs(x) * 10 ** d;
+    let n = Math.floor(scaled);
+    const frac = scaled - n;
+    if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n += 1;
+    const digits = String(n).padStart(d + 1, "0");
+    return (neg ? "-" : "") + digits.slice(0, digits.length - d) + "." + digits.slice(digits.length - d);
+  }
+  function renderSvg(strokes) {
+    const f = Math.fround, M = 8;
+    let x0 = 3.4028234663852886e38, y0 = x0, x1 = -x0, y1 = -x0;
+    for (const s of strokes) for (const p of s) { x0 = Math.min(x0, p.x); y0 = Math.min(y0, p.y); x1 = Math.max(x1, p.x); y1 = Math.max(y1, p.y); }
+    if (x0 > x1) { x0 = 0; y0 = 0; x1 = 1; y1 = 1; }
+    const w = f(f(x1 - x0) + 2 * M), h = f(f(y1 - y0) + 2 * M);
+    let out = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${fixed(w, 1)} ${fixed(h, 1)}" width="${fixed(w, 1)}" height="${fixed(h, 1)}" fill="none" stroke="#1a237e" stroke-linecap="round" stroke-linejoin="round">`;
+    for (const s of strokes) {
+      let sum = 0;
+      for (const p of s) sum = f(sum + p.pressure);
+      const mean = f(sum / Math.max(s.length, 1));
+      out += `<path stroke-width="${fixed(f(1 + f(3 * mean)), 2)}" d="`;
+      s.forEach((p, i) => {
+        const x = f(f(p.x - x0) + M), y = f(f(p.y - y0) + M);
+        out += (i === 0 ? "M" : "L") + `${fixed(x, 1)} ${fixed(y, 1)}`;
+        if (i === 0 && s.length === 1) out += `L${fixed(x, 1)} ${fixed(y, 1)}`;
+      });
+      out += '"/>';
+    }
+    return out + "</svg>";
+  }
+
+  globalThis.OnsiteVerify = { verifyBundle: null, internals: { canonical, parseCanonical, openZip, crc32, inclusion, rawMember, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey, decodeStrokes, renderSvg, fixed } };
 })();
