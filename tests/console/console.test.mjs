@@ -257,10 +257,24 @@ test("4. an expert answers a help request from the inbox and the device receives
   assert.match(expert.url(), /\/console\/help$/, "an expert lands in the inbox");
   await expert.locator("tbody tr a").first().click();
   assert.match(await expert.locator("#question").innerText(), /fan noise/);
+  const requestUrl = expert.url();
+  // A reference photo must be an image: a text file is refused, and nothing is answered.
+  const notImage = join(device, "notes.txt");
+  writeFileSync(notImage, "<script>alert(1)</script>");
+  await expert.fill("#answer-text", "x");
+  await expert.setInputFiles("#answer-photos", notImage);
+  await expert.click("button[type=submit]:text-is('发送回答')");
+  assert.match(await expert.locator("[role=alert]").innerText(), /^400/);
+  await expert.goto(requestUrl);
+  assert.equal(await expert.locator("p.ok").count(), 0);
+  const photo = join(device, "reference.jpg");
+  writeFileSync(photo, await (await page.request.get(srv.url + state.photo)).body());
   await expert.fill("#answer-text", "清理风扇并更换轴承 / clean the fan, replace the bearing");
   await expert.fill("#answer-steps", "拆下风扇\n更换轴承");
+  await expert.setInputFiles("#answer-photos", photo);
   await expert.click("button[type=submit]:text-is('发送回答')");
   await expert.waitForSelector("p.ok");
+  const photoSha = state.photo.split("/").pop();
   // The expert is not a dispatcher: no board, no order pages.
   await expert.goto(srv.url + "/console/");
   assert.match(expert.url(), /\/console\/help$/);
@@ -268,7 +282,10 @@ test("4. an expert answers a help request from the inbox and the device receives
   assert.equal(forbidden.status(), 403);
 
   onsite(["sync", "now"], device);
-  assert.match(onsite(["expert", "threads", "WO-A-0002"], device), /replace the bearing/, "the device received the answer");
+  const threads = onsite(["expert", "threads", "WO-A-0002"], device);
+  assert.match(threads, /replace the bearing/, "the device received the answer");
+  assert.match(threads, /- 更换轴承/, "with its suggested steps");
+  assert.ok(threads.includes(`photo ${photoSha}`) && !threads.includes("not downloaded"), `and its reference photo, downloaded: ${threads}`);
   await expert.context().close();
 });
 

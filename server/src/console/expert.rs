@@ -3,12 +3,10 @@
 //! goes into the order and reaches the engineer's device by sync). `Service::help_view`
 //! refuses requests routed to anyone else.
 
-use axum::extract::Path;
+use axum::extract::{Multipart, Path};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
-use axum::Form;
 use maud::html;
-use serde::Deserialize;
 
 use super::i18n::Lang;
 use super::session::Signed;
@@ -76,34 +74,64 @@ pub async fn request(svc: Svc, Signed(s): Signed, headers: HeaderMap, Path(id): 
                 }
             }
             @if answered { p.ok { (lang.t("expert_answer")) " ✓" } }
-            form.card method="post" action={ "/console/help/" (super::order::urlencode(&view.request.id)) } {
+            form.card method="post" enctype="multipart/form-data" action={ "/console/help/" (super::order::urlencode(&view.request.id)) } {
                 input type="hidden" name="_csrf" value=(csrf);
                 label for="answer-text" { (lang.t("text")) }
                 textarea id="answer-text" name="text" rows="5" required maxlength="4000" {}
                 label for="answer-steps" { (lang.t("suggested_steps")) }
                 textarea id="answer-steps" name="steps" rows="4" {}
+                label for="answer-photos" { (lang.t("reference_photos")) }
+                input id="answer-photos" name="photos" type="file" accept="image/jpeg,image/png,image/webp" multiple;
                 button type="submit" { (lang.t("send_answer")) }
             }
         }
     })
 }
 
-#[derive(Deserialize)]
-pub struct AnswerForm {
-    #[serde(rename = "_csrf")]
-    csrf: String,
-    text: String,
-    #[serde(default)]
-    steps: String,
-}
+/// Reference photos an answer may carry, and their size.
+pub const MAX_REFERENCE_PHOTOS: usize = 4;
+pub const MAX_REFERENCE_BYTES: usize = onsite_core::sync::protocol::MAX_BLOB_CHUNK;
 
-pub async fn answer(svc: Svc, Signed(s): Signed, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<AnswerForm>) -> Page {
+/// The answer form (multipart: text, suggested steps, up to four reference photos). The
+/// photos are stored content-addressed like any blob, after the CSRF token was checked, and
+/// only if their bytes are an image.
+pub async fn answer(svc: Svc, Signed(s): Signed, headers: HeaderMap, Path(id): Path<String>, mut form: Multipart) -> Page {
     let lang = lang(&headers);
     let (s, e) = expert(&svc, s, lang).await?;
-    check_form(&svc.0, &s, &headers, &f.csrf).map_err(|e| Fail(e, lang))?;
-    let steps = f.steps.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-    let input = AnswerInput { text: f.text, suggested_steps: steps, reference_photos: Vec::new(), step: None };
+    let bad = |m: String| Fail(Error::BadRequest(m), lang);
+    let (mut csrf, mut text, mut steps, mut photos) = (String::new(), String::new(), String::new(), Vec::new());
+    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("the form: {e}")))? {
+        let name = field.name().unwrap_or("").to_string();
+        let is_file = field.file_name().is_some_and(|f| !f.is_empty());
+        let bytes = field.bytes().await.map_err(|e| bad(format!("the form: {e}")))?;
+        match name.as_str() {
+            "_csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "text" => text = String::from_utf8_lossy(&bytes).into_owned(),
+            "steps" => steps = String::from_utf8_lossy(&bytes).into_owned(),
+            "photos" if is_file && !bytes.is_empty() => {
+                if photos.len() == MAX_REFERENCE_PHOTOS {
+                    return Err(bad(format!("at most {MAX_REFERENCE_PHOTOS} reference photos")));
+                }
+                if bytes.len() > MAX_REFERENCE_BYTES || super::order::image_type(&bytes).is_none() {
+                    return Err(bad(format!("a reference photo is a JPEG, PNG or WebP of at most {MAX_REFERENCE_BYTES} bytes")));
+                }
+                photos.push(bytes.to_vec());
+            }
+            _ => {}
+        }
+    }
+    check_form(&svc.0, &s, &headers, &csrf).map_err(|e| Fail(e, lang))?;
+    let suggested = steps.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     let (svc2, rid) = (svc.0.clone(), id.clone());
-    blocking(lang, move || svc2.help_answer(&e, &rid, input)).await?;
+    blocking(lang, move || {
+        let mut reference_photos = Vec::new();
+        for bytes in photos {
+            let sha = onsite_core::hash::sha256_hex(&bytes);
+            svc2.blob_put(&e.provider, &sha, 0, bytes.len() as u64, &bytes)?;
+            reference_photos.push(sha);
+        }
+        svc2.help_answer(&e, &rid, AnswerInput { text, suggested_steps: suggested, reference_photos, step: None })
+    })
+    .await?;
     Ok(Redirect::to(&format!("/console/help/{}", super::order::urlencode(&id))).into_response())
 }

@@ -138,6 +138,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("text", "内容", "Text"),
     ("suggested_steps", "建议步骤(每行一条)", "Suggested steps (one per line)"),
     ("send_answer", "发送回答", "Send answer"),
+    ("reference_photos", "参考照片(最多 4 张)", "Reference photos (up to 4)"),
     ("shared", "工程师共享的内容", "What the engineer shared"),
     ("error", "出错了", "Something went wrong"),
     ("back", "返回", "Back"),

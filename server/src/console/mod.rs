@@ -63,7 +63,12 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/console/experts", get(admin::experts_page).post(admin::add_expert))
         .route("/console/parts", get(admin::parts_page).post(admin::clerk))
         .route("/console/help", get(expert::inbox))
-        .route("/console/help/{id}", get(expert::request).post(expert::answer))
+        .route(
+            "/console/help/{id}",
+            get(expert::request)
+                .post(expert::answer)
+                .layer(axum::extract::DefaultBodyLimit::max(expert::MAX_REFERENCE_PHOTOS * expert::MAX_REFERENCE_BYTES + 64 * 1024)),
+        )
         .route("/console/verify", get(verify_page))
         .route("/console/verify/offline.html", get(verify_offline))
         .route("/console/assets/verify.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_JS)))
