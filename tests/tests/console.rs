@@ -203,3 +203,36 @@ fn rows_stored_before_the_summary_column_still_show_on_the_board() {
     assert!(rows.contains("data-deadline="), "the SLA clock is computed from the document");
     assert!(rows.contains("PF3XK9Z1"), "and the serial");
 }
+
+#[test]
+fn the_order_page_shows_fields_two_writers_changed_concurrently() {
+    use automerge::transaction::Transactable;
+    let s = TestServer::start();
+    // An order whose document holds a conflict: two devices set the priority concurrently.
+    let json = sample_orders(PROVIDER, "eng-1", "WO-CF", 1);
+    let order = onsite_core::order::import::parse_orders(&json, onsite_core::order::Timestamp(0)).unwrap().remove(0);
+    let mut a = onsite_core::order::document::create(&order, automerge::ActorId::from(vec![0xaa; 16]), "dispatch", 0).unwrap();
+    let mut b = a.fork().with_actor(automerge::ActorId::from(vec![0xbb; 16]));
+    a.put(automerge::ROOT, "priority", "Low").unwrap();
+    b.put(automerge::ROOT, "priority", "Normal").unwrap();
+    a.merge(&mut b).unwrap();
+    let row = onsite_server::storage::OrderRow {
+        provider: PROVIDER.into(),
+        id: order.id.clone(),
+        engineer_id: "eng-1".into(),
+        status: "assigned".into(),
+        priority: "low".into(),
+        customer: order.customer.company.clone(),
+        updated_seq: 0,
+        assigned_seq: 0,
+        compacted_seq: 0,
+        summary: String::new(),
+    };
+    s.running.service.storage().create_order(&row, &a.save()).unwrap();
+    let cookie = sign_in(&s, s.dispatcher_token());
+    let page = get(&s, &cookie, &format!("/console/orders/{}", order.id)).text().unwrap();
+    let at = page.find("data-field=\"priority\"").unwrap_or_else(|| panic!("the conflict on priority is listed: {}", &page[page.find("<main").unwrap_or(0)..]));
+    let item = &page[at..at + page[at..].find("</li>").unwrap()];
+    assert!(item.contains("&quot;Low&quot;") && item.contains("&quot;Normal&quot;"), "both values are shown: {item}");
+    assert!(item.contains("(aaaaaaaa)") && item.contains("(bbbbbbbb)"), "with their authors: {item}");
+}

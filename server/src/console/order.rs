@@ -13,6 +13,7 @@ use axum::Form;
 use maud::{html, Markup};
 use onsite_core::bundle::distance_m;
 use onsite_core::order::checklist::Answer;
+use onsite_core::order::document::FieldConflict;
 use onsite_core::order::{Event, WorkOrder};
 use serde::Deserialize;
 
@@ -199,6 +200,28 @@ fn rest(lang: Lang, o: &WorkOrder, closed: Option<i64>, receipts: &[ReceiptView]
     }
 }
 
+/// Fields two writers changed concurrently: the value kept first, then the others, each with
+/// who wrote it.
+fn conflicts_of(lang: Lang, conflicts: &[FieldConflict]) -> Markup {
+    html! {
+        section aria-labelledby="h-conflicts" {
+            h2 id="h-conflicts" { (lang.t("conflicts")) " " small { (conflicts.len()) } }
+            @if conflicts.is_empty() { p.muted { (lang.t("no_conflicts")) } }
+            ul.conflicts {
+                @for c in conflicts {
+                    li data-field=(c.field) {
+                        code { (c.field) } ": "
+                        @for (i, v) in c.values.iter().enumerate() {
+                            @if i > 0 { " · " }
+                            span class=(if i == 0 { "kept" } else { "lost" }) { (v.value.to_string()) " (" (v.actor.get(..8).unwrap_or(&v.actor)) ")" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn actions(lang: Lang, o: &WorkOrder, csrf: &str) -> Markup {
     let base = format!("/console/orders/{}", o.id);
     html! {
@@ -238,8 +261,8 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(i
         return Err(Fail(Error::Forbidden("an order's page is the dispatcher's".into()), lang));
     }
     let (svc2, provider) = (svc.clone(), s.provider.clone());
-    let (o, closed, records, receipts, owed) = blocking(lang, move || {
-        let o = svc2.order(&provider, &id)?;
+    let (o, closed, records, receipts, owed, conflicts) = blocking(lang, move || {
+        let (o, conflicts) = svc2.order_with_conflicts(&provider, &id)?;
         let ledger = svc2.parts_ledger(&provider, &o.engineer.id)?;
         let (held, pending) = ledger.unaccounted(&id);
         let owed: Vec<String> = held
@@ -247,7 +270,7 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(i
             .map(|h| format!("{} ×{} {}", h.part_number, h.quantity, h.serial.as_deref().unwrap_or("")))
             .chain(pending.iter().map(|p| format!("{} ×{} {} (return pending)", p.part_number, p.quantity, p.serial.as_deref().unwrap_or(""))))
             .collect();
-        Ok((o, svc2.closeout(&provider, &id)?, svc2.photo_records(&provider, &id)?, svc2.receipt_views(&provider, &id)?, owed))
+        Ok((o, svc2.closeout(&provider, &id)?, svc2.photo_records(&provider, &id)?, svc2.receipt_views(&provider, &id)?, owed, conflicts))
     })
     .await?;
     let title = format!("{} {}", lang.t("order"), o.id);
@@ -255,7 +278,7 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(i
         html! {
             h1 { (title) }
             div.order-grid {
-                div { (facts(lang, &o)) (timeline(lang, &o)) (checklist(lang, &o)) (photos(lang, &o, &records)) (rest(lang, &o, closed, &receipts, &owed)) }
+                div { (facts(lang, &o)) (timeline(lang, &o)) (checklist(lang, &o)) (photos(lang, &o, &records)) (rest(lang, &o, closed, &receipts, &owed)) (conflicts_of(lang, &conflicts)) }
                 (actions(lang, &o, csrf))
             }
         }

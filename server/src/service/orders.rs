@@ -138,6 +138,21 @@ impl Service {
         document::hydrate(&doc).map_err(internal)
     }
 
+    /// An order and the fields whose concurrent values the merge resolved (winner first, each
+    /// with its author: a device id, or `server` for the dispatcher's edits), from one load.
+    pub fn order_with_conflicts(&self, provider: &str, id: &str) -> Result<(WorkOrder, Vec<document::FieldConflict>)> {
+        let (doc, _) = self.load(provider, id)?;
+        let order = document::hydrate(&doc).map_err(internal)?;
+        let server = self.actor.to_hex_string();
+        let mut conflicts = document::conflicts(&doc).map_err(internal)?;
+        for v in conflicts.iter_mut().flat_map(|c| c.values.iter_mut()) {
+            if v.actor == server {
+                v.actor = SERVER_ORIGIN.to_string();
+            }
+        }
+        Ok((order, conflicts))
+    }
+
     pub fn orders(&self, provider: &str, engineer: Option<&str>) -> Result<Vec<OrderRow>> {
         Ok(self.storage.orders(provider, engineer)?)
     }
