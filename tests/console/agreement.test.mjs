@@ -17,6 +17,7 @@ import { ROOT, ONSITE } from "./harness.mjs";
 import { V, members, zip } from "./zipkit.mjs";
 const work = mkdtempSync(join(tmpdir(), "onsite-agreement-"));
 const bundles = {};
+const records = {};
 
 before(() => {
   bundles.v1 = new Uint8Array(readFileSync(join(ROOT, "tests/fixtures/v1/bundle-WO-20261123-0001.zip")));
@@ -24,6 +25,10 @@ before(() => {
   const out = execFileSync(ONSITE, ["demo", "--data", dev], { encoding: "utf8" });
   const path = out.match(/arbitration bundle: (\S+\.zip)/)[1];
   bundles.v2 = new Uint8Array(readFileSync(path));
+  records.v1 = new Uint8Array(readFileSync(join(ROOT, "tests/fixtures/v1/service-record-eng-017.json")));
+  const rec = join(work, "record.json");
+  execFileSync(ONSITE, ["--data", dev, "profile", "export", rec]);
+  records.v2 = new Uint8Array(readFileSync(rec));
 });
 
 function rust(bytes) {
@@ -92,5 +97,31 @@ for (const which of ["v1", "v2"]) {
     }
     for (const cut of [0, 10, 100, raw.length >> 1, raw.length - 1]) await agree(`${which} cut at ${cut}`, raw.subarray(0, cut), stats);
     console.log(`figure agreement.${which}.forgeries_and_raw ${stats.cases} cases (${stats.invalid} invalid)`);
+  });
+}
+
+for (const which of ["v1", "v2"]) {
+  test(`${which} service record: valid to both, and every flipped byte judged alike`, async () => {
+    const rec = records[which];
+    const judge = async (name, bytes) => {
+      const [r, j] = [rust(bytes), await V.verify(bytes, {})];
+      assert.equal(j.ok, r.ok, `${name}: Rust ${r.ok}, JS ${j.ok}\nRust: ${JSON.stringify(r.checks.filter((c) => !c.passed))}\nJS: ${JSON.stringify(j.checks.filter((c) => !c.passed))}`);
+      assert.deepEqual(failing(j.checks), failing(r.checks), `${name}: the failing subjects differ\nRust: ${JSON.stringify(r.checks.filter((c) => !c.passed))}\nJS: ${JSON.stringify(j.checks.filter((c) => !c.passed))}`);
+      return r.ok;
+    };
+    assert.equal(await judge(`${which} record`, rec), true);
+    const list = (checks) => checks.map((c) => `${c.passed ? "pass" : "FAIL"} ${c.check} ${c.subject}`).sort();
+    assert.deepEqual(list((await V.verifyRecord(rec, {})).checks), list(rust(rec).checks), "the same checks, passed alike");
+    let cases = 0, invalid = 0;
+    for (const mask of [0x01, 0x20]) {
+      for (let k = 0; k < 120; k++) {
+        const b = Uint8Array.from(rec);
+        const pos = Math.floor((k * (rec.length - 1)) / 119);
+        b[pos] ^= mask;
+        cases++;
+        if (!(await judge(`${which} record byte ${pos} ^ ${mask}`, b))) invalid++;
+      }
+    }
+    console.log(`figure agreement.${which}.record_flips ${cases} cases (${invalid} invalid)`);
   });
 }

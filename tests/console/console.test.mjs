@@ -214,6 +214,20 @@ test("3. the bundle dropped into the verifier page: VALID with every check; a fl
   assert.equal(r.ok, false);
   assert.deepEqual([...new Set(failedMembers)].sort(), [...new Set(r.checks.filter((c) => !c.passed).map((c) => c.subject))].sort(), "the same failing members as Rust");
 
+  // The engineer's service record (数字化履历): verified on the same page.
+  const record = join(device, "record.json");
+  onsite(["profile", "export", record], device);
+  await page.setInputFiles("#bundle-file", record);
+  await page.waitForFunction(() => document.querySelector("#verdict")?.dataset.kind === "record");
+  assert.equal(await verdict.getAttribute("data-verdict"), "VALID");
+  assert.match(await page.locator("dl.facts").innerText(), /eng-1/);
+  assert.equal(rust(record).ok, true);
+  const tampered = join(device, "record-tampered.json");
+  writeFileSync(tampered, readFileSync(record, "utf8").replace('"first_time_fix":true', '"first_time_fix":false'));
+  await page.setInputFiles("#bundle-file", tampered);
+  await page.waitForFunction(() => document.querySelector("#verdict")?.dataset.verdict === "INVALID");
+  assert.equal(rust(tampered).ok, false, "Rust agrees: the claim was changed");
+
   // The offline copy: saved to disk, opened from file://, no server involved.
   const offline = join(device, "onsite-verify.html");
   const resp = await page.request.get(srv.url + "/console/verify/offline.html");

@@ -7,6 +7,7 @@ import { ROOT } from "./harness.mjs";
 const require = createRequire(import.meta.url);
 require(join(ROOT, "server/src/console/assets/verify.js"));
 require(join(ROOT, "server/src/console/assets/verify-bundle.js"));
+require(join(ROOT, "server/src/console/assets/verify-record.js"));
 export const V = globalThis.OnsiteVerify;
 
 /** Every member's name and bytes, in archive order. */

@@ -37,6 +37,7 @@ const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 const VERIFY_JS: &str = include_str!("assets/verify.js");
 const VERIFY_BUNDLE_JS: &str = include_str!("assets/verify-bundle.js");
+const VERIFY_RECORD_JS: &str = include_str!("assets/verify-record.js");
 const VERIFY_PAGE_JS: &str = include_str!("assets/verify-page.js");
 
 /// Every page: no inline script or style, nothing from another origin, never framed.
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/console/verify/offline.html", get(verify_offline))
         .route("/console/assets/verify.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_JS)))
         .route("/console/assets/verify-bundle.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_BUNDLE_JS)))
+        .route("/console/assets/verify-record.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_RECORD_JS)))
         .route("/console/assets/verify-page.js", get(|| asset("text/javascript; charset=utf-8", VERIFY_PAGE_JS)))
         .route("/console/assets/console.css", get(|| asset("text/css; charset=utf-8", CSS)))
         .route("/console/assets/console.js", get(|| asset("text/javascript; charset=utf-8", JS)))
@@ -315,6 +317,7 @@ async fn verify_page(State(svc): Svc, signed: Result<Signed, Fail>, headers: Hea
         (verifier(lang, log_key, authority))
         script src="/console/assets/verify.js" defer {}
         script src="/console/assets/verify-bundle.js" defer {}
+        script src="/console/assets/verify-record.js" defer {}
         script src="/console/assets/verify-page.js" defer {}
     };
     layout(lang, None, lang.t("verify"), body).into_response()
@@ -336,6 +339,7 @@ async fn verify_offline(headers: HeaderMap) -> Response {
                 main id="main" { (verifier(lang, None, None)) }
                 script { (PreEscaped(VERIFY_JS)) }
                 script { (PreEscaped(VERIFY_BUNDLE_JS)) }
+                script { (PreEscaped(VERIFY_RECORD_JS)) }
                 script { (PreEscaped(VERIFY_PAGE_JS)) }
             }
         }

@@ -17,12 +17,12 @@
   const local = (ms) => new Date(ms + 8 * 3600e3).toISOString().replace("T", " ").slice(0, 19) + " (UTC+8)";
   const unhex = globalThis.OnsiteVerify.internals.unhex;
 
-  const input = el("input", { type: "file", id: "bundle-file", accept: ".zip,application/zip" });
+  const input = el("input", { type: "file", id: "bundle-file", accept: ".zip,.json,application/zip,application/json" });
   const deviceKey = el("input", { id: "device-key", name: "device-key", size: "40", spellcheck: "false", autocomplete: "off" });
   const authorityKey = el("input", { id: "authority-key", name: "authority-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.authority || "" });
   const logKey = el("input", { id: "log-key", name: "log-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.logKey || "" });
-  const drop = el("div", { class: "drop", id: "drop" }, el("p", {}, T("把仲裁包(.zip)拖到这里,或选择文件。核验在本浏览器内完成,不上传任何内容。", "Drop an arbitration bundle (.zip) here, or choose the file. It is verified in this browser; nothing is uploaded.")),
-    el("label", { for: "bundle-file" }, T("仲裁包文件", "Bundle file")), input);
+  const drop = el("div", { class: "drop", id: "drop" }, el("p", {}, T("把仲裁包(.zip)或服务履历(.json)拖到这里,或选择文件。核验在本浏览器内完成,不上传任何内容。", "Drop an arbitration bundle (.zip) or a service record (.json) here, or choose the file. It is verified in this browser; nothing is uploaded.")),
+    el("label", { for: "bundle-file" }, T("仲裁包或服务履历文件", "Bundle or service record file")), input);
   const keys = el("details", { class: "keys" }, el("summary", {}, T("固定的公钥(可选)", "Pinned keys (optional)")),
     el("label", { for: "device-key" }, T("设备公钥 (SEC1 hex)", "Device key (SEC1 hex)")), deviceKey,
     el("label", { for: "authority-key" }, T("时间权威公钥 (SEC1 hex)", "Time authority key (SEC1 hex)")), authorityKey,
@@ -38,7 +38,7 @@
     if (logKey.value.trim()) opts.logKey = unhex(logKey.value.trim());
     if (authorityKey.value.trim()) opts.timeAuthority = unhex(authorityKey.value.trim());
     const t0 = performance.now();
-    const r = await globalThis.OnsiteVerify.verifyBundle(bytes, opts);
+    const r = await globalThis.OnsiteVerify.verify(bytes, opts);
     const ms = performance.now() - t0;
     render(r, file.name, ms);
   }
@@ -68,10 +68,42 @@
     return svg;
   }
 
-  function render(r, name, ms) {
-    const s = r.summary;
-    const verdict = el("p", { class: r.ok ? "verdict ok" : "verdict bad", id: "verdict", "data-verdict": r.ok ? "VALID" : "INVALID", "data-ms": ms.toFixed(1) },
+  function checksTable(r) {
+    const checks = el("tbody");
+    for (const c of r.checks) checks.append(el("tr", { class: c.passed ? "pass" : "fail" }, el("td", {}, c.passed ? T("通过", "pass") : T("失败", "FAIL")), el("td", {}, c.check), el("td", {}, el("code", {}, c.subject)), el("td", {}, c.detail)));
+    return [el("h2", {}, T("全部检查", "Every check")), el("table", { class: "checks", id: "checks" }, el("thead", {}, el("tr", {}, ...[T("结果", "Result"), T("检查", "Check"), T("成员", "Member"), T("说明", "Detail")].map((h) => el("th", { scope: "col" }, h)))), checks)];
+  }
+
+  function verdictLine(r, name, ms) {
+    return el("p", { class: r.ok ? "verdict ok" : "verdict bad", id: "verdict", "data-verdict": r.ok ? "VALID" : "INVALID", "data-kind": r.kind || "bundle", "data-ms": ms.toFixed(1) },
       r.ok ? T("有效 VALID", "VALID") : T("无效 INVALID", "INVALID"), " · ", name, ` · ${ms.toFixed(0)} ms`);
+  }
+
+  function renderRecord(r, name, ms) {
+    const s = r.summary;
+    const parts = [verdictLine(r, name, ms)];
+    if (s) {
+      const dl = el("dl", { class: "facts" });
+      const row = (k, v) => dl.append(el("dt", {}, k), el("dd", {}, v));
+      row(T("工程师", "Engineer"), s.engineer);
+      row(T("服务商", "Provider"), s.provider);
+      row(T("设备", "Device"), s.device_id);
+      row(T("生成时间", "Generated"), s.generated_at);
+      row(T("工单", "Orders"), `${s.orders.length} · ${T("日志收录", "in the log")} ${s.logged}`);
+      row(T("认证级别", "Certified level"), s.level ? String(s.level) : T("无", "none"));
+      row(T("一次修复率", "First-time fix"), `${(s.aggregates.first_time_fix_permille / 10).toFixed(1)} %`);
+      parts.push(el("h2", {}, T("服务履历", "Service record")), dl);
+      const rows = el("tbody");
+      for (const o of s.orders) rows.append(el("tr", {}, el("td", {}, o.id), el("td", {}, `${o.category} ${o.brand}`), el("td", {}, (o.fault_kind || []).join(", ")), el("td", {}, o.work_minutes ?? "—"), el("td", {}, o.rating ?? "—"), el("td", {}, o.first_time_fix ? "✓" : "—"), el("td", {}, o.logged ? "✓" : "—")));
+      parts.push(el("table", { class: "steps" }, el("thead", {}, el("tr", {}, ...[T("工单", "Order"), T("设备", "Equipment"), T("故障类型", "Fault kind"), T("工时(分)", "Work (min)"), T("评分", "Rating"), T("一次修复", "First-time fix"), T("日志", "Logged")].map((h) => el("th", { scope: "col" }, h)))), rows));
+    }
+    result.replaceChildren(...parts, ...checksTable(r));
+  }
+
+  function render(r, name, ms) {
+    if (r.kind === "record") return renderRecord(r, name, ms);
+    const s = r.summary;
+    const verdict = verdictLine(r, name, ms);
     const parts = [verdict];
     if (s) {
       const dl = el("dl", { class: "facts" });
@@ -117,9 +149,7 @@
       }
       parts.push(el("h2", {}, T("操作日志", "Operation log")), el("table", { class: "steps" }, el("thead", {}, el("tr", {}, ...["#", T("类型", "Kind"), T("内容", "What"), T("设备时间", "Device time"), T("可信时间区间", "Trusted time interval"), "GPS"].map((h) => el("th", { scope: "col" }, h)))), steps));
     }
-    const checks = el("tbody");
-    for (const c of r.checks) checks.append(el("tr", { class: c.passed ? "pass" : "fail" }, el("td", {}, c.passed ? T("通过", "pass") : T("失败", "FAIL")), el("td", {}, c.check), el("td", {}, el("code", {}, c.subject)), el("td", {}, c.detail)));
-    parts.push(el("h2", {}, T("全部检查", "Every check")), el("table", { class: "checks", id: "checks" }, el("thead", {}, el("tr", {}, ...[T("结果", "Result"), T("检查", "Check"), T("成员", "Member"), T("说明", "Detail")].map((h) => el("th", { scope: "col" }, h)))), checks));
+    parts.push(...checksTable(r));
     result.replaceChildren(...parts);
   }
 })();
