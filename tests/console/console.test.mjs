@@ -202,6 +202,8 @@ test("3. the bundle dropped into the verifier page: VALID with every check; a fl
   const stepsText = await page.locator("table.steps").innerText();
   assert.match(stepsText, /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} – \d{2}:\d{2}:\d{2}/, `steps carry their trusted-time interval: ${stepsText.slice(0, 600)}`);
   assert.match(await page.locator("#authority-key").inputValue(), /^04[0-9a-f]{128}$/, "the time authority's key comes pinned");
+  const risks = await page.locator("ul.consents blockquote.risk").allInnerTexts();
+  assert.ok(risks.length >= 2 && risks.some((t) => t.includes("机箱")), `each consent shows the exact risk text the customer agreed to: ${risks}`);
   await page.waitForFunction(() => [...document.querySelectorAll("ul.photos img, img.signature")].every((i) => i.complete && i.naturalWidth > 0));
   assert.equal(rust(good).ok, true, "Rust agrees: valid");
   assert.deepEqual((await axe(page)).map((x) => x.id), [], "axe on the verifier's report");
@@ -319,6 +321,12 @@ test("5. hostile text renders as text, and another provider sees none of it", as
   // A device writes notes and help questions.
   onsite(["sync", "now"], device);
   onsite(["orders", "note", "WO-X-0001", x(7)], device);
+  // A checklist answer the engineer typed.
+  const win = ["--window-start", new Date(Date.now() + 3600e3).toISOString(), "--window-end", new Date(Date.now() + 7200e3).toISOString()];
+  for (const step of [["accept"], ["contact_customer", ...win], ["depart"], ["arrive"], ["start_work"]]) onsite(["orders", "transition", "WO-X-0001", ...step], device);
+  onsite(["checklist", "start", "WO-X-0001"], device);
+  onsite(["checklist", "walk-demo", "WO-X-0001"], device);
+  onsite(["checklist", "answer", "WO-X-0001", "software_first", "--text", x(9)], device);
   onsite(["expert", "ask", "WO-X-0002", x(8)], device);
   onsite(["sync", "now"], device);
 
@@ -334,6 +342,7 @@ test("5. hostile text renders as text, and another provider sees none of it", as
   const text = await page.locator("main").innerText();
   assert.ok(text.includes(`<img src=x onerror="window.__xss=1">`), "the customer's name shows as typed");
   assert.ok(text.includes(`window.__xss=7`), "the engineer's note shows as typed");
+  assert.ok(text.includes(`window.__xss=9`), "the checklist answer shows as typed");
   assert.deepEqual(dialogs, []);
 
   // Provider B: an empty board, and A's order, photo and rows are not found.

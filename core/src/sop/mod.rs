@@ -42,5 +42,21 @@ pub enum Error {
     Blocked { count: usize, first: String },
 }
 
+/// The risk text of every consent step of the built-in templates (each once): what a
+/// verifier shows beside a consent whose hash ([`template::risk_hash`]) it matches.
+pub fn builtin_consent_texts() -> Result<Vec<Text>, Error> {
+    let mut out: Vec<Text> = Vec::new();
+    for (file, source) in template::BUILTIN {
+        for step in Template::parse(file, source)?.steps {
+            if let StepKind::Consent { risk, .. } = step.kind {
+                if !out.contains(&risk) {
+                    out.push(risk);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

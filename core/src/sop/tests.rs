@@ -306,3 +306,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_builtin_consent_texts_are_the_ones_consents_hash() {
+    let texts = super::builtin_consent_texts().unwrap();
+    assert!(texts.len() >= 3, "{}", texts.len());
+    let hashes: Vec<String> = texts.iter().map(super::template::risk_hash).collect();
+    let registry = super::Registry::with_builtins().unwrap();
+    let t = registry.latest("onsite-repair").unwrap();
+    for step in &t.steps {
+        if let super::StepKind::Consent { risk_sha256, .. } = &step.kind {
+            assert!(hashes.contains(risk_sha256), "{}", step.id);
+        }
+    }
+}

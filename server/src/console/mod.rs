@@ -298,11 +298,24 @@ async fn set_lang(Query(q): Query<LangQuery>) -> Response {
     resp
 }
 
+/// The risk texts of the built-in templates' consent steps, as JSON: the verifier shows the
+/// exact text beside a consent only when its SHA-256 is the one the customer's consent binds.
+fn risk_texts() -> &'static str {
+    static TEXTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| match onsite_core::sop::builtin_consent_texts() {
+        Ok(texts) => serde_json::to_string(&texts).unwrap_or_else(|_| "[]".into()),
+        Err(e) => {
+            tracing::error!(error = %e, "the built-in templates do not parse; the verifier shows consents by hash only");
+            "[]".into()
+        }
+    })
+}
+
 fn verifier(lang: Lang, log_key: Option<String>, authority: Option<String>) -> Markup {
     html! {
         h1 { (lang.t("verify")) }
         p.muted.noprint { (lang.t("verify_hint")) " " a href="/console/verify/offline.html" download="onsite-verify.html" { (lang.t("verify_offline")) } }
-        div id="verifier" data-lang=(if lang == Lang::En { "en" } else { "zh" }) data-log-key=[log_key] data-authority=[authority] {}
+        div id="verifier" data-lang=(if lang == Lang::En { "en" } else { "zh" }) data-log-key=[log_key] data-authority=[authority] data-risks=(risk_texts()) {}
     }
 }
 

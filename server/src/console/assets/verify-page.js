@@ -30,7 +30,16 @@
   const result = el("div", { id: "result", "aria-live": "polite" });
   root.append(drop, keys, result);
 
+  // The templates' consent texts, keyed by the hash a consent binds (zh + "\n" + en).
+  const risks = new Map();
+  const risksReady = (async () => {
+    let texts = [];
+    try { texts = JSON.parse(root.dataset.risks || "[]"); } catch (_) { texts = []; }
+    for (const t of texts) risks.set(await globalThis.OnsiteVerify.internals.sha256hex(new TextEncoder().encode(`${t.zh}\n${t.en}`)), t);
+  })();
+
   async function run(file) {
+    await risksReady;
     result.replaceChildren(el("p", {}, T("核验中…", "Verifying…")));
     const bytes = new Uint8Array(await file.arrayBuffer());
     const opts = {};
@@ -131,7 +140,15 @@
       }
       const consents = (s.receipt.checklist && s.receipt.checklist.consents) || [];
       if (consents.length) {
-        parts.push(el("h2", {}, T("客户同意", "Consents")), el("ul", {}, ...consents.map((c) => el("li", {}, `${c.step} · ${c.accepted ? T("同意", "accepted") : T("拒绝", "refused")} · ${c.at} · ${T("风险说明", "risk text")} SHA-256 `, el("code", { class: "hash" }, c.risk_sha256)))));
+        const list = el("ul", { class: "consents" });
+        for (const c of consents) {
+          const text = risks.get(c.risk_sha256);
+          list.append(el("li", {},
+            el("strong", {}, `${c.step} · ${c.accepted ? T("同意", "accepted") : T("拒绝", "refused")} · ${c.at}`),
+            text ? el("blockquote", { class: "risk", lang: en ? "en" : "zh-CN" }, en ? text.en : text.zh) : el("p", { class: "muted" }, T("本页不认识该风险说明", "This page does not know that risk text")),
+            el("small", {}, `${T("风险说明", "Risk text")} SHA-256 `, el("code", { class: "hash" }, c.risk_sha256), text ? T(" ✓ 与所示文字一致", " ✓ matches the text shown") : "")));
+        }
+        parts.push(el("h2", {}, T("客户同意", "Consents")), list);
       }
       const photos = el("ul", { class: "photos" });
       for (const p of s.receipt.photos || []) {
