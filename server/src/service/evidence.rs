@@ -60,7 +60,7 @@ impl Service {
     /// The order's photos from its journal entries (every device of the provider).
     pub fn photo_records(&self, provider: &str, order_id: &str) -> Result<Vec<PhotoRecord>> {
         let mut out = Vec::new();
-        for e in self.storage.order_journal(provider, order_id)?.into_iter().filter(|e| e.kind == "photo") {
+        for e in self.storage.order_photo_entries(provider, order_id)? {
             // Entries were verified at upload; one that no longer parses is skipped, not guessed.
             let Ok(body) = serde_json::from_slice::<Body>(&e.body) else { continue };
             let Some(p) = body.payload.filter(|_| body.kind == "photo").and_then(|v| serde_json::from_value::<PhotoPayload>(v).ok()) else { continue };

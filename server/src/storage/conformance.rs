@@ -317,14 +317,15 @@ pub fn the_journal_and_log_are_append_only(s: &dyn Storage) {
     assert_eq!(s.append_journal(&d1, &[entry(3, "note")], &[]).unwrap(), [3]);
     assert_eq!(s.log_leaves(P).unwrap().len(), 4);
     assert!(s.log_leaves("other").unwrap().is_empty());
-    // The order's entries from every device of the provider, by device then seq.
-    let about_a: Vec<(String, u64, String)> = s.order_journal(P, "A").unwrap().into_iter().map(|e| (e.device_id, e.seq, e.kind)).collect();
-    assert_eq!(
-        about_a,
-        [("d1".into(), 1, "import".into()), ("d1".into(), 2, "note".into()), ("d1".into(), 3, "note".into()), ("d2".into(), 1, "import".into())]
-    );
-    assert_eq!(s.order_journal(P, "A").unwrap()[0].body, entry(1, "import").body);
-    assert!(s.order_journal(P, "B").unwrap().is_empty() && s.order_journal("other", "A").unwrap().is_empty());
+    // The order's photo entries from every device of the provider, by device then seq.
+    let d1 = s.device_by_token("tok-d1").unwrap().unwrap();
+    s.append_journal(&d1, &[entry(4, "photo")], &[]).unwrap();
+    let d2 = s.device_by_token("tok-d2").unwrap().unwrap();
+    s.append_journal(&d2, &[entry(2, "photo"), entry(3, "note")], &[]).unwrap();
+    let photos: Vec<(String, u64, String)> = s.order_photo_entries(P, "A").unwrap().into_iter().map(|e| (e.device_id, e.seq, e.kind)).collect();
+    assert_eq!(photos, [("d1".into(), 4, "photo".into()), ("d2".into(), 2, "photo".into())]);
+    assert_eq!(s.order_photo_entries(P, "A").unwrap()[0].body, entry(4, "photo").body);
+    assert!(s.order_photo_entries(P, "B").unwrap().is_empty() && s.order_photo_entries("other", "A").unwrap().is_empty());
 }
 
 /// Uploads of every size grow the tree: the stored nodes give the same root and proofs as

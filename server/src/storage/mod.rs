@@ -375,8 +375,10 @@ pub trait Storage: Send + Sync {
     fn receipt_count(&self, provider: &str) -> Result<u64>;
     /// An order's signed receipts as uploaded, by revision, each with the device that signed it.
     fn receipts(&self, provider: &str, order_id: &str) -> Result<Vec<(String, ReceiptRow)>>;
-    /// The journal entries about an order from the provider's devices (by device, then seq).
-    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>>;
+    /// The `photo` journal entries about an order from the provider's devices (by device,
+    /// then seq): what the console shows of its photos. A partial index keeps the upload path
+    /// free of its cost (only photo rows are indexed).
+    fn order_photo_entries(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>>;
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool>;
     fn has_blob(&self, provider: &str, sha256: &str) -> Result<bool>;

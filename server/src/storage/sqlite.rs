@@ -434,8 +434,8 @@ impl Storage for SqliteStorage {
         reads::receipts(&lock(&self.reader), provider, order_id)
     }
 
-    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
-        reads::order_journal(&lock(&self.reader), provider, order_id)
+    fn order_photo_entries(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
+        reads::order_photo_entries(&lock(&self.reader), provider, order_id)
     }
 
     fn record_blob(&self, provider: &str, sha256: &str, size: u64, at_ms: i64) -> Result<bool> {

@@ -302,10 +302,10 @@ impl Storage for PostgresStorage {
             .collect()
     }
 
-    fn order_journal(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
+    fn order_photo_entries(&self, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
         let rows = self.pool.get()?.query(
             "SELECT j.device_id, j.seq, j.kind, j.body FROM journal j JOIN devices d ON d.id = j.device_id \
-             WHERE j.order_id = $2 AND d.provider = $1 ORDER BY j.device_id, j.seq",
+             WHERE j.kind = 'photo' AND j.order_id = $2 AND d.provider = $1 ORDER BY j.device_id, j.seq",
             &[&provider, &order_id],
         )?;
         rows.iter()

@@ -27,10 +27,10 @@ pub(super) fn receipts(c: &Connection, provider: &str, order_id: &str) -> Result
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(super) fn order_journal(c: &Connection, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
+pub(super) fn order_photo_entries(c: &Connection, provider: &str, order_id: &str) -> Result<Vec<OrderEntry>> {
     let mut st = c.prepare_cached(
         "SELECT j.device_id, j.seq, j.kind, j.body FROM journal j JOIN devices d ON d.id = j.device_id \
-         WHERE j.order_id = ?2 AND d.provider = ?1 ORDER BY j.device_id, j.seq",
+         WHERE j.kind = 'photo' AND j.order_id = ?2 AND d.provider = ?1 ORDER BY j.device_id, j.seq",
     )?;
     let rows =
         st.query_map([provider, order_id], |r| Ok(OrderEntry { device_id: r.get(0)?, seq: r.get::<_, i64>(1)? as u64, kind: r.get(2)?, body: r.get(3)? }))?;
