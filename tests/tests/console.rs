@@ -236,3 +236,49 @@ fn the_order_page_shows_fields_two_writers_changed_concurrently() {
     assert!(item.contains("&quot;Low&quot;") && item.contains("&quot;Normal&quot;"), "both values are shown: {item}");
     assert!(item.contains("(aaaaaaaa)") && item.contains("(bbbbbbbb)"), "with their authors: {item}");
 }
+
+/// The board's event stream says "change" when this provider's orders change, and stays quiet
+/// when another provider's do (their activity is neither shown nor a cost here).
+#[test]
+fn the_board_stream_wakes_for_this_providers_orders_only() {
+    use std::io::{BufRead, BufReader};
+    let s = TestServer::start();
+    let other = onsite_server::client::create_provider(&s.url(), "admin-secret", "prov-quiet", "Other").unwrap();
+    let other_client = onsite_server::client::DispatcherClient::new(&s.url(), &other).unwrap();
+    let cookie = sign_in(&s, s.dispatcher_token());
+    let resp = Client::builder()
+        .redirect(Policy::none())
+        .timeout(None)
+        .build()
+        .unwrap()
+        .get(format!("{}/console/events", s.url()))
+        .header("cookie", format!("onsite_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(resp).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let event_within = |ms: u64| -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line == "event: change" => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    other_client.create_orders(&sample_orders("prov-quiet", "eng-1", "WO-Q", 2)).unwrap();
+    assert!(!event_within(1_000), "another provider's orders wake no one here");
+    s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-L", 1)).unwrap();
+    assert!(event_within(5_000), "this provider's new order is announced");
+}

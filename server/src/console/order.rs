@@ -222,7 +222,9 @@ fn conflicts_of(lang: Lang, conflicts: &[FieldConflict]) -> Markup {
     }
 }
 
-fn actions(lang: Lang, o: &WorkOrder, csrf: &str) -> Markup {
+/// The forms an order allows now: assignment, priority and cancellation until it ends;
+/// close-out once it is completed and not yet closed.
+fn actions(lang: Lang, o: &WorkOrder, closed: bool, csrf: &str) -> Markup {
     let base = format!("/console/orders/{}", o.id);
     html! {
         section.actions aria-labelledby="h-actions" {
@@ -247,9 +249,11 @@ fn actions(lang: Lang, o: &WorkOrder, csrf: &str) -> Markup {
                     button.danger type="submit" { (lang.t("cancel")) }
                 }
             }
-            form.card method="post" action={ (base) "/close" } {
-                input type="hidden" name="_csrf" value=(csrf);
-                button type="submit" { (lang.t("close_out")) }
+            @if o.status == onsite_core::order::Status::Completed && !closed {
+                form.card method="post" action={ (base) "/close" } {
+                    input type="hidden" name="_csrf" value=(csrf);
+                    button type="submit" { (lang.t("close_out")) }
+                }
             }
         }
     }
@@ -279,7 +283,7 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(i
             h1 { (title) }
             div.order-grid {
                 div { (facts(lang, &o)) (timeline(lang, &o)) (checklist(lang, &o)) (photos(lang, &o, &records)) (rest(lang, &o, closed, &receipts, &owed)) (conflicts_of(lang, &conflicts)) }
-                (actions(lang, &o, csrf))
+                (actions(lang, &o, closed.is_some(), csrf))
             }
         }
     })
