@@ -49,6 +49,11 @@ fn post(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)], origin:
 #[test]
 fn sign_in_failures_are_limited_per_address() {
     let s = TestServer::start();
+    // A sign-in form posted from another site is refused, even with a good token.
+    let r =
+        client().post(format!("{}/console/signin", s.url())).header("origin", "http://evil.example").form(&[("token", s.dispatcher_token())]).send().unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
     for _ in 0..onsite_server::http::MAX_FAILURES {
         let r = client().post(format!("{}/console/signin", s.url())).form(&[("token", "dsp_wrong")]).send().unwrap();
         assert_eq!(r.status(), 401);

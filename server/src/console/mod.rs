@@ -209,13 +209,20 @@ pub fn signed_page(lang: Lang, s: &Session, svc: &Service, title: &str, body: im
 /// A form's CSRF token must be the session's, and a browser that says where the form came
 /// from must say this host.
 pub fn check_form(svc: &Service, s: &Session, headers: &HeaderMap, csrf: &str) -> Result<(), Error> {
+    same_origin(headers)?;
+    s.check_csrf(svc.console_key(), csrf)
+}
+
+/// A browser that says where a form came from must say this host (`Origin: null`, sent for
+/// opaque origins, is another origin).
+fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
         let origin_host = origin.split("://").nth(1).unwrap_or(origin);
         if origin_host != host {
             return Err(Error::Forbidden(format!("a form from {origin} is not this console's")));
         }
     }
-    s.check_csrf(svc.console_key(), csrf)
+    Ok(())
 }
 
 async fn signin_page(headers: HeaderMap) -> Response {
@@ -244,6 +251,10 @@ struct SignIn {
 /// limit), a good one sets the session cookie.
 async fn signin(State(svc): Svc, client: crate::http::ClientIp, headers: HeaderMap, Form(f): Form<SignIn>) -> Response {
     let lang = lang(&headers);
+    // Another site cannot sign a browser in (to an account of its choosing).
+    if let Err(e) = same_origin(&headers) {
+        return Fail(e, lang).into_response();
+    }
     if let Err(e) = svc.limiter().check(client.0) {
         return signin_form(lang, Some(e.to_string()), StatusCode::TOO_MANY_REQUESTS);
     }
