@@ -125,3 +125,63 @@ for (const which of ["v1", "v2"]) {
     console.log(`figure agreement.${which}.record_flips ${cases} cases (${invalid} invalid)`);
   });
 }
+
+// Witnesses: cosignatures made here with Node's own Ed25519 (a third implementation) over the
+// v2 bundle's tree heads, checked by Rust (ring) and by the browser's verifier (WebCrypto)
+// under the same policies. The rewritten proofs member fails its hash in both; what is
+// compared is each proof's `log.witnessed` verdict.
+test("witness policies: Rust and JavaScript agree on cosignatures made by a third implementation", async () => {
+  const { generateKeyPairSync, sign, createHash: hash, randomBytes } = await import("node:crypto");
+  const witness = (name) => {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
+    const keyed = Buffer.concat([Buffer.from([4]), raw]);
+    const id = hash("sha256").update(Buffer.concat([Buffer.from(name + "\n"), keyed])).digest().subarray(0, 4);
+    return { name, id, privateKey, vkey: `${name}+${id.toString("hex")}+${keyed.toString("base64")}` };
+  };
+  const [w1, w2] = [witness("w1.example/witness"), witness("w2.example/witness")];
+  const cosign = (w, text, flip = false) => {
+    const ts = 1796000000n;
+    const t = Buffer.alloc(8);
+    t.writeBigUInt64BE(ts);
+    const sig = sign(null, Buffer.from(`cosignature/v1\ntime ${ts}\n${text}`), w.privateKey);
+    if (flip) sig[5] ^= 1;
+    return `— ${w.name} ${Buffer.concat([w.id, t, sig]).toString("base64")}`;
+  };
+  const orig = await members(bundles.v2);
+  const pi = orig.findIndex(([n]) => n === "log/proofs.json");
+  const withNotes = (lines) => {
+    const proofs = JSON.parse(new TextDecoder().decode(orig[pi][1]));
+    for (const p of proofs) {
+      const c = p.checkpoint;
+      const text = `${c.origin}\n${c.size}\n${Buffer.from(c.root, "hex").toString("base64")}\n`;
+      p.note = `${text}\n— ${c.origin} ${randomBytes(68).toString("base64")}\n${lines(text).join("\n")}\n`;
+    }
+    const m = orig.map(([a, b]) => [a, b]);
+    m[pi] = ["log/proofs.json", new TextEncoder().encode(JSON.stringify(proofs))];
+    return zip(m);
+  };
+  const witnessed = (checks) => checks.filter((c) => c.check === "log.witnessed").map((c) => `${c.subject} ${c.passed}`).sort();
+  const cases = [
+    { name: "w1 cosigned, policy w1", bytes: withNotes((t) => [cosign(w1, t)]), keys: [w1], quorum: 1, pass: true },
+    { name: "w1 and w2 cosigned, policy both", bytes: withNotes((t) => [cosign(w1, t), cosign(w2, t)]), keys: [w1, w2], quorum: 2, pass: true },
+    { name: "w1 cosigned, policy needs both", bytes: withNotes((t) => [cosign(w1, t)]), keys: [w1, w2], quorum: 2, pass: false },
+    { name: "w1 cosigned, policy w2", bytes: withNotes((t) => [cosign(w1, t)]), keys: [w2], quorum: 1, pass: false },
+    { name: "a flipped cosignature", bytes: withNotes((t) => [cosign(w1, t, true)]), keys: [w1], quorum: 1, pass: false },
+    { name: "no note at all", bytes: bundles.v2, keys: [w1], quorum: 1, pass: false },
+  ];
+  for (const c of cases) {
+    const f = join(work, "witnessed.zip");
+    writeFileSync(f, c.bytes);
+    const args = ["verify", "--json", ...c.keys.flatMap((w) => ["--witness", w.vkey]), "--witness-quorum", String(c.quorum), f];
+    const r = JSON.parse(spawnSync(ONSITE, args, { encoding: "utf8" }).stdout);
+    const policy = { witnesses: await Promise.all(c.keys.map((w) => V.internals.parseWitness(w.vkey))), quorum: c.quorum };
+    assert.ok(policy.witnesses.every(Boolean), "the verifier keys parse");
+    const j = await V.verifyBundle(c.bytes, { witnessPolicy: policy });
+    const [rw, jw] = [witnessed(r.checks), witnessed(j.checks)];
+    assert.ok(rw.length > 0, `${c.name}: Rust checked the witnesses`);
+    assert.deepEqual(jw, rw, `${c.name}: the witness verdicts differ`);
+    assert.ok(rw.every((x) => x.endsWith(String(c.pass))), `${c.name}: expected ${c.pass}: ${rw}`);
+  }
+  assert.equal(await V.internals.parseWitness(w1.vkey.replace(/\+[0-9a-f]{8}\+/, "+00000000+")), null, "a key id that is not the key's is refused");
+});

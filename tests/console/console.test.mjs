@@ -216,6 +216,25 @@ test("3. the bundle dropped into the verifier page: VALID with every check; a fl
   assert.equal(r.ok, false);
   assert.deepEqual([...new Set(failedMembers)].sort(), [...new Set(r.checks.filter((c) => !c.passed).map((c) => c.subject))].sort(), "the same failing members as Rust");
 
+  // Under a witness policy the device's bundle fails: its proofs carry no cosignature (the
+  // witness cosigns after the upload). Rust says the same; a malformed key is refused.
+  const { generateKeyPairSync, createHash } = await import("node:crypto");
+  const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(-32);
+  const keyed = Buffer.concat([Buffer.from([4]), raw]);
+  const vkey = `w.example/1+${createHash("sha256").update(Buffer.concat([Buffer.from("w.example/1\n"), keyed])).digest().subarray(0, 4).toString("hex")}+${keyed.toString("base64")}`;
+  await page.locator("details.keys summary").click();
+  await page.fill("#witness-keys", "not+a+key");
+  await page.setInputFiles("#bundle-file", []);
+  await page.setInputFiles("#bundle-file", good);
+  await page.waitForFunction(() => document.querySelector("#verdict")?.dataset.verdict === "KEY");
+  await page.fill("#witness-keys", vkey);
+  await page.setInputFiles("#bundle-file", []);
+  await page.setInputFiles("#bundle-file", good);
+  await page.waitForFunction(() => document.querySelector("#verdict")?.dataset.verdict === "INVALID");
+  assert.match((await page.locator("#checks tr.fail").allInnerTexts()).join("\n"), /log\.witnessed/);
+  assert.equal(JSON.parse(spawnSync(ONSITE, ["verify", "--json", "--witness", vkey, good], { encoding: "utf8" }).stdout).ok, false, "Rust agrees");
+  await page.fill("#witness-keys", "");
+
   // The engineer's service record (数字化履历): verified on the same page.
   const record = join(device, "record.json");
   onsite(["profile", "export", record], device);

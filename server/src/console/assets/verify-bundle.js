@@ -134,8 +134,9 @@
           logged.set(p.seq, what);
           out.proofs.push({ seq: p.seq, what });
         }
-        const w = noteWitnesses(p);
+        const w = await noteWitnesses(p, opts.witnessPolicy);
         if (w.problem) add("log.witnessed", subject, false, w.problem);
+        else if (w.policy) add("log.witnessed", subject, true, `cosigned by ${w.names.join(", ")}`);
         else if (w.names.length) add("log.witnessed", subject, true, `cosignatures from ${w.names.join(", ")} (not checked: no witness policy given)`);
       }
     }

@@ -20,13 +20,17 @@
   const input = el("input", { type: "file", id: "bundle-file", accept: ".zip,.json,application/zip,application/json" });
   const deviceKey = el("input", { id: "device-key", name: "device-key", size: "40", spellcheck: "false", autocomplete: "off" });
   const authorityKey = el("input", { id: "authority-key", name: "authority-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.authority || "" });
+  const witnessKeys = el("textarea", { id: "witness-keys", name: "witness-keys", rows: "2", spellcheck: "false" });
+  const witnessQuorum = el("input", { id: "witness-quorum", name: "witness-quorum", type: "number", min: "0" });
   const logKey = el("input", { id: "log-key", name: "log-key", size: "40", spellcheck: "false", autocomplete: "off", value: root.dataset.logKey || "" });
   const drop = el("div", { class: "drop", id: "drop" }, el("p", {}, T("把仲裁包(.zip)或服务履历(.json)拖到这里,或选择文件。核验在本浏览器内完成,不上传任何内容。", "Drop an arbitration bundle (.zip) or a service record (.json) here, or choose the file. It is verified in this browser; nothing is uploaded.")),
     el("label", { for: "bundle-file" }, T("仲裁包或服务履历文件", "Bundle or service record file")), input);
   const keys = el("details", { class: "keys" }, el("summary", {}, T("固定的公钥(可选)", "Pinned keys (optional)")),
     el("label", { for: "device-key" }, T("设备公钥 (SEC1 hex)", "Device key (SEC1 hex)")), deviceKey,
     el("label", { for: "authority-key" }, T("时间权威公钥 (SEC1 hex)", "Time authority key (SEC1 hex)")), authorityKey,
-    el("label", { for: "log-key" }, T("证据日志公钥 (SEC1 hex)", "Evidence log key (SEC1 hex)")), logKey);
+    el("label", { for: "log-key" }, T("证据日志公钥 (SEC1 hex)", "Evidence log key (SEC1 hex)")), logKey,
+    el("label", { for: "witness-keys" }, T("见证者公钥(每行一个,name+id+key)", "Witness keys (one per line, name+id+key)")), witnessKeys,
+    el("label", { for: "witness-quorum" }, T("至少几位见证者(默认全部)", "Quorum (default: all of them)")), witnessQuorum);
   const result = el("div", { id: "result", "aria-live": "polite" });
   root.append(drop, keys, result);
 
@@ -46,6 +50,17 @@
     if (deviceKey.value.trim()) opts.deviceKey = unhex(deviceKey.value.trim());
     if (logKey.value.trim()) opts.logKey = unhex(logKey.value.trim());
     if (authorityKey.value.trim()) opts.timeAuthority = unhex(authorityKey.value.trim());
+    const vkeys = witnessKeys.value.split("\n").map((l) => l.trim()).filter(Boolean);
+    if (vkeys.length) {
+      const witnesses = await Promise.all(vkeys.map((k) => globalThis.OnsiteVerify.internals.parseWitness(k)));
+      const bad = vkeys.find((_, i) => !witnesses[i]);
+      if (bad) {
+        result.replaceChildren(el("p", { class: "error", role: "alert", id: "verdict", "data-verdict": "KEY" }, T("见证者公钥格式不对:", "Not a witness key: "), bad));
+        return;
+      }
+      const quorum = witnessQuorum.value === "" ? witnesses.length : Number(witnessQuorum.value);
+      opts.witnessPolicy = { witnesses, quorum };
+    }
     const t0 = performance.now();
     const r = await globalThis.OnsiteVerify.verify(bytes, opts);
     const ms = performance.now() - t0;

@@ -286,15 +286,59 @@
     if (!(await inclusion(p.index, cp.size, await leafHash(leaf), path, root))) return "the audit path does not lead to the signed root";
     return null;
   }
-  function noteWitnesses(p) {
-    if (!p.note) return { names: [] };
+  // ---- witnesses (C2SP tlog-cosignature): a policy's keys and quorum ----
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  /** `name+<hex key id>+<base64(0x04 || Ed25519 key)>`, its key id checked; null when malformed. */
+  async function parseWitness(vkey) {
+    // name+id+key, split at the first two `+` (base64 may hold more).
+    const all = vkey.trim().split("+");
+    const parts = [all[0], all[1], all.slice(2).join("+")];
+    if (all.length < 3 || !parts[0] || /\s/.test(parts[0])) return null;
+    let key;
+    try { key = b64(parts[2]); } catch (_) { return null; }
+    const id = unhex(parts[1]);
+    if (!id || id.length !== 4 || key.length !== 33 || key[0] !== 4) return null;
+    const want = (await sha256(cat(te.encode(parts[0] + "\n"), key))).subarray(0, 4);
+    return eq(want, id) ? { name: parts[0], id, key: key.subarray(1) } : null;
+  }
+  async function ed25519(key, message, sig) {
+    try {
+      const k = await subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"]);
+      return await subtle.verify({ name: "Ed25519" }, k, sig, message);
+    } catch (_) {
+      return false;
+    }
+  }
+  /** The names of the policy's witnesses with a valid cosignature on the note's text. */
+  async function cosigners(text, lines, policy) {
+    const names = [];
+    for (const w of policy.witnesses) {
+      for (const l of lines) {
+        const m = /^\u2014 (\S+) (\S+)$/.exec(l);
+        if (!m || m[1] !== w.name) continue;
+        let sig;
+        try { sig = b64(m[2]); } catch (_) { continue; }
+        if (sig.length !== 76 || !eq(sig.subarray(0, 4), w.id)) continue;
+        const ts = new DataView(sig.buffer, sig.byteOffset + 4, 8).getBigUint64(0);
+        if (await ed25519(w.key, te.encode(`cosignature/v1\ntime ${ts}\n${text}`), sig.subarray(12))) { names.push(w.name); break; }
+      }
+    }
+    return names;
+  }
+
+  async function noteWitnesses(p, policy) {
+    if (!p.note) return policy && policy.quorum > 0 ? { problem: "no witness cosigned this tree head" } : { names: [] };
     const [text, sigs] = p.note.split("\n\n");
     const lines = (text || "").split("\n");
     let root;
     try { root = hex(Uint8Array.from(atob(lines[2] || ""), (c) => c.charCodeAt(0))); } catch (_) { return { problem: "the cosigned checkpoint is unreadable" }; }
     if (lines[0] !== p.checkpoint.origin || lines[1] !== String(p.checkpoint.size) || root !== p.checkpoint.root) return { problem: "the cosigned checkpoint states another tree head than the signed one" };
     const names = (sigs || "").split("\n").filter((l) => l.startsWith("— ")).map((l) => l.slice(2).split(" ")[0]);
-    return { names: names.slice(1) };
+    if (!policy) return { names: names.slice(1) };
+    const cut = p.note.lastIndexOf("\n\n");
+    const got = await cosigners(p.note.slice(0, cut) + "\n", p.note.slice(cut + 2).split("\n").filter((l) => l), policy);
+    if (got.length < policy.quorum) return { problem: `${got.length} of the ${policy.quorum} witness cosignatures the policy needs` };
+    return { names: got, policy: true };
   }
 
   // ---- the customer's signature: OSS1 strokes and their deterministic SVG (core signature) ----
@@ -350,5 +394,5 @@
     return out + "</svg>";
   }
 
-  globalThis.OnsiteVerify = { verifyBundle: null, internals: { canonical, parseCanonical, openZip, crc32, inclusion, rawMember, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey, decodeStrokes, renderSvg, fixed } };
+  globalThis.OnsiteVerify = { verifyBundle: null, internals: { canonical, parseCanonical, openZip, crc32, inclusion, rawMember, walkJournal, es256, sha256hex, unhex, hex, isSha, checkProof, noteWitnesses, checkName, SMALL_CAP, validKey, decodeStrokes, renderSvg, fixed, parseWitness } };
 })();
