@@ -123,6 +123,10 @@ test("2. a device enrols from the QR code, works the order offline, syncs: the b
   await page.evaluate(() => { window.__sameDocument = true; });
   const row = page.locator(`tr[data-order="${id}"]`);
   assert.equal(await row.getAttribute("data-status"), "assigned");
+  const openOf = async () => Number(await page.locator('#engineers tr[data-engineer="eng-1"] td:nth-child(2)').innerText());
+  const openBefore = await openOf();
+  assert.ok(openBefore >= 4, `the engineers panel counts eng-1's open orders (${openBefore})`);
+  assert.match(await page.locator('#engineers tr[data-engineer="eng-1"] td:nth-child(5)').innerText(), /^\d{4}-/, "and shows its last sync");
 
   // Offline: the whole visit, then one sync.
   const window = ["--window-start", new Date(Date.now() + 3600e3).toISOString(), "--window-end", new Date(Date.now() + 7200e3).toISOString()];
@@ -139,6 +143,7 @@ test("2. a device enrols from the QR code, works the order offline, syncs: the b
   await page.waitForFunction((id) => document.querySelector(`tr[data-order="${id}"]`)?.dataset.status === "completed", id, { timeout: 10000 });
   figure("live_update_ms", Date.now() - synced, "ms");
   assert.equal(await page.evaluate(() => window.__sameDocument), true, "the board changed without a reload");
+  await page.waitForFunction((n) => Number(document.querySelector('#engineers tr[data-engineer="eng-1"] td:nth-child(2)')?.innerText) === n, openBefore - 1);
   assert.ok(await row.locator(".sla.stopped").isVisible(), "the SLA clock stopped");
 
   await page.goto(srv.url + `/console/orders/${id}`);
@@ -399,7 +404,7 @@ test("6. axe-core finds no serious or critical violation on the board, an order,
 test("7. the board's screenshot matches the kept reference (English, fixed content)", async () => {
   const tok = provider(srv.url, "prov-shot", "Screenshot");
   onsite(["dispatch", "--server", srv.url, "--token", tok, "orders", SAMPLES, "--provider", "prov-shot", "--engineer", "eng-7", "--id-prefix", "WO-SHOT"]);
-  const page = await signedIn(browser, srv.url, tok, { viewport: { width: 1200, height: 500 } });
+  const page = await signedIn(browser, srv.url, tok, { viewport: { width: 1200, height: 560 } });
   await page.goto(srv.url + "/console/lang?to=en");
   await page.waitForSelector("#live:not([hidden])");
   compareScreenshot("console-board.png", await page.screenshot());

@@ -131,6 +131,88 @@ fn load(svc: &Arc<Service>, provider: &str, f: &Filters) -> Result<(Vec<(OrderRo
     Ok((select(rows, f), svc.now_ms()))
 }
 
+/// What the dispatcher sees of one engineer: open orders, breached ones, the order being
+/// worked now (travelling or on site) and when a device of theirs last synced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EngineerState {
+    pub id: String,
+    pub name: String,
+    pub open: usize,
+    pub breached: usize,
+    /// (order, status) of the order under way.
+    pub current: Option<(String, String)>,
+    pub last_sync_ms: Option<i64>,
+}
+
+/// Engineers from every order of the provider (filters do not apply) and its devices.
+pub fn engineers(rows: &[(OrderRow, BoardRow)], devices: &[crate::storage::DeviceRow]) -> Vec<EngineerState> {
+    let mut out: Vec<EngineerState> = Vec::new();
+    for (r, b) in rows {
+        let i = match out.iter().position(|e| e.id == r.engineer_id) {
+            Some(i) => i,
+            None => {
+                out.push(EngineerState { id: r.engineer_id.clone(), ..Default::default() });
+                out.len() - 1
+            }
+        };
+        let e = &mut out[i];
+        if e.name.is_empty() {
+            e.name = b.engineer_name.clone();
+        }
+        if !b.order.status.is_terminal() {
+            e.open += 1;
+            e.breached += usize::from(b.order.breached);
+        }
+        let under_way = matches!(r.status.as_str(), "en_route" | "on_site" | "in_progress" | "awaiting_signature");
+        if under_way && e.current.is_none() {
+            e.current = Some((r.id.clone(), r.status.clone()));
+        }
+    }
+    for e in &mut out {
+        e.last_sync_ms = devices.iter().filter(|d| d.engineer_id == e.id && !d.revoked).filter_map(|d| d.last_seen_ms).max();
+    }
+    out.sort_by(|a, b| b.breached.cmp(&a.breached).then(b.open.cmp(&a.open)).then(a.id.cmp(&b.id)));
+    out
+}
+
+fn engineers_section(lang: Lang, list: &[EngineerState]) -> Markup {
+    html! {
+        section id="engineers" aria-labelledby="h-engineers" {
+            h2 id="h-engineers" { (lang.t("engineers")) }
+            table.engineers {
+                thead { tr {
+                    th scope="col" { (lang.t("engineer")) } th scope="col" { (lang.t("open_orders")) } th scope="col" { (lang.t("breached")) }
+                    th scope="col" { (lang.t("under_way")) } th scope="col" { (lang.t("last_sync")) }
+                } }
+                tbody {
+                    @for e in list {
+                        tr data-engineer=(e.id) {
+                            td { (e.id) @if !e.name.is_empty() { " " small { (e.name) } } }
+                            td { (e.open) }
+                            td { @if e.breached > 0 { span.sla.red { (e.breached) } } @else { "0" } }
+                            td { @if let Some((o, st)) = &e.current { a href={ "/console/orders/" (super::order::urlencode(o)) } { (o) } " " span class={ "status s-" (st) } { (lang.t(st)) } } @else { "—" } }
+                            td { @match e.last_sync_ms { Some(t) => (time(t)), None => (lang.t("never")) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn load_engineers(svc: &Arc<Service>, provider: &str) -> Result<Vec<EngineerState>, Error> {
+    Ok(engineers(&svc.board(provider)?, &svc.devices(provider)?))
+}
+
+/// The engineers panel alone (the page's script swaps it in on each event).
+pub async fn engineers_fragment(State(svc): Svc, Signed(s): Signed, headers: HeaderMap) -> Page {
+    let lang = lang(&headers);
+    dispatcher_only(&s, lang)?;
+    let provider = s.provider.clone();
+    let list = blocking(lang, move || load_engineers(&svc, &provider)).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], engineers_section(lang, &list).into_string()).into_response())
+}
+
 fn dispatcher_only(s: &super::session::Session, lang: Lang) -> Result<(), Fail> {
     if s.is_dispatcher() {
         Ok(())
@@ -147,7 +229,12 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Query(
     let (svc2, provider) = (svc.clone(), s.provider.clone());
     let f = Arc::new(f);
     let f2 = f.clone();
-    let (rows, now) = blocking(lang, move || load(&svc2, &provider, &f2)).await?;
+    let (rows, now, team) = blocking(lang, move || {
+        let all = svc2.board(&provider)?;
+        let team = engineers(&all, &svc2.devices(&provider)?);
+        Ok((select(all, &f2), svc2.now_ms(), team))
+    })
+    .await?;
     signed_page(lang, &s, &svc, lang.t("board"), |_| {
         html! {
             h1 { (lang.t("board")) " " small.count { span id="board-count" { (rows.len()) } " " (lang.t("orders_count")) } " " span.live id="live" hidden { (lang.t("live")) } }
@@ -178,6 +265,7 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Query(
                 } }
                 (tbody(lang, &rows, now))
             }
+            (engineers_section(lang, &team))
         }
     })
 }
@@ -287,6 +375,31 @@ mod tests {
         assert_eq!(ids(select(rows.clone(), &f)), ["C"], "search finds the serial, case-insensitively");
         let f = Filters { q: "customer a".into(), priority: "low".into(), ..Default::default() };
         assert_eq!(ids(select(rows, &f)), ["A"]);
+    }
+
+    #[test]
+    fn engineers_show_open_and_breached_orders_the_one_under_way_and_their_last_sync() {
+        let mut rows =
+            vec![row("A", "assigned", "low", Some(10), true), row("B", "on_site", "normal", Some(50), false), row("C", "completed", "urgent", None, false)];
+        rows[2].0.engineer_id = "eng-2".into();
+        rows[2].1.order.status = Status::Completed;
+        let device = |id: &str, engineer: &str, seen: Option<i64>, revoked: bool| crate::storage::DeviceRow {
+            id: id.into(),
+            provider: "p".into(),
+            engineer_id: engineer.into(),
+            public_key: Vec::new(),
+            revoked,
+            journal_seq: 0,
+            journal_head: None,
+            attestation: None,
+            last_seen_ms: seen,
+        };
+        let list = engineers(&rows, &[device("d1", "eng-1", Some(5), false), device("d2", "eng-1", Some(9), true), device("d3", "eng-1", Some(7), false)]);
+        assert_eq!(list.len(), 2);
+        assert_eq!((list[0].id.as_str(), list[0].open, list[0].breached), ("eng-1", 2, 1));
+        assert_eq!(list[0].current, Some(("B".to_string(), "on_site".to_string())));
+        assert_eq!(list[0].last_sync_ms, Some(7), "a revoked device's sync does not count");
+        assert_eq!((list[1].id.as_str(), list[1].open, list[1].current.clone(), list[1].last_sync_ms), ("eng-2", 0, None, None));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/console", get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(board::page))
         .route("/console/board/rows", get(board::rows))
+        .route("/console/board/engineers", get(board::engineers_fragment))
         .route("/console/events", get(board::events))
         .route("/console/signin", get(signin_page).post(signin))
         .route("/console/signout", post(signout))

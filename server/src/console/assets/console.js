@@ -48,6 +48,14 @@ function liveBoard(table) {
       for (const r of fresh.rows) {
         if (before.get(r.dataset.order) !== r.textContent) r.classList.add("flash");
       }
+      const team = await fetch("/console/board/engineers", { credentials: "same-origin", cache: "no-store" });
+      const panel = document.getElementById("engineers");
+      if (team.ok && panel) {
+        const t = document.createElement("template");
+        t.innerHTML = await team.text();
+        const fresh = t.content.querySelector("#engineers");
+        if (fresh) panel.replaceWith(fresh);
+      }
       const count = document.getElementById("board-count");
       if (count) count.textContent = fresh.dataset.count;
       document.body.dataset.updated = String(Date.now());
