@@ -16,11 +16,8 @@ use super::{blocking, check_form, lang, signed_page, time, CsrfOnly, Fail, Page,
 use crate::service::{ClerkMovement, Error, ExpertInput};
 
 fn dispatcher(s: Session, lang: Lang) -> Result<Session, Fail> {
-    if s.is_dispatcher() {
-        Ok(s)
-    } else {
-        Err(Fail(Error::Forbidden("this page is the dispatcher's".into()), lang))
-    }
+    s.require_dispatcher("this page").map_err(|e| Fail(e, lang))?;
+    Ok(s)
 }
 
 fn field(lang: Lang, key: &str, name: &str, required: bool) -> Markup {

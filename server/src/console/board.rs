@@ -207,18 +207,10 @@ fn load_engineers(svc: &Arc<Service>, provider: &str) -> Result<Vec<EngineerStat
 /// The engineers panel alone (the page's script swaps it in on each event).
 pub async fn engineers_fragment(State(svc): Svc, Signed(s): Signed, headers: HeaderMap) -> Page {
     let lang = lang(&headers);
-    dispatcher_only(&s, lang)?;
+    s.require_dispatcher("the board").map_err(|e| Fail(e, lang))?;
     let provider = s.provider.clone();
     let list = blocking(lang, move || load_engineers(&svc, &provider)).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], engineers_section(lang, &list).into_string()).into_response())
-}
-
-fn dispatcher_only(s: &super::session::Session, lang: Lang) -> Result<(), Fail> {
-    if s.is_dispatcher() {
-        Ok(())
-    } else {
-        Err(Fail(Error::Forbidden("the board is the dispatcher's".into()), lang))
-    }
 }
 
 pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Query(f): Query<Filters>) -> Page {
@@ -273,7 +265,7 @@ pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Query(
 /// The table body alone, for the same filters (the page's script fetches it on each event).
 pub async fn rows(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Query(f): Query<Filters>) -> Page {
     let lang = lang(&headers);
-    dispatcher_only(&s, lang)?;
+    s.require_dispatcher("the board").map_err(|e| Fail(e, lang))?;
     let provider = s.provider.clone();
     let (rows, now) = blocking(lang, move || load(&svc, &provider, &f)).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], tbody(lang, &rows, now).into_string()).into_response())
@@ -288,9 +280,7 @@ fn provider_head(svc: &Service, provider: &str) -> Result<u64, Error> {
 /// SSE: an event `change` (data: the provider's head) each time the provider's orders change,
 /// comments to keep the connection alive, and the end of the stream when the server drains.
 pub async fn events(State(svc): Svc, Signed(s): Signed) -> Result<Response, Error> {
-    if !s.is_dispatcher() {
-        return Err(Error::Forbidden("the board's events are the dispatcher's".into()));
-    }
+    s.require_dispatcher("the board's event stream")?;
     let provider = s.provider.clone();
     let (svc2, p2) = (svc.clone(), provider.clone());
     let start = tokio::task::spawn_blocking(move || provider_head(&svc2, &p2)).await.map_err(|e| Error::Internal(e.to_string()))??;

@@ -261,9 +261,7 @@ fn actions(lang: Lang, o: &WorkOrder, closed: bool, csrf: &str) -> Markup {
 
 pub async fn page(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(id): Path<String>) -> Page {
     let lang = lang(&headers);
-    if !s.is_dispatcher() {
-        return Err(Fail(Error::Forbidden("an order's page is the dispatcher's".into()), lang));
-    }
+    s.require_dispatcher("an order's page").map_err(|e| Fail(e, lang))?;
     let (svc2, provider) = (svc.clone(), s.provider.clone());
     let (o, closed, records, receipts, owed, conflicts) = blocking(lang, move || {
         let (o, conflicts) = svc2.order_with_conflicts(&provider, &id)?;
@@ -306,9 +304,7 @@ pub struct ActionForm {
 /// An action on the order, then back to its page (errors are the API's, shown as a page).
 pub async fn action(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path((id, action)): Path<(String, String)>, Form(f): Form<ActionForm>) -> Page {
     let lang = lang(&headers);
-    if !s.is_dispatcher() {
-        return Err(Fail(Error::Forbidden("order actions are the dispatcher's".into()), lang));
-    }
+    s.require_dispatcher("acting on an order").map_err(|e| Fail(e, lang))?;
     check_form(&svc, &s, &headers, &f.csrf).map_err(|e| Fail(e, lang))?;
     let (provider, oid) = (s.provider.clone(), id.clone());
     blocking(lang, move || match action.as_str() {
@@ -328,9 +324,7 @@ pub async fn action(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path
 /// its own: nothing else loads and, sandboxed, nothing runs.
 pub async fn customer_copy(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path((id, revision)): Path<(String, u32)>) -> Page {
     let lang = lang(&headers);
-    if !s.is_dispatcher() {
-        return Err(Fail(Error::Forbidden("receipts are the dispatcher's".into()), lang));
-    }
+    s.require_dispatcher("a receipt").map_err(|e| Fail(e, lang))?;
     let provider = s.provider.clone();
     let page = blocking(lang, move || svc.customer_copy(&provider, &id, revision)).await?;
     Ok((

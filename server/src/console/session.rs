@@ -122,6 +122,15 @@ impl Session {
     pub fn is_dispatcher(&self) -> bool {
         self.role == Role::Dispatcher
     }
+
+    /// `Forbidden` unless a dispatcher is signed in; `what` names what is the dispatcher's.
+    pub fn require_dispatcher(&self, what: &str) -> Result<(), Error> {
+        if self.is_dispatcher() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("{what} is the dispatcher's")))
+        }
+    }
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
