@@ -229,7 +229,7 @@ pub fn run(from: &Path, to: &str, blobs_from: Option<&Blobs>, blobs_to: Option<&
     // Both schemas current (the source is migrated forward like any start; a newer one is refused).
     let source = SqliteStorage::open(from)?;
     let dest = PostgresStorage::open(to)?;
-    let src = rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let src = onsite_core::store::connect(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut pg = postgres::Client::connect(to, postgres::NoTls)?;
     let mut report = Report::default();
     for table in TABLES {

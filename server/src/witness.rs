@@ -85,7 +85,7 @@ impl Witness {
         };
         let cosigner = Cosigner::from_seed(&config.name, &seed).map_err(|e| data_err(e.to_string()))?;
         let logs = config.logs.iter().map(|k| Verifier::parse(k.trim()).map_err(|e| Error::LogKey(format!("{k}: {e}")))).collect::<Result<_, _>>()?;
-        let mut db = Connection::open(config.data.join(WITNESS_DB)).map_err(|e| data_err(e.to_string()))?;
+        let mut db = onsite_core::store::connect(&config.data.join(WITNESS_DB), rusqlite::OpenFlags::default()).map_err(|e| data_err(e.to_string()))?;
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;").map_err(|e| data_err(e.to_string()))?;
         onsite_core::migrate::run(&mut db, MIGRATIONS).map_err(|e| data_err(e.to_string()))?;
         Ok(Self { cosigner, logs, db: Mutex::new(db) })

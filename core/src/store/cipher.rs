@@ -62,11 +62,42 @@ fn settings(schema: &str) -> String {
     format!("PRAGMA {schema}{}", CIPHER_SETTINGS.replace("{schema}", schema))
 }
 
-/// Keys a fresh connection; must be its first statement.
+/// Opens a connection to the database at `path`: every connection of the process (device
+/// and server) opens here, so SQLite is initialised once, to the end, before the first one.
+///
+/// SQLCipher registers its crypto provider in SQLite's extra-init hook, which runs after
+/// `sqlite3_initialize` has marked SQLite initialised: a thread opening a connection in
+/// that window went ahead without a provider and its `PRAGMA key` failed, so a store would
+/// not open when two were opened at once as the process started
+/// (tests/sqlcipher_first_use.rs).
+pub fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    initialize()?;
+    Connection::open_with_flags(path, flags)
+}
+
+fn initialize() -> rusqlite::Result<()> {
+    static INIT: std::sync::OnceLock<std::result::Result<(), i32>> = std::sync::OnceLock::new();
+    let rc = *INIT.get_or_init(|| {
+        // SAFETY: `sqlite3_initialize` takes no arguments and may be called at any time; it
+        // returns after the extra-init hook when this thread is the one initialising.
+        let rc = unsafe { rusqlite::ffi::sqlite3_initialize() };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(rc);
+        }
+        // SQLCipher's own log (stderr) would repeat what the typed errors already say. A
+        // process-wide setting, so set once here rather than raced on every open.
+        match Connection::open_in_memory().and_then(|c| c.execute_batch("PRAGMA cipher_log_level = NONE")) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.sqlite_error().map_or(rusqlite::ffi::SQLITE_ERROR, |e| e.extended_code)),
+        }
+    });
+    rc.map_err(|code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("SQLite did not initialise".into())))
+}
+
+/// Keys a fresh connection (opened by [`connect`]); must be its first statement.
 pub(super) fn apply_key(conn: &Connection, key: &StoreKey) -> rusqlite::Result<()> {
-    // SQLCipher's own log (stderr) would repeat what the typed error already says.
     // The pragma cannot take a bound parameter; the literal is hex digits only.
-    conn.execute_batch(&format!("PRAGMA cipher_log_level = NONE; PRAGMA key = \"{}\"; {}", key.sqlcipher_pragma(), settings("")))
+    conn.execute_batch(&format!("PRAGMA key = \"{}\"; {}", key.sqlcipher_pragma(), settings("")))
 }
 
 /// Proves the key opens the file: SQLCipher only fails on the first page read. A failure is
@@ -161,7 +192,7 @@ pub(super) fn migrate_plain(db: &Path, key: &StoreKey) -> Result<(), Error> {
     }
     let plain_census = {
         // CREATE: the attached database inherits the flags, and it is created.
-        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).map_err(sql)?;
+        let conn = connect(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         // Everything into the main file, and no WAL left behind to be replayed onto the
         // encrypted file that takes this name.
@@ -179,7 +210,7 @@ pub(super) fn migrate_plain(db: &Path, key: &StoreKey) -> Result<(), Error> {
         census
     };
     {
-        let conn = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(sql)?;
+        let conn = connect(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(sql)?;
         apply_key(&conn, key).map_err(sql)?;
         let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql)?;
         if verdict != "ok" {
@@ -205,7 +236,7 @@ pub(super) fn migrate_plain(db: &Path, key: &StoreKey) -> Result<(), Error> {
 /// A raw connection to a store's database, keyed when `key` is given (tools and tests that
 /// inspect or tamper with the file; the app goes through [`super::Store`]).
 pub fn open_connection(db: &Path, key: Option<&StoreKey>) -> Result<Connection, Error> {
-    let conn = Connection::open(db)?;
+    let conn = connect(db, OpenFlags::default())?;
     if let Some(k) = key {
         apply_key(&conn, k)?;
         check_key(&conn, db, k)?;

@@ -25,6 +25,7 @@ mod summary;
 pub mod sync_store;
 mod template_store;
 
+pub use cipher::connect;
 pub use documents::{Change, OrderDocument};
 pub use meta::MetaKey;
 pub use summary::{OrderSummary, SortBy};
@@ -170,7 +171,7 @@ impl Store {
             (cipher::FileState::Absent, Some(k)) => cipher::record_id(&path, k)?,
             (_, None) => {}
         }
-        let mut conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let mut conn = cipher::connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| classify_open_error(&path, e))?;
         if let Some(k) = key {
             cipher::apply_key(&conn, k)?;
@@ -183,8 +184,7 @@ impl Store {
         })?;
         let device_id = Self::ensure_device_id(&conn)?;
         let actor = ActorId::from(hex_decode(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
-        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| classify_open_error(&path, e))?;
+        let reader = cipher::connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| classify_open_error(&path, e))?;
         if let Some(k) = key {
             cipher::apply_key(&reader, k)?;
         }

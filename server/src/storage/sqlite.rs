@@ -81,7 +81,7 @@ impl SqliteStorage {
         if !path.exists() {
             let _ = crate::blobs::private_file(path, true);
         }
-        let mut w = Connection::open(path)?;
+        let mut w = onsite_core::store::connect(path, rusqlite::OpenFlags::default())?;
         w.busy_timeout(std::time::Duration::from_secs(10))?;
         onsite_core::store::stable_plans(&w)?;
         let _: String = w.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -90,7 +90,7 @@ impl SqliteStorage {
             onsite_core::migrate::Error::TooNew { found, supported } => Error::TooNew { found, supported },
             onsite_core::migrate::Error::Sqlite(e) => e.into(),
         })?;
-        let r = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let r = onsite_core::store::connect(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         r.busy_timeout(std::time::Duration::from_secs(10))?;
         onsite_core::store::stable_plans(&r)?;
         Ok(Self { writer: Mutex::new(w), reader: Mutex::new(r), path: path.to_path_buf() })
