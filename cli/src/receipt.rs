@@ -195,7 +195,7 @@ pub fn verify(
     witness_policy: Option<onsite_core::evidence::log::witness::Policy>,
 ) -> Result<bool> {
     let hexarg = |flag: &str, v: Option<&str>| -> Result<Option<Vec<u8>>> {
-        v.map(|h| onsite_core::hash::unhex(h).with_context(|| format!("--{flag} is not hex"))).transpose()
+        v.map(|h| onsite_core::hash::unhex_typed(h).with_context(|| format!("--{flag} is not hex"))).transpose()
     };
     // A service record (JSON) or an arbitration bundle (zip), told apart by the first byte.
     let head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -55,12 +55,29 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Bytes from hex (either case); `None` when malformed.
+/// Bytes from lowercase hex, the one spelling this code writes; `None` for anything else
+/// (`A`–`F`, a sign, an odd length). Signed and hashed data is read only in its canonical
+/// form, so no other spelling of the same bytes passes for it. Hex a person typed goes
+/// through [`unhex_typed`].
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    s.chunks_exact(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
+}
+
+/// Bytes from hex a person typed or pasted (a command-line flag, an operator's key file):
+/// either case, surrounding whitespace ignored.
+pub fn unhex_typed(s: &str) -> Option<Vec<u8>> {
+    unhex(&s.trim().to_ascii_lowercase())
 }
 
 /// True for 64 lowercase hex characters.
@@ -84,6 +101,18 @@ pub mod hex_serde {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_read_in_its_one_spelling() {
+        assert_eq!(super::unhex("00ff7a"), Some(vec![0, 255, 0x7a]));
+        assert_eq!(super::unhex(""), Some(vec![]));
+        for bad in ["00FF", "0A", "+a", "-1", " 0a", "0", "0g", "ａa"] {
+            assert_eq!(super::unhex(bad), None, "{bad:?}");
+        }
+        assert_eq!(super::unhex_typed(" 00FF\n"), Some(vec![0, 255]));
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(super::unhex(&super::hex(&all)), Some(all));
+    }
+
     #[test]
     fn known_vector() {
         // FIPS 180-2 example: SHA-256("abc").

@@ -45,7 +45,7 @@ impl KeyStore for FileKeys {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         let path = self.path(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => onsite_core::hash::unhex(text.trim()).map(Some).ok_or_else(|| err(name, &path, "not hex")),
+            Ok(text) => onsite_core::hash::unhex_typed(&text).map(Some).ok_or_else(|| err(name, &path, "not hex")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err(name, &path, e)),
         }

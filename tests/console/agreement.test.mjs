@@ -123,6 +123,7 @@ for (const which of ["v1", "v2"]) {
       }
     }
     console.log(`figure agreement.${which}.record_flips ${cases} cases (${invalid} invalid)`);
+    assert.equal(invalid, cases, "every flip is caught, a hex digit's case too");
   });
 }
 

@@ -109,3 +109,26 @@ fn the_v1_service_record_verifies_and_a_flip_fails() {
     }
     assert!(caught > 100, "{caught}");
 }
+
+/// Hex in a record has one spelling: lowercase, as the device writes it. `A`–`F` for `a`–`f`
+/// decodes to the same bytes and left every signature valid, so a record could be altered
+/// without detection (the browser verifier agreed: 13–14 flips of 480 passed both).
+#[test]
+fn a_record_with_any_hex_digit_in_another_case_is_refused() {
+    let bytes = std::fs::read(fixtures().join("service-record-eng-017.json")).unwrap();
+    let opts = VerifyOptions { device_key: Some(key("device_key")), log_key: Some(key("log_key")), attestation_trust: None, witness_policy: None };
+    assert!(verify_record(&bytes, &opts).ok);
+    let mut tried = 0;
+    let mut passed = Vec::new();
+    // Every 10th letter a–f of the record (the whole file took minutes in a debug build).
+    for (pos, b) in bytes.iter().enumerate().filter(|(_, b)| (b'a'..=b'f').contains(b)).step_by(10) {
+        let mut t = bytes.clone();
+        t[pos] = b.to_ascii_uppercase();
+        tried += 1;
+        if verify_record(&t, &opts).ok {
+            passed.push(pos);
+        }
+    }
+    assert!(tried > 500, "{tried}");
+    assert!(passed.is_empty(), "{} of {tried} case flips still verify, at {:?}", passed.len(), &passed[..passed.len().min(10)]);
+}

@@ -3,6 +3,7 @@
 //! elapsed since. Verification turns that into an interval of real time per entry, whatever
 //! the phone's wall clock said.
 
+use crate::hash::{hex, unhex};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Body, Entry};
@@ -26,17 +27,6 @@ pub struct TimeTicket {
     pub authority: String,
     /// ES256 over the canonical JSON of `body`, hex (64 bytes).
     pub signature: String,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Issues tickets (the sync server holds one).

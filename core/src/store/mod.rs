@@ -183,7 +183,7 @@ impl Store {
             other => other,
         })?;
         let device_id = Self::ensure_device_id(&conn)?;
-        let actor = ActorId::from(hex_decode(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
+        let actor = ActorId::from(crate::hash::unhex(&device_id).unwrap_or_else(|| device_id.as_bytes().to_vec()));
         let reader = cipher::connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| classify_open_error(&path, e))?;
         if let Some(k) = key {
             cipher::apply_key(&reader, k)?;
@@ -299,11 +299,4 @@ pub(crate) fn load_head(conn: &Connection) -> Result<journal::Head, Error> {
         None => None,
     };
     Ok(journal::Head { seq: seq as u64, hash, at_ms: b.at_ms, mono_ms: b.mono_ms, ticket, written: seq as u64 })
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }

@@ -359,7 +359,7 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
 /// attachment (`nosniff` comes from the console's headers), never rendered as a page.
 pub async fn blob(State(svc): Svc, Signed(s): Signed, headers: HeaderMap, Path(sha): Path<String>) -> Result<Response, Fail> {
     let lang = lang(&headers);
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !onsite_core::hash::is_sha256_hex(&sha) {
         return Err(Fail(Error::NotFound("not a blob address".into()), lang));
     }
     let bytes = blocking(lang, move || {

@@ -204,10 +204,10 @@ impl Draft {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub seq: u64,
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::hash::hex_serde")]
     pub body: Vec<u8>,
     pub hash: String,
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::hash::hex_serde")]
     pub signature: Vec<u8>,
 }
 
@@ -239,24 +239,5 @@ pub struct Head {
 impl Head {
     pub fn genesis() -> Self {
         Head { seq: 0, hash: ZERO_HASH.to_string(), at_ms: 0, mono_ms: 0, ticket: None, written: 0 }
-    }
-}
-
-pub(crate) mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.len() % 2 != 0 {
-            return Err(serde::de::Error::custom("odd hex length"));
-        }
-        (0..s.len())
-            .step_by(2)
-            .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| serde::de::Error::custom("bad hex")))
-            .collect()
     }
 }

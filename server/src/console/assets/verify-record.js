@@ -18,13 +18,13 @@
     if (!o || typeof o !== "object" || Array.isArray(o)) throw new Error(`${what} is not an object`);
     for (const f of fields) if (!(f in o)) throw new Error(`missing field \`${f}\``);
   }
-  const isHex = (v) => typeof v === "string" && /^([0-9a-fA-F]{2})*$/.test(v);
+  const isHex = (v) => typeof v === "string" && /^([0-9a-f]{2})*$/.test(v);
   const entry = (e) => {
     need(e, ["seq", "body", "hash", "signature"], "an entry");
-    // Bodies and signatures are bytes, read from hex: anything else is not an entry.
+    // Bodies and signatures are bytes, read from lowercase hex: anything else is not an entry.
     if (!isHex(e.body) || !isHex(e.signature)) throw new Error("bad hex");
     if (!Number.isInteger(e.seq) || e.seq < 0 || typeof e.hash !== "string") throw new Error("an entry field has the wrong type");
-    return { seq: e.seq, body: e.body.toLowerCase(), hash: e.hash, signature: e.signature.toLowerCase() };
+    return { seq: e.seq, body: e.body, hash: e.hash, signature: e.signature };
   };
   function shape(file) {
     need(file, ["record", "signature"], "the file");

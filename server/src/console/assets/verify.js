@@ -15,7 +15,9 @@
 
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   function unhex(s) {
-    if (typeof s !== "string" || s.length % 2 || !/^[0-9a-fA-F]*$/.test(s)) return null;
+    // Lowercase only, as the device writes it: another spelling of the same bytes is not
+    // the signed text (docs/bundle-format.md).
+    if (typeof s !== "string" || s.length % 2 || !/^[0-9a-f]*$/.test(s)) return null;
     const out = new Uint8Array(s.length / 2);
     for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
     return out;
