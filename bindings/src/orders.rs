@@ -165,17 +165,9 @@ impl From<order::GpsFix> for GpsFix {
 impl TryFrom<GpsFix> for order::GpsFix {
     type Error = ApiError;
     fn try_from(f: GpsFix) -> Result<Self, ApiError> {
-        let bad = |field: &str, reason: &str| ApiError::InvalidInput { field: field.into(), reason: reason.into() };
-        if !(-90.0..=90.0).contains(&f.lat) {
-            return Err(bad("fix.lat", "must be within -90..90"));
-        }
-        if !(-180.0..=180.0).contains(&f.lon) {
-            return Err(bad("fix.lon", "must be within -180..180"));
-        }
-        if !f.accuracy_m.is_finite() || f.accuracy_m < 0.0 {
-            return Err(bad("fix.accuracy_m", "must be a finite number >= 0"));
-        }
-        Ok(Self { lat: f.lat, lon: f.lon, accuracy_m: f.accuracy_m, source: f.source.into(), mock: f.mock })
+        let fix = order::GpsFix { lat: f.lat, lon: f.lon, accuracy_m: f.accuracy_m, source: f.source.into(), mock: f.mock };
+        fix.check()?;
+        Ok(fix)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use onsite_core::clock::ManualClock;
 use onsite_core::device::SyncOptions;
-use onsite_core::order::{Actor, Event, Status, Timestamp, TransitionRecord};
+use onsite_core::order::{Actor, Event, GpsFix, Status, Timestamp, TransitionRecord};
 use onsite_core::sync::protocol::{self, DocPush, SyncRequest};
 use onsite_core::{Device, WorkOrder};
 use onsite_server::client::sample_orders;
@@ -155,6 +155,53 @@ fn a_device_cannot_write_the_lifecycle_without_the_lifecycle() {
     f.device.transition(&f.ids[1], Event::Accept, Actor::Engineer, None).unwrap();
     let r = f.device.sync(&f.s.transport(), &fast(), None).unwrap();
     assert!(r.orders_rejected.is_empty(), "{r:?}");
+}
+
+/// A hand-made client cannot put a NaN or out-of-range fix into the record (an arrival "NaN m
+/// from the site" passes for a distance nobody can check), nor a NaN measurement.
+#[test]
+fn a_pushed_step_with_a_fix_that_is_not_a_fix_is_refused() {
+    let f = field();
+    let id = f.ids[0].clone();
+    let me = f.device.device_id().to_string();
+    let step = |fix: Option<GpsFix>| TransitionRecord {
+        from: Status::Assigned,
+        to: Status::Accepted,
+        event: Event::Accept,
+        at: Timestamp(3),
+        monotonic_ms: 1,
+        device: me.clone(),
+        fix,
+    };
+    let fix = |lat: f64, lon: f64| Some(GpsFix { lat, lon, accuracy_m: 5.0, source: onsite_core::order::LocationSource::Gps, mock: false });
+    for bad in [fix(f64::NAN, 116.4), fix(39.9, f64::NAN), fix(391.0, 116.4), fix(39.9, -1e9)] {
+        let r = forged_push(&f, &id, |o| {
+            o.transitions.push(step(bad));
+            o.status = Status::Accepted;
+        });
+        assert_eq!(r.rejected.len(), 1, "{bad:?}: {r:?}");
+        assert_eq!(r.rejected[0].field.as_deref(), Some("transitions"), "{r:?}");
+        assert!(r.rejected[0].reason.contains("fix."), "{r:?}");
+    }
+    let r = forged_push(&f, &id, |o| {
+        o.checklist.answers.push(onsite_core::order::checklist::AnswerRecord {
+            step: "measure".into(),
+            value: onsite_core::order::checklist::Answer::Measurement { value: f64::NAN },
+            at: Timestamp(3),
+            monotonic_ms: 1,
+            device: me.clone(),
+        });
+    });
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(r.rejected[0].field.as_deref(), Some("checklist.answers"), "{r:?}");
+    let order = f.s.running.service.order(PROVIDER, &id).unwrap();
+    assert!(order.transitions.is_empty() && order.checklist.answers.is_empty(), "nothing was stored");
+    // The same step with a real fix goes through.
+    let r = forged_push(&f, &id, |o| {
+        o.transitions.push(step(fix(39.9, 116.4)));
+        o.status = Status::Accepted;
+    });
+    assert!(r.rejected.is_empty(), "{r:?}");
 }
 
 /// A refused push leaves nothing behind for the next push to merge into (a server that kept

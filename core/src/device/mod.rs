@@ -220,17 +220,27 @@ impl Device {
         self.changes.emit(ids, origin);
     }
 
-    /// The fix to record: the caller's, else the platform provider's (a failing provider
-    /// records no fix; the engineer's action still goes through).
-    pub(crate) fn fix_or_current(&self, fix: Option<GpsFix>) -> Option<GpsFix> {
-        fix.or_else(|| {
-            let source = self.location.as_ref()?;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.current_fix())) {
-                Ok(f) => f,
-                Err(_) => {
-                    tracing::warn!("the location provider failed; no fix recorded");
+    /// The fix to record: the caller's, refused when it is not a fix ([`GpsFix::check`]),
+    /// else the platform provider's (a failing provider, or one answering with something that
+    /// is not a fix, records no fix; the engineer's action still goes through).
+    pub(crate) fn fix_or_current(&self, fix: Option<GpsFix>) -> Result<Option<GpsFix>> {
+        if let Some(f) = fix {
+            f.check()?;
+            return Ok(Some(f));
+        }
+        let Some(source) = self.location.as_ref() else { return Ok(None) };
+        Ok(match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.current_fix())) {
+            Ok(Some(f)) => match f.check() {
+                Ok(()) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the location provider's fix is not a fix; none recorded");
                     None
                 }
+            },
+            Ok(None) => None,
+            Err(_) => {
+                tracing::warn!("the location provider failed; no fix recorded");
+                None
             }
         })
     }

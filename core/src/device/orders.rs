@@ -73,7 +73,7 @@ impl Device {
 
     /// Applies a lifecycle event, recording wall time, monotonic reading, device and fix.
     pub fn transition(&self, id: &str, event: Event, actor: Actor, fix: Option<GpsFix>) -> Result<OrderView> {
-        let fix = self.fix_or_current(fix);
+        let fix = self.fix_or_current(fix)?;
         let stamp = self.stamp();
         let now = Timestamp(stamp.at_ms);
         let mono = stamp.mono_ms;

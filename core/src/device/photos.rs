@@ -58,7 +58,7 @@ impl Device {
         // The order must exist before anything is stored for it.
         self.store.get(order_id)?;
         cancel.check()?;
-        let fix = self.fix_or_current(fix);
+        let fix = self.fix_or_current(fix)?;
         let stored = match source {
             PhotoSource::Path(p) => {
                 let f = std::fs::File::open(p).map_err(EvidenceError::from)?;

@@ -307,3 +307,33 @@ fn a_failed_edit_leaves_nothing_behind() {
     assert_eq!(v.order.notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["first", "second"]);
     assert_eq!(v.order.status, Status::Assigned);
 }
+
+struct Provider(GpsFix);
+
+impl crate::location::LocationSource for Provider {
+    fn current_fix(&self) -> Option<GpsFix> {
+        Some(self.0)
+    }
+}
+
+/// The device records only fixes anyone can rely on: the caller's bad fix is a typed error
+/// that records nothing; the platform's bad fix is recorded as no fix.
+#[test]
+fn a_fix_that_is_not_a_fix_is_refused_or_dropped_never_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GpsFix { lat: f64::NAN, lon: 116.4, accuracy_m: 8.0, source: LocationSource::Gps, mock: false };
+    let options = crate::device::testkit::options(dir.path()).with_clock(clock()).with_location(Arc::new(Provider(bad)));
+    let d = Device::open(options).unwrap();
+    d.import_orders_json(&sample_json("WO-1")).unwrap();
+    for f in [bad, GpsFix { lat: 12.0, lon: 190.0, ..bad }, GpsFix { lat: 12.0, lon: 1.0, accuracy_m: -3.0, ..bad }] {
+        let e = d.transition("WO-1", Event::Accept, Actor::Engineer, Some(f)).unwrap_err();
+        assert!(matches!(e, crate::Error::Order(order::Error::Invalid { ref field, .. }) if field.starts_with("fix.")), "{e:?}");
+    }
+    assert!(d.get("WO-1").unwrap().order.transitions.is_empty(), "nothing recorded");
+    // No fix from the caller: the provider's NaN is dropped, the step goes through.
+    let v = d.transition("WO-1", Event::Accept, Actor::Engineer, None).unwrap();
+    assert_eq!(v.order.transitions[0].fix, None);
+    let good = GpsFix { lat: -90.0, lon: 180.0, accuracy_m: 0.0, source: LocationSource::Fused, mock: true };
+    let v = d.transition("WO-1", Event::ContactCustomer { window: window(&d) }, Actor::Engineer, Some(good)).unwrap();
+    assert_eq!(v.order.transitions[1].fix, Some(good));
+}

@@ -98,6 +98,17 @@ impl Answer {
         Ok(Answer::Consent { accepted, risk_sha256, signer, strokes: encoded.into(), strokes_sha256 })
     }
 
+    /// What any answer must satisfy whatever its step says: a measurement is a finite number.
+    /// (The step's own rules, range and kind, are the SOP engine's, on the device.)
+    pub fn check(&self) -> Result<(), super::Error> {
+        match self {
+            Answer::Measurement { value } if !value.is_finite() => {
+                Err(super::Error::Invalid { field: "value".into(), reason: "a measurement must be a finite number".into() })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The step kind this answer is for (`None` for not-applicable, which fits any kind).
     pub fn kind(&self) -> Option<&'static str> {
         Some(match self {

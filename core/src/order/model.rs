@@ -213,6 +213,27 @@ pub struct GpsFix {
     pub mock: bool,
 }
 
+impl GpsFix {
+    /// A fix anyone downstream can rely on: latitude within ±90°, longitude within ±180°,
+    /// accuracy finite and not negative (NaN is none of these). The device refuses other
+    /// fixes from its caller, drops them from the platform's provider, and the server refuses
+    /// a pushed step that carries one (a distance from the site computed from NaN is no
+    /// distance, and an arbitrator would read it as one).
+    pub fn check(&self) -> Result<(), super::Error> {
+        let bad = |field: &str, reason: &str| Err(super::Error::Invalid { field: format!("fix.{field}"), reason: reason.into() });
+        if !(-90.0..=90.0).contains(&self.lat) {
+            return bad("lat", "must be within -90..90");
+        }
+        if !(-180.0..=180.0).contains(&self.lon) {
+            return bad("lon", "must be within -180..180");
+        }
+        if !self.accuracy_m.is_finite() || self.accuracy_m < 0.0 {
+            return bad("accuracy_m", "must be a finite number >= 0");
+        }
+        Ok(())
+    }
+}
+
 /// One lifecycle step, as recorded: who, when (wall + monotonic), where.
 #[derive(Debug, Clone, PartialEq, Serialize, Reconcile, Hydrate)]
 pub struct TransitionRecord {

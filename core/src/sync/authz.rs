@@ -35,16 +35,16 @@ fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
 }
 
-/// Items of `after` that are not matched, in order, by `before` (a subsequence check).
-/// `Err` when some item of `before` is missing or changed.
-fn appended<'a>(before: &[Value], after: &'a [Value]) -> Result<Vec<&'a Value>, usize> {
+/// Positions of the items of `after` that are not matched, in order, by `before` (a
+/// subsequence check). `Err` when some item of `before` is missing or changed.
+fn appended(before: &[Value], after: &[Value]) -> Result<Vec<usize>, usize> {
     let mut i = 0;
     let mut new = Vec::new();
-    for item in after {
+    for (k, item) in after.iter().enumerate() {
         if i < before.len() && &before[i] == item {
             i += 1;
         } else {
-            new.push(item);
+            new.push(k);
         }
     }
     if i == before.len() {
@@ -92,13 +92,29 @@ pub fn check_engineer_change(
         let bl = at(&b, path).as_array().unwrap_or(&empty);
         let al = at(&a, path).as_array().unwrap_or(&empty);
         let new = appended(bl, al).map_err(|i| forbidden(path, format!("entry {i} was changed or removed (append-only)")))?;
-        for item in new {
-            if item.get("device").and_then(Value::as_str) != Some(device) {
+        for k in new {
+            if al[k].get("device").and_then(Value::as_str) != Some(device) {
                 return Err(forbidden(path, "a new entry must name the device that wrote it"));
             }
+            check_new_item(after, path, k)?;
         }
     }
     check_lifecycle(before, after, &LifecycleRule { author: Some(device), delivered_receipts: Some(delivered_receipts) })
+}
+
+/// What a new entry must hold whatever its list: a step's fix is a fix, an answer's value
+/// passes [`crate::order::checklist::Answer::check`]. Only new entries: one accepted before
+/// this check existed stays as it was (append-only), and does not block the order.
+fn check_new_item(after: &WorkOrder, path: &str, k: usize) -> Result<(), Forbidden> {
+    let problem = match path {
+        "transitions" => after.transitions.get(k).and_then(|t| t.fix.as_ref()).map(|f| f.check()),
+        "checklist.answers" => after.checklist.answers.get(k).map(|a| a.value.check()),
+        _ => None,
+    };
+    match problem {
+        Some(Err(e)) => Err(forbidden(path, format!("entry {k}: {e}"))),
+        _ => Ok(()),
+    }
 }
 
 /// What a lifecycle check takes as given.
@@ -407,5 +423,52 @@ mod tests {
         assert_eq!(r.transitions.len(), 1);
         assert_eq!(r.notes.len(), 1);
         assert_eq!(check_engineer_change(&server, &r, &keys(&r), "dev-a", &[]), Ok(()));
+    }
+
+    /// A pushed step or answer must carry numbers a receiver can rely on: no NaN or
+    /// out-of-range fix (an arrival "NaN m from the site" is no distance), no NaN measurement.
+    #[test]
+    fn new_entries_carry_real_fixes_and_finite_measurements() {
+        use crate::order::checklist::{Answer, AnswerRecord};
+        use crate::order::{GpsFix, LocationSource};
+        let before = order();
+        let fix = |lat: f64, lon: f64, accuracy_m: f64| Some(GpsFix { lat, lon, accuracy_m, source: LocationSource::Gps, mock: false });
+        let with_fix = |f: Option<GpsFix>| {
+            let mut a = before.clone();
+            a.transitions.push(TransitionRecord { fix: f, ..transition("dev-a", Event::Accept, Status::Accepted) });
+            a.status = Status::Accepted;
+            a
+        };
+        assert_eq!(check_engineer_change(&before, &with_fix(fix(39.9, 116.4, 8.0)), &keys(&before), "dev-a", &[]), Ok(()));
+        assert_eq!(check_engineer_change(&before, &with_fix(fix(90.0, -180.0, 0.0)), &keys(&before), "dev-a", &[]), Ok(()));
+        for (bad, field) in [
+            (fix(f64::NAN, 116.4, 8.0), "fix.lat"),
+            (fix(91.0, 116.4, 8.0), "fix.lat"),
+            (fix(39.9, f64::INFINITY, 8.0), "fix.lon"),
+            (fix(39.9, -180.5, 8.0), "fix.lon"),
+            (fix(39.9, 116.4, -1.0), "fix.accuracy_m"),
+            (fix(39.9, 116.4, f64::NAN), "fix.accuracy_m"),
+        ] {
+            let e = check_engineer_change(&before, &with_fix(bad), &keys(&before), "dev-a", &[]).unwrap_err();
+            assert_eq!(e.field, "transitions", "{bad:?}");
+            assert!(e.reason.contains(field), "{bad:?}: {e}");
+        }
+        let answer =
+            |value: f64| AnswerRecord { step: "s1".into(), value: Answer::Measurement { value }, at: Timestamp(6), monotonic_ms: 2, device: "dev-a".into() };
+        let mut ok = before.clone();
+        ok.checklist.answers.push(answer(21.5));
+        assert_eq!(check_engineer_change(&before, &ok, &keys(&before), "dev-a", &[]), Ok(()));
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut a = before.clone();
+            a.checklist.answers.push(answer(v));
+            assert_eq!(check_engineer_change(&before, &a, &keys(&before), "dev-a", &[]).unwrap_err().field, "checklist.answers", "{v}");
+        }
+        // An entry accepted before this check (already in the server's order) does not
+        // block the next push; only new entries are judged.
+        let mut old = before.clone();
+        old.checklist.answers.push(answer(f64::INFINITY));
+        let mut next = old.clone();
+        next.checklist.answers.push(answer(3.0));
+        assert_eq!(check_engineer_change(&old, &next, &keys(&old), "dev-a", &[]), Ok(()));
     }
 }
