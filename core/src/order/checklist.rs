@@ -103,7 +103,7 @@ impl Answer {
     pub fn check(&self) -> Result<(), super::Error> {
         match self {
             Answer::Measurement { value } if !value.is_finite() => {
-                Err(super::Error::Invalid { field: "value".into(), reason: "a measurement must be a finite number".into() })
+                Err(super::Error::Invalid { field: "value".into(), reason: "must be a finite number".into() })
             }
             _ => Ok(()),
         }
@@ -127,6 +127,5 @@ impl Answer {
 }
 
 fn hex_bytes<S: serde::Serializer>(b: &autosurgeon::bytes::ByteVec, s: S) -> Result<S::Ok, S::Error> {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    s.serialize_str(&hex)
+    s.serialize_str(&crate::hash::hex(b))
 }

@@ -408,6 +408,11 @@ pub fn check_answer(template: &Template, order: &WorkOrder, step_id: &str, answe
     if kind != step.kind.name() {
         return Err(Error::WrongType { step: step_id.to_string(), expected: step.kind.name().to_string(), got: kind.to_string() });
     }
+    // What any answer must satisfy, here as on the server (a measurement is finite).
+    answer.check().map_err(|e| match e {
+        crate::order::Error::Invalid { field, reason } => invalid(&field, reason),
+        other => invalid("value", other.to_string()),
+    })?;
     match (&step.kind, answer) {
         (StepKind::Photo { min, max }, Answer::Photos { photos }) => {
             let n = photos.len() as u32;
@@ -427,9 +432,6 @@ pub fn check_answer(template: &Template, order: &WorkOrder, step_id: &str, answe
             if hashes.windows(2).any(|w| w[0] == w[1]) {
                 return Err(invalid("photos", "the same photo twice".into()));
             }
-        }
-        (StepKind::Measurement { .. }, Answer::Measurement { value }) if !value.is_finite() => {
-            return Err(invalid("value", "must be a finite number".into()));
         }
         (StepKind::Note, Answer::Note { text }) if text.trim().is_empty() || text.chars().count() > 4000 => {
             return Err(invalid("text", "1 to 4000 characters".into()));

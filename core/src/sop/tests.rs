@@ -221,6 +221,21 @@ fn published_versions_never_rewrite_running_orders() {
     assert_eq!(v.template.step("backup_size").unwrap().label.en, "Backup size");
 }
 
+/// A measurement is a finite number (`Answer::check`, the rule the server applies too).
+#[test]
+fn a_measurement_that_is_not_a_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, _) = started(dir.path(), "os-reinstall");
+    walk_until(&d, "backup_size");
+    let before = d.checklist("WO-1").unwrap().answers.len();
+    for value in [f64::NAN, f64::INFINITY] {
+        let e = d.answer("WO-1", "backup_size", Answer::Measurement { value }).unwrap_err();
+        assert!(matches!(e, crate::Error::Sop(Error::Invalid { ref field, .. }) if field == "value"), "{e:?}");
+    }
+    assert_eq!(d.checklist("WO-1").unwrap().answers.len(), before);
+    d.answer("WO-1", "backup_size", Answer::Measurement { value: 42.5 }).unwrap();
+}
+
 #[test]
 fn concurrent_answers_to_one_step_resolve_deterministically_and_keep_both() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
