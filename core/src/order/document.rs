@@ -75,11 +75,24 @@ pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
     Ok(out)
 }
 
+/// What [`apply_pushed`] brought into the document.
+#[derive(Debug)]
+pub struct Pushed {
+    /// The objects the pushed operations write into, root included; `None` when a whole
+    /// document was pushed (every object may be new) or an object could not be named.
+    pub touched: Option<Vec<automerge::ObjId>>,
+    /// The pushed bytes are exactly the changes that were new to the document, each chunk
+    /// with a checksum that matches it: they can be stored as they came (no `save_after`).
+    pub verbatim: bool,
+}
+
 /// Applies bytes a device pushed (its changes, or a whole document) to `doc`, parsing each
 /// chunk once. Unlike `load_incremental`, which skips what it cannot read, any byte that is
-/// not part of a well-formed chunk refuses the whole push and leaves `doc` untouched.
-/// Changes whose dependencies `doc` lacks stay queued (`get_missing_deps` names them).
-pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), Error> {
+/// not part of a well-formed chunk refuses the whole push and leaves `doc` untouched; so does
+/// a change chunk whose checksum is not its hash's (Automerge checks that only on load, and
+/// stored bytes must load). Changes whose dependencies `doc` lacks stay queued
+/// (`get_missing_deps` names them).
+pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<Pushed, Error> {
     let chunks = split_chunks(bytes)?;
     if chunks.iter().any(|(kind, _)| *kind == 0) {
         // A whole document (a device resending everything): load it strictly first.
@@ -89,12 +102,45 @@ pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), Error> {
             Err(e) => return Err(Error::NotChanges(e.to_string())),
         }
         doc.load_incremental(bytes)?;
-        return Ok(());
+        return Ok(Pushed { touched: None, verbatim: false });
     }
-    let changes =
-        chunks.into_iter().map(|(_, c)| automerge::Change::try_from(c).map_err(|e| Error::NotChanges(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
+    let mut changes = Vec::with_capacity(chunks.len());
+    for (_, chunk) in chunks {
+        let change = automerge::Change::try_from(chunk).map_err(|e| Error::NotChanges(e.to_string()))?;
+        if chunk.get(4..8) != Some(&change.hash().0[..4]) {
+            return Err(Error::NotChanges("a change chunk whose checksum does not match its contents".into()));
+        }
+        changes.push(change);
+    }
+    let objects = written_objects(&changes);
+    let count = changes.len() as u64;
+    let known = doc.stats().num_changes;
     doc.apply_changes(changes)?;
-    Ok(())
+    let verbatim = doc.stats().num_changes == known + count;
+    let touched = objects
+        .into_iter()
+        .map(|o| o.map_or(Ok(automerge::ROOT), |(counter, actor)| doc.import_obj(&format!("{counter}@{actor}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .ok();
+    Ok(Pushed { touched, verbatim })
+}
+
+/// The objects `changes` write into, each once (`None` is the root).
+fn written_objects(changes: &[automerge::Change]) -> Vec<Option<(u64, ActorId)>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for change in changes {
+        for op in change.decode().operations {
+            let obj = match op.obj {
+                automerge::legacy::ObjectId::Root => None,
+                automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) => Some((counter, actor)),
+            };
+            if seen.insert(obj.clone()) {
+                out.push(obj);
+            }
+        }
+    }
+    out
 }
 
 /// The typed order in `doc`, each object read in one scan (`reader.rs`).
@@ -271,5 +317,50 @@ mod tests {
         let mut doc = base.clone();
         apply_pushed(&mut doc, &push[..first_len]).unwrap();
         assert_ne!(doc.get_heads(), base.get_heads());
+    }
+
+    /// The server stores pushed bytes as they came only when they are exactly the new changes
+    /// and would load again: a chunk whose checksum is not its own is refused (Automerge
+    /// checks checksums only on load, so such bytes would have been stored and then break
+    /// every later load of the order).
+    #[test]
+    fn pushed_bytes_are_kept_only_when_they_load_as_they_are() {
+        let (mut base, push) = base_and_push();
+        let mut doc = base.clone();
+        let pushed = apply_pushed(&mut doc, &push).unwrap();
+        assert!(pushed.verbatim);
+        assert_eq!(pushed.touched, Some(vec![automerge::ROOT]));
+        let mut reloaded = base.clone();
+        reloaded.load_incremental(&push).unwrap();
+        assert_eq!(reloaded.get_heads(), doc.get_heads());
+        // Sent again (a retry): nothing new, so not stored as it came.
+        assert!(!apply_pushed(&mut doc, &push).unwrap().verbatim);
+        // One checksum byte off in either chunk: refused, the document untouched.
+        let chunks: Vec<usize> = split_chunks(&push).unwrap().iter().map(|(_, c)| c.len()).collect();
+        for at in [4, chunks[0] + 4, chunks[0] + 7] {
+            let mut bad = push.clone();
+            bad[at] ^= 0x01;
+            let mut doc = base.clone();
+            let e = apply_pushed(&mut doc, &bad).unwrap_err();
+            assert!(e.to_string().contains("checksum"), "{e}");
+            assert_eq!(doc.get_heads(), base.get_heads());
+        }
+    }
+
+    #[test]
+    fn the_objects_a_push_writes_into_are_named() {
+        let (mut base, _) = base_and_push();
+        let heads = base.get_heads();
+        let mut device = base.fork();
+        let list = device.put_object(automerge::ROOT, "notes", automerge::ObjType::List).unwrap();
+        let note = device.insert_object(&list, 0, automerge::ObjType::Map).unwrap();
+        device.put(&note, "text", "x").unwrap();
+        device.commit();
+        let mut server = base.clone();
+        let mut touched = apply_pushed(&mut server, &device.save_after(&heads)).unwrap().touched.unwrap();
+        touched.sort();
+        let mut expected = vec![automerge::ROOT, list, note];
+        expected.sort();
+        assert_eq!(touched, expected);
     }
 }

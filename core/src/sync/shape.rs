@@ -28,13 +28,84 @@ fn refuse(path: &str, reason: impl Into<String>) -> Forbidden {
 /// reference shape. One scan per object (`map_range`/`list_range`) against the reference's
 /// hydrated tree; only conflicted properties are read value by value (`get_all`).
 pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidden> {
-    let root = crate::order::tree::of(order).map_err(|e| refuse("*", format!("not a work order: {e}")))?;
+    let root = reference(order)?;
+    check_root(doc, &root, usize::MAX)
+}
+
+/// [`check_document`] for a document that had the shape before a change wrote into the
+/// objects `touched` (`order::document::Pushed`): only those objects are scanned, each one
+/// level deep (its own properties, and the kind and size of each value), which is all that
+/// change can have altered: an object it created is among `touched` as soon as it holds
+/// anything. An object that is not visible from the root (a losing concurrent value, or one
+/// in a deleted subtree) falls back to the whole check, which reads conflicting values too.
+pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, touched: &[ObjId]) -> Result<(), Forbidden> {
+    let root = reference(order)?;
+    let mut targets: Vec<(Vec<automerge::Prop>, &ObjId)> = Vec::with_capacity(touched.len());
+    for obj in touched {
+        if *obj == ROOT {
+            targets.push((Vec::new(), obj));
+            continue;
+        }
+        // Automerge's path walk unwraps internally; a document it cannot walk gets the whole check.
+        let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.parents(obj).ok().and_then(|p| p.visible_path())));
+        let Ok(Some(path)) = path else { return check_root(doc, &root, usize::MAX) };
+        targets.push((path.into_iter().map(|(_, prop)| prop).collect(), obj));
+    }
+    // Parents before children and keys in order, as the whole check meets them.
+    targets.sort_by(|a, b| a.0.iter().map(PathKey::of).cmp(b.0.iter().map(PathKey::of)));
+    for (path, obj) in targets {
+        let Some((automerge::Prop::Map(first), rest)) = path.split_first() else {
+            check_root(doc, &root, 1)?;
+            continue;
+        };
+        let owner = owner_of(first).ok_or_else(|| refuse(first, "not a field of a work order"))?;
+        let mut at = root.get(first);
+        let mut text = first.clone();
+        for prop in rest {
+            at = match (at, prop) {
+                (Some(Tree::Map(m)), automerge::Prop::Map(k)) => m.get(k),
+                (Some(Tree::List(l)), automerge::Prop::Seq(i)) => l.iter().nth(*i).map(|v| &v.value),
+                _ => None,
+            };
+            match prop {
+                automerge::Prop::Map(k) => text = format!("{text}.{k}"),
+                automerge::Prop::Seq(i) => text = format!("{text}[{i}]"),
+            }
+        }
+        let kind = doc.object_type(obj).map_err(|e| refuse(&text, e.to_string()))?;
+        Scan { doc, owner }.value(Value::Object(kind), obj, at, &text, 1)?;
+    }
+    Ok(())
+}
+
+/// A path component in the order the whole check walks them.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum PathKey<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> PathKey<'a> {
+    fn of(p: &'a automerge::Prop) -> Self {
+        match p {
+            automerge::Prop::Map(k) => PathKey::Key(k),
+            automerge::Prop::Seq(i) => PathKey::Index(*i),
+        }
+    }
+}
+
+fn reference(order: &WorkOrder) -> Result<automerge::hydrate::Map, Forbidden> {
+    crate::order::tree::of(order).map_err(|e| refuse("*", format!("not a work order: {e}")))
+}
+
+/// The root's keys and values, `depth` objects deep.
+fn check_root(doc: &AutoCommit, root: &automerge::hydrate::Map, depth: usize) -> Result<(), Forbidden> {
     for item in doc.map_range(ROOT, ..) {
         let key = item.key.to_string();
         let owner = owner_of(&key).ok_or_else(|| refuse(&key, "not a field of a work order"))?;
         let scan = Scan { doc, owner };
         let id = item.id();
-        scan.prop(&ROOT, automerge::Prop::Map(key.clone()), item.value.into_value(), id, item.conflict, root.get(&key), &key)?;
+        scan.prop(&ROOT, automerge::Prop::Map(key.clone()), item.value.into_value(), id, item.conflict, root.get(&key), &key, depth)?;
     }
     Ok(())
 }
@@ -57,29 +128,34 @@ impl Scan<'_> {
         conflict: bool,
         reference: Option<&Tree>,
         path: &str,
+        depth: usize,
     ) -> Result<(), Forbidden> {
         if !conflict {
-            return self.value(value, &id, reference, path);
+            return self.value(value, &id, reference, path, depth);
         }
         if self.owner != Owner::Engineer {
             return Err(refuse(path, "conflicting values on a field the device does not own"));
         }
         // Every conflicting value must have the shape too (only the winner is hydrated).
         for (value, id) in self.doc.get_all(obj, prop).map_err(|e| refuse(path, e.to_string()))? {
-            self.value(value, &id, reference, path)?;
+            self.value(value, &id, reference, path, depth)?;
         }
         Ok(())
     }
 
-    fn value(&self, value: Value<'_>, id: &ObjId, reference: Option<&Tree>, path: &str) -> Result<(), Forbidden> {
+    /// A value against its reference; an object's own properties are read while `depth` > 0.
+    fn value(&self, value: Value<'_>, id: &ObjId, reference: Option<&Tree>, path: &str, depth: usize) -> Result<(), Forbidden> {
         let Some(reference) = reference else { return Err(refuse(path, "not a field of a work order")) };
         match (value, reference) {
             (Value::Object(ObjType::Map), Tree::Map(r)) => {
+                if depth == 0 {
+                    return Ok(());
+                }
                 for item in self.doc.map_range(id, ..) {
                     let key = item.key.to_string();
                     let sub = format!("{path}.{key}");
                     let vid = item.id();
-                    self.prop(id, automerge::Prop::Map(key.clone()), item.value.into_value(), vid, item.conflict, r.get(&key), &sub)?;
+                    self.prop(id, automerge::Prop::Map(key.clone()), item.value.into_value(), vid, item.conflict, r.get(&key), &sub, depth - 1)?;
                 }
                 Ok(())
             }
@@ -87,12 +163,15 @@ impl Scan<'_> {
                 if self.doc.length(id) > MAX_LIST {
                     return Err(refuse(path, format!("more than {MAX_LIST} entries")));
                 }
+                if depth == 0 {
+                    return Ok(());
+                }
                 let refs: Vec<&Tree> = r.iter().map(|v| &v.value).collect();
                 for item in self.doc.list_range(id, ..) {
                     let sub = format!("{path}[{}]", item.index);
                     let vid = item.id();
                     let (i, conflict, v) = (item.index, item.conflict, item.value.into_value());
-                    self.prop(id, automerge::Prop::Seq(i), v, vid, conflict, refs.get(i).copied(), &sub)?;
+                    self.prop(id, automerge::Prop::Seq(i), v, vid, conflict, refs.get(i).copied(), &sub, depth - 1)?;
                 }
                 Ok(())
             }
@@ -273,6 +352,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_losing_concurrent_value_written_by_the_push_is_checked_whole() {
+        let (mut base, _) = doc();
+        let heads = base.get_heads();
+        // Two replicas replace the (engineer-owned) notes list at once: one with an empty
+        // list, one with a list holding something that is not a note. Retry until the
+        // smuggling replica loses, so only a check that reads losing values sees it.
+        for _ in 0..64 {
+            let mut a = base.fork().with_actor(automerge::ActorId::random());
+            let mut b = base.fork().with_actor(automerge::ActorId::random());
+            a.put_object(ROOT, "notes", ObjType::List).unwrap();
+            let hidden = b.put_object(ROOT, "notes", ObjType::List).unwrap();
+            b.insert(&hidden, 0, "smuggled").unwrap();
+            a.merge(&mut b).unwrap();
+            if a.length(a.get(ROOT, "notes").unwrap().unwrap().1) != 0 {
+                continue;
+            }
+            let after: WorkOrder = autosurgeon::hydrate(&a).unwrap();
+            assert_eq!(check_document(&a, &after).unwrap_err().field, "notes[0]");
+            let mut server = base.fork();
+            let pushed = crate::order::document::apply_pushed(&mut server, &a.save_after(&heads)).unwrap();
+            assert_eq!(check_touched(&server, &after, &pushed.touched.unwrap()).unwrap_err().field, "notes[0]");
+            return;
+        }
+        panic!("the smuggling replica never lost");
+    }
+
     /// One way of altering a document.
     type Mutation = Box<dyn Fn(&mut AutoCommit)>;
 
@@ -308,6 +414,7 @@ mod tests {
         let mut o = order.clone();
         o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(5), text: "n".into(), device: "d".into() });
         autosurgeon::reconcile(&mut base, &o).unwrap();
+        let heads = base.get_heads();
         let mut objs = Vec::new();
         objects(&base, &ROOT, &mut objs);
         assert!(objs.len() > 5, "{}", objs.len());
@@ -336,6 +443,23 @@ mod tests {
                 mutations.push(Box::new(move |d| {
                     d.put_object(&o2, k2.clone(), ObjType::Text).unwrap();
                 }));
+                // A concurrent object holding a smuggled key: it wins or loses at random.
+                let (o2, k2) = (obj.clone(), k.clone());
+                mutations.push(Box::new(move |d| {
+                    let mut other = d.fork().with_actor(automerge::ActorId::random());
+                    if let Ok(Some((Value::Object(kind @ (ObjType::Map | ObjType::List)), _))) = other.get(&o2, k2.clone()) {
+                        let inner = other.put_object(&o2, k2.clone(), kind).unwrap();
+                        match kind {
+                            ObjType::List => drop(other.insert(&inner, 0, "smuggled")),
+                            _ => drop(other.put(&inner, "smuggled", "x")),
+                        }
+                        d.put(&o2, k2.clone(), "conflicting").unwrap();
+                        d.merge(&mut other).unwrap();
+                    }
+                }));
+                // Deleting the property.
+                let (o2, k2) = (obj.clone(), k.clone());
+                mutations.push(Box::new(move |d| drop(d.delete(&o2, k2.clone()))));
                 // A concurrent write by another device: a conflict on that property.
                 let (o2, k2) = (obj.clone(), k.clone());
                 mutations.push(Box::new(move |d| {
@@ -358,6 +482,14 @@ mod tests {
                 let Ok(after) = direct else { continue };
                 let verdict = check_document(&d, &after);
                 assert_eq!(verdict, by_keys(&d, &after));
+                // The server's check of only what the push wrote into, from the pushed bytes.
+                let push = d.save_after(&heads);
+                if push.is_empty() {
+                    continue;
+                }
+                let mut server = base.fork();
+                let pushed = crate::order::document::apply_pushed(&mut server, &push).unwrap();
+                assert_eq!(check_touched(&server, &after, &pushed.touched.unwrap()), verdict);
                 checked += 1;
                 refused += usize::from(verdict.is_err());
             }

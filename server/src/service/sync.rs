@@ -146,9 +146,10 @@ impl Service {
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
-        if let Err(e) = document::apply_pushed(&mut doc, changes) {
-            return Err(reject(RejectCode::Invalid, None, e.to_string(), None));
-        }
+        let pushed = match document::apply_pushed(&mut doc, changes) {
+            Ok(p) => p,
+            Err(e) => return Err(reject(RejectCode::Invalid, None, e.to_string(), None)),
+        };
         if !doc.get_missing_deps(&[]).is_empty() {
             return Err(reject(RejectCode::ResendFull, None, "the changes depend on history this server does not have".into(), None));
         }
@@ -168,7 +169,12 @@ impl Service {
                 ));
             }
         };
-        if let Err(f) = onsite_core::sync::shape::check_document(&doc, &after) {
+        // The stored document had the shape: only what the push wrote into is scanned again.
+        let shape = match &pushed.touched {
+            Some(touched) => onsite_core::sync::shape::check_touched(&doc, &after, touched),
+            None => onsite_core::sync::shape::check_document(&doc, &after),
+        };
+        if let Err(f) = shape {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
         }
         let keys: Vec<String> = doc.keys(automerge::ROOT).collect();
@@ -176,7 +182,8 @@ impl Service {
         if let Err(f) = authz::check_engineer_change(&before, &after, &keys, &device.id, &delivered) {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
         }
-        let chunk = doc.save_after(&heads);
+        // Changes that were all new are stored as they came; otherwise only what is new.
+        let chunk = if pushed.verbatim { changes.to_vec() } else { doc.save_after(&heads) };
         match self.store_change(&device.provider, &mut doc, &after, &device.id, &chunk, None, read_at) {
             Err(storage::Error::Stale(_)) => return Err(PushError::Stale),
             Err(e) => return Err(internal_reject(e.into())),
