@@ -186,23 +186,7 @@ pub fn sync_bench(n: usize) -> Result<()> {
     // server's document as it was, apply the device's new changes, save the increment), on
     // one thread; the server does that plus authorization, shape checks, journal
     // verification, storage and the feed.
-    let mut raw_ms = 0.0;
-    for (id, old) in ids.iter().zip(&before) {
-        let after = device.document_bytes(id)?;
-        let mut server_side = AutoCommit::load(old)?;
-        let heads = server_side.get_heads();
-        let changes = {
-            let mut d = AutoCommit::load(&after)?;
-            d.save_after(&heads)
-        };
-        let t0 = thread_cpu_ms();
-        let mut doc = AutoCommit::load(old)?;
-        doc.load_incremental(&changes)?;
-        std::hint::black_box(doc.save_after(&heads));
-        raw_ms += thread_cpu_ms() - t0;
-        server_side.load_incremental(&changes)?;
-    }
-    let raw_per_order = raw_ms / n as f64;
+    let raw_per_order = raw_merge_ms(&device, &ids, &before)? / n as f64;
     emit("sync.raw_merge_cpu_ms_per_order", raw_per_order, "ms");
     emit("sync.server_cpu_vs_raw_merge", (cpu1 - cpu0) / n as f64 / raw_per_order.max(1e-9), "x");
 
@@ -222,6 +206,41 @@ pub fn sync_bench(n: usize) -> Result<()> {
     let idle = device.sync(&t, &options, None)?;
     emit("sync.idle_round_trips", idle.round_trips as f64, "count");
     emit("sync.idle_bytes", (idle.bytes_sent + idle.bytes_received) as f64, "bytes");
+
+    // The usual sync while online: one more note on each worked order. The server's work for
+    // one change to a large document, against the raw merge of that change.
+    let worked: Vec<Vec<u8>> = ids.iter().map(|id| device.document_bytes(id)).collect::<Result<_, _>>()?;
+    for id in &ids {
+        device.add_note(id, "再次确认 / checked again")?;
+    }
+    let cpu0 = server_cpu_ms(&server.url)?;
+    let small = device.sync(&t, &options, None)?;
+    let cpu1 = server_cpu_ms(&server.url)?;
+    if !small.complete() || small.orders_pushed as usize != n {
+        bail!("the small pushes did not sync: {small:?}");
+    }
+    let small_raw = raw_merge_ms(&device, &ids, &worked)? / n as f64;
+    emit("sync.small_push_server_cpu_ms_per_order", (cpu1 - cpu0) / n as f64, "ms");
+    emit("sync.small_push_raw_merge_cpu_ms_per_order", small_raw, "ms");
+    emit("sync.small_push_server_cpu_vs_raw_merge", (cpu1 - cpu0) / n as f64 / small_raw.max(1e-9), "x");
     drop(server);
     Ok(())
+}
+
+/// CPU ms of merging, with plain Automerge on this thread, each order's changes since
+/// `before` (its document as the server had it) into that document: load, apply, save the
+/// increment.
+fn raw_merge_ms(device: &Device, ids: &[String], before: &[Vec<u8>]) -> Result<f64> {
+    let mut raw_ms = 0.0;
+    for (id, old) in ids.iter().zip(before) {
+        let after = device.document_bytes(id)?;
+        let heads = AutoCommit::load(old)?.get_heads();
+        let changes = AutoCommit::load(&after)?.save_after(&heads);
+        let t0 = thread_cpu_ms();
+        let mut doc = AutoCommit::load(old)?;
+        doc.load_incremental(&changes)?;
+        std::hint::black_box(doc.save_after(&heads));
+        raw_ms += thread_cpu_ms() - t0;
+    }
+    Ok(raw_ms)
 }

@@ -78,12 +78,21 @@ pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
 /// What [`apply_pushed`] brought into the document.
 #[derive(Debug)]
 pub struct Pushed {
-    /// The objects the pushed operations write into, root included; `None` when a whole
-    /// document was pushed (every object may be new) or an object could not be named.
-    pub touched: Option<Vec<automerge::ObjId>>,
+    /// What the pushed operations wrote; `None` when a whole document was pushed (every
+    /// object may be new) or an object could not be named.
+    pub written: Option<Written>,
     /// The pushed bytes are exactly the changes that were new to the document, each chunk
     /// with a checksum that matches it: they can be stored as they came (no `save_after`).
     pub verbatim: bool,
+}
+
+/// The objects a push's operations wrote into, and those it created.
+#[derive(Debug, Default, PartialEq)]
+pub struct Written {
+    /// Every object an operation wrote into (the root included), each once.
+    pub objects: Vec<automerge::ObjId>,
+    /// Every object the push created.
+    pub made: Vec<automerge::ObjId>,
 }
 
 /// Applies bytes a device pushed (its changes, or a whole document) to `doc`, parsing each
@@ -102,7 +111,7 @@ pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<Pushed, Error>
             Err(e) => return Err(Error::NotChanges(e.to_string())),
         }
         doc.load_incremental(bytes)?;
-        return Ok(Pushed { touched: None, verbatim: false });
+        return Ok(Pushed { written: None, verbatim: false });
     }
     let mut changes = Vec::with_capacity(chunks.len());
     for (_, chunk) in chunks {
@@ -112,31 +121,53 @@ pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<Pushed, Error>
         }
         changes.push(change);
     }
-    let objects = written_objects(&changes);
+    let ops = written_ops(&changes);
     let count = changes.len() as u64;
     let known = doc.stats().num_changes;
     doc.apply_changes(changes)?;
     let verbatim = doc.stats().num_changes == known + count;
-    let touched = objects
-        .into_iter()
-        .map(|o| o.map_or(Ok(automerge::ROOT), |(counter, actor)| doc.import_obj(&format!("{counter}@{actor}"))))
-        .collect::<Result<Vec<_>, _>>()
-        .ok();
-    Ok(Pushed { touched, verbatim })
+    Ok(Pushed { written: ops.resolve(doc), verbatim })
 }
 
-/// The objects `changes` write into, each once (`None` is the root).
-fn written_objects(changes: &[automerge::Change]) -> Vec<Option<(u64, ActorId)>> {
+/// An object id as a change names it: (counter, actor), `None` for the root.
+type RawObj = Option<(u64, ActorId)>;
+
+/// [`Written`] before the document can name the objects.
+struct WrittenOps {
+    objects: Vec<RawObj>,
+    made: Vec<RawObj>,
+}
+
+impl WrittenOps {
+    fn resolve(self, doc: &AutoCommit) -> Option<Written> {
+        let id = |o: RawObj| match o {
+            None => Ok(automerge::ROOT),
+            Some((counter, actor)) => doc.import_obj(&format!("{counter}@{actor}")),
+        };
+        let objects = self.objects.into_iter().map(id).collect::<Result<Vec<_>, _>>().ok()?;
+        let made = self.made.into_iter().map(id).collect::<Result<Vec<_>, _>>().ok()?;
+        Some(Written { objects, made })
+    }
+}
+
+/// The objects `changes` write into, each once, and those they create.
+fn written_ops(changes: &[automerge::Change]) -> WrittenOps {
+    use automerge::legacy::{ObjectId, OpId, OpType};
+    let raw = |o: ObjectId| match o {
+        ObjectId::Root => None,
+        ObjectId::Id(OpId(counter, actor)) => Some((counter, actor)),
+    };
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
+    let mut out = WrittenOps { objects: Vec::new(), made: Vec::new() };
     for change in changes {
-        for op in change.decode().operations {
-            let obj = match op.obj {
-                automerge::legacy::ObjectId::Root => None,
-                automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) => Some((counter, actor)),
-            };
-            if seen.insert(obj.clone()) {
-                out.push(obj);
+        let start = change.start_op().get();
+        for (i, op) in change.decode().operations.into_iter().enumerate() {
+            let parent = raw(op.obj);
+            if let OpType::Make(_) = op.action {
+                out.made.push(Some((start + i as u64, change.actor_id().clone())));
+            }
+            if seen.insert(parent.clone()) {
+                out.objects.push(parent);
             }
         }
     }
@@ -329,7 +360,7 @@ mod tests {
         let mut doc = base.clone();
         let pushed = apply_pushed(&mut doc, &push).unwrap();
         assert!(pushed.verbatim);
-        assert_eq!(pushed.touched, Some(vec![automerge::ROOT]));
+        assert_eq!(pushed.written, Some(Written { objects: vec![automerge::ROOT], made: Vec::new() }));
         let mut reloaded = base.clone();
         reloaded.load_incremental(&push).unwrap();
         assert_eq!(reloaded.get_heads(), doc.get_heads());
@@ -357,10 +388,12 @@ mod tests {
         device.put(&note, "text", "x").unwrap();
         device.commit();
         let mut server = base.clone();
-        let mut touched = apply_pushed(&mut server, &device.save_after(&heads)).unwrap().touched.unwrap();
+        let written = apply_pushed(&mut server, &device.save_after(&heads)).unwrap().written.unwrap();
+        let mut touched = written.objects;
         touched.sort();
-        let mut expected = vec![automerge::ROOT, list, note];
+        let mut expected = vec![automerge::ROOT, list.clone(), note.clone()];
         expected.sort();
+        assert_eq!(written.made, vec![list.clone(), note.clone()]);
         assert_eq!(touched, expected);
     }
 }

@@ -11,6 +11,7 @@ use automerge::hydrate::Value as Tree;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
 use super::authz::Forbidden;
+use crate::order::document::Written;
 use crate::order::ownership::{owner_of, Owner};
 use crate::order::WorkOrder;
 
@@ -29,33 +30,41 @@ fn refuse(path: &str, reason: impl Into<String>) -> Forbidden {
 /// hydrated tree; only conflicted properties are read value by value (`get_all`).
 pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidden> {
     let root = reference(order)?;
-    check_root(doc, &root, usize::MAX)
+    check_root(doc, &root, usize::MAX, None)
 }
 
-/// [`check_document`] for a document that had the shape before a change wrote into the
-/// objects `touched` (`order::document::Pushed`): only those objects are scanned, each one
-/// level deep (its own properties, and the kind and size of each value), which is all that
-/// change can have altered: an object it created is among `touched` as soon as it holds
-/// anything. An object that is not visible from the root (a losing concurrent value, or one
-/// in a deleted subtree) falls back to the whole check, which reads conflicting values too.
-pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, touched: &[ObjId]) -> Result<(), Forbidden> {
+/// [`check_document`] for a document that had the shape before a push wrote into the
+/// objects of `written` (`order::document::Pushed`): only those objects are scanned, each one
+/// level deep (its own properties, and the kind and size of each value), which is all the
+/// push can have altered. The scan starts at the written objects the push did not create
+/// (placed by Automerge's `parents`, so only a few) and goes down into written children
+/// wherever it meets them, conflicting values included; an object it created is written
+/// as soon as it holds anything. A written object the scan never reaches (in a deleted
+/// subtree, or under a losing value) gets the whole check.
+pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, written: &Written) -> Result<(), Forbidden> {
     let root = reference(order)?;
-    let mut targets: Vec<(Vec<automerge::Prop>, &ObjId)> = Vec::with_capacity(touched.len());
-    for obj in touched {
+    let touched = Touched { written: written.objects.iter().collect(), reached: Default::default() };
+    let made: std::collections::HashSet<&ObjId> = written.made.iter().collect();
+    let mut starts: Vec<(Vec<automerge::Prop>, &ObjId)> = Vec::new();
+    for obj in written.objects.iter().filter(|o| !made.contains(o)) {
         if *obj == ROOT {
-            targets.push((Vec::new(), obj));
+            starts.push((Vec::new(), obj));
             continue;
         }
-        // Automerge's path walk unwraps internally; a document it cannot walk gets the whole check.
+        // Automerge's path walk unwraps internally: a document it cannot walk gets the whole check.
         let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.parents(obj).ok().and_then(|p| p.visible_path())));
-        let Ok(Some(path)) = path else { return check_root(doc, &root, usize::MAX) };
-        targets.push((path.into_iter().map(|(_, prop)| prop).collect(), obj));
+        let Ok(Some(path)) = path else { return check_root(doc, &root, usize::MAX, None) };
+        starts.push((path.into_iter().map(|(_, prop)| prop).collect(), obj));
     }
     // Parents before children and keys in order, as the whole check meets them.
-    targets.sort_by(|a, b| a.0.iter().map(PathKey::of).cmp(b.0.iter().map(PathKey::of)));
-    for (path, obj) in targets {
+    starts.sort_by(|a, b| a.0.iter().map(PathKey::of).cmp(b.0.iter().map(PathKey::of)));
+    for (path, obj) in starts {
+        if touched.reached.borrow().contains(obj) {
+            continue;
+        }
         let Some((automerge::Prop::Map(first), rest)) = path.split_first() else {
-            check_root(doc, &root, 1)?;
+            touched.reached.borrow_mut().insert(ROOT);
+            check_root(doc, &root, 1, Some(&touched))?;
             continue;
         };
         let owner = owner_of(first).ok_or_else(|| refuse(first, "not a field of a work order"))?;
@@ -73,9 +82,19 @@ pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, touched: &[ObjId]) -> 
             }
         }
         let kind = doc.object_type(obj).map_err(|e| refuse(&text, e.to_string()))?;
-        Scan { doc, owner }.value(Value::Object(kind), obj, at, &text, 1)?;
+        touched.reached.borrow_mut().insert(obj.clone());
+        Scan { doc, owner, touched: Some(&touched) }.value(Value::Object(kind), obj, at, &text, 1)?;
+    }
+    if written.objects.iter().any(|o| !touched.reached.borrow().contains(o)) {
+        return check_root(doc, &root, usize::MAX, None);
     }
     Ok(())
+}
+
+/// The objects a push wrote into, and those of them a scan has read.
+struct Touched<'a> {
+    written: std::collections::HashSet<&'a ObjId>,
+    reached: std::cell::RefCell<std::collections::HashSet<ObjId>>,
 }
 
 /// A path component in the order the whole check walks them.
@@ -98,12 +117,14 @@ fn reference(order: &WorkOrder) -> Result<automerge::hydrate::Map, Forbidden> {
     crate::order::tree::of(order).map_err(|e| refuse("*", format!("not a work order: {e}")))
 }
 
-/// The root's keys and values, `depth` objects deep.
-fn check_root(doc: &AutoCommit, root: &automerge::hydrate::Map, depth: usize) -> Result<(), Forbidden> {
+/// The root's keys and values; `depth` 1 reads the root's own properties only, as
+/// [`Scan::value`] reads an object's.
+fn check_root(doc: &AutoCommit, root: &automerge::hydrate::Map, depth: usize, touched: Option<&Touched<'_>>) -> Result<(), Forbidden> {
+    let depth = depth.saturating_sub(1);
     for item in doc.map_range(ROOT, ..) {
         let key = item.key.to_string();
         let owner = owner_of(&key).ok_or_else(|| refuse(&key, "not a field of a work order"))?;
-        let scan = Scan { doc, owner };
+        let scan = Scan { doc, owner, touched };
         let id = item.id();
         scan.prop(&ROOT, automerge::Prop::Map(key.clone()), item.value.into_value(), id, item.conflict, root.get(&key), &key, depth)?;
     }
@@ -114,6 +135,8 @@ fn check_root(doc: &AutoCommit, root: &automerge::hydrate::Map, depth: usize) ->
 struct Scan<'a> {
     doc: &'a AutoCommit,
     owner: Owner,
+    /// With [`check_touched`]: an object a push wrote into is read even at depth 0.
+    touched: Option<&'a Touched<'a>>,
 }
 
 impl Scan<'_> {
@@ -143,9 +166,17 @@ impl Scan<'_> {
         Ok(())
     }
 
-    /// A value against its reference; an object's own properties are read while `depth` > 0.
+    /// A value against its reference; an object's own properties are read while `depth` > 0,
+    /// or when the push being checked wrote into it.
     fn value(&self, value: Value<'_>, id: &ObjId, reference: Option<&Tree>, path: &str, depth: usize) -> Result<(), Forbidden> {
         let Some(reference) = reference else { return Err(refuse(path, "not a field of a work order")) };
+        let depth = match (depth, &value, self.touched) {
+            (0, Value::Object(_), Some(t)) if t.written.contains(id) => {
+                t.reached.borrow_mut().insert(id.clone());
+                1
+            }
+            _ => depth,
+        };
         match (value, reference) {
             (Value::Object(ObjType::Map), Tree::Map(r)) => {
                 if depth == 0 {
@@ -373,10 +404,36 @@ mod tests {
             assert_eq!(check_document(&a, &after).unwrap_err().field, "notes[0]");
             let mut server = base.fork();
             let pushed = crate::order::document::apply_pushed(&mut server, &a.save_after(&heads)).unwrap();
-            assert_eq!(check_touched(&server, &after, &pushed.touched.unwrap()).unwrap_err().field, "notes[0]");
+            assert_eq!(check_touched(&server, &after, &pushed.written.unwrap()).unwrap_err().field, "notes[0]");
             return;
         }
         panic!("the smuggling replica never lost");
+    }
+
+    /// A push that appends a new entry holding a smuggled key: the scan reaches the new
+    /// object from the list it was inserted into (both written by the push).
+    #[test]
+    fn a_new_entry_holding_a_smuggled_key_is_refused() {
+        let (mut base, order) = doc();
+        let mut o = order.clone();
+        o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(5), text: "n".into(), device: "d".into() });
+        autosurgeon::reconcile(&mut base, &o).unwrap();
+        base.commit();
+        let heads = base.get_heads();
+        let mut device = base.fork();
+        o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(6), text: "m".into(), device: "d".into() });
+        autosurgeon::reconcile(&mut device, &o).unwrap();
+        let notes = device.get(ROOT, "notes").unwrap().unwrap().1;
+        let new = device.get(&notes, 1).unwrap().unwrap().1;
+        device.put(&new, "smuggled", "x").unwrap();
+        device.commit();
+        let after: WorkOrder = autosurgeon::hydrate(&device).unwrap();
+        assert_eq!(check_document(&device, &after).unwrap_err().field, "notes[1].smuggled");
+        let mut server = base.fork();
+        let pushed = crate::order::document::apply_pushed(&mut server, &device.save_after(&heads)).unwrap();
+        let written = pushed.written.unwrap();
+        assert!(!written.objects.contains(&ROOT), "only the list and the new note were written");
+        assert_eq!(check_touched(&server, &after, &written).unwrap_err().field, "notes[1].smuggled");
     }
 
     /// One way of altering a document.
@@ -489,7 +546,7 @@ mod tests {
                 }
                 let mut server = base.fork();
                 let pushed = crate::order::document::apply_pushed(&mut server, &push).unwrap();
-                assert_eq!(check_touched(&server, &after, &pushed.touched.unwrap()), verdict);
+                assert_eq!(check_touched(&server, &after, &pushed.written.unwrap()), verdict);
                 checked += 1;
                 refused += usize::from(verdict.is_err());
             }

@@ -170,8 +170,8 @@ impl Service {
             }
         };
         // The stored document had the shape: only what the push wrote into is scanned again.
-        let shape = match &pushed.touched {
-            Some(touched) => onsite_core::sync::shape::check_touched(&doc, &after, touched),
+        let shape = match &pushed.written {
+            Some(written) => onsite_core::sync::shape::check_touched(&doc, &after, written),
             None => onsite_core::sync::shape::check_document(&doc, &after),
         };
         if let Err(f) = shape {
