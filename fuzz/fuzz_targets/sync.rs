@@ -19,13 +19,18 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(req) = protocol::decode_request(data) else { return };
     for push in req.push.iter().take(4) {
+        // As the server applies a push; an empty document has the shape trivially, so the
+        // check of what the push wrote must agree with the whole check.
         let mut doc = automerge::AutoCommit::new();
-        if doc.load_incremental(&push.changes).is_ok() {
+        if let Ok(pushed) = onsite_core::order::document::apply_pushed(&mut doc, &push.changes) {
             match autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
                 Ok(after) => {
                     let _ = authz::check_engineer_change(&after, &after, &[], "dev", &[]);
                     let _ = authz::check_history(&after, &authz::LifecycleRule { author: None, delivered_receipts: None });
-                    let _ = onsite_core::sync::shape::check_document(&doc, &after);
+                    let whole = onsite_core::sync::shape::check_document(&doc, &after);
+                    if let Some(written) = pushed.written {
+                        assert_eq!(onsite_core::sync::shape::check_touched(&doc, &after, &written).is_ok(), whole.is_ok());
+                    }
                     let _ = authz::rebase(&after, &after);
                 }
                 Err(_) => {
