@@ -541,6 +541,36 @@ fn server_compaction_keeps_devices_converging() {
     assert_eq!(on_server.notes.len() as u64, onsite_server::service::COMPACT_AFTER + 6);
 }
 
+/// An instance that died after storing a photo's last chunk (and even the blob) but before
+/// recording it left an upload whose every byte is there. The device, asking where the
+/// upload stands, hears "all of it" and sends nothing more: the server must finish and
+/// record it then, or the photo is in the object store and missing from the evidence.
+#[test]
+fn an_upload_whose_every_byte_arrived_is_finished_when_asked_about() {
+    let s = TestServer::start();
+    let svc = &s.running.service;
+    let store = svc.blob_store();
+    for (k, with_blob) in [(1u64, false), (2, true)] {
+        let bytes = onsite_tests::noisy_jpeg(64, 48, k);
+        let sha = onsite_core::hash::sha256_hex(&bytes);
+        let len = bytes.len();
+        store.put(&format!("uploads/{PROVIDER}/{sha}/{len}/{:020}", 0), &bytes).unwrap();
+        if with_blob {
+            store.put(&format!("blobs/{PROVIDER}/{}/{sha}", &sha[..2]), &bytes).unwrap();
+        }
+        assert!(!svc.storage().has_blob(PROVIDER, &sha).unwrap());
+        assert_eq!(svc.blob_state(PROVIDER, &sha).unwrap(), Some((len as u64, len as u64)));
+        assert!(svc.storage().has_blob(PROVIDER, &sha).unwrap(), "the finished upload is recorded");
+        assert_eq!(svc.blob_bytes(PROVIDER, &sha).unwrap(), bytes);
+        assert!(store.list(&format!("uploads/{PROVIDER}/{sha}/")).unwrap().is_empty(), "no chunk is left");
+    }
+    // Bytes that do not hash to the name: discarded, and the device starts again.
+    let sha = onsite_core::hash::sha256_hex(b"the real photo");
+    store.put(&format!("uploads/{PROVIDER}/{sha}/5/{:020}", 0), b"other").unwrap();
+    assert_eq!(svc.blob_state(PROVIDER, &sha).unwrap(), None);
+    assert!(!svc.storage().has_blob(PROVIDER, &sha).unwrap());
+}
+
 #[derive(Default)]
 struct Changes(std::sync::Mutex<Vec<(Vec<String>, onsite_core::ChangeOrigin)>>);
 

@@ -14,7 +14,19 @@ impl Service {
             let size = self.blobs.size(provider, sha).map_err(internal)?.ok_or_else(|| internal("a recorded blob is missing from the object store"))?;
             return Ok(Some((size, size)));
         }
-        self.blobs.partial(provider, sha).map_err(internal)
+        match self.blobs.partial(provider, sha).map_err(internal)? {
+            // Every byte is there but the upload was never finished: an instance died after
+            // storing the last chunk (or the blob) and before recording it. The device sees
+            // nothing left to send, so it is finished here, or the blob would stay unrecorded.
+            Some((at, length)) if at == length => match self.blob_put(provider, sha, length, length, &[]) {
+                Ok((_, true)) => Ok(Some((length, length))),
+                // The bytes did not hash to the name (and were discarded): start again.
+                Err(Error::Unprocessable(_)) => Ok(None),
+                Ok(_) => self.blobs.partial(provider, sha).map_err(internal),
+                Err(e) => Err(e),
+            },
+            other => Ok(other),
+        }
     }
 
     pub fn blob_put(&self, provider: &str, sha: &str, offset: u64, length: u64, bytes: &[u8]) -> Result<(u64, bool)> {
