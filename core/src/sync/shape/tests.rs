@@ -4,6 +4,16 @@ use crate::order::import::{parse_orders, tests::sample_json};
 use crate::order::Timestamp;
 use automerge::transaction::Transactable;
 
+/// The sample order with one note, committed: its document, the order and the heads.
+fn noted() -> (AutoCommit, WorkOrder, Vec<automerge::ChangeHash>) {
+    let (mut base, mut order) = doc();
+    order.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(5), text: "n".into(), device: "d".into() });
+    autosurgeon::reconcile(&mut base, &order).unwrap();
+    base.commit();
+    let heads = base.get_heads();
+    (base, order, heads)
+}
+
 fn doc() -> (AutoCommit, WorkOrder) {
     let order = parse_orders(&sample_json("WO-1"), Timestamp(0)).unwrap().remove(0);
     let mut doc = AutoCommit::new();
@@ -91,12 +101,7 @@ fn a_losing_concurrent_value_written_by_the_push_is_checked_whole() {
 /// object from the list it was inserted into (both written by the push).
 #[test]
 fn a_new_entry_holding_a_smuggled_key_is_refused() {
-    let (mut base, order) = doc();
-    let mut o = order.clone();
-    o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(5), text: "n".into(), device: "d".into() });
-    autosurgeon::reconcile(&mut base, &o).unwrap();
-    base.commit();
-    let heads = base.get_heads();
+    let (mut base, mut o, heads) = noted();
     let mut device = base.fork();
     o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(6), text: "m".into(), device: "d".into() });
     autosurgeon::reconcile(&mut device, &o).unwrap();
@@ -238,12 +243,7 @@ fn the_scan_agrees_with_the_key_by_key_walk_on_every_mutation_everywhere() {
 #[test]
 fn pushes_of_many_writes_get_the_same_verdict_from_both_checks() {
     use proptest::prelude::*;
-    let (mut base, order) = doc();
-    let mut o = order.clone();
-    o.notes.push(crate::order::model::EngineerNote { at: crate::order::Timestamp(5), text: "n".into(), device: "d".into() });
-    autosurgeon::reconcile(&mut base, &o).unwrap();
-    base.commit();
-    let heads = base.get_heads();
+    let (base, _, heads) = noted();
     let mut objs = Vec::new();
     objects(&base, &ROOT, &mut objs);
     let n = objs.len();
