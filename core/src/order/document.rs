@@ -21,13 +21,49 @@ pub enum Error {
     NotChanges(String),
 }
 
-/// Loads a stored document: its snapshot, then each change chunk after it, in order.
+/// Loads a stored document: its snapshot, then the change chunks after it.
 pub fn load<'a>(snapshot: &[u8], chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<AutoCommit, Error> {
     let mut doc = AutoCommit::load(snapshot)?;
-    for c in chunks {
-        doc.load_incremental(c)?;
-    }
+    let chunks: Vec<&[u8]> = chunks.into_iter().collect();
+    load_chunks(&mut doc, &chunks)?;
     Ok(doc)
+}
+
+/// Applies stored chunks (each one or more change chunks) to `doc`, as `load_incremental`
+/// of each in order would. When every chunk parses as changes whose checksums hold, they are
+/// applied in one batch: Automerge applies a batch in one pass over the document, where
+/// chunk by chunk it makes one pass each (an order edited 50 times loaded 2.7x slower).
+/// Anything else (a whole document among them, a chunk that does not parse) is loaded chunk
+/// by chunk, exactly as before.
+pub fn load_chunks(doc: &mut AutoCommit, chunks: &[&[u8]]) -> Result<(), Error> {
+    match parse_changes(chunks) {
+        Ok(changes) => doc.apply_changes(changes)?,
+        Err(_) => {
+            for c in chunks {
+                doc.load_incremental(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every change in `chunks`; an error if any byte is not a change chunk whose checksum is
+/// its hash's (Automerge checks that only when it loads bytes, not when it applies changes).
+fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, Error> {
+    let mut out = Vec::new();
+    for bytes in chunks {
+        for (kind, chunk) in split_chunks(bytes)? {
+            if kind == 0 {
+                return Err(Error::NotChanges("a whole document among changes".into()));
+            }
+            let change = automerge::Change::try_from(chunk).map_err(|e| Error::NotChanges(e.to_string()))?;
+            if chunk.get(4..8) != Some(&change.hash().0[..4]) {
+                return Err(Error::NotChanges("a change chunk whose checksum does not match its contents".into()));
+            }
+            out.push(change);
+        }
+    }
+    Ok(out)
 }
 
 /// [`load`] for storage that hands the snapshot and chunks back as one list.
@@ -79,7 +115,9 @@ pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
 #[derive(Debug)]
 pub struct Pushed {
     /// What the pushed operations wrote; `None` when a whole document was pushed (every
-    /// object may be new) or an object could not be named.
+    /// object may be new), the push holds at least half as many operations as the document
+    /// had (it writes into most of it), or an object could not be named. `None` asks for
+    /// the whole check.
     pub written: Option<Written>,
     /// The pushed bytes are exactly the changes that were new to the document, each chunk
     /// with a checksum that matches it: they can be stored as they came (no `save_after`).
@@ -113,20 +151,16 @@ pub fn apply_pushed(doc: &mut AutoCommit, bytes: &[u8]) -> Result<Pushed, Error>
         doc.load_incremental(bytes)?;
         return Ok(Pushed { written: None, verbatim: false });
     }
-    let mut changes = Vec::with_capacity(chunks.len());
-    for (_, chunk) in chunks {
-        let change = automerge::Change::try_from(chunk).map_err(|e| Error::NotChanges(e.to_string()))?;
-        if chunk.get(4..8) != Some(&change.hash().0[..4]) {
-            return Err(Error::NotChanges("a change chunk whose checksum does not match its contents".into()));
-        }
-        changes.push(change);
-    }
-    let ops = written_ops(&changes);
+    let changes = parse_changes(&[bytes])?;
+    let before = doc.stats();
+    let pushed_ops: u64 = changes.iter().map(|c| c.len() as u64).sum();
+    // Naming what a push wrote costs a decode of every operation; a push that is a large share
+    // of the document writes into most of it anyway, so it is checked whole instead.
+    let ops = (pushed_ops.saturating_mul(2) < before.num_ops).then(|| written_ops(&changes));
     let count = changes.len() as u64;
-    let known = doc.stats().num_changes;
     doc.apply_changes(changes)?;
-    let verbatim = doc.stats().num_changes == known + count;
-    Ok(Pushed { written: ops.resolve(doc), verbatim })
+    let verbatim = doc.stats().num_changes == before.num_changes + count;
+    Ok(Pushed { written: ops.and_then(|o| o.resolve(doc)), verbatim })
 }
 
 /// An object id as a change names it: (counter, actor), `None` for the root.
@@ -139,13 +173,24 @@ struct WrittenOps {
 }
 
 impl WrittenOps {
+    /// Names the objects as `doc` does. Automerge builds an id only from text, so each actor
+    /// is looked up once (by its first object) and its other objects reuse that id's actor
+    /// index; a push writes hundreds of objects by one or two actors.
     fn resolve(self, doc: &AutoCommit) -> Option<Written> {
-        let id = |o: RawObj| match o {
-            None => Ok(automerge::ROOT),
-            Some((counter, actor)) => doc.import_obj(&format!("{counter}@{actor}")),
+        let mut index: std::collections::HashMap<ActorId, usize> = std::collections::HashMap::new();
+        let mut id = |o: RawObj| -> Option<automerge::ObjId> {
+            let Some((counter, actor)) = o else { return Some(automerge::ROOT) };
+            if let Some(&i) = index.get(&actor) {
+                return Some(automerge::ObjId::Id(counter, actor, i));
+            }
+            let found = doc.import_obj(&format!("{counter}@{actor}")).ok()?;
+            if let automerge::ObjId::Id(_, _, i) = &found {
+                index.insert(actor, *i);
+            }
+            Some(found)
         };
-        let objects = self.objects.into_iter().map(id).collect::<Result<Vec<_>, _>>().ok()?;
-        let made = self.made.into_iter().map(id).collect::<Result<Vec<_>, _>>().ok()?;
+        let objects = self.objects.into_iter().map(&mut id).collect::<Option<Vec<_>>>()?;
+        let made = self.made.into_iter().map(&mut id).collect::<Option<Vec<_>>>()?;
         Some(Written { objects, made })
     }
 }
@@ -294,6 +339,10 @@ mod tests {
     fn base_and_push() -> (AutoCommit, Vec<u8>) {
         let mut base = AutoCommit::new();
         base.put(automerge::ROOT, "status", "assigned").unwrap();
+        // A document much larger than the pushes below, as an order is.
+        for k in 0..12 {
+            base.put(automerge::ROOT, format!("field{k}"), k).unwrap();
+        }
         base.commit();
         let mut device = base.fork();
         let heads = base.get_heads();
@@ -302,6 +351,45 @@ mod tests {
         device.put(automerge::ROOT, "note", "on my way").unwrap();
         device.commit();
         (base, device.save_after(&heads))
+    }
+
+    /// Stored chunks load in one batch when they are all changes, and chunk by chunk
+    /// otherwise (a whole document among them, an unreadable or mis-checksummed chunk): the
+    /// same document either way as `load_incremental` of each in order.
+    #[test]
+    fn stored_chunks_load_as_load_incremental_of_each_does() {
+        let (mut base, push) = base_and_push();
+        let snapshot = base.save();
+        let mut device = AutoCommit::load(&snapshot).unwrap();
+        device.load_incremental(&push).unwrap();
+        let one_by_one = |chunks: &[&[u8]]| {
+            let mut d = AutoCommit::load(&snapshot).unwrap();
+            for c in chunks {
+                d.load_incremental(c).unwrap();
+            }
+            d
+        };
+        let extra = {
+            let mut d = device.fork();
+            let heads = d.get_heads();
+            d.put(automerge::ROOT, "status", "arrived").unwrap();
+            d.commit();
+            d.save_after(&heads)
+        };
+        let whole = device.save();
+        let mut bad_checksum = extra.clone();
+        bad_checksum[5] ^= 0x01;
+        let cases: Vec<Vec<&[u8]>> =
+            vec![vec![&push, &extra], vec![&extra, &push], vec![&push, &whole, &extra], vec![&push, &bad_checksum], vec![&push, &[0x85, 0x6f, 0x4a]]];
+        for chunks in cases {
+            let mut expected = one_by_one(&chunks);
+            let mut loaded = AutoCommit::load(&snapshot).unwrap();
+            load_chunks(&mut loaded, &chunks).unwrap();
+            assert_eq!(loaded.get_heads(), expected.get_heads());
+            assert_eq!(loaded.save(), expected.save());
+        }
+        assert!(parse_changes(&[&push, &extra]).is_ok());
+        assert!(parse_changes(&[&push, &bad_checksum]).is_err());
     }
 
     #[test]
@@ -378,6 +466,32 @@ mod tests {
         }
     }
 
+    /// A push as large as half the document is checked whole: naming what it wrote would
+    /// decode every operation to find most of the document anyway.
+    #[test]
+    fn a_push_as_large_as_half_the_document_asks_for_the_whole_check() {
+        let (mut base, _) = base_and_push();
+        let heads = base.get_heads();
+        let mut device = base.fork();
+        for k in 0..7 {
+            device.put(automerge::ROOT, format!("extra{k}"), k).unwrap();
+        }
+        device.commit();
+        let mut server = base.clone();
+        let pushed = apply_pushed(&mut server, &device.save_after(&heads)).unwrap();
+        assert_eq!(pushed.written, None);
+        assert!(pushed.verbatim);
+        assert_eq!(server.get_heads(), device.get_heads());
+        // One operation fewer stays under half (7 of 13 against 6 of 13).
+        let mut device = base.fork();
+        for k in 0..6 {
+            device.put(automerge::ROOT, format!("extra{k}"), k).unwrap();
+        }
+        device.commit();
+        let mut server = base.clone();
+        assert!(apply_pushed(&mut server, &device.save_after(&heads)).unwrap().written.is_some());
+    }
+
     #[test]
     fn the_objects_a_push_writes_into_are_named() {
         let (mut base, _) = base_and_push();
@@ -395,5 +509,14 @@ mod tests {
         expected.sort();
         assert_eq!(written.made, vec![list.clone(), note.clone()]);
         assert_eq!(touched, expected);
+        // Equality ignores the actor index an id carries, but reads follow it: every id
+        // reads as the one Automerge builds from the same text.
+        for id in touched.iter().chain(&written.made) {
+            let own = server.import_obj(&id.to_string()).unwrap();
+            assert_eq!(server.object_type(id).unwrap(), server.object_type(&own).unwrap());
+            assert_eq!(server.parents(id).unwrap().path(), server.parents(&own).unwrap().path());
+            assert_eq!(server.length(id), server.length(&own));
+        }
+        assert_eq!(server.get(&note, "text").unwrap().map(|(v, _)| v.to_string()), Some("\"x\"".to_string()));
     }
 }

@@ -366,14 +366,17 @@ impl Store {
         let mut doc = AutoCommit::load(&snapshot).map_err(|e| doc_error(id, e))?;
         let mut st = conn.prepare_cached("SELECT seq, bytes FROM order_changes WHERE order_id = ?1 ORDER BY seq")?;
         let mut rows = st.query([id])?;
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let bytes: Vec<u8> = row.get(1)?;
-            doc.load_incremental(&bytes).map_err(|e| doc_error(id, e))?;
             layout.last_seq = seq;
             layout.chunks += 1;
             layout.chunk_bytes += bytes.len() as i64;
+            chunks.push(bytes);
         }
+        let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        crate::order::document::load_chunks(&mut doc, &chunks).map_err(|e| doc_error(id, e))?;
         Ok((doc, layout))
     }
 
