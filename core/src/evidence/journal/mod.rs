@@ -25,7 +25,7 @@ pub mod verify;
 
 pub use seal::{seal, seal_with, Signing};
 pub use session::{countersign_message, Countersign, SealPayload, Session, SessionOpen, SESSION_TTL_MS};
-pub use verify::{verify, verify_order_slice, verify_standalone, Keys, Problem, Report, SessionKey};
+pub use verify::{verify, verify_keeping_bodies, verify_order_slice, verify_standalone, Keys, Problem, Report, SessionKey};
 
 use serde::{Deserialize, Serialize};
 

@@ -268,23 +268,34 @@ impl<'a> Walk<'a> {
 /// entries before the first structural problem are then checked across cores. The first
 /// problem in entry order is reported, exactly as a single walk would.
 pub fn verify(entries: &[Entry], keys: &Keys, device: &str, start_prev: Option<&str>) -> Report {
+    verify_keeping_bodies(entries, keys, device, start_prev).0
+}
+
+/// [`verify`], handing back the bodies it parsed: one per entry up to the first structural
+/// problem (every entry when the report has none), so a caller that stores the entries does
+/// not parse them again.
+pub fn verify_keeping_bodies(entries: &[Entry], keys: &Keys, device: &str, start_prev: Option<&str>) -> (Report, Vec<Body>) {
     let mut prev: Option<&str> = start_prev;
     let first = entries.first().map(|e| e.seq).unwrap_or(1);
     let mut walk = Walk::new(keys, device);
     let mut structural: Option<(usize, Problem)> = None;
+    let mut bodies = Vec::with_capacity(entries.len());
     for (i, (expected_seq, e)) in (first..).zip(entries).enumerate() {
         let step = if e.seq != expected_seq {
             Err(Problem::Gap { expected: expected_seq, found: e.seq })
         } else {
-            check_structure(e, device, |b| prev.is_none_or(|p| b.prev == p)).and_then(|body| walk.entry(i, e, &body, false))
+            check_structure(e, device, |b| prev.is_none_or(|p| b.prev == p)).and_then(|body| walk.entry(i, e, &body, false).map(|()| body))
         };
-        if let Err(p) = step {
-            structural = Some((i, p));
-            break;
+        match step {
+            Ok(body) => bodies.push(body),
+            Err(p) => {
+                structural = Some((i, p));
+                break;
+            }
         }
         prev = Some(e.hash.as_str());
     }
-    walk.finish(entries, structural)
+    (walk.finish(entries, structural), bodies)
 }
 
 /// Verifies one order's slice of a device journal through its per-order chain: every entry
