@@ -755,3 +755,118 @@ fn sigterm_answers_a_waiting_long_poll_and_exits_cleanly() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "the long-poll was held through the drain ({:?})", started.elapsed());
     assert!(child.wait().unwrap().success(), "the server exits 0 after draining");
 }
+
+/// Runs `edit` once, when the device's first journal upload goes out.
+struct EditDuringJournal<'a, T: Transport> {
+    inner: T,
+    edit: Box<dyn Fn() + Send + Sync + 'a>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl<T: Transport> Transport for EditDuringJournal<'_, T> {
+    fn send(&self, request: &Request) -> Result<onsite_core::sync::transport::Response, onsite_core::sync::transport::NetError> {
+        if request.path == "/v1/journal" && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            (self.edit)();
+        }
+        self.inner.send(request)
+    }
+}
+
+/// The first request's orders are read on a second thread while the journal uploads: an edit
+/// made meanwhile, to an order being read or one not yet read, reaches the server by the next
+/// pass at the latest, and nothing is left pending after it.
+#[test]
+fn an_edit_made_while_the_journal_uploads_is_pushed() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-J", 6)).unwrap();
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    a.sync(&s.transport(), &fast(), None).unwrap();
+    for round in 0..3 {
+        for id in &ids {
+            a.add_note(id, &format!("offline {round}")).unwrap();
+        }
+        let during = format!("written while the journal uploaded {round}");
+        let t = EditDuringJournal {
+            inner: s.transport(),
+            edit: Box::new(|| {
+                for id in [&ids[0], &ids[5]] {
+                    a.add_note(id, &during).unwrap();
+                }
+            }),
+            done: Default::default(),
+        };
+        let first = a.sync(&t, &fast(), None).unwrap();
+        assert!(first.complete(), "{first:?}");
+        assert_eq!(first.orders_pushed, 6, "round {round}: {first:?}");
+        a.sync(&s.transport(), &fast(), None).unwrap();
+        assert_eq!(a.sync_status().unwrap().pending_orders, 0);
+        for id in &ids {
+            let notes = server_order(&s, id).notes;
+            assert!(notes.iter().any(|n| n.text == format!("offline {round}")), "{id}");
+        }
+        for id in [&ids[0], &ids[5]] {
+            assert!(server_order(&s, id).notes.iter().any(|n| n.text == during), "{id} round {round}");
+            assert_eq!(server_order(&s, id), a.get(id).unwrap().order, "{id} round {round}");
+        }
+    }
+}
+
+/// An order edited after the pass read its flag but before it read its changes: the edit goes
+/// with that push and the order stays flagged, with nothing left to send. The next pass must
+/// settle it without a push; the server refused an empty push as invalid, which took the
+/// order out of sync for good. Reproduced step by step with the store's own calls.
+#[test]
+fn an_order_flagged_with_nothing_left_to_send_is_settled_not_pushed() {
+    let s = TestServer::start();
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-E", 1)).unwrap();
+    let id = &ids[0];
+    let c = clock();
+    let da = tempfile::tempdir().unwrap();
+    let a = device(da.path(), &c);
+    s.enrol(&a, "eng-1");
+    let t = s.transport();
+    a.sync(&t, &fast(), None).unwrap();
+    a.add_note(id, "first").unwrap();
+    let store = a.store();
+    let pending = store.pending_docs().unwrap();
+    assert_eq!(pending.len(), 1);
+    a.add_note(id, "after the flag was read").unwrap();
+    let (changes, heads) = store.changes_since(id, &pending[0].synced_heads).unwrap();
+    let token = store.meta(onsite_core::store::MetaKey::SyncToken).unwrap().expect("enrolled");
+    let push = |changes: Vec<u8>| {
+        let request = onsite_core::sync::protocol::SyncRequest {
+            v: 1,
+            cursor: 0,
+            push: vec![onsite_core::sync::protocol::DocPush { id: id.clone(), changes }],
+            ..Default::default()
+        };
+        let req = Request::new(Method::Post, "/v1/sync")
+            .header("authorization", format!("Bearer {token}"))
+            .body(onsite_core::sync::protocol::encode(&request).unwrap());
+        let resp = t.send(&req).unwrap();
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        onsite_core::sync::protocol::decode_response(&resp.body).unwrap()
+    };
+    assert!(push(changes).rejected.is_empty());
+    store.mark_pushed(id, pending[0].gen, &heads).unwrap();
+    assert_eq!(a.sync_status().unwrap().pending_orders, 1, "the flag stays: an edit came after it was read");
+
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+    assert_eq!(r.orders_pushed, 0, "nothing to send, nothing pushed: {r:?}");
+    assert_eq!(a.sync_status().unwrap().pending_orders, 0);
+    // The order still syncs.
+    a.add_note(id, "later").unwrap();
+    assert_eq!(a.sync(&t, &fast(), None).unwrap().orders_pushed, 1);
+    let notes: Vec<String> = server_order(&s, id).notes.into_iter().map(|n| n.text).collect();
+    assert!(["first", "after the flag was read", "later"].iter().all(|n| notes.iter().any(|x| x == n)), "{notes:?}");
+
+    // A server still answers an empty push (from a device before this fix) as no change.
+    let before = server_order(&s, id);
+    let answer = push(Vec::new());
+    assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+    assert_eq!(server_order(&s, id), before);
+}

@@ -142,6 +142,11 @@ impl Service {
             Some(r) if r.engineer_id == device.engineer_id => r.updated_seq,
             _ => return Err(reject(RejectCode::NotInScope, None, "this order is not assigned to this device's engineer".into(), None)),
         };
+        // No changes is no change (a device whose edit went with its previous push while the
+        // order stayed flagged sent this): refusing it as invalid took the order out of sync.
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
         // The document after the row: it holds at least everything up to `read_at`.
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
         let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;

@@ -4,16 +4,15 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Instant;
 
+use super::batch::Batch;
 use super::report::{classify, Error as SyncError, Phase, RejectedOrder, SyncObserver, SyncOptions, SyncProgress, SyncReport};
 use crate::device::Device;
 use crate::store::sync_store::DocState;
 use crate::store::MetaKey;
-use crate::sync::protocol::{self, DocPush, JournalAck, JournalUpload, ReceiptUpload, RejectCode, SyncRequest};
+use crate::sync::protocol::{self, JournalAck, JournalUpload, ReceiptUpload, RejectCode, SyncRequest};
 use crate::sync::transport::{Method, Request, Response, Transport};
 use crate::Result;
 
-/// Orders' changes per sync request (bytes, before compression).
-const PUSH_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// A pass stops after this many sync requests (the rest waits for the next pass).
 const MAX_SYNC_ROUNDS: usize = 64;
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
@@ -27,6 +26,8 @@ pub(super) struct Pass<'a> {
     pub(super) report: SyncReport,
     pub(super) entropy: u64,
     pub(super) ticket_accepted: bool,
+    /// The first request's orders, read while the journal was uploaded.
+    pub(super) first_batch: Option<Batch>,
 }
 
 impl Pass<'_> {
@@ -35,8 +36,26 @@ impl Pass<'_> {
     }
 
     pub(super) fn run(&mut self) -> Result<()> {
-        // Evidence first: a later phase failing must not hold the journal back.
-        self.phase(Phase::Journal, Self::journal)?;
+        // Evidence first: a later phase failing must not hold the journal back. The first
+        // batch of orders' changes is read meanwhile, while the journal travels and the server
+        // checks it (ADR 0016): reading them loads every edited order.
+        let d = self.device;
+        let first = std::thread::scope(|scope| {
+            let reading = scope.spawn(|| Batch::pending(d));
+            let journal = self.phase(Phase::Journal, Self::journal);
+            // Joined either way: a reading thread that panicked is then only a batch to read again.
+            let read = reading.join();
+            journal.map(|()| read)
+        })?;
+        self.first_batch = match first {
+            Ok(Ok(batch)) => Some(batch),
+            // Read again, on this thread, by the orders phase (which reports its errors).
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading the orders' changes ahead failed; reading them again");
+                None
+            }
+            Err(_) => None,
+        };
         self.phase(Phase::Orders, Self::orders)?;
         // Merges and time tickets were journaled just now: send those entries too, so a
         // finished pass leaves nothing pending.
@@ -271,9 +290,13 @@ impl Pass<'_> {
 
     fn orders(&mut self) -> Result<()> {
         let d = self.device;
-        let pending = d.store.pending_docs()?;
-        let total = pending.len() as u64;
-        let mut queue = pending.into_iter().peekable();
+        let first = match self.first_batch.take() {
+            Some(batch) => batch,
+            None => Batch::pending(d)?,
+        };
+        let total = first.total;
+        let mut ahead = Some((first.push, first.pushed));
+        let mut queue = first.rest.into_iter().peekable();
         let mut done = 0u64;
         let mut first_round = true;
         // Orders whose changes could not be applied (history missing): asked for whole once.
@@ -281,19 +304,10 @@ impl Pass<'_> {
         let mut asked_full: Vec<String> = Vec::new();
         for _ in 0..MAX_SYNC_ROUNDS {
             let mut cursor = d.store.meta_u64(MetaKey::SyncCursor)?;
-            let mut push = Vec::new();
-            let mut pushed = Vec::new();
-            let mut size = 0;
-            while queue.peek().is_some() {
-                if size >= PUSH_BATCH_BYTES {
-                    break;
-                }
-                let Some(p) = queue.next() else { break };
-                let (changes, heads) = d.store.changes_since(&p.id, &p.synced_heads)?;
-                size += changes.len();
-                push.push(DocPush { id: p.id.clone(), changes });
-                pushed.push((p, heads));
-            }
+            let (push, pushed) = match ahead.take() {
+                Some(read) => read,
+                None => Batch::read(d, &mut queue)?,
+            };
             let last_ticket = match d.store.meta(MetaKey::SyncLastTicket)? {
                 Some(v) => v.parse::<i64>().map_err(|_| crate::store::Error::Meta { key: MetaKey::SyncLastTicket.as_str(), value: v })?,
                 None => i64::MIN,
