@@ -772,9 +772,10 @@ impl<T: Transport> Transport for EditDuringJournal<'_, T> {
     }
 }
 
-/// The first request's orders are read on a second thread while the journal uploads: an edit
-/// made meanwhile, to an order being read or one not yet read, reaches the server by the next
-/// pass at the latest, and nothing is left pending after it.
+/// An edit made while the journal uploads (the app stays usable during a sync) reaches the
+/// server by the next pass at the latest, and nothing is left pending after it. Written when
+/// the orders were read on a second thread during the upload (measured, not kept: ADR 0016),
+/// where the edit could land between the read of an order's flag and of its changes.
 #[test]
 fn an_edit_made_while_the_journal_uploads_is_pushed() {
     let s = TestServer::start();

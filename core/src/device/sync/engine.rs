@@ -26,8 +26,6 @@ pub(super) struct Pass<'a> {
     pub(super) report: SyncReport,
     pub(super) entropy: u64,
     pub(super) ticket_accepted: bool,
-    /// The first request's orders, read while the journal was uploaded.
-    pub(super) first_batch: Option<Batch>,
 }
 
 impl Pass<'_> {
@@ -36,26 +34,8 @@ impl Pass<'_> {
     }
 
     pub(super) fn run(&mut self) -> Result<()> {
-        // Evidence first: a later phase failing must not hold the journal back. The first
-        // batch of orders' changes is read meanwhile, while the journal travels and the server
-        // checks it (ADR 0016): reading them loads every edited order.
-        let d = self.device;
-        let first = std::thread::scope(|scope| {
-            let reading = scope.spawn(|| Batch::pending(d));
-            let journal = self.phase(Phase::Journal, Self::journal);
-            // Joined either way: a reading thread that panicked is then only a batch to read again.
-            let read = reading.join();
-            journal.map(|()| read)
-        })?;
-        self.first_batch = match first {
-            Ok(Ok(batch)) => Some(batch),
-            // Read again, on this thread, by the orders phase (which reports its errors).
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "reading the orders' changes ahead failed; reading them again");
-                None
-            }
-            Err(_) => None,
-        };
+        // Evidence first: a later phase failing must not hold the journal back.
+        self.phase(Phase::Journal, Self::journal)?;
         self.phase(Phase::Orders, Self::orders)?;
         // Merges and time tickets were journaled just now: send those entries too, so a
         // finished pass leaves nothing pending.
@@ -290,10 +270,7 @@ impl Pass<'_> {
 
     fn orders(&mut self) -> Result<()> {
         let d = self.device;
-        let first = match self.first_batch.take() {
-            Some(batch) => batch,
-            None => Batch::pending(d)?,
-        };
+        let first = Batch::pending(d)?;
         let total = first.total;
         let mut ahead = Some((first.push, first.pushed));
         let mut queue = first.rest.into_iter().peekable();

@@ -2,8 +2,7 @@
 //! 1. journal entries after the server's acknowledged seq (with the receipts they sign);
 //! 2. orders: one batched `POST /v1/sync` carrying every dirty order's unsent Automerge
 //!    changes and the cursor, answered with every change in the device's scope since the
-//!    cursor (repeated only while the server says `more`). The first request's changes are
-//!    read (`batch.rs`) on a second thread while the journal travels;
+//!    cursor (repeated only while the server says `more`), read in batches (`batch.rs`);
 //! 3. photos: resumable chunked uploads by SHA-256.
 //!
 //! Every step is idempotent (a retried or duplicated request changes nothing twice) and its
@@ -165,8 +164,7 @@ impl Device {
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
             u64::from_le_bytes(b)
         };
-        let mut pass =
-            Pass { device: self, transport, options, observer, token, report: SyncReport::default(), entropy, ticket_accepted: false, first_batch: None };
+        let mut pass = Pass { device: self, transport, options, observer, token, report: SyncReport::default(), entropy, ticket_accepted: false };
         let result = pass.run();
         // Screens refresh for what merged, even when the pass stopped part-way.
         self.changed_many(pass.report.changed_orders.clone(), crate::changes::ChangeOrigin::Remote);
