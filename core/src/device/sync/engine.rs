@@ -250,7 +250,8 @@ impl Pass<'_> {
         }
         let compact = compact.map_err(|e| SyncError::Journal(e.to_string()))?;
         let first = entries.first().map_or(0, |e| e.seq);
-        let named: std::collections::BTreeSet<u64> = rest.iter().filter_map(|e| e.body().ok().and_then(|b| b.key)).filter(|s| *s < first).collect();
+        // The sessions that signed these entries, from the compact form (each body parsed once).
+        let named: std::collections::BTreeSet<u64> = compact.iter().filter_map(|c| c.y).filter(|s| *s < first).collect();
         let mut sessions = Vec::new();
         for seq in named {
             sessions.extend(store.journal_entry(seq)?.as_ref().map(protocol::WireEntry::from_entry));
