@@ -36,6 +36,17 @@ fn heads(d: &Device, id: &str) -> Vec<automerge::ChangeHash> {
     h
 }
 
+/// `n` new orders of eng-1 (ids `prefix`-0001...) and a device of eng-1 that pulled them; the
+/// directory lives as long as the device must.
+fn synced_device(s: &TestServer, c: &Arc<ManualClock>, prefix: &str, n: usize) -> (Vec<String>, tempfile::TempDir, Device) {
+    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", prefix, n)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = device(dir.path(), c);
+    s.enrol(&a, "eng-1");
+    a.sync(&s.transport(), &fast(), None).unwrap();
+    (ids, dir, a)
+}
+
 fn window(d: &Device) -> TimeWindow {
     TimeWindow { start: Timestamp(d.now().0 + 3_600_000), end: Timestamp(d.now().0 + 7_200_000) }
 }
@@ -139,8 +150,12 @@ fn two_devices_and_a_dispatcher_converge_after_offline_edits() {
 /// Pushes `doc` (the device's document with hand-made changes) as device `d`, bypassing the
 /// device's own checks: what a hostile client can send.
 fn raw_push(s: &TestServer, d: &Device, id: &str, doc: &automerge::AutoCommit) -> onsite_core::sync::protocol::SyncResponse {
-    let mut doc = doc.clone();
-    let push = onsite_core::sync::protocol::DocPush { id: id.into(), changes: doc.save() };
+    raw_push_bytes(s, d, id, doc.clone().save())
+}
+
+/// `changes` pushed for `id` as a hand-made client would, with `d`'s token.
+fn raw_push_bytes(s: &TestServer, d: &Device, id: &str, changes: Vec<u8>) -> onsite_core::sync::protocol::SyncResponse {
+    let push = onsite_core::sync::protocol::DocPush { id: id.into(), changes };
     let body =
         onsite_core::sync::protocol::encode(&onsite_core::sync::protocol::SyncRequest { v: 1, cursor: 0, push: vec![push], ..Default::default() }).unwrap();
     let token = d.store().meta(onsite_core::store::MetaKey::SyncToken).unwrap().expect("enrolled");
@@ -309,12 +324,8 @@ fn authorization_is_enforced() {
 #[test]
 fn faults_between_client_and_server_converge() {
     let s = TestServer::start();
-    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-F", 4)).unwrap();
     let c = clock();
-    let da = tempfile::tempdir().unwrap();
-    let a = device(da.path(), &c);
-    s.enrol(&a, "eng-1");
-    a.sync(&s.transport(), &fast(), None).unwrap();
+    let (ids, _dir, a) = synced_device(&s, &c, "WO-F", 4);
     // Work offline: transitions, notes, photos (one of them big enough for several chunks).
     let mut photos = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -779,12 +790,8 @@ impl<T: Transport> Transport for EditDuringJournal<'_, T> {
 #[test]
 fn an_edit_made_while_the_journal_uploads_is_pushed() {
     let s = TestServer::start();
-    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-J", 6)).unwrap();
     let c = clock();
-    let da = tempfile::tempdir().unwrap();
-    let a = device(da.path(), &c);
-    s.enrol(&a, "eng-1");
-    a.sync(&s.transport(), &fast(), None).unwrap();
+    let (ids, _dir, a) = synced_device(&s, &c, "WO-J", 6);
     for round in 0..3 {
         for id in &ids {
             a.add_note(id, &format!("offline {round}")).unwrap();
@@ -822,35 +829,16 @@ fn an_edit_made_while_the_journal_uploads_is_pushed() {
 #[test]
 fn an_order_flagged_with_nothing_left_to_send_is_settled_not_pushed() {
     let s = TestServer::start();
-    let ids = s.dispatcher.create_orders(&sample_orders(PROVIDER, "eng-1", "WO-E", 1)).unwrap();
+    let (ids, _dir, a) = synced_device(&s, &clock(), "WO-E", 1);
     let id = &ids[0];
-    let c = clock();
-    let da = tempfile::tempdir().unwrap();
-    let a = device(da.path(), &c);
-    s.enrol(&a, "eng-1");
     let t = s.transport();
-    a.sync(&t, &fast(), None).unwrap();
     a.add_note(id, "first").unwrap();
     let store = a.store();
     let pending = store.pending_docs().unwrap();
     assert_eq!(pending.len(), 1);
     a.add_note(id, "after the flag was read").unwrap();
     let (changes, heads) = store.changes_since(id, &pending[0].synced_heads).unwrap();
-    let token = store.meta(onsite_core::store::MetaKey::SyncToken).unwrap().expect("enrolled");
-    let push = |changes: Vec<u8>| {
-        let request = onsite_core::sync::protocol::SyncRequest {
-            v: 1,
-            cursor: 0,
-            push: vec![onsite_core::sync::protocol::DocPush { id: id.clone(), changes }],
-            ..Default::default()
-        };
-        let req = Request::new(Method::Post, "/v1/sync")
-            .header("authorization", format!("Bearer {token}"))
-            .body(onsite_core::sync::protocol::encode(&request).unwrap());
-        let resp = t.send(&req).unwrap();
-        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
-        onsite_core::sync::protocol::decode_response(&resp.body).unwrap()
-    };
+    let push = |changes: Vec<u8>| raw_push_bytes(&s, &a, id, changes);
     assert!(push(changes).rejected.is_empty());
     store.mark_pushed(id, pending[0].gen, &heads).unwrap();
     assert_eq!(a.sync_status().unwrap().pending_orders, 1, "the flag stays: an edit came after it was read");
