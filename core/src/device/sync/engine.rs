@@ -4,7 +4,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Instant;
 
-use super::batch::Batch;
+use super::batch;
 use super::report::{classify, Error as SyncError, Phase, RejectedOrder, SyncObserver, SyncOptions, SyncProgress, SyncReport};
 use crate::device::Device;
 use crate::store::sync_store::DocState;
@@ -271,10 +271,9 @@ impl Pass<'_> {
 
     fn orders(&mut self) -> Result<()> {
         let d = self.device;
-        let first = Batch::pending(d)?;
-        let total = first.total;
-        let mut ahead = Some((first.push, first.pushed));
-        let mut queue = first.rest.into_iter().peekable();
+        let pending = d.store.pending_docs()?;
+        let total = pending.len() as u64;
+        let mut queue = pending.into_iter().peekable();
         let mut done = 0u64;
         let mut first_round = true;
         // Orders whose changes could not be applied (history missing): asked for whole once.
@@ -282,10 +281,7 @@ impl Pass<'_> {
         let mut asked_full: Vec<String> = Vec::new();
         for _ in 0..MAX_SYNC_ROUNDS {
             let mut cursor = d.store.meta_u64(MetaKey::SyncCursor)?;
-            let (push, pushed) = match ahead.take() {
-                Some(read) => read,
-                None => Batch::read(d, &mut queue)?,
-            };
+            let (push, pushed) = batch::read(d, &mut queue)?;
             let last_ticket = match d.store.meta(MetaKey::SyncLastTicket)? {
                 Some(v) => v.parse::<i64>().map_err(|_| crate::store::Error::Meta { key: MetaKey::SyncLastTicket.as_str(), value: v })?,
                 None => i64::MIN,
