@@ -159,9 +159,9 @@ pub fn sync_bench(n: usize) -> Result<()> {
     }
     emit("sync.offline_day_edits", edits as f64, "count");
     let cpu0 = server_cpu_ms(&server.url)?;
-    let started = Instant::now();
+    let (started, device_cpu0) = (Instant::now(), thread_cpu_ms());
     let day = device.sync(&t, &options, None)?;
-    let wall = started.elapsed().as_secs_f64();
+    let (wall, device_cpu) = (started.elapsed().as_secs_f64(), thread_cpu_ms() - device_cpu0);
     let cpu1 = server_cpu_ms(&server.url)?;
     if !day.complete() || day.orders_pushed as usize != n {
         bail!("the offline day did not sync: {day:?}");
@@ -180,6 +180,9 @@ pub fn sync_bench(n: usize) -> Result<()> {
     emit("sync.offline_day_total_bytes", (day.bytes_sent + day.bytes_received) as f64, "bytes");
     emit("sync.offline_day_wall_s", wall, "s");
     emit("sync.server_cpu_ms_per_order", (cpu1 - cpu0) / n as f64, "ms");
+    // The device's own work in that sync (the syncing thread): reading what to send, building
+    // the requests, applying the answers.
+    emit("sync.device_cpu_ms_per_order", device_cpu / n as f64, "ms");
     emit("sync.server_resident_mb", server_metric(&server.url, "onsite_process_resident_bytes")? / 1e6, "MB");
 
     // Baseline: the same changes merged with plain Automerge in this process (load the

@@ -837,10 +837,10 @@ fn an_order_flagged_with_nothing_left_to_send_is_settled_not_pushed() {
     let pending = store.pending_docs().unwrap();
     assert_eq!(pending.len(), 1);
     a.add_note(id, "after the flag was read").unwrap();
-    let (changes, heads) = store.changes_since(id, &pending[0].synced_heads).unwrap();
+    let out = store.outgoing(id).unwrap();
     let push = |changes: Vec<u8>| raw_push_bytes(&s, &a, id, changes);
-    assert!(push(changes).rejected.is_empty());
-    store.mark_pushed(id, pending[0].gen, &heads).unwrap();
+    assert!(push(out.changes).rejected.is_empty());
+    store.mark_pushed(id, pending[0].gen, &out.heads, Some(out.through)).unwrap();
     assert_eq!(a.sync_status().unwrap().pending_orders, 1, "the flag stays: an edit came after it was read");
 
     let r = a.sync(&t, &fast(), None).unwrap();
@@ -858,4 +858,125 @@ fn an_order_flagged_with_nothing_left_to_send_is_settled_not_pushed() {
     let answer = push(Vec::new());
     assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
     assert_eq!(server_order(&s, id), before);
+}
+
+/// The change hashes in `bytes` (concatenated change chunks).
+fn change_hashes(bytes: &[u8]) -> std::collections::BTreeSet<automerge::ChangeHash> {
+    let chunks = onsite_core::order::document::split_chunks(bytes).unwrap();
+    chunks.into_iter().map(|(_, c)| automerge::Change::try_from(c).unwrap().hash()).collect()
+}
+
+/// A synced order's edits go up as the chunks the store wrote, with no document loaded, and
+/// they are the same changes the document would give. Past the usual compaction limit the
+/// unsent chunks wait for the push; the edit after it compacts and keeps only itself.
+#[test]
+fn a_push_sends_the_stored_chunks_the_server_lacks() {
+    let s = TestServer::start();
+    let (ids, _dir, a) = synced_device(&s, &clock(), "WO-M", 1);
+    let (id, t, store) = (&ids[0], s.transport(), a.store());
+    let same_as_document = |edits: usize| {
+        let synced = store.pending_docs().unwrap()[0].synced_heads.clone();
+        let loads = store.document_loads();
+        let out = store.outgoing(id).unwrap();
+        assert_eq!(store.document_loads(), loads, "read from the stored chunks, not the document");
+        let (whole, heads) = store.changes_since(id, &synced).unwrap();
+        assert_eq!(change_hashes(&out.changes), change_hashes(&whole));
+        assert_eq!(change_hashes(&out.changes).len(), edits);
+        assert_eq!(out.heads, heads);
+    };
+    for k in 0..3 {
+        a.add_note(id, &format!("note {k}")).unwrap();
+    }
+    same_as_document(3);
+    for k in 3..(onsite_core::store::COMPACT_CHUNKS as usize + 8) {
+        a.add_note(id, &format!("note {k}")).unwrap();
+    }
+    same_as_document(onsite_core::store::COMPACT_CHUNKS as usize + 8);
+    assert_eq!(a.sync(&t, &fast(), None).unwrap().orders_pushed, 1);
+    assert_eq!(server_order(&s, id), a.get(id).unwrap().order);
+
+    a.add_note(id, "after the push").unwrap();
+    same_as_document(1);
+    assert_eq!(a.sync(&t, &fast(), None).unwrap().orders_pushed, 1);
+    assert_eq!(server_order(&s, id), a.get(id).unwrap().order, "the compacted document with its kept chunk loads the same");
+    // A reopened store reads the same.
+    drop(a);
+    let a = device(_dir.path(), &clock());
+    assert_eq!(server_order(&s, id), a.get(id).unwrap().order);
+}
+
+/// A push read before a compaction renumbered the chunks must not mark the chunks numbered
+/// after it as sent: the edits after the read would never reach the server.
+#[test]
+fn a_push_read_before_a_compaction_marks_nothing_after_it() {
+    let s = TestServer::start();
+    let (ids, _dir, a) = synced_device(&s, &clock(), "WO-N", 1);
+    let (id, t, store) = (&ids[0], s.transport(), a.store());
+    for k in 0..(onsite_core::store::COMPACT_CHUNKS - 1) {
+        a.add_note(id, &format!("note {k}")).unwrap();
+    }
+    assert_eq!(a.sync(&t, &fast(), None).unwrap().orders_pushed, 1);
+    a.add_note(id, "read for the push").unwrap();
+    let gen = store.pending_docs().unwrap()[0].gen;
+    let out = store.outgoing(id).unwrap();
+    assert!(raw_push_bytes(&s, &a, id, out.changes).rejected.is_empty());
+    // Meanwhile the next edit goes over the chunk limit and compacts; one more after it.
+    a.add_note(id, "compacted").unwrap();
+    a.add_note(id, "after the compaction").unwrap();
+    store.mark_pushed(id, gen, &out.heads, Some(out.through)).unwrap();
+
+    let r = a.sync(&t, &fast(), None).unwrap();
+    assert!(r.orders_rejected.is_empty(), "{r:?}");
+    let notes: Vec<String> = server_order(&s, id).notes.into_iter().map(|n| n.text).collect();
+    assert!(["read for the push", "compacted", "after the compaction"].iter().all(|n| notes.iter().any(|x| x == n)), "{notes:?}");
+    assert_eq!(server_order(&s, id), a.get(id).unwrap().order);
+}
+
+/// Random interleavings on two orders of edits, syncs, dispatcher edits, pushes whose answer
+/// was lost and long notes (over the compaction byte limits): after a last sync the server has
+/// exactly the device's orders. Pushes come from the stored chunks whenever the mark allows.
+#[test]
+fn pushes_from_stored_chunks_converge_under_random_interleavings() {
+    let s = TestServer::start();
+    let (ids, dir, a) = synced_device(&s, &clock(), "WO-R", 2);
+    let (t, store) = (s.transport(), a.store());
+    for seed in [0x9e37_79b9_7f4a_7c15u64, 0x2545_f491_4f6c_dd1d] {
+        let mut x = seed;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..120 {
+            let id = &ids[next(2) as usize];
+            match next(20) {
+                0..=11 => drop(a.add_note(id, &format!("{seed:x} step {step}")).unwrap()),
+                12..=14 => {
+                    let r = a.sync(&t, &fast(), None).unwrap();
+                    assert!(r.orders_rejected.is_empty() && r.complete(), "{r:?}");
+                }
+                15 => drop(s.dispatcher.set_priority(id, if step % 2 == 0 { "low" } else { "normal" }).unwrap()),
+                16..=17 => {
+                    // A push whose answer never came back: the mark stays where it was.
+                    let out = store.outgoing(id).unwrap();
+                    if !out.changes.is_empty() {
+                        assert!(raw_push_bytes(&s, &a, id, out.changes).rejected.is_empty());
+                    }
+                }
+                _ => drop(a.add_note(id, &format!("{step}: {}", "长".repeat(3900))).unwrap()),
+            }
+        }
+        for _ in 0..2 {
+            assert!(a.sync(&t, &fast(), None).unwrap().complete());
+        }
+        for id in &ids {
+            assert_eq!(server_order(&s, id), a.get(id).unwrap().order, "{id}, seed {seed:x}");
+        }
+    }
+    drop(a);
+    let a = device(dir.path(), &clock());
+    for id in &ids {
+        assert_eq!(server_order(&s, id), a.get(id).unwrap().order, "{id} after reopening");
+    }
 }

@@ -49,7 +49,7 @@ pub fn load_chunks(doc: &mut AutoCommit, chunks: &[&[u8]]) -> Result<(), Error> 
 
 /// Every change in `chunks`; an error if any byte is not a change chunk whose checksum is
 /// its hash's (Automerge checks that only when it loads bytes, not when it applies changes).
-fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, Error> {
+pub(crate) fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, Error> {
     let mut out = Vec::new();
     for bytes in chunks {
         for (kind, chunk) in split_chunks(bytes)? {

@@ -8,7 +8,7 @@ use automerge::{AutoCommit, ReadDoc, ROOT};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::summary::{read_summary, write_summary, OrderSummary};
-use super::{doc_error, load_head, sync_store, Error, Stamp, Store, COMPACT_CHUNKS, COMPACT_MIN_BYTES};
+use super::{doc_error, load_head, outgoing, sync_store, Error, Stamp, Store, COMPACT_CHUNKS, COMPACT_KEEP_UNSENT, COMPACT_MIN_BYTES};
 use crate::evidence::journal::{self, Draft, JournalKind};
 use crate::order::{document, WorkOrder};
 
@@ -402,6 +402,12 @@ pub(super) fn evict(cache: &mut HashMap<String, Cached>) {
 
 /// Appends one change chunk, compacting into the snapshot when the policy says so.
 /// Returns the new layout.
+///
+/// Changes the server lacks stay readable as chunks, so a push sends them as stored
+/// (`outgoing.rs`): while an order synced before has more than [`COMPACT_KEEP_UNSENT`]
+/// chunks after its push mark, compaction waits (up to 4x the usual limits); with fewer, the
+/// snapshot takes everything and those chunks are kept after it too (loading skips the
+/// changes it already has). A terminal order, or one with no mark, is compacted whole.
 pub(super) fn append_chunk(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
@@ -410,21 +416,50 @@ pub(super) fn append_chunk(
     layout: Layout,
     terminal: bool,
 ) -> Result<Layout, Error> {
+    let seq = layout.last_seq + 1;
     let chunks = layout.chunks + 1;
     let chunk_bytes = layout.chunk_bytes + chunk.len() as i64;
-    if terminal || chunks > COMPACT_CHUNKS || chunk_bytes > COMPACT_MIN_BYTES.max(layout.snapshot_len) {
-        let snapshot = doc.save();
-        if layout.chunks > 0 {
-            tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
-        }
-        let updated = tx.prepare_cached("UPDATE order_docs SET snapshot = ?2 WHERE order_id = ?1")?.execute(params![id, snapshot])?;
-        if updated != 1 {
-            return Err(Error::NotFound { id: id.to_string() });
-        }
-        Ok(Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() })
-    } else {
-        let seq = layout.last_seq + 1;
+    let limit = COMPACT_MIN_BYTES.max(layout.snapshot_len);
+    let append = |tx: &rusqlite::Transaction<'_>| -> Result<Layout, Error> {
         tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?.execute(params![id, seq, chunk])?;
         Ok(Layout { last_seq: seq, chunks, chunk_bytes, ..layout })
+    };
+    if !terminal && chunks <= COMPACT_CHUNKS && chunk_bytes <= limit {
+        return append(tx);
     }
+    let hard = chunks > 4 * COMPACT_CHUNKS || chunk_bytes > 4 * limit;
+    let unsent = match outgoing::push_mark(tx, id)? {
+        Some(mark) if !terminal && !hard => Some(seq - mark),
+        _ => None,
+    };
+    if unsent.is_some_and(|n| n > COMPACT_KEEP_UNSENT) {
+        return append(tx);
+    }
+    // The unsent chunks (the new one included), kept after the new snapshot.
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    if let Some(n) = unsent {
+        let mut st = tx.prepare_cached("SELECT bytes FROM order_changes WHERE order_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        kept = st.query_map(params![id, seq - n], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        kept.push(chunk.to_vec());
+    }
+    let snapshot = doc.save();
+    if layout.chunks > 0 {
+        tx.prepare_cached("DELETE FROM order_changes WHERE order_id = ?1")?.execute([id])?;
+    }
+    let updated = tx.prepare_cached("UPDATE order_docs SET snapshot = ?2 WHERE order_id = ?1")?.execute(params![id, snapshot])?;
+    if updated != 1 {
+        return Err(Error::NotFound { id: id.to_string() });
+    }
+    // The chunks are renumbered from here: a mark on the old numbers means nothing now.
+    outgoing::forget_push_mark(tx, id)?;
+    let mut out = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
+    if unsent.is_some() {
+        for (seq, bytes) in (1..).zip(&kept) {
+            tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?.execute(params![id, seq, bytes])?;
+            out = Layout { last_seq: seq, chunks: seq, chunk_bytes: out.chunk_bytes + bytes.len() as i64, ..out };
+        }
+        // The server has the snapshot but for the kept chunks.
+        outgoing::set_push_mark(tx, id, 0)?;
+    }
+    Ok(out)
 }

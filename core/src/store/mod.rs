@@ -5,7 +5,8 @@
 //! Compaction policy: after an append, when an order has more than [`COMPACT_CHUNKS`] chunks,
 //! or its chunks outweigh `max(COMPACT_MIN_BYTES, snapshot size)`, or the order reached a
 //! terminal status (it will rarely change again), the document is saved whole into the
-//! snapshot and its chunks deleted, in the same transaction as the edit.
+//! snapshot and its chunks deleted, in the same transaction as the edit. Chunks the server
+//! lacks are kept (or compaction waits) so a push can send them as stored (`outgoing.rs`).
 //!
 //! Write amplification: an edit dirties as few pages as possible. The chunk counters live in
 //! memory (recomputed when a document is loaded) and the summary row is updated only in the
@@ -18,6 +19,7 @@ pub mod cipher;
 mod documents;
 mod journal_store;
 mod meta;
+pub mod outgoing;
 pub mod parts_store;
 pub(crate) mod receipt_store;
 mod schema;
@@ -48,6 +50,9 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub const DB_FILE: &str = "onsite.sqlite3";
 pub const COMPACT_CHUNKS: i64 = 32;
 pub const COMPACT_MIN_BYTES: i64 = 8 * 1024;
+/// Unsent chunks a compaction keeps after the snapshot; with more, compaction waits for the
+/// push (see `documents::append_chunk`).
+pub const COMPACT_KEEP_UNSENT: i64 = COMPACT_CHUNKS / 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_sync.sql"),
     include_str!("migrations/006_parts_help_profile.sql"),
     include_str!("migrations/007_journal_consents.sql"),
+    include_str!("migrations/008_push_mark.sql"),
 ];
 
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;

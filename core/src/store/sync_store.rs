@@ -6,6 +6,7 @@ use automerge::{AutoCommit, ChangeHash};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::documents::{append_chunk, hydrate_order, merge_draft};
+use super::outgoing::{forget_push_mark, push_mark, set_push_mark};
 use super::summary::{write_summary, OrderSummary};
 use super::{doc_error, Error, Stamp, Store};
 use crate::evidence::journal::{Draft, JournalKind};
@@ -106,29 +107,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The changes of `id` not reachable from `synced` (all of them when `synced` is empty),
-    /// and the document's heads.
-    pub fn changes_since(&self, id: &str, synced: &[ChangeHash]) -> Result<(Vec<u8>, Vec<ChangeHash>), Error> {
-        let conn = self.reader();
-        let (mut doc, _) = self.load_doc(&conn, id)?;
-        let bytes = if synced.is_empty() { doc.save() } else { doc.save_after(synced) };
-        Ok((bytes, doc.get_heads()))
-    }
-
-    /// Records that the server has `heads` of `id`; clears the dirty flag unless an edit
-    /// happened since `gen` was read.
-    pub fn mark_pushed(&self, id: &str, gen: i64, heads: &[ChangeHash]) -> Result<(), Error> {
-        let w = self.writer();
-        w.conn
-            .prepare_cached("UPDATE sync_docs SET synced_heads = ?2, dirty = CASE WHEN gen = ?3 THEN 0 ELSE dirty END WHERE order_id = ?1")?
-            .execute(params![id, heads_to_bytes(heads), gen])?;
-        Ok(())
-    }
-
     /// Forgets what the server has of `id`, so the next push sends the whole document.
     pub fn forget_synced(&self, id: &str) -> Result<(), Error> {
         let w = self.writer();
         w.conn.execute("UPDATE sync_docs SET synced_heads = x'', dirty = 1, gen = gen + 1 WHERE order_id = ?1", [id])?;
+        forget_push_mark(&w.conn, id)?;
         Ok(())
     }
 
@@ -177,8 +160,9 @@ impl Store {
             write_summary(&tx, None, &summarize(&order))?;
             tx.execute("INSERT INTO order_docs (order_id, snapshot) VALUES (?1, ?2)", params![id, snapshot])?;
             tx.execute(
-                "INSERT INTO sync_docs (order_id, synced_heads, dirty, state) VALUES (?1, ?2, 0, 'active') \
-                 ON CONFLICT (order_id) DO UPDATE SET synced_heads = ?2, dirty = 0, state = 'active', reason = NULL",
+                "INSERT INTO sync_docs (order_id, synced_heads, dirty, state, pushed_seq) VALUES (?1, ?2, 0, 'active', 0) \
+                 ON CONFLICT (order_id) DO UPDATE SET synced_heads = ?2, dirty = 0, state = 'active', reason = NULL, \
+                 pushed_seq = 0, epoch = epoch + 1",
                 params![id, heads_to_bytes(&heads)],
             )?;
             let draft = merge_draft(id, &mut doc, true);
@@ -224,13 +208,19 @@ impl Store {
         };
         let chunk = doc.save_after(&before);
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let all_on_server = !dirty || push_mark(&tx, id)? == Some(layout.last_seq);
         write_summary(&tx, None, &summarize(&merged))?;
-        append_chunk(&tx, id, &chunk, &mut doc, layout, merged.status.is_terminal())?;
+        let stored = append_chunk(&tx, id, &chunk, &mut doc, layout, merged.status.is_terminal())?;
         tx.execute(
             "INSERT INTO sync_docs (order_id, synced_heads, dirty) VALUES (?1, ?2, 0) \
              ON CONFLICT (order_id) DO UPDATE SET synced_heads = ?2, state = 'active', reason = NULL",
             params![id, heads_to_bytes(&synced)],
         )?;
+        // The server has what it sent: when it had everything stored before (no local edit
+        // unsent, or the mark on the last chunk), it has everything stored now.
+        if all_on_server {
+            set_push_mark(&tx, id, stored.last_seq)?;
+        }
         let draft = merge_draft(id, &mut doc, false);
         let head = self.journal_tx(&tx, &mut w.head, stamp, &[draft])?;
         tx.commit()?;
@@ -275,6 +265,7 @@ impl Store {
             "UPDATE sync_docs SET synced_heads = ?2, dirty = 1, gen = gen + 1, state = 'active', reason = NULL WHERE order_id = ?1",
             params![id, heads_to_bytes(&server_heads)],
         )?;
+        forget_push_mark(&tx, id)?;
         let draft = Draft::new(JournalKind::SyncReset, Some(id), serde_json::json!({ "reason": reason, "dropped_heads": dropped }));
         let head = self.journal_tx(&tx, &mut w.head, stamp, &[draft])?;
         tx.commit()?;

@@ -1,9 +1,10 @@
 //! The orders a sync pass pushes, read in request-sized batches: each edited order's
-//! changes since the heads the server last acknowledged, and the heads they lead to.
+//! changes the server lacks (`store::outgoing`), and the heads they lead to.
 
 use automerge::ChangeHash;
 
 use crate::device::Device;
+use crate::store::outgoing::PushMark;
 use crate::store::sync_store::PendingDoc;
 use crate::sync::protocol::DocPush;
 use crate::Result;
@@ -12,7 +13,7 @@ use crate::Result;
 const PUSH_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// One request's orders: what goes up, and each order with the heads it leads to.
-pub(super) type Batch = (Vec<DocPush>, Vec<(PendingDoc, Vec<ChangeHash>)>);
+pub(super) type Batch = (Vec<DocPush>, Vec<(PendingDoc, Vec<ChangeHash>, PushMark)>);
 
 /// The changes of the next orders of `queue`, up to a request's worth.
 ///
@@ -24,16 +25,16 @@ pub(super) fn read(d: &Device, queue: &mut impl Iterator<Item = PendingDoc>) -> 
     let (mut push, mut pushed, mut size) = (Vec::new(), Vec::new(), 0);
     while size < PUSH_BATCH_BYTES {
         let Some(p) = queue.next() else { break };
-        let (changes, heads) = d.store.changes_since(&p.id, &p.synced_heads)?;
-        if changes.is_empty() {
+        let out = d.store.outgoing(&p.id)?;
+        if out.changes.is_empty() {
             // The server acknowledged every change (`synced_heads` covers the document);
             // the flag clears unless an edit came after this read.
-            d.store.mark_pushed(&p.id, p.gen, &p.synced_heads)?;
+            d.store.mark_pushed(&p.id, p.gen, &out.heads, Some(out.through))?;
             continue;
         }
-        size += changes.len();
-        push.push(DocPush { id: p.id.clone(), changes });
-        pushed.push((p, heads));
+        size += out.changes.len();
+        push.push(DocPush { id: p.id.clone(), changes: out.changes });
+        pushed.push((p, out.heads, out.through));
     }
     Ok((push, pushed))
 }

@@ -338,10 +338,10 @@ impl Pass<'_> {
                 }
             }
             let rejected: std::collections::HashMap<&str, &protocol::Rejection> = response.rejected.iter().map(|r| (r.id.as_str(), r)).collect();
-            for (p, heads) in &pushed {
+            for (p, heads, through) in &pushed {
                 match rejected.get(p.id.as_str()) {
                     None => {
-                        d.store.mark_pushed(&p.id, p.gen, heads)?;
+                        d.store.mark_pushed(&p.id, p.gen, heads, Some(*through))?;
                         self.report.orders_pushed += 1;
                     }
                     Some(r) => self.rejected(r)?,
