@@ -3,7 +3,7 @@
 //! and back; the typed model is `model.rs` (autosurgeon).
 
 use automerge::transaction::CommitOptions;
-use automerge::{ActorId, AutoCommit, ReadDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash, ReadDoc};
 
 use super::WorkOrder;
 
@@ -64,6 +64,49 @@ pub(crate) fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, 
         }
     }
     Ok(out)
+}
+
+/// Each change's hash and the hashes it depends on, for `chunks` of change chunks, without
+/// decoding the operations: an uncompressed change chunk's hash is the SHA-256 of everything
+/// after its checksum, and its body opens with its dependencies (Automerge's binary format).
+/// A chunk whose checksum is not its hash's, and a compressed one, is parsed whole.
+pub(crate) fn change_links(chunks: &[&[u8]]) -> Result<Vec<(ChangeHash, Vec<ChangeHash>)>, Error> {
+    let mut out = Vec::new();
+    for bytes in chunks {
+        for (kind, chunk) in split_chunks(bytes)? {
+            if let Some(links) = (kind == 1).then(|| header_links(chunk)).flatten() {
+                out.push(links);
+                continue;
+            }
+            for change in parse_changes(&[chunk])? {
+                out.push((change.hash(), change.deps().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The hash and dependencies of one uncompressed change chunk (magic, checksum, type, LEB128
+/// length, then the body: a LEB128 count of dependencies and their 32-byte hashes).
+fn header_links(chunk: &[u8]) -> Option<(ChangeHash, Vec<ChangeHash>)> {
+    let hash = crate::hash::Sha256::digest(chunk.get(8..)?);
+    if chunk.get(4..8)? != &hash[..4] {
+        return None;
+    }
+    let mut at = 9 + chunk.get(9..)?.iter().position(|b| b & 0x80 == 0)? + 1;
+    let (mut count, mut shift) = (0u64, 0u32);
+    loop {
+        let b = *chunk.get(at)?;
+        at += 1;
+        count |= u64::from(b & 0x7f).checked_shl(shift)?;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let deps = chunk.get(at..at.checked_add(usize::try_from(count).ok()?.checked_mul(32)?)?)?;
+    let deps = deps.chunks_exact(32).map(|d| <[u8; 32]>::try_from(d).ok().map(ChangeHash)).collect::<Option<Vec<_>>>()?;
+    Some((ChangeHash(hash), deps))
 }
 
 /// [`load`] for storage that hands the snapshot and chunks back as one list.
@@ -390,6 +433,48 @@ mod tests {
         }
         assert!(parse_changes(&[&push, &extra]).is_ok());
         assert!(parse_changes(&[&push, &bad_checksum]).is_err());
+    }
+
+    /// The hashes and dependencies read from the chunk headers are Automerge's own, for
+    /// linear and merged histories, a large change and a compressed one; a damaged chunk is
+    /// refused like the full parse refuses it.
+    #[test]
+    fn change_links_read_from_the_headers_are_automerges() {
+        let (mut base, push) = base_and_push();
+        let (mut left, mut right) = (base.fork(), base.fork());
+        left.put(automerge::ROOT, "left", 1).unwrap();
+        left.commit();
+        right.put(automerge::ROOT, "right", 2).unwrap();
+        right.commit();
+        left.merge(&mut right).unwrap();
+        let heads = left.get_heads();
+        left.put(automerge::ROOT, "after the merge", 3).unwrap();
+        for k in 0..3000 {
+            left.put(automerge::ROOT, format!("large {k}"), format!("a value that takes some room {k}")).unwrap();
+        }
+        left.commit();
+        let merged = left.save_after(&base.get_heads());
+        let large = left.get_changes(&heads).into_iter().next().unwrap();
+        let compressed = large.clone().bytes().to_vec();
+        assert_eq!(split_chunks(&compressed).unwrap()[0].0, 2, "a compressed change chunk");
+        let full = |chunks: &[&[u8]]| parse_changes(chunks).unwrap().iter().map(|c| (c.hash(), c.deps().to_vec())).collect::<Vec<_>>();
+        for chunks in [vec![&push[..]], vec![&merged[..]], vec![&compressed[..]], vec![&push[..], &compressed[..]]] {
+            assert_eq!(change_links(&chunks).unwrap(), full(&chunks));
+        }
+        assert!(full(&[&merged[..]]).iter().any(|(_, deps)| deps.len() == 2), "a change with two dependencies");
+        let mut bad = push.clone();
+        bad[5] ^= 0x01;
+        assert!(change_links(&[&bad]).is_err());
+        // 127 dependencies claimed by a chunk far too short for them, under a good checksum.
+        let first = split_chunks(&push).unwrap()[0].1.to_vec();
+        let mut short = first.clone();
+        let body = 9 + short[9..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+        short[body] = 0x7f;
+        let hash = crate::hash::Sha256::digest(&short[8..]);
+        short[4..8].copy_from_slice(&hash[..4]);
+        assert!(header_links(&first).is_some());
+        assert!(header_links(&short).is_none());
+        assert!(change_links(&[&short]).is_err());
     }
 
     #[test]

@@ -116,10 +116,10 @@ fn chunks_after(conn: &Connection, id: &str, from: PushMark, synced: &[ChangeHas
         return Ok(Some(Outgoing { changes: Vec::new(), heads: synced.to_vec(), through }));
     }
     let slices: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-    let Ok(changes) = crate::order::document::parse_changes(&slices) else { return Ok(None) };
+    let Ok(links) = crate::order::document::change_links(&slices) else { return Ok(None) };
     // The server then has what it had and these: its heads are those no new change depends on.
-    let deps: HashSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().iter().copied()).collect();
-    let mut heads: Vec<ChangeHash> = synced.iter().copied().chain(changes.iter().map(|c| c.hash())).filter(|h| !deps.contains(h)).collect();
+    let deps: HashSet<ChangeHash> = links.iter().flat_map(|(_, deps)| deps.iter().copied()).collect();
+    let mut heads: Vec<ChangeHash> = synced.iter().copied().chain(links.iter().map(|(hash, _)| *hash)).filter(|h| !deps.contains(h)).collect();
     heads.sort();
     heads.dedup();
     Ok(Some(Outgoing { changes: chunks.concat(), heads, through }))
