@@ -158,6 +158,7 @@ pub fn sync_bench(n: usize) -> Result<()> {
         edits += work_order(&device, id, fix)?;
     }
     emit("sync.offline_day_edits", edits as f64, "count");
+    push_read(&device)?;
     let cpu0 = server_cpu_ms(&server.url)?;
     let (started, device_cpu0) = (Instant::now(), thread_cpu_ms());
     let day = device.sync(&t, &options, None)?;
@@ -227,6 +228,32 @@ pub fn sync_bench(n: usize) -> Result<()> {
     emit("sync.small_push_raw_merge_cpu_ms_per_order", small_raw, "ms");
     emit("sync.small_push_server_cpu_vs_raw_merge", (cpu1 - cpu0) / n as f64 / small_raw.max(1e-9), "x");
     drop(server);
+    Ok(())
+}
+
+/// What reading the offline day's pushes costs the device: the stored chunks after each
+/// order's push mark (`Store::outgoing`, what a sync sends) against computing them from the
+/// loaded document (`changes_since`, the way before the mark), same orders, same run, each
+/// timed on its second pass (warm page cache for both).
+fn push_read(device: &Device) -> Result<()> {
+    let store = device.store();
+    let pending = store.pending_docs()?;
+    let (mut stored_ms, mut document_ms) = (0.0, 0.0);
+    for _ in 0..2 {
+        let t0 = thread_cpu_ms();
+        for p in &pending {
+            std::hint::black_box(store.changes_since(&p.id, &p.synced_heads)?);
+        }
+        let t1 = thread_cpu_ms();
+        for p in &pending {
+            std::hint::black_box(store.outgoing(&p.id)?);
+        }
+        (document_ms, stored_ms) = (t1 - t0, thread_cpu_ms() - t1);
+    }
+    let n = pending.len().max(1) as f64;
+    emit("sync.push_read_ms_per_order", stored_ms / n, "ms");
+    emit("sync.push_read_via_document_ms_per_order", document_ms / n, "ms");
+    emit("sync.push_read_speedup", document_ms / stored_ms.max(1e-9), "x");
     Ok(())
 }
 
