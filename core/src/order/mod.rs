@@ -3,6 +3,7 @@
 //! persistence lives in `store` (device) and the server's storage.
 
 pub mod checklist;
+mod chunks;
 pub mod document;
 pub mod import;
 pub mod lifecycle;
