@@ -71,6 +71,10 @@ fn sync_inputs_never_panic_and_seeds_decode() {
         if let Ok(req) = protocol::decode_request(&bytes) {
             decoded += 1;
             for push in &req.push {
+                if let Ok(changes) = onsite_core::order::document::parse_changes(&[&push.changes]) {
+                    let full: Vec<_> = changes.iter().map(|c| (c.hash(), c.deps().to_vec())).collect();
+                    assert_eq!(onsite_core::order::document::change_links(&[&push.changes]).ok(), Some(full), "{name}");
+                }
                 // As the server applies a push (onto an empty document here, which has the
                 // shape trivially): the check of what it wrote agrees with the whole check.
                 let mut doc = automerge::AutoCommit::new();

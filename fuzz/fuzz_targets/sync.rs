@@ -19,6 +19,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(req) = protocol::decode_request(data) else { return };
     for push in req.push.iter().take(4) {
+        // The push mark reads hashes and dependencies from chunk headers: where the full parse
+        // accepts the bytes, the headers say what it says.
+        if let Ok(changes) = onsite_core::order::document::parse_changes(&[&push.changes]) {
+            let full: Vec<_> = changes.iter().map(|c| (c.hash(), c.deps().to_vec())).collect();
+            assert_eq!(onsite_core::order::document::change_links(&[&push.changes]).ok(), Some(full));
+        }
         // As the server applies a push; an empty document has the shape trivially, so the
         // check of what the push wrote must agree with the whole check.
         let mut doc = automerge::AutoCommit::new();

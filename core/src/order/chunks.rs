@@ -48,7 +48,7 @@ pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
 
 /// Every change in `chunks`; an error if any byte is not a change chunk whose checksum is
 /// its hash's (Automerge checks that only when it loads bytes, not when it applies changes).
-pub(crate) fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, Error> {
+pub fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, Error> {
     let mut out = Vec::new();
     for bytes in chunks {
         for (kind, chunk) in split_chunks(bytes)? {
@@ -69,7 +69,7 @@ pub(crate) fn parse_changes(chunks: &[&[u8]]) -> Result<Vec<automerge::Change>, 
 /// decoding the operations: an uncompressed change chunk's hash is the SHA-256 of everything
 /// after its checksum, and its body opens with its dependencies (Automerge's binary format).
 /// A chunk whose checksum is not its hash's, and a compressed one, is parsed whole.
-pub(crate) fn change_links(chunks: &[&[u8]]) -> Result<Vec<(ChangeHash, Vec<ChangeHash>)>, Error> {
+pub fn change_links(chunks: &[&[u8]]) -> Result<Vec<(ChangeHash, Vec<ChangeHash>)>, Error> {
     let mut out = Vec::new();
     for bytes in chunks {
         for (kind, chunk) in split_chunks(bytes)? {

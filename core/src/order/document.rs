@@ -6,7 +6,7 @@ use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ReadDoc};
 
 pub use super::chunks::split_chunks;
-pub(crate) use super::chunks::{change_links, parse_changes};
+pub use super::chunks::{change_links, parse_changes};
 use super::WorkOrder;
 
 #[derive(Debug, thiserror::Error)]
