@@ -26,24 +26,30 @@ pub fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
             return Err(bad("bytes that are not an Automerge chunk"));
         }
         let kind = rest[8];
-        let (mut len, mut shift, mut i) = (0u64, 0u32, 9usize);
-        loop {
-            let b = *rest.get(i).ok_or_else(|| bad("a truncated chunk length"))?;
-            if shift > 56 {
-                return Err(bad("a chunk length too long"));
-            }
-            len |= u64::from(b & 0x7f) << shift;
-            shift += 7;
-            i += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        let (len, n) = uleb128(&rest[9..]).map_err(bad)?;
+        let i = 9 + n;
         let end = usize::try_from(len).ok().and_then(|l| l.checked_add(i)).filter(|&e| e <= rest.len()).ok_or_else(|| bad("a truncated chunk"))?;
         out.push((kind, &rest[..end]));
         at += end;
     }
     Ok(out)
+}
+
+/// An unsigned LEB128 number at the start of `bytes` (at most 9 bytes, as a chunk length
+/// takes), and how many bytes it took.
+fn uleb128(bytes: &[u8]) -> Result<(u64, usize), &'static str> {
+    let (mut value, mut shift) = (0u64, 0u32);
+    for (i, b) in bytes.iter().enumerate() {
+        if shift > 56 {
+            return Err("a chunk length too long");
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err("a truncated chunk length")
 }
 
 /// Every change in `chunks`; an error if any byte is not a change chunk whose checksum is
@@ -92,17 +98,9 @@ fn header_links(chunk: &[u8]) -> Option<(ChangeHash, Vec<ChangeHash>)> {
     if chunk.get(4..8)? != &hash[..4] {
         return None;
     }
-    let mut at = 9 + chunk.get(9..)?.iter().position(|b| b & 0x80 == 0)? + 1;
-    let (mut count, mut shift) = (0u64, 0u32);
-    loop {
-        let b = *chunk.get(at)?;
-        at += 1;
-        count |= u64::from(b & 0x7f).checked_shl(shift)?;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
+    let body = 9 + uleb128(chunk.get(9..)?).ok()?.1;
+    let (count, n) = uleb128(chunk.get(body..)?).ok()?;
+    let at = body + n;
     let deps = chunk.get(at..at.checked_add(usize::try_from(count).ok()?.checked_mul(32)?)?)?;
     let deps = deps.chunks_exact(32).map(|d| <[u8; 32]>::try_from(d).ok().map(ChangeHash)).collect::<Option<Vec<_>>>()?;
     Some((ChangeHash(hash), deps))

@@ -428,18 +428,16 @@ pub(super) fn append_chunk(
         return append(tx);
     }
     let hard = chunks > 4 * COMPACT_CHUNKS || chunk_bytes > 4 * limit;
-    let unsent = match outgoing::push_mark(tx, id)? {
-        Some(mark) if !terminal && !hard => Some(seq - mark),
-        _ => None,
-    };
-    if unsent.is_some_and(|n| n > COMPACT_KEEP_UNSENT) {
+    // The chunks after the push mark are unsent (the new one too); no mark: unknown.
+    let mark = if terminal || hard { None } else { outgoing::push_mark(tx, id)? };
+    if mark.is_some_and(|m| seq - m > COMPACT_KEEP_UNSENT) {
         return append(tx);
     }
-    // The unsent chunks (the new one included), kept after the new snapshot.
+    // The unsent chunks, kept after the new snapshot.
     let mut kept: Vec<Vec<u8>> = Vec::new();
-    if let Some(n) = unsent {
+    if let Some(m) = mark {
         let mut st = tx.prepare_cached("SELECT bytes FROM order_changes WHERE order_id = ?1 AND seq > ?2 ORDER BY seq")?;
-        kept = st.query_map(params![id, seq - n], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        kept = st.query_map(params![id, m], |r| r.get(0))?.collect::<Result<_, _>>()?;
         kept.push(chunk.to_vec());
     }
     let snapshot = doc.save();
@@ -453,7 +451,7 @@ pub(super) fn append_chunk(
     // The chunks are renumbered from here: a mark on the old numbers means nothing now.
     outgoing::forget_push_mark(tx, id)?;
     let mut out = Layout { snapshot_len: snapshot.len() as i64, ..Layout::default() };
-    if unsent.is_some() {
+    if mark.is_some() {
         for (seq, bytes) in (1..).zip(&kept) {
             tx.prepare_cached("INSERT INTO order_changes (order_id, seq, bytes) VALUES (?1, ?2, ?3)")?.execute(params![id, seq, bytes])?;
             out = Layout { last_seq: seq, chunks: seq, chunk_bytes: out.chunk_bytes + bytes.len() as i64, ..out };

@@ -57,10 +57,15 @@ impl Store {
     /// The changes of `id` not reachable from `synced` (all of them when `synced` is empty),
     /// and the document's heads, computed from the document.
     pub fn changes_since(&self, id: &str, synced: &[ChangeHash]) -> Result<(Vec<u8>, Vec<ChangeHash>), Error> {
-        let conn = self.reader();
-        let (mut doc, _) = self.load_doc(&conn, id)?;
-        let bytes = if synced.is_empty() { doc.save() } else { doc.save_after(synced) };
-        Ok((bytes, doc.get_heads()))
+        let (changes, heads, _) = self.document_changes(&self.reader(), id, synced)?;
+        Ok((changes, heads))
+    }
+
+    /// [`Self::changes_since`] on `conn`, with the last chunk the document was loaded with.
+    fn document_changes(&self, conn: &Connection, id: &str, synced: &[ChangeHash]) -> Result<(Vec<u8>, Vec<ChangeHash>, i64), Error> {
+        let (mut doc, layout) = self.load_doc(conn, id)?;
+        let changes = if synced.is_empty() { doc.save() } else { doc.save_after(synced) };
+        Ok((changes, doc.get_heads(), layout.last_seq))
     }
 
     /// What the next push of `id` carries: the stored chunks after the mark when there is
@@ -80,9 +85,8 @@ impl Store {
                 return Ok(out);
             }
         }
-        let (mut doc, layout) = self.load_doc(&tx, id)?;
-        let changes = if synced.is_empty() { doc.save() } else { doc.save_after(&synced) };
-        Ok(Outgoing { changes, heads: doc.get_heads(), through: PushMark { epoch, seq: layout.last_seq } })
+        let (changes, heads, seq) = self.document_changes(&tx, id, &synced)?;
+        Ok(Outgoing { changes, heads, through: PushMark { epoch, seq } })
     }
 
     /// Records that the server has `heads` of `id`, and the chunks up to `through` unless
