@@ -165,7 +165,15 @@ fn written_ops(changes: &[automerge::Change]) -> WrittenOps {
 
 /// The typed order in `doc`, each object read in one scan (`reader.rs`).
 pub fn hydrate(doc: &AutoCommit) -> Result<WorkOrder, Error> {
-    Ok(autosurgeon::hydrate(&super::reader::Reader::new(doc))?)
+    Ok(hydrate_reading(doc)?.0)
+}
+
+/// [`hydrate`], keeping the objects' scans for another walk of the same document (the
+/// shape check: `sync::shape::check_read`).
+pub fn hydrate_reading(doc: &AutoCommit) -> Result<(WorkOrder, super::reader::Reader<'_>), Error> {
+    let reader = super::reader::Reader::new(doc);
+    let order = autosurgeon::hydrate(&reader)?;
+    Ok((order, reader))
 }
 
 /// Commits pending operations with a message and the time (UTC ms) of the edit.

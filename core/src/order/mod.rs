@@ -9,7 +9,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod model;
 pub mod ownership;
-mod reader;
+pub mod reader;
 pub mod tree;
 
 pub use lifecycle::{Actor, Event, Status};

@@ -7,24 +7,74 @@
 //! with one `map_range`/`list_range` scan and serves the rest of that object from memory. The
 //! values are the same ones `get` returns (the visible winner of each key or index), so what
 //! hydrates is unchanged; a test compares both readers on every order a visit produces.
+//!
+//! The scans stay in the reader after the hydrate (`document::hydrate_reading`): the shape
+//! check of the same document (`sync::shape`) walks them instead of scanning each object a
+//! second time.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::RangeBounds;
+use std::rc::Rc;
 
 use automerge::{self as am, AutoCommit, AutomergeError, ObjId, Prop, Value};
 
-type Entry = (Value<'static>, ObjId);
+/// One visible property of a map, as `map_range` yields it.
+pub struct MapItem {
+    pub key: String,
+    pub value: Value<'static>,
+    pub id: ObjId,
+    /// Other replicas wrote conflicting values here (only the winner is `value`).
+    pub conflict: bool,
+}
+
+/// One visible element of a list, as `list_range` yields it.
+pub struct ListItem {
+    pub value: Value<'static>,
+    pub id: ObjId,
+    pub conflict: bool,
+}
 
 pub struct Reader<'d> {
     doc: &'d AutoCommit,
-    maps: RefCell<HashMap<ObjId, HashMap<String, Entry>>>,
-    lists: RefCell<HashMap<ObjId, Vec<Entry>>>,
+    /// Each map's properties in key order (as `map_range` yields them).
+    maps: RefCell<HashMap<ObjId, Rc<[MapItem]>>>,
+    lists: RefCell<HashMap<ObjId, Rc<[ListItem]>>>,
 }
 
 impl<'d> Reader<'d> {
     pub fn new(doc: &'d AutoCommit) -> Self {
         Self { doc, maps: RefCell::new(HashMap::new()), lists: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn doc(&self) -> &'d AutoCommit {
+        self.doc
+    }
+
+    /// The visible properties of map `obj`, scanned once.
+    pub fn map(&self, obj: &ObjId) -> Rc<[MapItem]> {
+        if let Some(items) = self.maps.borrow().get(obj) {
+            return items.clone();
+        }
+        let mut items: Vec<MapItem> = am::ReadDoc::map_range(self.doc, obj, ..)
+            .map(|i| MapItem { key: i.key.to_string(), id: i.id(), conflict: i.conflict, value: i.value.into_value().to_owned() })
+            .collect();
+        // Already in key order; sorting keeps lookups right whatever the iterator's order.
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+        let items: Rc<[MapItem]> = items.into();
+        self.maps.borrow_mut().insert(obj.clone(), items.clone());
+        items
+    }
+
+    /// The visible elements of list `obj`, scanned once.
+    pub fn list(&self, obj: &ObjId) -> Rc<[ListItem]> {
+        if let Some(items) = self.lists.borrow().get(obj) {
+            return items.clone();
+        }
+        let items: Rc<[ListItem]> =
+            am::ReadDoc::list_range(self.doc, obj, ..).map(|i| ListItem { id: i.id(), conflict: i.conflict, value: i.value.into_value().to_owned() }).collect();
+        self.lists.borrow_mut().insert(obj.clone(), items.clone());
+        items
     }
 }
 
@@ -40,33 +90,18 @@ impl autosurgeon::ReadDoc for Reader<'_> {
 
     fn get<P: Into<Prop>>(&self, obj: &ObjId, prop: P) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError> {
         let prop = prop.into();
-        match &prop {
-            Prop::Map(key) => {
-                if let Some(fields) = self.maps.borrow().get(obj) {
-                    return Ok(fields.get(key).cloned());
-                }
-            }
-            Prop::Seq(index) => {
-                if let Some(items) = self.lists.borrow().get(obj) {
-                    return Ok(items.get(*index).cloned());
-                }
-            }
-        }
-        match (&prop, am::ReadDoc::object_type(self.doc, obj)) {
+        // An object read before is answered from its scan without asking for its type.
+        let kind = match &prop {
+            Prop::Map(_) if self.maps.borrow().contains_key(obj) => Ok(am::ObjType::Map),
+            Prop::Seq(_) if self.lists.borrow().contains_key(obj) => Ok(am::ObjType::List),
+            _ => am::ReadDoc::object_type(self.doc, obj),
+        };
+        match (&prop, kind) {
             (Prop::Map(key), Ok(am::ObjType::Map | am::ObjType::Table)) => {
-                let mut maps = self.maps.borrow_mut();
-                let fields = maps.entry(obj.clone()).or_insert_with(|| {
-                    am::ReadDoc::map_range(self.doc, obj, ..).map(|i| (i.key.to_string(), (i.value.clone().into_value(), i.id()))).collect()
-                });
-                Ok(fields.get(key).cloned())
+                let items = self.map(obj);
+                Ok(items.binary_search_by(|i| i.key.as_str().cmp(key)).ok().map(|at| (items[at].value.clone(), items[at].id.clone())))
             }
-            (Prop::Seq(index), Ok(am::ObjType::List)) => {
-                let mut lists = self.lists.borrow_mut();
-                let items = lists
-                    .entry(obj.clone())
-                    .or_insert_with(|| am::ReadDoc::list_range(self.doc, obj, ..).map(|i| (i.value.clone().into_value(), i.id())).collect());
-                Ok(items.get(*index).cloned())
-            }
+            (Prop::Seq(index), Ok(am::ObjType::List)) => Ok(self.list(obj).get(*index).map(|i| (i.value.clone(), i.id.clone()))),
             // Text, a key on a list, an index on a map, a bad id: automerge's own answer.
             _ => am::ReadDoc::get(self.doc, obj, prop),
         }

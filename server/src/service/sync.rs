@@ -162,7 +162,8 @@ impl Service {
             return Ok(Vec::new());
         }
         let server_doc = || document::load_stored(&stored).ok().map(|mut d| d.save());
-        let after: WorkOrder = match document::hydrate(&doc) {
+        // The hydrate's scans of each object serve the shape check too.
+        let (after, reader): (WorkOrder, _) = match document::hydrate_reading(&doc) {
             Ok(a) => a,
             Err(e) => {
                 let f = onsite_core::sync::shape::explain_unreadable(&doc, &before);
@@ -176,9 +177,10 @@ impl Service {
         };
         // The stored document had the shape: only what the push wrote into is scanned again.
         let shape = match &pushed.written {
-            Some(written) => onsite_core::sync::shape::check_touched(&doc, &after, written),
-            None => onsite_core::sync::shape::check_document(&doc, &after),
+            Some(written) => onsite_core::sync::shape::check_touched(&reader, &after, written),
+            None => onsite_core::sync::shape::check_read(&reader, &after),
         };
+        drop(reader);
         if let Err(f) = shape {
             return Err(reject(RejectCode::ForbiddenField, Some(&f.field), f.reason, server_doc()));
         }

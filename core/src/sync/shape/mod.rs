@@ -13,6 +13,7 @@ use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use super::authz::Forbidden;
 use crate::order::document::Written;
 use crate::order::ownership::{owner_of, Owner};
+use crate::order::reader::Reader;
 use crate::order::WorkOrder;
 
 /// Largest string (or byte string) anywhere in a work-order document, in bytes.
@@ -29,8 +30,14 @@ fn refuse(path: &str, reason: impl Into<String>) -> Forbidden {
 /// reference shape. One scan per object (`map_range`/`list_range`) against the reference's
 /// hydrated tree; only conflicted properties are read value by value (`get_all`).
 pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidden> {
+    check_read(&Reader::new(doc), order)
+}
+
+/// [`check_document`] over the scans a hydrate of the same document already made
+/// (`order::document::hydrate_reading`): each object is read once for both.
+pub fn check_read(reader: &Reader<'_>, order: &WorkOrder) -> Result<(), Forbidden> {
     let root = reference(order)?;
-    check_root(doc, &root, usize::MAX, None)
+    check_root(reader, &root, usize::MAX, None)
 }
 
 /// [`check_document`] for a document that had the shape before a push wrote into the
@@ -40,8 +47,10 @@ pub fn check_document(doc: &AutoCommit, order: &WorkOrder) -> Result<(), Forbidd
 /// (placed by Automerge's `parents`, so only a few) and goes down into written children
 /// wherever it meets them, conflicting values included; an object it created is written
 /// as soon as it holds anything. A written object the scan never reaches (in a deleted
-/// subtree, or under a losing value) gets the whole check.
-pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, written: &Written) -> Result<(), Forbidden> {
+/// subtree, or under a losing value) gets the whole check. `reader` reads the merged
+/// document (the hydrate's, so objects it scanned are not scanned again).
+pub fn check_touched(reader: &Reader<'_>, order: &WorkOrder, written: &Written) -> Result<(), Forbidden> {
+    let doc = reader.doc();
     let root = reference(order)?;
     let touched = Touched { written: written.objects.iter().collect(), reached: Default::default() };
     let made: std::collections::HashSet<&ObjId> = written.made.iter().collect();
@@ -53,7 +62,7 @@ pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, written: &Written) -> 
         }
         // Automerge's path walk unwraps internally: a document it cannot walk gets the whole check.
         let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.parents(obj).ok().and_then(|p| p.visible_path())));
-        let Ok(Some(path)) = path else { return check_root(doc, &root, usize::MAX, None) };
+        let Ok(Some(path)) = path else { return check_root(reader, &root, usize::MAX, None) };
         starts.push((path.into_iter().map(|(_, prop)| prop).collect(), obj));
     }
     // Parents before children and keys in order, as the whole check meets them.
@@ -64,7 +73,7 @@ pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, written: &Written) -> 
         }
         let Some((automerge::Prop::Map(first), rest)) = path.split_first() else {
             touched.reached.borrow_mut().insert(ROOT);
-            check_root(doc, &root, 1, Some(&touched))?;
+            check_root(reader, &root, 1, Some(&touched))?;
             continue;
         };
         let owner = owner_of(first).ok_or_else(|| refuse(first, "not a field of a work order"))?;
@@ -83,10 +92,10 @@ pub fn check_touched(doc: &AutoCommit, order: &WorkOrder, written: &Written) -> 
         }
         let kind = doc.object_type(obj).map_err(|e| refuse(&text, e.to_string()))?;
         touched.reached.borrow_mut().insert(obj.clone());
-        Scan { doc, owner, touched: Some(&touched) }.value(Value::Object(kind), obj, at, &text, 1)?;
+        Scan { reader, owner, touched: Some(&touched) }.value(Value::Object(kind), obj, at, &text, 1)?;
     }
     if written.objects.iter().any(|o| !touched.reached.borrow().contains(o)) {
-        return check_root(doc, &root, usize::MAX, None);
+        return check_root(reader, &root, usize::MAX, None);
     }
     Ok(())
 }
@@ -119,21 +128,20 @@ fn reference(order: &WorkOrder) -> Result<automerge::hydrate::Map, Forbidden> {
 
 /// The root's keys and values; `depth` 1 reads the root's own properties only, as
 /// [`Scan::value`] reads an object's.
-fn check_root(doc: &AutoCommit, root: &automerge::hydrate::Map, depth: usize, touched: Option<&Touched<'_>>) -> Result<(), Forbidden> {
+fn check_root(reader: &Reader<'_>, root: &automerge::hydrate::Map, depth: usize, touched: Option<&Touched<'_>>) -> Result<(), Forbidden> {
     let depth = depth.saturating_sub(1);
-    for item in doc.map_range(ROOT, ..) {
-        let key = item.key.to_string();
-        let owner = owner_of(&key).ok_or_else(|| refuse(&key, "not a field of a work order"))?;
-        let scan = Scan { doc, owner, touched };
-        let id = item.id();
-        scan.prop(&ROOT, automerge::Prop::Map(key.clone()), item.value.into_value(), id, item.conflict, root.get(&key), &key, depth)?;
+    for item in reader.map(&ROOT).iter() {
+        let key = &item.key;
+        let owner = owner_of(key).ok_or_else(|| refuse(key, "not a field of a work order"))?;
+        let scan = Scan { reader, owner, touched };
+        scan.prop(&ROOT, automerge::Prop::Map(key.clone()), &item.value, &item.id, item.conflict, root.get(key), key, depth)?;
     }
     Ok(())
 }
 
 /// The shape check as one scan per object (see [`check_document`]).
 struct Scan<'a> {
-    doc: &'a AutoCommit,
+    reader: &'a Reader<'a>,
     owner: Owner,
     /// With [`check_touched`]: an object a push wrote into is read even at depth 0.
     touched: Option<&'a Touched<'a>>,
@@ -146,21 +154,21 @@ impl Scan<'_> {
         &self,
         obj: &ObjId,
         prop: automerge::Prop,
-        value: Value<'_>,
-        id: ObjId,
+        value: &Value<'_>,
+        id: &ObjId,
         conflict: bool,
         reference: Option<&Tree>,
         path: &str,
         depth: usize,
     ) -> Result<(), Forbidden> {
         if !conflict {
-            return self.value(value, &id, reference, path, depth);
+            return self.value(value.clone(), id, reference, path, depth);
         }
         if self.owner != Owner::Engineer {
             return Err(refuse(path, "conflicting values on a field the device does not own"));
         }
         // Every conflicting value must have the shape too (only the winner is hydrated).
-        for (value, id) in self.doc.get_all(obj, prop).map_err(|e| refuse(path, e.to_string()))? {
+        for (value, id) in self.reader.doc().get_all(obj, prop).map_err(|e| refuse(path, e.to_string()))? {
             self.value(value, &id, reference, path, depth)?;
         }
         Ok(())
@@ -182,32 +190,29 @@ impl Scan<'_> {
                 if depth == 0 {
                     return Ok(());
                 }
-                for item in self.doc.map_range(id, ..) {
-                    let key = item.key.to_string();
+                for item in self.reader.map(id).iter() {
+                    let key = &item.key;
                     let sub = format!("{path}.{key}");
-                    let vid = item.id();
-                    self.prop(id, automerge::Prop::Map(key.clone()), item.value.into_value(), vid, item.conflict, r.get(&key), &sub, depth - 1)?;
+                    self.prop(id, automerge::Prop::Map(key.clone()), &item.value, &item.id, item.conflict, r.get(key), &sub, depth - 1)?;
                 }
                 Ok(())
             }
             (Value::Object(ObjType::List), Tree::List(r)) => {
-                if self.doc.length(id) > MAX_LIST {
+                if self.reader.doc().length(id) > MAX_LIST {
                     return Err(refuse(path, format!("more than {MAX_LIST} entries")));
                 }
                 if depth == 0 {
                     return Ok(());
                 }
                 let refs: Vec<&Tree> = r.iter().map(|v| &v.value).collect();
-                for item in self.doc.list_range(id, ..) {
-                    let sub = format!("{path}[{}]", item.index);
-                    let vid = item.id();
-                    let (i, conflict, v) = (item.index, item.conflict, item.value.into_value());
-                    self.prop(id, automerge::Prop::Seq(i), v, vid, conflict, refs.get(i).copied(), &sub, depth - 1)?;
+                for (i, item) in self.reader.list(id).iter().enumerate() {
+                    let sub = format!("{path}[{i}]");
+                    self.prop(id, automerge::Prop::Seq(i), &item.value, &item.id, item.conflict, refs.get(i).copied(), &sub, depth - 1)?;
                 }
                 Ok(())
             }
             (Value::Object(ObjType::Text), Tree::Text(_)) => {
-                if self.doc.length(id) > MAX_STRING {
+                if self.reader.doc().length(id) > MAX_STRING {
                     return Err(refuse(path, format!("longer than {MAX_STRING} bytes")));
                 }
                 Ok(())

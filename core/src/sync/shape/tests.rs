@@ -91,7 +91,7 @@ fn a_losing_concurrent_value_written_by_the_push_is_checked_whole() {
         assert_eq!(check_document(&a, &after).unwrap_err().field, "notes[0]");
         let mut server = base.fork();
         let pushed = crate::order::document::apply_pushed(&mut server, &a.save_after(&heads)).unwrap();
-        assert_eq!(check_touched(&server, &after, &pushed.written.unwrap()).unwrap_err().field, "notes[0]");
+        assert_eq!(check_touched(&Reader::new(&server), &after, &pushed.written.unwrap()).unwrap_err().field, "notes[0]");
         return;
     }
     panic!("the smuggling replica never lost");
@@ -115,7 +115,7 @@ fn a_new_entry_holding_a_smuggled_key_is_refused() {
     let pushed = crate::order::document::apply_pushed(&mut server, &device.save_after(&heads)).unwrap();
     let written = pushed.written.unwrap();
     assert!(!written.objects.contains(&ROOT), "only the list and the new note were written");
-    assert_eq!(check_touched(&server, &after, &written).unwrap_err().field, "notes[1].smuggled");
+    assert_eq!(check_touched(&Reader::new(&server), &after, &written).unwrap_err().field, "notes[1].smuggled");
 }
 
 /// One way of altering a document.
@@ -221,6 +221,9 @@ fn the_scan_agrees_with_the_key_by_key_walk_on_every_mutation_everywhere() {
             let Ok(after) = direct else { continue };
             let verdict = check_document(&d, &after);
             assert_eq!(verdict, by_keys(&d, &after));
+            // Over the scans the hydrate made, as the server checks it.
+            let (_, reader) = crate::order::document::hydrate_reading(&d).unwrap();
+            assert_eq!(check_read(&reader, &after), verdict);
             // The server's check of only what the push wrote into, from the pushed bytes.
             let push = d.save_after(&heads);
             if push.is_empty() {
@@ -228,7 +231,8 @@ fn the_scan_agrees_with_the_key_by_key_walk_on_every_mutation_everywhere() {
             }
             let mut server = base.fork();
             let pushed = crate::order::document::apply_pushed(&mut server, &push).unwrap();
-            assert_eq!(check_touched(&server, &after, &pushed.written.unwrap()), verdict);
+            let (_, reader) = crate::order::document::hydrate_reading(&server).unwrap();
+            assert_eq!(check_touched(&reader, &after, &pushed.written.unwrap()), verdict);
             checked += 1;
             refused += usize::from(verdict.is_err());
         }
@@ -311,8 +315,10 @@ fn pushes_of_many_writes_get_the_same_verdict_from_both_checks() {
         let whole = check_document(&d, &after);
         let mut server = base.clone();
         let pushed = crate::order::document::apply_pushed(&mut server, &push).unwrap();
-        let touched = check_touched(&server, &after, &pushed.written.unwrap());
+        let (_, reader) = crate::order::document::hydrate_reading(&server).unwrap();
+        let touched = check_touched(&reader, &after, &pushed.written.unwrap());
         prop_assert_eq!(touched.is_ok(), whole.is_ok(), "{:?} vs {:?}", touched, whole);
+        prop_assert_eq!(check_read(&reader, &after), whole.clone());
         let count = if whole.is_ok() { &accepted } else { &refused };
         count.set(count.get() + 1);
     });
