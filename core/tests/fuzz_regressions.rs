@@ -61,7 +61,11 @@ fn sync_inputs_never_panic_and_seeds_decode() {
             for e in upload.entries {
                 let _ = e.into_entry().body();
             }
-            if let Ok(entries) = onsite_core::sync::journal_wire::expand(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+            if let Ok(built) = onsite_core::sync::journal_wire::expand_built(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+                for (e, b) in &built {
+                    assert_eq!(e.body().ok().as_ref(), Some(b.body()), "{name}");
+                }
+                let entries: Vec<_> = built.into_iter().map(|(e, _)| e).collect();
                 let r = onsite_core::evidence::journal::verify(&entries, &onsite_core::evidence::journal::Keys::device(&[4u8; 65]), "dev", None);
                 // The seed's seal holds only under its own device key.
                 assert!(!r.ok() || entries.is_empty(), "{name}");
@@ -82,8 +86,11 @@ fn sync_inputs_never_panic_and_seeds_decode() {
                     if let Ok(o) = autosurgeon::hydrate::<_, onsite_core::WorkOrder>(&doc) {
                         assert!(authz::check_engineer_change(&o, &o, &[], "dev", &[]).is_ok(), "{name}");
                         let whole = onsite_core::sync::shape::check_document(&doc, &o);
+                        // Over the hydrate's own scans, as the server checks.
+                        let (_, reader) = onsite_core::order::document::hydrate_reading(&doc).unwrap();
+                        assert_eq!(onsite_core::sync::shape::check_read(&reader, &o), whole, "{name}");
                         if let Some(written) = pushed.written {
-                            assert_eq!(onsite_core::sync::shape::check_touched(&doc, &o, &written).is_ok(), whole.is_ok(), "{name}");
+                            assert_eq!(onsite_core::sync::shape::check_touched(&reader, &o, &written).is_ok(), whole.is_ok(), "{name}");
                         }
                     }
                 }

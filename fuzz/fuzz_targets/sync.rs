@@ -12,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
         for e in upload.entries.into_iter().take(8) {
             let _ = e.into_entry().body();
         }
-        if let Ok(entries) = onsite_core::sync::journal_wire::expand(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+        if let Ok(built) = onsite_core::sync::journal_wire::expand_built(&upload.compact, "dev", onsite_core::evidence::journal::ZERO_HASH, |_| None) {
+            // The server verifies an expanded entry by the body it was built from: that body
+            // must be what the bytes parse to.
+            for (e, b) in &built {
+                assert_eq!(e.body().ok().as_ref(), Some(b.body()));
+            }
+            let entries: Vec<_> = built.into_iter().map(|(e, _)| e).collect();
             let keys = onsite_core::evidence::journal::Keys::device(&[4u8; 65]);
             let _ = onsite_core::evidence::journal::verify(&entries, &keys, "dev", None);
         }
@@ -34,8 +40,11 @@ fuzz_target!(|data: &[u8]| {
                     let _ = authz::check_engineer_change(&after, &after, &[], "dev", &[]);
                     let _ = authz::check_history(&after, &authz::LifecycleRule { author: None, delivered_receipts: None });
                     let whole = onsite_core::sync::shape::check_document(&doc, &after);
-                    if let Some(written) = pushed.written {
-                        assert_eq!(onsite_core::sync::shape::check_touched(&doc, &after, &written).is_ok(), whole.is_ok());
+                    if let Ok((_, reader)) = onsite_core::order::document::hydrate_reading(&doc) {
+                        assert_eq!(onsite_core::sync::shape::check_read(&reader, &after), whole);
+                        if let Some(written) = pushed.written {
+                            assert_eq!(onsite_core::sync::shape::check_touched(&reader, &after, &written).is_ok(), whole.is_ok());
+                        }
                     }
                     let _ = authz::rebase(&after, &after);
                 }

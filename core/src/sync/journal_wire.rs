@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::journal::{self, seal::from_body, Body, Entry, TicketAnchor, ZERO_HASH};
+use crate::evidence::journal::{self, Body, Entry, TicketAnchor, ZERO_HASH};
 use crate::order::GpsFix;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -110,13 +110,24 @@ pub fn compact(entries: &[Entry], mut order_prev_seq: impl FnMut(&str, u64) -> O
 /// Rebuilds entries from a compact upload for device `device`, chained from `prev` (the
 /// hash of the entry before the first). `hash_of(seq)` gives the hash of an earlier entry
 /// the receiver already holds (per-order links that point before this upload).
-pub fn expand(compact: &[CompactEntry], device: &str, prev: &str, mut hash_of: impl FnMut(u64) -> Option<String>) -> Result<Vec<Entry>, Error> {
-    let mut out: Vec<Entry> = Vec::with_capacity(compact.len());
+pub fn expand(compact: &[CompactEntry], device: &str, prev: &str, hash_of: impl FnMut(u64) -> Option<String>) -> Result<Vec<Entry>, Error> {
+    Ok(expand_built(compact, device, prev, hash_of)?.into_iter().map(|(e, _)| e).collect())
+}
+
+/// [`expand`], keeping the body each entry was built from, for verification
+/// (`journal::verify_keeping_bodies` then reads it instead of parsing the bytes back).
+pub fn expand_built(
+    compact: &[CompactEntry],
+    device: &str,
+    prev: &str,
+    mut hash_of: impl FnMut(u64) -> Option<String>,
+) -> Result<Vec<(Entry, journal::seal::Built)>, Error> {
+    let mut out: Vec<(Entry, journal::seal::Built)> = Vec::with_capacity(compact.len());
     let mut hashes: HashMap<u64, usize> = HashMap::new();
     let mut prev = prev.to_string();
     let (mut at, mut mono) = (0i64, 0i64);
     for c in compact {
-        if let Some(last) = out.last() {
+        if let Some((last, _)) = out.last() {
             if c.s != last.seq + 1 {
                 return Err(err(c.s, format!("expected entry {} next", last.seq + 1)));
             }
@@ -127,7 +138,7 @@ pub fn expand(compact: &[CompactEntry], device: &str, prev: &str, mut hash_of: i
         let order_prev = match (&c.o, c.op) {
             (Some(_), Some(0)) => Some(ZERO_HASH.to_string()),
             (Some(_), Some(seq)) if seq < c.s => match hashes.get(&seq) {
-                Some(i) => Some(out[*i].hash.clone()),
+                Some(i) => Some(out[*i].0.hash.clone()),
                 None => Some(hash_of(seq).ok_or_else(|| err(c.s, format!("its order link names entry {seq}, which the server does not hold")))?),
             },
             (None, None) => None,
@@ -157,10 +168,10 @@ pub fn expand(compact: &[CompactEntry], device: &str, prev: &str, mut hash_of: i
             fix: c.f,
             key: c.y,
         };
-        let e = from_body(&body, c.g.clone().unwrap_or_default()).map_err(|x: journal::Error| err(c.s, x.to_string()))?;
+        let (e, built) = journal::seal::build(body, c.g.clone().unwrap_or_default()).map_err(|x: journal::Error| err(c.s, x.to_string()))?;
         prev = e.hash.clone();
         hashes.insert(e.seq, out.len());
-        out.push(e);
+        out.push((e, built));
     }
     Ok(out)
 }
@@ -243,8 +254,16 @@ mod tests {
         let (hw, entries) = journal();
         let keys = Keys::device(&hw.public_key());
         let wire = compact(&entries, |_, _| None).unwrap();
-        let verdict = |w: &[CompactEntry]| match expand(w, "dev", ZERO_HASH, |_| None) {
-            Ok(es) => journal::verify(&es, &keys, "dev", Some(ZERO_HASH)).sealed(),
+        // As `verify` parses the bytes, and as the server verifies them with the bodies it
+        // built them from: the same verdict.
+        let verdict = |w: &[CompactEntry]| match expand_built(w, "dev", ZERO_HASH, |_| None) {
+            Ok(built) => {
+                let es: Vec<Entry> = built.iter().map(|(e, _)| e.clone()).collect();
+                let parsed = journal::verify(&es, &keys, "dev", Some(ZERO_HASH)).sealed();
+                let bodies = built.into_iter().map(|(_, b)| Some(b)).collect();
+                assert_eq!(journal::verify_keeping_bodies(&es, bodies, &keys, "dev", Some(ZERO_HASH)).0.sealed(), parsed);
+                parsed
+            }
             Err(_) => false,
         };
         assert!(verdict(&wire));
@@ -280,5 +299,30 @@ mod tests {
         let mut both = wire.clone();
         both[2].h = Some(crate::hash::sha256_hex(b"x"));
         assert!(expand(&both, "dev", ZERO_HASH, |_| None).is_err());
+    }
+
+    /// The body an expanded entry keeps is what parsing its bytes gives, or the entry is
+    /// refused as the parse would refuse it: a fix JSON cannot write (CBOR can carry NaN and
+    /// infinity), an inline `null` payload.
+    #[test]
+    fn an_expanded_entry_keeps_the_body_its_bytes_parse_to() {
+        let (_, entries) = journal();
+        let wire = compact(&entries, |_, _| None).unwrap();
+        for (e, b) in expand_built(&wire, "dev", ZERO_HASH, |_| None).unwrap() {
+            assert_eq!(&e.body().unwrap(), b.body());
+        }
+        let fix = |v: f64| GpsFix { lat: 39.9, lon: v, accuracy_m: 5.0, source: crate::order::LocationSource::Gps, mock: false };
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut w = wire.clone();
+            w[3].f = Some(fix(bad));
+            // The parse refuses the bytes such a body serializes to, so expanding refuses it.
+            assert!(matches!(expand_built(&w, "dev", ZERO_HASH, |_| None), Err(Error::Entry { seq: 4, .. })), "{bad}");
+        }
+        let mut w = wire.clone();
+        w[3].f = Some(fix(116.4));
+        w[4].p = Some(b"null".to_vec());
+        for (e, b) in expand_built(&w, "dev", ZERO_HASH, |_| None).unwrap() {
+            assert_eq!(&e.body().unwrap(), b.body());
+        }
     }
 }

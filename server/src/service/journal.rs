@@ -16,18 +16,20 @@ impl Service {
     pub fn journal(&self, device: &DeviceRow, upload: JournalUpload) -> Result<JournalAck> {
         self.heard_from(device);
         let known_size = upload.log_size;
-        let mut entries: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
-        entries.sort_by_key(|e| e.seq);
+        let mut whole: Vec<Entry> = upload.entries.into_iter().map(protocol::WireEntry::into_entry).collect();
+        whole.sort_by_key(|e| e.seq);
+        // Each entry with the body it was built from, where the server built it.
+        let mut entries: Vec<(Entry, Option<journal::seal::Built>)> = whole.into_iter().map(|e| (e, None)).collect();
         if let Some(first) = upload.compact.first().map(|c| c.s) {
             // Compact entries follow the whole ones; the server fills in links from its copy.
             let prev = match entries.last() {
-                Some(e) if e.seq + 1 == first => e.hash.clone(),
+                Some((e, _)) if e.seq + 1 == first => e.hash.clone(),
                 Some(_) => return Err(Error::Unprocessable("compact entries must continue the whole ones".into())),
                 None => self.hash_before(device, first)?,
             };
-            let whole: std::collections::HashMap<u64, String> = entries.iter().map(|e| (e.seq, e.hash.clone())).collect();
+            let whole: std::collections::HashMap<u64, String> = entries.iter().map(|(e, _)| (e.seq, e.hash.clone())).collect();
             let mut failure = None;
-            let expanded = journal_wire::expand(&upload.compact, &device.id, &prev, |seq| match whole.get(&seq) {
+            let expanded = journal_wire::expand_built(&upload.compact, &device.id, &prev, |seq| match whole.get(&seq) {
                 Some(h) => Some(h.clone()),
                 None => self.storage.journal_hash(&device.id, seq).unwrap_or_else(|e| {
                     failure = Some(e);
@@ -37,18 +39,19 @@ impl Service {
             if let Some(e) = failure {
                 return Err(e.into());
             }
-            entries.extend(expanded.map_err(|e| Error::Unprocessable(e.to_string()))?);
+            entries.extend(expanded.map_err(|e| Error::Unprocessable(e.to_string()))?.into_iter().map(|(e, b)| (e, Some(b))));
         }
         // Entries the server already has must be the same entries (a retry or duplicate);
         // sessions among them, and those the upload names, must be logged.
         let mut fresh: Vec<Entry> = Vec::new();
+        let mut built = Vec::new();
         let mut logged_sessions: Vec<Entry> = upload.sessions.into_iter().map(protocol::WireEntry::into_entry).collect();
         for s in &logged_sessions {
             if self.storage.journal_hash(&device.id, s.seq)?.as_deref() != Some(s.hash.as_str()) {
                 return Err(Error::Unprocessable(format!("session entry {} is not the one in the log", s.seq)));
             }
         }
-        for e in entries {
+        for (e, b) in entries {
             if e.seq <= device.journal_seq {
                 match self.storage.journal_hash(&device.id, e.seq)? {
                     Some(h) if h == e.hash => {
@@ -67,6 +70,7 @@ impl Service {
                 }
             }
             fresh.push(e);
+            built.push(b);
         }
         let Some(first) = fresh.first() else {
             return Ok(JournalAck { acked_seq: device.journal_seq, checkpoint: None, proofs: Vec::new(), consistency: None });
@@ -83,7 +87,7 @@ impl Service {
             .map_err(|p| Error::Unprocessable(format!("the sessions do not verify: {p:?}")))?;
         let prev = device.journal_head.clone().unwrap_or_else(|| ZERO_HASH.to_string());
         // Every entry must be covered by a signature: an unsealed tail is refused too.
-        let (report, bodies) = journal::verify_keeping_bodies(&fresh, &keys, &device.id, Some(&prev));
+        let (report, bodies) = journal::verify_keeping_bodies(&fresh, built, &keys, &device.id, Some(&prev));
         if let Some(p) = report.first_problem_sealed() {
             return Err(Error::Unprocessable(format!("the journal does not verify: {p:?}")));
         }

@@ -123,3 +123,34 @@ pub fn from_body(body: &Body, signature: Vec<u8>) -> Result<Entry, Error> {
     let bytes = serde_json::to_vec(body).map_err(|e| Error::Malformed { seq: body.seq, reason: e.to_string() })?;
     Ok(Entry { seq: body.seq, hash: sha256_hex(&bytes), body: bytes, signature })
 }
+
+/// The body an entry was built from by [`build`]: its bytes are this body's serialization, so
+/// verification reads it instead of parsing the bytes back (`verify::verify_keeping_bodies`).
+/// Only [`build`] makes one, so it always matches its entry.
+#[derive(Debug, Clone)]
+pub struct Built(Body);
+
+impl Built {
+    pub fn body(&self) -> &Body {
+        &self.0
+    }
+
+    pub(super) fn into_body(self) -> Body {
+        self.0
+    }
+}
+
+/// [`from_body`], keeping the body for verification: the body kept is what parsing the
+/// entry's bytes gives back. JSON holds no NaN or infinity (serde_json writes `null`, which
+/// then does not parse as a number), so a fix holding one is refused here as the parse
+/// would refuse it; an inline `null` payload parses back as none.
+pub fn build(mut body: Body, signature: Vec<u8>) -> Result<(Entry, Built), Error> {
+    if body.fix.as_ref().is_some_and(|f| ![f.lat, f.lon, f.accuracy_m].iter().all(|x| x.is_finite())) {
+        return Err(Error::Malformed { seq: body.seq, reason: "the fix holds a number JSON cannot write".into() });
+    }
+    let entry = from_body(&body, signature)?;
+    if body.payload == Some(serde_json::Value::Null) {
+        body.payload = None;
+    }
+    Ok((entry, Built(body)))
+}

@@ -162,10 +162,19 @@ fn first_bad_signature(jobs: &[Job<'_>]) -> Option<usize> {
 
 /// Everything but the signature: hash, body, seq, device, link, payload hash.
 fn check_structure(e: &Entry, device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
+    check_built(e, None, device, linked)
+}
+
+/// [`check_structure`] of an entry whose body is known from building it (`seal::build`): the
+/// bytes are that body's serialization, so they are hashed but not parsed back.
+fn check_built(e: &Entry, built: Option<super::seal::Built>, device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
     if sha256_hex(&e.body) != e.hash {
         return Err(Problem::HashMismatch { seq: e.seq });
     }
-    let body = e.body().map_err(|err| Problem::Malformed { seq: e.seq, reason: err.to_string() })?;
+    let body = match built {
+        Some(b) => b.into_body(),
+        None => e.body().map_err(|err| Problem::Malformed { seq: e.seq, reason: err.to_string() })?,
+    };
     if body.seq != e.seq {
         return Err(Problem::Malformed { seq: e.seq, reason: format!("body says seq {}", body.seq) });
     }
@@ -268,13 +277,21 @@ impl<'a> Walk<'a> {
 /// entries before the first structural problem are then checked across cores. The first
 /// problem in entry order is reported, exactly as a single walk would.
 pub fn verify(entries: &[Entry], keys: &Keys, device: &str, start_prev: Option<&str>) -> Report {
-    verify_keeping_bodies(entries, keys, device, start_prev).0
+    verify_keeping_bodies(entries, Vec::new(), keys, device, start_prev).0
 }
 
 /// [`verify`], handing back the bodies it parsed: one per entry up to the first structural
 /// problem (every entry when the report has none), so a caller that stores the entries does
-/// not parse them again.
-pub fn verify_keeping_bodies(entries: &[Entry], keys: &Keys, device: &str, start_prev: Option<&str>) -> (Report, Vec<Body>) {
+/// not parse them again. `built[i]`, where present, is the body entry `i` was built from
+/// (`seal::build`, as a compact upload is expanded): it is used instead of parsing the bytes.
+pub fn verify_keeping_bodies(
+    entries: &[Entry],
+    built: Vec<Option<super::seal::Built>>,
+    keys: &Keys,
+    device: &str,
+    start_prev: Option<&str>,
+) -> (Report, Vec<Body>) {
+    let mut built = built.into_iter();
     let mut prev: Option<&str> = start_prev;
     let first = entries.first().map(|e| e.seq).unwrap_or(1);
     let mut walk = Walk::new(keys, device);
@@ -284,7 +301,7 @@ pub fn verify_keeping_bodies(entries: &[Entry], keys: &Keys, device: &str, start
         let step = if e.seq != expected_seq {
             Err(Problem::Gap { expected: expected_seq, found: e.seq })
         } else {
-            check_structure(e, device, |b| prev.is_none_or(|p| b.prev == p)).and_then(|body| walk.entry(i, e, &body, false).map(|()| body))
+            check_built(e, built.next().flatten(), device, |b| prev.is_none_or(|p| b.prev == p)).and_then(|body| walk.entry(i, e, &body, false).map(|()| body))
         };
         match step {
             Ok(body) => bodies.push(body),
