@@ -287,6 +287,31 @@ pub(crate) mod tests {
     use super::*;
     use automerge::transaction::Transactable;
 
+    /// The server keeps the order it wrote (a new order, a dispatcher's edit) as what its
+    /// document hydrates to, to check the next push against: an order written into a
+    /// document reads back as itself, imported or worked on site.
+    #[test]
+    fn an_order_written_into_a_document_hydrates_back_as_itself() {
+        use crate::device::testkit;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = testkit::clock();
+        let d = testkit::device(dir.path(), clock.clone());
+        testkit::worked_order(&d, &clock, "WO-RT");
+        d.add_note("WO-RT", "现场记录 / site note").unwrap();
+        let worked = d.get("WO-RT").unwrap().order;
+        assert!(!worked.transitions.is_empty() && !worked.notes.is_empty());
+        let imported = crate::order::import::parse_orders(&crate::order::import::tests::sample_json("WO-1"), crate::order::Timestamp(0)).unwrap().remove(0);
+        for o in [imported, worked.clone()] {
+            let doc = create(&o, ActorId::random(), "dispatch", 0).unwrap();
+            assert_eq!(hydrate(&doc).unwrap(), o);
+        }
+        let mut doc = load_stored(&[d.document_bytes("WO-RT").unwrap()]).unwrap().with_actor(ActorId::random());
+        let mut edited = worked;
+        edited.engineer = crate::order::Engineer { id: "eng-2".into(), name: "王工".into() };
+        reconcile_commit(&mut doc, &edited, "dispatcher", 1).unwrap();
+        assert_eq!(hydrate(&doc).unwrap(), edited);
+    }
+
     /// A document and two changes made on a copy of it, as one push.
     pub(crate) fn base_and_push() -> (AutoCommit, Vec<u8>) {
         let mut base = AutoCommit::new();

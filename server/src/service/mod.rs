@@ -15,6 +15,7 @@ mod blobs;
 mod evidence;
 mod feed;
 mod help;
+mod hydrated;
 mod journal;
 mod log;
 mod orders;
@@ -171,6 +172,8 @@ pub struct Service {
     actor: ActorId,
     admin_token_hash: String,
     locks: OrderLocks,
+    /// The typed order of recently written documents, by their heads (`hydrated.rs`).
+    hydrated: hydrated::Hydrated,
     /// Change rows per order before compaction ([`COMPACT_AFTER`] unless configured).
     compact_after: u64,
     /// Threads merging one sync request's pushes ([`DEFAULT_PUSH_WORKERS`] unless configured).
@@ -253,6 +256,7 @@ impl Service {
             actor,
             admin_token_hash: token_hash(admin_token),
             locks: OrderLocks::new(),
+            hydrated: hydrated::Hydrated::new(hydrated::DEFAULT_CAPACITY),
             compact_after: COMPACT_AFTER,
             push_workers: DEFAULT_PUSH_WORKERS,
             notifier,

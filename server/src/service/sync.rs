@@ -149,8 +149,13 @@ impl Service {
         }
         // The document after the row: it holds at least everything up to `read_at`.
         let (mut doc, stored) = self.load(&device.provider, id).map_err(internal_reject)?;
-        let before = document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?;
         let heads = doc.get_heads();
+        // The order before the merge: as the last write here left it, when the document is
+        // still exactly that one; else read from it.
+        let before = match self.hydrated.get(&device.provider, id, &heads) {
+            Some(o) => o,
+            None => std::sync::Arc::new(document::hydrate(&doc).map_err(|e| internal_reject(internal(e)))?),
+        };
         let pushed = match document::apply_pushed(&mut doc, changes) {
             Ok(p) => p,
             Err(e) => return Err(reject(RejectCode::Invalid, None, e.to_string(), None)),
@@ -196,6 +201,8 @@ impl Service {
             Err(e) => return Err(internal_reject(e.into())),
             Ok(_) => {}
         }
-        Ok(after.help.iter().filter(|h| !before.help.contains(h)).cloned().collect())
+        let help = after.help.iter().filter(|h| !before.help.contains(h)).cloned().collect();
+        self.hydrated.put(&device.provider, id, doc.get_heads(), std::sync::Arc::new(after));
+        Ok(help)
     }
 }
