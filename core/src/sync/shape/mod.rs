@@ -21,7 +21,7 @@ pub const MAX_STRING: usize = 16 * 1024;
 /// Most entries of any list in a work-order document.
 pub const MAX_LIST: usize = 10_000;
 
-fn refuse(path: &str, reason: impl Into<String>) -> Forbidden {
+fn refuse(path: &(impl std::fmt::Display + ?Sized), reason: impl Into<String>) -> Forbidden {
     Forbidden { field: path.to_string(), reason: reason.into() }
 }
 
@@ -92,7 +92,7 @@ pub fn check_touched(reader: &Reader<'_>, order: &WorkOrder, written: &Written) 
         }
         let kind = doc.object_type(obj).map_err(|e| refuse(&text, e.to_string()))?;
         touched.reached.borrow_mut().insert(obj.clone());
-        Scan { reader, owner, touched: Some(&touched) }.value(Value::Object(kind), obj, at, &text, 1)?;
+        Scan { reader, owner, touched: Some(&touched) }.value(Value::Object(kind), obj, at, &Path::root(&text), 1)?;
     }
     if written.objects.iter().any(|o| !touched.reached.borrow().contains(o)) {
         return check_root(reader, &root, usize::MAX, None);
@@ -131,12 +131,62 @@ fn reference(order: &WorkOrder) -> Result<automerge::hydrate::Map, Forbidden> {
 fn check_root(reader: &Reader<'_>, root: &automerge::hydrate::Map, depth: usize, touched: Option<&Touched<'_>>) -> Result<(), Forbidden> {
     let depth = depth.saturating_sub(1);
     for item in reader.map(&ROOT).iter() {
-        let key = &item.key;
+        let key = item.key.as_str();
         let owner = owner_of(key).ok_or_else(|| refuse(key, "not a field of a work order"))?;
         let scan = Scan { reader, owner, touched };
-        scan.prop(&ROOT, automerge::Prop::Map(key.clone()), &item.value, &item.id, item.conflict, root.get(key), key, depth)?;
+        scan.prop(&ROOT, &item.value, &item.id, item.conflict, root.get(key), &Path::root(key), depth)?;
     }
     Ok(())
+}
+
+/// Where a value sits (`customer.contact`, `notes[3].text`), written out only when a refusal
+/// names it: formatting every value's path was most of the whole check's allocations.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    up: Option<&'a Path<'a>>,
+    step: Step<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    /// A top-level key, or a path already written out (`check_touched`'s starting points).
+    fn root(key: &'a str) -> Self {
+        Path { up: None, step: Step::Key(key) }
+    }
+
+    fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path { up: Some(self), step: Step::Key(key) }
+    }
+
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path { up: Some(self), step: Step::Index(i) }
+    }
+
+    /// The property this path ends at, as Automerge names it.
+    fn prop(&self) -> automerge::Prop {
+        match self.step {
+            Step::Key(k) => automerge::Prop::Map(k.to_string()),
+            Step::Index(i) => automerge::Prop::Seq(i),
+        }
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(up) = self.up {
+            up.fmt(f)?;
+        }
+        match (self.up, self.step) {
+            (None, Step::Key(k)) => f.write_str(k),
+            (Some(_), Step::Key(k)) => write!(f, ".{k}"),
+            (_, Step::Index(i)) => write!(f, "[{i}]"),
+        }
+    }
 }
 
 /// The shape check as one scan per object (see [`check_document`]).
@@ -148,17 +198,17 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// One property: its winning `value` (object `id`), or every value when it is conflicted.
-    #[allow(clippy::too_many_arguments)] // a property's every input, named at the two callers
+    /// The property at `path` in `obj`: its winning `value` (object `id`), or every value when
+    /// it is conflicted.
+    #[allow(clippy::too_many_arguments)] // a property's every input, named at the callers
     fn prop(
         &self,
         obj: &ObjId,
-        prop: automerge::Prop,
         value: &Value<'_>,
         id: &ObjId,
         conflict: bool,
         reference: Option<&Tree>,
-        path: &str,
+        path: &Path<'_>,
         depth: usize,
     ) -> Result<(), Forbidden> {
         if !conflict {
@@ -168,7 +218,7 @@ impl Scan<'_> {
             return Err(refuse(path, "conflicting values on a field the device does not own"));
         }
         // Every conflicting value must have the shape too (only the winner is hydrated).
-        for (value, id) in self.reader.doc().get_all(obj, prop).map_err(|e| refuse(path, e.to_string()))? {
+        for (value, id) in self.reader.doc().get_all(obj, path.prop()).map_err(|e| refuse(path, e.to_string()))? {
             self.value(value, &id, reference, path, depth)?;
         }
         Ok(())
@@ -176,7 +226,7 @@ impl Scan<'_> {
 
     /// A value against its reference; an object's own properties are read while `depth` > 0,
     /// or when the push being checked wrote into it.
-    fn value(&self, value: Value<'_>, id: &ObjId, reference: Option<&Tree>, path: &str, depth: usize) -> Result<(), Forbidden> {
+    fn value(&self, value: Value<'_>, id: &ObjId, reference: Option<&Tree>, path: &Path<'_>, depth: usize) -> Result<(), Forbidden> {
         let Some(reference) = reference else { return Err(refuse(path, "not a field of a work order")) };
         let depth = match (depth, &value, self.touched) {
             (0, Value::Object(_), Some(t)) if t.written.contains(id) => {
@@ -191,9 +241,8 @@ impl Scan<'_> {
                     return Ok(());
                 }
                 for item in self.reader.map(id).iter() {
-                    let key = &item.key;
-                    let sub = format!("{path}.{key}");
-                    self.prop(id, automerge::Prop::Map(key.clone()), &item.value, &item.id, item.conflict, r.get(key), &sub, depth - 1)?;
+                    let key = item.key.as_str();
+                    self.prop(id, &item.value, &item.id, item.conflict, r.get(key), &path.key(key), depth - 1)?;
                 }
                 Ok(())
             }
@@ -204,10 +253,9 @@ impl Scan<'_> {
                 if depth == 0 {
                     return Ok(());
                 }
-                let refs: Vec<&Tree> = r.iter().map(|v| &v.value).collect();
+                let mut refs = r.iter().map(|v| &v.value);
                 for (i, item) in self.reader.list(id).iter().enumerate() {
-                    let sub = format!("{path}[{i}]");
-                    self.prop(id, automerge::Prop::Seq(i), &item.value, &item.id, item.conflict, refs.get(i).copied(), &sub, depth - 1)?;
+                    self.prop(id, &item.value, &item.id, item.conflict, refs.next(), &path.index(i), depth - 1)?;
                 }
                 Ok(())
             }
@@ -310,7 +358,7 @@ impl Walker<'_> {
     }
 }
 
-fn scalar(value: &ScalarValue, reference: &ScalarValue, path: &str) -> Result<(), Forbidden> {
+fn scalar(value: &ScalarValue, reference: &ScalarValue, path: &(impl std::fmt::Display + ?Sized)) -> Result<(), Forbidden> {
     let size = match value {
         ScalarValue::Str(s) => s.len(),
         ScalarValue::Bytes(b) => b.len(),
