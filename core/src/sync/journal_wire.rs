@@ -306,7 +306,7 @@ mod tests {
     /// infinity), an inline `null` payload.
     #[test]
     fn an_expanded_entry_keeps_the_body_its_bytes_parse_to() {
-        let (_, entries) = journal();
+        let (hw, entries) = journal();
         let wire = compact(&entries, |_, _| None).unwrap();
         for (e, b) in expand_built(&wire, "dev", ZERO_HASH, |_| None).unwrap() {
             assert_eq!(&e.body().unwrap(), b.body());
@@ -318,6 +318,15 @@ mod tests {
             // The parse refuses the bytes such a body serializes to, so expanding refuses it.
             assert!(matches!(expand_built(&w, "dev", ZERO_HASH, |_| None), Err(Error::Entry { seq: 4, .. })), "{bad}");
         }
+        // A body handed over for another entry (here: each for the next one) is not used.
+        let built = expand_built(&wire, "dev", ZERO_HASH, |_| None).unwrap();
+        let es: Vec<Entry> = built.iter().map(|(e, _)| e.clone()).collect();
+        let mut shifted: Vec<Option<journal::seal::Built>> = built.into_iter().map(|(_, b)| Some(b)).collect();
+        shifted.rotate_left(1);
+        let keys = Keys::device(&hw.public_key());
+        let (report, bodies) = journal::verify_keeping_bodies(&es, shifted, &keys, "dev", Some(ZERO_HASH));
+        assert!(report.sealed() && journal::verify(&es, &keys, "dev", Some(ZERO_HASH)).sealed());
+        assert_eq!(bodies, es.iter().map(|e| e.body().unwrap()).collect::<Vec<_>>());
         let mut w = wire.clone();
         w[3].f = Some(fix(116.4));
         w[4].p = Some(b"null".to_vec());

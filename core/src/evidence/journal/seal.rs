@@ -126,17 +126,22 @@ pub fn from_body(body: &Body, signature: Vec<u8>) -> Result<Entry, Error> {
 
 /// The body an entry was built from by [`build`]: its bytes are this body's serialization, so
 /// verification reads it instead of parsing the bytes back (`verify::verify_keeping_bodies`).
-/// Only [`build`] makes one, so it always matches its entry.
+/// Only [`build`] makes one, and it names its entry by hash: verification uses it only for
+/// the entry with that hash (any other is parsed).
 #[derive(Debug, Clone)]
-pub struct Built(Body);
+pub struct Built {
+    body: Body,
+    hash: String,
+}
 
 impl Built {
     pub fn body(&self) -> &Body {
-        &self.0
+        &self.body
     }
 
-    pub(super) fn into_body(self) -> Body {
-        self.0
+    /// The body, if this was built as the entry whose hash is `hash`.
+    pub(super) fn body_of(self, hash: &str) -> Option<Body> {
+        (self.hash == hash).then_some(self.body)
     }
 }
 
@@ -152,5 +157,6 @@ pub fn build(mut body: Body, signature: Vec<u8>) -> Result<(Entry, Built), Error
     if body.payload == Some(serde_json::Value::Null) {
         body.payload = None;
     }
-    Ok((entry, Built(body)))
+    let hash = entry.hash.clone();
+    Ok((entry, Built { body, hash }))
 }

@@ -166,13 +166,14 @@ fn check_structure(e: &Entry, device: &str, linked: impl FnOnce(&Body) -> bool) 
 }
 
 /// [`check_structure`] of an entry whose body is known from building it (`seal::build`): the
-/// bytes are that body's serialization, so they are hashed but not parsed back.
+/// bytes are that body's serialization, so they are hashed but not parsed back. A body built
+/// for another entry (another hash) is ignored and the bytes parsed.
 fn check_built(e: &Entry, built: Option<super::seal::Built>, device: &str, linked: impl FnOnce(&Body) -> bool) -> Result<Body, Problem> {
     if sha256_hex(&e.body) != e.hash {
         return Err(Problem::HashMismatch { seq: e.seq });
     }
-    let body = match built {
-        Some(b) => b.into_body(),
+    let body = match built.and_then(|b| b.body_of(&e.hash)) {
+        Some(body) => body,
         None => e.body().map_err(|err| Problem::Malformed { seq: e.seq, reason: err.to_string() })?,
     };
     if body.seq != e.seq {
